@@ -97,6 +97,7 @@ class TrainConfig:
     grad_accum: int = 1  # micro-batches accumulated per optimiser step
     val_every_tokens: float = 5e5  # validate every this many training tokens (and at the end)
     checkpoint_every_tokens: float = 1e6  # save a resumable checkpoint every this many tokens (and at the end)
+    checkpoint_at_tokens: list[float] = field(default_factory=list)  # also keep checkpoints at these token counts (branch points for cooldowns)
     log_every_steps: int = 10  # write train metrics every this many optimiser steps
     precision: str = "auto"  # auto (32-true on CPU, bf16-mixed on GPU) | 32-true | bf16-mixed | 16-mixed
     compile: str = "auto"  # auto (on for CUDA) | true | false: torch.compile the model

@@ -156,7 +156,10 @@ def load_config(config_files: Sequence[str | Path] = (), overrides: Sequence[str
     presets.update(cli_presets)
     try:
         for source, tree in layers:
-            cfg = OmegaConf.merge(cfg, tree)
+            try:
+                cfg = OmegaConf.merge(cfg, tree)
+            except OmegaConfBaseException as e:
+                raise ConfigError(f"{source}: {_translate(e)}") from None
         for group, name in presets.items():
             cfg = OmegaConf.merge(cfg, {group: _preset(group, name)})
         for item in dotlist:
