@@ -19,6 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     show = sub.add_parser("show", help="print the resolved config and its parameters and FLOPs per token")
     add_config_arguments(show)
     sub.add_parser("presets", help="list the presets of every config group")
+    sub.add_parser("docs", help="print the config reference (every key, type, default, meaning) as Markdown")
 
 
 def describe(cfg) -> str:
@@ -43,6 +44,11 @@ def describe(cfg) -> str:
 def run(args: argparse.Namespace) -> int:
     from scaling.config_loading import GROUPS, list_presets, load_config, to_yaml
 
+    if args.action == "docs":
+        from scaling.config_docs import config_reference
+
+        print(config_reference(), end="")
+        return 0
     if args.action == "presets":
         for group in GROUPS:
             names = list_presets(group)

@@ -1,0 +1,26 @@
+"""The README stays true: the two set-up commands, the generated config reference, the presets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from scaling.config_docs import config_reference
+from scaling.config_loading import list_presets
+
+README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+
+
+def test_readme_opens_with_the_two_commands():
+    first_block = README.split("```")[1]
+    assert "make demo" in first_block and "make test" in first_block
+
+
+def test_readme_config_reference_is_current():
+    begin, end = "<!-- config-reference:begin -->\n", "<!-- config-reference:end -->"
+    block = README.split(begin, 1)[1].split(end, 1)[0]
+    assert block == config_reference(), "run: .venv/bin/python scripts/update_readme_reference.py"
+
+
+def test_readme_lists_every_model_preset():
+    for name in list_presets("model"):
+        assert f"`{name}`" in README, name
