@@ -1,0 +1,205 @@
+"""Reading your text as it is: files, folders and globs of plain text, JSON lines, compressed files
+and Parquet, turned into a stream of documents.
+
+One document is a whole plain-text file (any extension), one line of a ``.jsonl``/``.json`` file
+(its ``text_field``), or one row of a ``.parquet`` file (its ``text_field`` column). ``.gz`` and
+``.zst`` files are decompressed on the fly and then read by their inner extension
+(``notes.jsonl.zst`` is JSON lines). Binary files (a NUL byte in the first 8 KiB) are skipped and
+counted; bytes that are not UTF-8 are replaced by U+FFFD and counted. Folders are walked
+recursively in sorted order, skipping hidden entries (names starting with ``.``).
+"""
+
+from __future__ import annotations
+
+import codecs
+import glob
+import gzip
+import hashlib
+import io
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from data_pipelines.errors import DataError
+
+_GLOB_CHARS = set("*?[")
+_SNIFF_BYTES = 8192
+_COMPRESSED = (".gz", ".zst")
+_JSON_LINES = (".jsonl", ".json", ".ndjson")
+
+
+@dataclass
+class ReadStats:
+    """What reading the sources found; reported in the summary and the manifest."""
+
+    files: int = 0  # files read as text, JSON lines or Parquet
+    binary_files_skipped: int = 0  # files skipped because they look binary
+    replaced_bytes: int = 0  # undecodable bytes replaced by U+FFFD
+    empty_documents: int = 0  # documents with no text, dropped
+    documents: int = 0  # non-empty documents read
+    duplicates_removed: int = 0  # exact repeats dropped by dedup
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+# Counting replacement bytes needs a codec error handler that sees every bad byte range.
+_replaced = [0]
+
+
+def _count_and_replace(err: UnicodeDecodeError) -> tuple[str, int]:
+    _replaced[0] += err.end - err.start
+    return "\ufffd", err.end
+
+
+codecs.register_error("data_pipelines_count_replace", _count_and_replace)
+
+
+def decode_utf8(data: bytes, stats: ReadStats) -> str:
+    """Decode UTF-8, replacing (and counting into ``stats``) bytes that are not valid UTF-8."""
+    before = _replaced[0]
+    text = data.decode("utf-8", errors="data_pipelines_count_replace")
+    stats.replaced_bytes += _replaced[0] - before
+    return text
+
+
+def resolve_sources(sources: list[str | Path]) -> list[Path]:
+    """Expand files, folders (recursively) and globs into a sorted, de-duplicated list of files.
+
+    Raises DataError for a path that does not exist or a glob that matches nothing.
+    """
+    if not sources:
+        raise DataError("no sources given; pass files, folders or globs of text to prepare")
+    files: set[Path] = set()
+    for src in sources:
+        s = str(src)
+        if _GLOB_CHARS & set(s) and not Path(s).exists():
+            matches = sorted(glob.glob(s, recursive=True))
+            if not matches:
+                raise DataError(f"no files match {s!r}; check the pattern (use ** for subfolders)")
+            candidates = [Path(m) for m in matches]
+        else:
+            p = Path(s)
+            if not p.exists():
+                raise DataError(f"source not found: {s}; pass an existing file, folder or glob")
+            candidates = [p]
+        for p in candidates:
+            if p.is_dir():
+                files.update(_walk(p))
+            elif p.is_file():
+                files.add(p)
+    return sorted(files, key=lambda p: str(p))
+
+
+def _walk(folder: Path) -> Iterator[Path]:
+    for root, dirs, names in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(names):
+            if not name.startswith("."):
+                yield Path(root) / name
+
+
+def fingerprint(files: list[Path]) -> str:
+    """A hash of the file list with sizes and modification times: changes when the input changes."""
+    h = hashlib.sha256()
+    for f in files:
+        st = f.stat()
+        h.update(f"{f}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+def _inner_suffix(path: Path) -> tuple[str, str | None]:
+    suffixes = [s.lower() for s in path.suffixes]
+    compression = suffixes[-1] if suffixes and suffixes[-1] in _COMPRESSED else None
+    if compression:
+        suffixes = suffixes[:-1]
+    return (suffixes[-1] if suffixes else ""), compression
+
+
+def _open_binary(path: Path, compression: str | None) -> io.BufferedIOBase:
+    if compression == ".gz":
+        return gzip.open(path, "rb")
+    if compression == ".zst":
+        import zstandard
+
+        return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(open(path, "rb"), closefd=True))
+    return open(path, "rb")
+
+
+def _is_binary(head: bytes) -> bool:
+    return b"\0" in head[:_SNIFF_BYTES]
+
+
+def iter_documents(files: list[Path], text_field: str, stats: ReadStats) -> Iterator[str]:
+    """Yield every non-empty document of ``files`` in order, updating ``stats`` as it goes."""
+    for path in files:
+        suffix, compression = _inner_suffix(path)
+        try:
+            if suffix == ".parquet":
+                docs = _parquet_documents(path, text_field, stats)
+            else:
+                docs = _stream_documents(path, suffix, compression, text_field, stats)
+            for doc in docs:
+                if doc:
+                    stats.documents += 1
+                    yield doc
+                else:
+                    stats.empty_documents += 1
+        except (OSError, EOFError) as e:
+            raise DataError(f"cannot read {path}: {e}") from e
+
+
+def _stream_documents(path: Path, suffix: str, compression: str | None, text_field: str,
+                      stats: ReadStats) -> Iterator[str]:
+    with _open_binary(path, compression) as f:
+        head = f.peek(_SNIFF_BYTES)[:_SNIFF_BYTES] if hasattr(f, "peek") else b""
+        if _is_binary(head):
+            stats.binary_files_skipped += 1
+            return
+        stats.files += 1
+        if suffix not in _JSON_LINES:
+            yield decode_utf8(f.read(), stats)
+            return
+        for lineno, raw in enumerate(f, start=1):
+            line = decode_utf8(raw, stats).strip()
+            if not line:
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(f"{path} line {lineno} is not JSON ({e.msg}); one JSON object per line is expected") from e
+            yield _field(record, text_field, f"{path} line {lineno}")
+
+
+def _field(record: object, text_field: str, where: str) -> str:
+    if isinstance(record, str):
+        return record
+    if not isinstance(record, dict) or text_field not in record:
+        keys = ", ".join(map(str, record)) if isinstance(record, dict) else type(record).__name__
+        raise DataError(f"{where} has no field {text_field!r} (found: {keys}); pass --text-field NAME")
+    value = record[text_field]
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise DataError(f"{where}: field {text_field!r} is {type(value).__name__}, not text")
+    return value
+
+
+def _parquet_documents(path: Path, text_field: str, stats: ReadStats) -> Iterator[str]:
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(path)
+    except Exception as e:  # pyarrow raises its own types for a corrupt file
+        raise DataError(f"cannot read {path} as Parquet: {e}") from e
+    names = pf.schema_arrow.names
+    if text_field not in names:
+        raise DataError(f"{path} has no column {text_field!r} (columns: {', '.join(names)}); pass --text-field NAME")
+    stats.files += 1
+    for batch in pf.iter_batches(columns=[text_field], batch_size=1024):
+        for value in batch.column(0).to_pylist():
+            if isinstance(value, bytes):
+                value = decode_utf8(value, stats)
+            yield value or ""
