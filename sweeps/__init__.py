@@ -1,0 +1,37 @@
+"""sweeps: many runs from one spec, launched locally or on SLURM, never trained twice.
+
+Public API:
+
+- specs and plans: :func:`load_spec`, :func:`parse_spec`, :func:`plan_sweep`, :func:`format_plan`
+- launching: :func:`run_sweep` (local or SLURM), :func:`execute_run` (one run, with its lock)
+- the sweep dir: :class:`SweepStore`, :func:`sweep_status`, :func:`wait_for`
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS: dict[str, str] = {
+    "Spec": "sweeps.spec",
+    "load_spec": "sweeps.spec",
+    "parse_spec": "sweeps.spec",
+    "PlannedRun": "sweeps.plan",
+    "plan_sweep": "sweeps.plan",
+    "format_plan": "sweeps.plan",
+    "run_sweep": "sweeps.launch",
+    "execute_run": "sweeps.execute",
+    "SweepStore": "sweeps.store",
+    "sweep_status": "sweeps.status",
+    "format_status": "sweeps.status",
+    "wait_for": "sweeps.status",
+    "SlurmSettings": "sweeps.slurm",
+}
+
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'sweeps' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

@@ -1,0 +1,154 @@
+"""Executing one run of a sweep: take its lock, run the trainer in a subprocess, record the attempt.
+
+Both launchers call :func:`execute_run` (the local one in a thread per worker, the SLURM one inside
+the job). The trainer is ``python -m scaling train`` with ``run.resume=auto``, so a run that was
+killed continues from its last checkpoint and a finished one is never trained again. The command
+is a parameter so tests can put a small stand-in trainer in its place.
+
+The trainer runs in its own session (Ctrl-C on the launcher does not reach it) and dies with the
+launcher thread that started it (``PR_SET_PDEATHSIG`` on Linux), so a SIGKILLed launcher leaves no
+orphan training behind and its stale lock is reclaimed by the next launcher.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from sweeps.locks import (
+    STALE_AFTER_S,
+    Heartbeat,
+    is_stale,
+    new_owner,
+    read_lock,
+    release,
+    run_mutex,
+    write_lock,
+)
+from sweeps.store import LAUNCH_FILE, LOG_FILE, SweepStore
+
+EXIT_DIVERGED = 3  # scaling.errors.EXIT_DIVERGED (not imported: this module stays light for SLURM jobs)
+
+_LIVE: set[subprocess.Popen] = set()  # trainers started by this process, for kill_all()
+
+try:
+    _LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
+except OSError:
+    _LIBC = None
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec: keep it tiny
+    if _LIBC is not None:
+        _LIBC.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def train_command() -> list[str]:
+    """The trainer, run with this interpreter (so SLURM jobs use the same virtual environment)."""
+    return [sys.executable, "-m", "scaling", "train"]
+
+
+def train_args(store: SweepStore, entry: dict, group: str, threads: int | None) -> list[str]:
+    """Arguments after the train command for one planned run."""
+    run_dir = store.run_dir(entry["run_id"])
+    args = ["--config", str(run_dir / LAUNCH_FILE), f"run.dir={run_dir}", "run.resume=auto",
+            f"logging.group={group}", f"logging.tags={json.dumps(entry.get('tags', []))}"]
+    if threads:
+        args.append(f"train.threads={threads}")
+    return args
+
+
+def _outcome(store: SweepStore, run_id: str, code: int) -> str:
+    result = store.result(run_id) or {}
+    if code < 0:
+        return "interrupted"  # killed by a signal: preemption, scancel, a SIGKILL; resumable
+    if code == 0 and result.get("status") == "done":
+        return "done"
+    if code == EXIT_DIVERGED or result.get("status") == "diverged":
+        return "diverged"
+    return "failed"
+
+
+def execute_run(sweep_dir: str | Path, run_id: str, *, train_cmd: list[str] | None = None,
+                threads: int | None = None, env: dict[str, str] | None = None, launcher: str = "local",
+                retry_failed: bool = False, heartbeat: Heartbeat | None = None,
+                stale_after_s: float = STALE_AFTER_S) -> str:
+    """Run one planned run to its end unless it is finished, failed, running elsewhere or blocked.
+
+    Returns what happened: done | diverged | failed | interrupted (this attempt), or
+    finished | skipped-failed | busy | blocked (nothing was started).
+    """
+    store = SweepStore(sweep_dir)
+    plan = store.plan()
+    entry = next(r for r in plan["runs"] if r["run_id"] == run_id)
+    if entry.get("depends_on") and not store.is_finished(entry["depends_on"]):
+        return "blocked"
+    if retry_failed and store.failure(run_id):
+        store.reset_failed(run_id)
+    run_dir = store.run_dir(run_id)
+    with run_mutex(run_dir):
+        if store.is_finished(run_id):
+            return "finished"
+        if store.failure(run_id):
+            return "skipped-failed"
+        lock = read_lock(run_dir)
+        if lock and not is_stale(lock, stale_after_s):
+            return "busy"
+        owner = new_owner(launcher)
+        write_lock(run_dir, owner)
+        attempt = sum(e.get("event") == "start" for e in store.attempts(run_id)) + 1
+        store.record(run_id, {"event": "start", "attempt": attempt, "host": owner["host"],
+                              "pid": owner["pid"], "launcher": launcher})
+    own_heartbeat = heartbeat is None
+    heartbeat = heartbeat or Heartbeat()
+    heartbeat.add(run_dir, owner)
+    cmd = [*(train_cmd or train_command()), *train_args(store, entry, plan["name"], threads)]
+    child_env = {**os.environ, **(env or {})}
+    if threads:
+        child_env.setdefault("OMP_NUM_THREADS", str(threads))
+    started = time.time()
+    outcome, code = "interrupted", None
+    try:
+        with open(run_dir / LOG_FILE, "ab") as log:
+            log.write(f"\n== attempt {attempt} by {launcher} on {owner['host']}: {' '.join(cmd)}\n".encode())
+            log.flush()
+            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=child_env,
+                                    start_new_session=True, preexec_fn=_die_with_parent)
+        _LIVE.add(proc)
+        try:
+            code = proc.wait()
+        except BaseException:  # Ctrl-C, or submitit exiting after it requeued the job
+            _kill_group(proc)
+            raise
+        finally:
+            _LIVE.discard(proc)
+        outcome = _outcome(store, run_id, code)
+    finally:
+        heartbeat.remove(run_dir)
+        if own_heartbeat:
+            heartbeat.stop()
+        with run_mutex(run_dir):
+            store.record(run_id, {"event": "end", "attempt": attempt, "outcome": outcome, "exit_code": code,
+                                  "elapsed_s": round(time.time() - started, 3), "launcher": launcher})
+        release(run_dir, owner)
+    return outcome
+
+
+def kill_all() -> None:
+    """SIGKILL every trainer this process started (they resume from their checkpoints next time)."""
+    for proc in list(_LIVE):
+        _kill_group(proc, wait=False)
+
+
+def _kill_group(proc: subprocess.Popen, wait: bool = True) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    if wait:
+        proc.wait()

@@ -1,0 +1,90 @@
+"""Planning and launching a whole sweep: the functions behind ``scaling sweep plan`` and ``run``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from scaling.errors import ScalingError
+from sweeps.locks import STALE_AFTER_S
+from sweeps.plan import PlannedRun, plan_sweep
+from sweeps.spec import Spec, load_spec
+from sweeps.store import SweepStore
+
+LAUNCHERS = ("local", "slurm")
+
+
+def default_dir(spec: Spec) -> Path:
+    """Where a sweep's runs go when no ``--dir`` is given."""
+    return Path("runs") / "sweeps" / spec.name
+
+
+def plan(spec_path: str | Path, sweep_dir: str | Path | None = None) -> tuple[Spec, Path, list[PlannedRun]]:
+    """Read, check and expand a spec; nothing is written."""
+    spec = load_spec(spec_path)
+    root = Path(sweep_dir) if sweep_dir else default_dir(spec)
+    return spec, root, plan_sweep(spec, root)
+
+
+def to_launch(store: SweepStore, runs: list[PlannedRun], retry_failed: bool) -> list[str]:
+    """Ids of the runs a launch should start: not finished, not running, not queued; failed only on retry."""
+    from sweeps.status import sweep_status
+
+    _, states = sweep_status(store.root)
+    by_id = {s.run_id: s for s in states}
+    ids = []
+    for r in runs:
+        state = by_id[r.run_id].state
+        if state in ("done", "diverged", "running", "queued"):
+            continue
+        if state == "failed":
+            if not retry_failed:
+                continue
+            store.reset_failed(r.run_id)
+        ids.append(r.run_id)
+    return ids
+
+
+def run_sweep(spec_path: str | Path, sweep_dir: str | Path | None = None, *, launcher: str = "local",
+              workers: int | None = None, threads: int | None = None, retry_failed: bool = False,
+              slurm: dict | None = None, train_cmd: list[str] | None = None,
+              stale_after_s: float = STALE_AFTER_S, echo=print) -> tuple[Path, dict[str, str]]:
+    """Plan a sweep, write its dir, and launch its unfinished runs.
+
+    Returns the sweep dir and, per launched run, its outcome (local) or SLURM job id.
+
+    Everything that can be wrong with the spec or the launcher is checked before anything starts.
+    """
+    if launcher not in LAUNCHERS:
+        raise ScalingError(f"unknown launcher {launcher!r}; use one of {', '.join(LAUNCHERS)}")
+    spec, root, runs = plan(spec_path, sweep_dir)
+    local = dict(spec.launcher.get("local") or {})
+    unknown = [k for k in local if k not in ("workers", "threads")]
+    if unknown:
+        raise ScalingError(f"launcher.local: unknown key {unknown[0]!r}; valid keys: workers, threads")
+    settings = None
+    if launcher == "slurm":
+        from sweeps.slurm import SlurmSettings, check_available
+
+        check_available()
+        settings = SlurmSettings.from_dict({**(spec.launcher.get("slurm") or {}), **(slurm or {})})
+    store = SweepStore(root)
+    store.write_plan(spec.name, spec.raw, runs)
+    ids = to_launch(store, runs, retry_failed)
+    echo(f"sweep {spec.name}: {len(runs)} runs, {len(runs) - len(ids)} finished or in progress, "
+         f"launching {len(ids)} ({launcher}) in {store.root}")
+    if not ids:
+        return store.root, {}
+    if launcher == "slurm":
+        from sweeps.slurm import submit
+
+        jobs = submit(store, ids, settings, train_cmd)
+        arrays = sorted({j.split("_")[0] for j in jobs.values()})
+        echo(f"submitted {len(jobs)} runs as SLURM job array(s) {', '.join(arrays)}; "
+             f"watch with `scaling sweep status {store.root}`")
+        return store.root, jobs
+    from sweeps.local import run_local
+
+    return store.root, run_local(store.root, ids, workers=workers or int(local.get("workers", 1)),
+                     threads=threads or local.get("threads"), train_cmd=train_cmd, retry_failed=False,
+                     stale_after_s=stale_after_s, echo=echo)
+

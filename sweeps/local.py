@@ -1,0 +1,95 @@
+"""The local launcher: runs a sweep's unfinished runs in subprocesses on this machine.
+
+``workers`` runs go at once. With GPUs each worker gets one through ``CUDA_VISIBLE_DEVICES``
+(round-robin when there are more workers than GPUs); the CPU threads are divided among workers.
+A cooldown branch starts only after its trunk has finished. Several launchers may work on one
+sweep dir at once: each run's lock makes sure only one of them trains it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from pathlib import Path
+
+from sweeps.execute import execute_run, kill_all
+from sweeps.locks import STALE_AFTER_S, Heartbeat
+from sweeps.store import SweepStore
+
+_NOT_STARTED = ("finished", "skipped-failed", "busy", "blocked")
+
+
+def visible_gpus() -> list[str]:
+    """GPU indices this process may use: CUDA_VISIBLE_DEVICES if set, else what nvidia-smi lists."""
+    env = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if env is not None:
+        return [g for g in env.split(",") if g.strip() and g.strip() != "-1"]
+    if shutil.which("nvidia-smi") is None:
+        return []
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [str(i) for i, line in enumerate(out.splitlines()) if line.startswith("GPU ")]
+
+
+def worker_slots(workers: int, threads: int | None = None) -> list[tuple[dict[str, str], int]]:
+    """Per worker: extra environment (its GPU) and its CPU thread count."""
+    gpus = visible_gpus()
+    per_worker = threads or max(1, (os.cpu_count() or 1) // workers)
+    return [({"CUDA_VISIBLE_DEVICES": gpus[i % len(gpus)]} if gpus else {}, per_worker) for i in range(workers)]
+
+
+def run_local(sweep_dir: str | Path, run_ids: list[str], *, workers: int = 1, threads: int | None = None,
+              train_cmd: list[str] | None = None, retry_failed: bool = False,
+              stale_after_s: float = STALE_AFTER_S, poll_s: float = 0.5, echo=print) -> dict[str, str]:
+    """Run ``run_ids`` (in order, a trunk before its branches); returns run id -> outcome."""
+    store = SweepStore(sweep_dir)
+    deps = {r["run_id"]: r.get("depends_on") for r in store.plan()["runs"]}
+    todo = list(run_ids)
+    free = list(enumerate(worker_slots(workers, threads)))
+    running: dict[Future, tuple[str, tuple]] = {}
+    outcomes: dict[str, str] = {}
+    heartbeat = Heartbeat()
+    try:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sweep-worker") as pool:
+            while todo or running:
+                for rid in list(todo):
+                    if not free:
+                        break
+                    dep = deps.get(rid)
+                    if dep and not store.is_finished(dep):
+                        if dep in todo or any(r == dep for r, _ in running.values()):
+                            continue  # its trunk is ours and still to come
+                        if store.state(dep, stale_after_s=stale_after_s).state == "running":
+                            continue  # its trunk is being trained by another launcher
+                        todo.remove(rid)
+                        outcomes[rid] = "blocked"
+                        echo(f"{rid}: blocked (its trunk {dep} did not finish)")
+                        continue
+                    slot = free.pop(0)
+                    env, n_threads = slot[1]
+                    todo.remove(rid)
+                    future = pool.submit(execute_run, store.root, rid, train_cmd=train_cmd, threads=n_threads,
+                                         env=env, launcher="local", retry_failed=retry_failed,
+                                         heartbeat=heartbeat, stale_after_s=stale_after_s)
+                    running[future] = (rid, slot)
+                if not running:
+                    if todo:
+                        wait([Future()], timeout=poll_s)  # only waiting on other launchers' trunks
+                    continue
+                finished, _ = wait(list(running), timeout=poll_s, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    rid, slot = running.pop(future)
+                    free.append(slot)
+                    outcomes[rid] = future.result()
+                    if outcomes[rid] not in _NOT_STARTED or outcomes[rid] == "busy":
+                        echo(f"{rid}: {outcomes[rid]}")
+    except BaseException:
+        kill_all()
+        raise
+    finally:
+        heartbeat.stop()
+    return outcomes

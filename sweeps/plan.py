@@ -1,0 +1,224 @@
+"""Expanding a spec into planned runs: resolved configs, stable ids, parameters, tokens and FLOPs.
+
+Every planned run is a fully resolved and validated run config, so a bad key or an inconsistent
+value fails here, before anything is launched. Its id is :func:`scaling.config_loading.run_id`,
+the hash of everything that changes the result, so the same run planned twice (or by another
+launcher) gets the same id and the same run dir. The scaling generators size their runs with the
+trainer's own counting (:mod:`scaling.counting`): ``isoflop`` tokens are ``C / flops_per_token``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from scaling.errors import ScalingError
+from sweeps.spec import Spec
+
+# keys a generator sets that make poor tags (paths, lists) or repeat another tag
+_UNTAGGED = ("run.branch_from", "train.checkpoint_at_tokens", "schedule.kind")
+
+
+@dataclass
+class PlannedRun:
+    """One run of a sweep, resolved."""
+
+    run_id: str  # hash of the resolved config (the run dir's name)
+    overrides: dict[str, Any]  # everything applied on top of the base files, in order
+    swept: dict[str, Any]  # the part of ``overrides`` that varies across the sweep (tags, plan table)
+    params: int  # total parameters
+    non_embedding: int  # non-embedding parameters
+    tokens: int  # training tokens (for a branch: its total, trunk part included)
+    flops: float  # training FLOPs of this run alone (a branch counts only its own tokens)
+    role: str = "run"  # run | trunk | branch
+    depends_on: str | None = None  # run id that must finish first (a branch's trunk)
+    config: Any = field(default=None, repr=False)  # the resolved DictConfig
+
+    @property
+    def tags(self) -> list[str]:
+        """W&B tags: one ``key=value`` per swept key (W&B allows 64 characters per tag)."""
+        return [f"{_short(k)}={_fmt(v)}"[:64] for k, v in self.swept.items() if k not in _UNTAGGED]
+
+    def to_json(self) -> dict:
+        """The plan entry as written to ``plan.json`` (no config object)."""
+        return {"run_id": self.run_id, "role": self.role, "depends_on": self.depends_on,
+                "overrides": self.overrides, "swept": self.swept, "tags": self.tags, "params": self.params,
+                "non_embedding": self.non_embedding, "tokens": self.tokens, "flops": self.flops}
+
+
+def _short(key: str) -> str:
+    return {"run.seed": "seed"}.get(key, key)
+
+
+def _fmt(value: Any) -> str:
+    """A value as an omegaconf dotlist item understands it (and as a short tag)."""
+    if isinstance(value, float):
+        return f"{value:.6g}" if not value.is_integer() or abs(value) >= 1e6 else str(int(value))
+    if isinstance(value, (list, tuple, dict, bool)) or value is None:
+        return json.dumps(value)
+    return str(value)
+
+
+def dotlist(overrides: dict[str, Any]) -> list[str]:
+    """``{"optim.lr": 1e-3}`` → ``["optim.lr=0.001"]``, in the order given."""
+    return [f"{k}={_fmt(v)}" for k, v in overrides.items()]
+
+
+def _resolve(spec: Spec, overrides: dict[str, Any]):
+    from scaling.config_loading import load_config
+
+    try:
+        return load_config(spec.base, dotlist(overrides))
+    except ScalingError as e:
+        swept = " ".join(dotlist(overrides)) or "(base)"
+        raise ScalingError(f"{e} (in the run {swept})") from None
+
+
+def _batch_tokens(cfg) -> int:
+    return int(cfg.train.seq_len * cfg.train.micro_batch_size * cfg.train.grad_accum)
+
+
+def _numbers(cfg) -> tuple[int, int, int, float]:
+    from scaling.counting import count_params, flops_per_token
+
+    count = count_params(cfg.model)
+    tokens = int(round(cfg.train.tokens))
+    return count.total, count.non_embedding, tokens, flops_per_token(cfg.model, cfg.train.seq_len)
+
+
+def _models(where: str, section: dict) -> list[str]:
+    models = section.get("models")
+    if not isinstance(models, list) or not models:
+        raise ScalingError(f"{where}.models is empty; list model presets such as s100k, s330k")
+    return [str(m) for m in models]
+
+
+def _floats(where: str, values: Any) -> list[float]:
+    values = values if isinstance(values, list) else [values]
+    try:
+        out = [float(v) for v in values]
+    except (TypeError, ValueError):
+        raise ScalingError(f"{where} must be numbers, got {values!r}") from None
+    if not out or any(v <= 0 for v in out):
+        raise ScalingError(f"{where} must be a non-empty list of positive numbers")
+    return out
+
+
+def _ladder_points(spec: Spec, section: dict, point: dict) -> list[dict]:
+    models = _models("ladder", section)
+    if ("tokens" in section) == ("tokens_per_param" in section):
+        raise ScalingError("ladder needs exactly one of tokens (absolute) or tokens_per_param (multiples)")
+    count = section.get("count", "non_embedding")
+    if count not in ("total", "non_embedding"):
+        raise ScalingError(f"ladder.count={count!r} is not one of total, non_embedding")
+    out = []
+    for model in models:
+        if "tokens" in section:
+            budgets = _floats("ladder.tokens", section["tokens"])
+        else:
+            total, non_emb, _, _ = _numbers(_resolve(spec, {**spec.overrides, **point, "model": model}))
+            params = total if count == "total" else non_emb
+            budgets = [m * params for m in _floats("ladder.tokens_per_param", section["tokens_per_param"])]
+        out += [{"model": model, "train.tokens": float(round(t))} for t in budgets]
+    return out
+
+
+def _isoflop_points(spec: Spec, section: dict, point: dict) -> list[dict]:
+    out = []
+    for budget in _floats("isoflop.budgets", section.get("budgets")):
+        for model in _models("isoflop", section):
+            cfg = _resolve(spec, {**spec.overrides, **point, "model": model})
+            tokens = budget / _numbers(cfg)[3]
+            if tokens < _batch_tokens(cfg):
+                raise ScalingError(f"isoflop budget {budget:.3g} gives {model} {tokens:.0f} tokens, less than "
+                                   f"one batch ({_batch_tokens(cfg)}); raise the budget or drop the model")
+            out.append({"model": model, "train.tokens": float(round(tokens))})
+    return out
+
+
+def _cooldown_runs(spec: Spec, section: dict, point: dict, runs_dir: Path) -> list[PlannedRun]:
+    """Per model: a constant-LR trunk with checkpoints at the branch points, and one decay branch each."""
+    decay = float(section.get("decay_fraction", 0.2))
+    if not 0 < decay < 1:
+        raise ScalingError(f"cooldowns.decay_fraction={decay} must be in (0, 1)")
+    finals = sorted(_floats("cooldowns.tokens", section.get("tokens")))
+    runs = []
+    for model in _models("cooldowns", section):
+        probe = _resolve(spec, {**spec.overrides, **point, "model": model})
+        batch = _batch_tokens(probe)
+        starts = [max(1, round(t * (1 - decay) / batch)) * batch for t in finals]
+        if any(t - s < batch for t, s in zip(finals, starts, strict=True)):
+            raise ScalingError(f"cooldowns: a decay of {decay} of {finals[0]:.0f} tokens is shorter than one "
+                               f"batch ({batch} tokens); raise cooldowns.tokens or decay_fraction")
+        trunk_swept = {**point, "model": model, "schedule.kind": "constant",
+                       "train.tokens": float(max(starts)), "train.checkpoint_at_tokens": [float(s) for s in starts]}
+        trunk = _planned(spec, trunk_swept, role="trunk")
+        runs.append(trunk)
+        for final, start in zip(finals, starts, strict=True):
+            swept = {**point, "model": model, "schedule.kind": section.get("kind", "linear"),
+                     "train.tokens": float(final), "run.branch_from": str(runs_dir / trunk.run_id),
+                     "run.branch_at_tokens": float(start)}
+            if "decay_shape" in section:
+                swept["schedule.decay_shape"] = section["decay_shape"]
+            branch = _planned(spec, swept, role="branch", depends_on=trunk.run_id)
+            branch.flops = branch.flops * (final - start) / final
+            runs.append(branch)
+    return runs
+
+
+def _planned(spec: Spec, swept: dict, role: str = "run", depends_on: str | None = None) -> PlannedRun:
+    from scaling.config_loading import run_id
+
+    overrides = {**spec.overrides, **swept}
+    cfg = _resolve(spec, overrides)
+    total, non_emb, tokens, fpt = _numbers(cfg)
+    return PlannedRun(run_id=run_id(cfg), overrides=overrides, swept=swept, params=total,
+                      non_embedding=non_emb, tokens=tokens, flops=fpt * tokens, role=role,
+                      depends_on=depends_on, config=cfg)
+
+
+def plan_sweep(spec: Spec, sweep_dir: str | Path) -> list[PlannedRun]:
+    """All runs of a sweep, resolved and checked, in launch order (a trunk before its branches)."""
+    runs_dir = Path(sweep_dir).resolve() / "runs"
+    points = [dict(itertools.chain.from_iterable(p.items() for p in combo))
+              for combo in itertools.product(*(points for _, points in spec.parts))]
+    planned: list[PlannedRun] = []
+    for point in points:
+        if spec.generator is None:
+            planned.append(_planned(spec, point))
+            continue
+        kind, section = spec.generator
+        if kind == "cooldowns":
+            planned += _cooldown_runs(spec, section, point, runs_dir)
+            continue
+        expand = _ladder_points if kind == "ladder" else _isoflop_points
+        planned += [_planned(spec, {**point, **g}) for g in expand(spec, section, point)]
+    seen: set[str] = set()
+    unique = [r for r in planned if not (r.run_id in seen or seen.add(r.run_id))]
+    if not unique:
+        raise ScalingError("the sweep has no runs")
+    return unique
+
+
+def _si(x: float) -> str:
+    for unit, scale in (("E", 1e18), ("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(x) >= scale:
+            return f"{x / scale:.3g}{unit}"
+    return f"{x:.3g}"
+
+
+def format_plan(name: str, runs: list[PlannedRun]) -> str:
+    """The plan as a table and totals (what ``scaling sweep plan`` prints)."""
+    rows = [("id", "role", "params", "tokens", "FLOPs", "overrides")]
+    for r in runs:
+        swept = " ".join(dotlist({k: v for k, v in r.swept.items() if k not in _UNTAGGED[:2]})) or "(base)"
+        rows.append((r.run_id, r.role, _si(r.params), _si(r.tokens), _si(r.flops), swept))
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row[:5], widths, strict=True)) + "  " + row[5] for row in rows]
+    total_flops = sum(r.flops for r in runs)
+    lines.append(f"sweep {name}: {len(runs)} runs, {_si(sum(r.tokens for r in runs))} tokens, "
+                 f"{_si(total_flops)} FLOPs ({total_flops:.3e})")
+    return "\n".join(lines)

@@ -1,0 +1,185 @@
+"""The SLURM launcher: submits a sweep's unfinished runs as job arrays through submitit.
+
+Submission returns at once. Each array task runs :func:`sweeps.execute.execute_run` for one run,
+so the same locks, attempt records and ``run.resume=auto`` apply as with the local launcher.
+When SLURM signals a preemption or time-out (USR2, ``signal_delay_s`` before the end) submitit
+requeues the task; the trainer, killed with the job, resumes from its last checkpoint in the next
+attempt. submitit owns requeueing: nothing else in the job requeues.
+
+A cooldown branch is submitted with ``--dependency=afterok:<its trunk's job>`` when the trunk is
+still to run. Every submission gets a fresh submitit folder under ``SWEEP_DIR/slurm/`` because a
+restarted SLURM may hand out the same job ids again, and submitit would read an old result.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import re
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from scaling.errors import ScalingError
+from sweeps.store import SweepStore
+
+ACTIVE = ("PENDING", "RUNNING", "REQUEUED", "CONFIGURING", "COMPLETING", "SUSPENDED", "REQUEUE_HOLD",
+          "REQUEUE_FED", "RESIZING")
+
+
+@dataclass
+class SlurmSettings:
+    """Resources and submission options of every job of a sweep (``launcher.slurm`` in the spec)."""
+
+    partition: str | None = None  # sbatch --partition
+    account: str | None = None  # sbatch --account
+    qos: str | None = None  # sbatch --qos
+    gpus_per_node: int | None = None  # GPUs per run (one node per run)
+    cpus_per_task: int = 1  # CPU cores per run; also the trainer's train.threads
+    mem_gb: float | None = None  # memory per run in GB; None = the partition's default
+    time_min: int = 60  # time limit per attempt in minutes; a time-out requeues and resumes
+    max_concurrent: int = 64  # array concurrency cap (sbatch --array=...%N)
+    max_requeues: int = 3  # time-outs a run may requeue after (preemptions do not count)
+    signal_delay_s: int = 90  # USR2 this long before the time limit, so the job can requeue itself
+    setup: list[str] = field(default_factory=list)  # shell lines run before the job (module load ...)
+    additional: dict = field(default_factory=dict)  # other sbatch options, e.g. {constraint: a100}
+    python: str | None = None  # python command of the jobs; None = this interpreter (same venv)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> SlurmSettings:
+        names = [f.name for f in fields(cls)]
+        for key in values:
+            if key not in names:
+                import difflib
+
+                close = difflib.get_close_matches(key, names, n=1)
+                hint = f"; did you mean {close[0]}?" if close else f"; valid keys: {', '.join(names)}"
+                raise ScalingError(f"launcher.slurm: unknown key {key!r}{hint}")
+        return cls(**values)
+
+
+def check_available() -> None:
+    """Refuse, in one line, when this machine cannot submit SLURM jobs."""
+    missing = [tool for tool in ("sbatch", "srun", "squeue") if shutil.which(tool) is None]
+    if missing:
+        raise ScalingError(f"the slurm launcher is not available: no `{missing[0]}` on PATH; use --launcher "
+                           "local, or start a one-machine test cluster with scripts/slurm_local.sh start")
+
+
+class SlurmRun:
+    """The callable each array task runs (pickled by submitit; made checkpointable below)."""
+
+    def __init__(self, train_cmd: list[str] | None, threads: int | None):
+        self.train_cmd = train_cmd
+        self.threads = threads
+
+    def __call__(self, sweep_dir: str, run_id: str) -> str:
+        from sweeps.execute import execute_run
+
+        job = os.environ.get("SLURM_ARRAY_JOB_ID")
+        job = f"{job}_{os.environ.get('SLURM_ARRAY_TASK_ID')}" if job else os.environ.get("SLURM_JOB_ID", "?")
+        outcome = execute_run(sweep_dir, run_id, train_cmd=self.train_cmd, threads=self.threads,
+                              launcher=f"slurm:{job}")
+        if outcome == "failed":  # a failed job keeps `afterok` dependants (cooldown branches) from starting
+            raise RuntimeError(f"run {run_id} failed; see {Path(sweep_dir) / 'runs' / run_id / 'train.log'}")
+        return outcome
+
+    def checkpoint(self, sweep_dir: str, run_id: str):
+        """Called by submitit on preemption or time-out: requeue the same run (it resumes from its checkpoint)."""
+        import submitit
+
+        return submitit.helpers.DelayedSubmission(self, sweep_dir, run_id)
+
+
+def _executor(folder: Path, settings: SlurmSettings, name: str, dependency: str | None):
+    import submitit
+
+    executor = submitit.SlurmExecutor(folder=folder, max_num_timeout=settings.max_requeues,
+                                      python=settings.python)
+    params = {"job_name": f"sweep-{name}", "time": settings.time_min, "cpus_per_task": settings.cpus_per_task,
+              "array_parallelism": settings.max_concurrent, "signal_delay_s": settings.signal_delay_s,
+              "setup": list(settings.setup), "additional_parameters": dict(settings.additional),
+              "stderr_to_stdout": True, "dependency": dependency}
+    for key in ("partition", "account", "qos", "gpus_per_node"):
+        if getattr(settings, key) is not None:
+            params[key] = getattr(settings, key)
+    if settings.mem_gb is not None:
+        params["mem"] = f"{int(settings.mem_gb * 1024)}M"
+    executor.update_parameters(**{k: v for k, v in params.items() if v is not None})
+    return executor
+
+
+def submit(store: SweepStore, run_ids: list[str], settings: SlurmSettings,
+           train_cmd: list[str] | None = None) -> dict[str, str]:
+    """Submit ``run_ids`` as job arrays; returns run id -> SLURM job id (``<array>_<task>``)."""
+    check_available()
+    deps = {r["run_id"]: r.get("depends_on") for r in store.plan()["runs"]}
+    known = store.slurm_jobs()
+    folder = store.root / "slurm" / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+    job = SlurmRun(train_cmd, settings.cpus_per_task)
+    submitted: dict[str, str] = {}
+    # one array for the runs that can start now, then one per trunk for branches waiting on it
+    groups: dict[str | None, list[str]] = {}
+    for rid in run_ids:
+        dep = deps.get(rid)
+        wait_for = dep if dep and not store.is_finished(dep) and (dep in run_ids or dep in known) else None
+        groups.setdefault(wait_for, []).append(rid)
+    for wait_for, ids in sorted(groups.items(), key=lambda kv: kv[0] is not None):
+        dependency = None
+        if wait_for is not None:
+            trunk_job = submitted.get(wait_for) or known[wait_for]["job_id"]
+            dependency = f"afterok:{trunk_job}"
+        executor = _executor(folder, settings, store.plan()["name"], dependency)
+        with executor.batch():
+            jobs = [executor.submit(job, str(store.root), rid) for rid in ids]
+        submitted.update({rid: j.job_id for rid, j in zip(ids, jobs, strict=True)})
+    now = time.time()
+    store.record_slurm_jobs({rid: {"job_id": jid, "folder": str(folder), "submitted": now}
+                             for rid, jid in submitted.items()})
+    for rid, jid in submitted.items():
+        with open(store.run_dir(rid) / "attempts.jsonl", "a") as f:
+            f.write(f'{{"event": "submitted", "job_id": "{jid}", "time": {now}}}\n')
+    return submitted
+
+
+def _expand(job_id: str) -> list[str]:
+    """``12_[1-3,5%2]`` → ``12_1 12_2 12_3 12_5``; other ids unchanged."""
+    m = re.fullmatch(r"(\d+)_\[([^\]]+)\]", job_id)
+    if not m:
+        return [job_id]
+    out = []
+    for part in m.group(2).split("%")[0].split(","):
+        lo, _, hi = part.partition("-")
+        out += [f"{m.group(1)}_{i}" for i in range(int(lo), int(hi or lo) + 1)]
+    return out
+
+
+def _query(cmd: list[str]) -> dict[str, str] | None:
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if proc.returncode != 0:
+        return None
+    states: dict[str, str] = {}
+    for line in proc.stdout.splitlines():
+        job_id, _, state = line.strip().partition("|")
+        for jid in _expand(job_id):
+            states[jid] = state.split()[0] if state.split() else "UNKNOWN"
+    return states
+
+
+def job_states(job_ids: list[str]) -> dict[str, str]:
+    """SLURM state of each job id: from sacct when accounting is on, else from squeue; GONE if neither knows it."""
+    if not job_ids:
+        return {}
+    states: dict[str, str] = {}
+    if shutil.which("sacct"):
+        states = _query(["sacct", "-n", "-P", "-X", "-o", "JobID,State", "-j", ",".join(job_ids)]) or {}
+    if shutil.which("squeue"):
+        queue = _query(["squeue", "-h", "-r", "-t", "all", "-u", getpass.getuser(), "-o", "%i|%T"]) or {}
+        states = {**states, **queue}  # the controller's view is the most recent one
+    return {jid: states.get(jid, "GONE") for jid in job_ids}
+

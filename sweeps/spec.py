@@ -1,0 +1,282 @@
+"""Sweep specs: a YAML file that names a base config and the knobs to turn, expanded into runs.
+
+A spec is a mapping with these keys (every one optional except that something must produce runs)::
+
+    name: lr-sweep                  # sweep name = W&B group; default: the file's stem
+    base: [../run.yaml]             # run config file(s), relative to the spec file
+    overrides: [model=s100k, train.tokens=2e5]   # applied to every run (list or mapping)
+    grid: {optim.lr: [1e-3, 3e-3]}  # cartesian product over dotlist keys
+    zip: {optim.lr: [1e-3, 3e-3], optim.beta2: [0.95, 0.99]}   # paired lists, same length
+    random: {n: 8, seed: 0, params: {optim.lr: {distribution: log_uniform, min: 1e-4, max: 1e-2}}}
+    seeds: 3                        # or a list [0, 1, 2]; sets run.seed
+    ladder: {models: [s100k, s330k], tokens: [1e6]}        # or tokens_per_param: [20]
+    isoflop: {budgets: [1e12, 3e12], models: [s100k, s330k, s800k]}
+    cooldowns: {models: [s100k], tokens: [2e5, 4e5], decay_fraction: 0.2, kind: linear}
+    launcher: {local: {workers: 2}, slurm: {partition: gpu, gpus_per_node: 1, ...}}
+
+W&B's sweep YAML is accepted too (``method: grid|random``, ``parameters`` with ``value``,
+``values``, ``min``/``max`` and ``distribution``). The parts are combined by cartesian product:
+generator (ladder / isoflop / cooldowns) × grid × zip × random × seeds. The base ``overrides`` may be
+overridden by any part; two parts that set the same key conflict and are refused.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import random as _random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from scaling.errors import ScalingError
+
+SPEC_KEYS = ("name", "base", "overrides", "grid", "zip", "random", "seeds", "ladder", "isoflop",
+             "cooldowns", "launcher", "method", "parameters", "program", "metric", "description",
+             "project", "entity", "command", "early_terminate", "run_cap")
+_WANDB_IGNORED = ("program", "metric", "description", "project", "entity", "command", "early_terminate",
+                  "run_cap")
+GENERATORS = ("ladder", "isoflop", "cooldowns")
+_SECTION_KEYS = {
+    "random": ("n", "seed", "params"),
+    "ladder": ("models", "tokens", "tokens_per_param", "count"),
+    "isoflop": ("budgets", "models"),
+    "cooldowns": ("models", "tokens", "decay_fraction", "kind", "decay_shape"),
+    "launcher": ("local", "slurm"),
+}
+DISTRIBUTIONS = ("uniform", "log_uniform", "log_uniform_values", "int_uniform", "q_uniform", "choice",
+                 "categorical", "constant")
+
+
+@dataclass
+class Spec:
+    """A parsed sweep spec (the expansion into runs is :func:`sweeps.plan.plan_sweep`)."""
+
+    name: str
+    base: list[str] = field(default_factory=list)  # absolute paths of the base config files
+    overrides: dict[str, Any] = field(default_factory=dict)  # applied to every run
+    parts: list[tuple[str, list[dict[str, Any]]]] = field(default_factory=list)  # (part name, points)
+    generator: tuple[str, dict] | None = None  # ("ladder" | "isoflop" | "cooldowns", section)
+    launcher: dict[str, dict] = field(default_factory=dict)  # launcher name -> settings
+    raw: dict = field(default_factory=dict)  # the spec as read (written to the sweep dir)
+
+
+def _unknown(where: str, key: str, valid: tuple[str, ...] | list[str]) -> ScalingError:
+    close = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.6)
+    hint = f"; did you mean {close[0]}?" if close else f"; valid keys: {', '.join(valid)}"
+    return ScalingError(f"{where}: unknown key {key!r}{hint}")
+
+
+def _check_keys(where: str, section: Any, valid: tuple[str, ...]) -> dict:
+    if not isinstance(section, dict):
+        raise ScalingError(f"{where} must be a mapping with keys {', '.join(valid)}")
+    for key in section:
+        if key not in valid:
+            raise _unknown(where, str(key), valid)
+    return section
+
+
+def check_config_key(where: str, key: str) -> None:
+    """Refuse a dotlist key that is not in the run-config schema (with the nearest valid key)."""
+    from scaling.config_loading import GROUPS, all_keys
+
+    valid = all_keys()
+    if key in valid or key in GROUPS:
+        return
+    close = difflib.get_close_matches(key, valid + list(GROUPS), n=1, cutoff=0.6)
+    hint = f"; did you mean {close[0]}?" if close else "; see `scaling config show` for the valid keys"
+    raise ScalingError(f"{where}: unknown config key {key!r}{hint}")
+
+
+def _as_list(where: str, value: Any, allow_empty: bool = False) -> list:
+    values = value if isinstance(value, list) else [value]
+    if not values and not allow_empty:
+        raise ScalingError(f"{where} is empty; give at least one value")
+    return values
+
+
+def _overrides(where: str, value: Any) -> dict[str, Any]:
+    """A list of ``key=value`` strings or a mapping, as an ordered mapping without duplicates."""
+    if value is None:
+        return {}
+    if isinstance(value, dict):
+        items = list(value.items())
+    elif isinstance(value, list):
+        items = []
+        for item in value:
+            if not isinstance(item, str) or "=" not in item:
+                raise ScalingError(f"{where}: {item!r} is not key=value (e.g. optim.lr=3e-4)")
+            key, val = item.split("=", 1)
+            items.append((key.strip(), yaml.safe_load(val) if val.strip() else val))
+    else:
+        raise ScalingError(f"{where} must be a list of key=value or a mapping")
+    out: dict[str, Any] = {}
+    for key, val in items:
+        check_config_key(where, key)
+        if key in out and out[key] != val:
+            raise ScalingError(f"conflicting overrides: {key} is set to {out[key]!r} and {val!r} in {where}")
+        out[key] = val
+    return out
+
+
+def _grid(section: Any) -> list[dict]:
+    points: list[dict] = [{}]
+    for key, values in _check_keys_any("grid", section).items():
+        check_config_key("grid", key)
+        points = [{**p, key: v} for p in points for v in _as_list(f"grid.{key}", values)]
+    return points
+
+
+def _check_keys_any(where: str, section: Any) -> dict:
+    if not isinstance(section, dict) or not section:
+        raise ScalingError(f"{where} is empty; give at least one key with a list of values")
+    return section
+
+
+def _zip(section: Any) -> list[dict]:
+    lists = {}
+    for key, values in _check_keys_any("zip", section).items():
+        check_config_key("zip", key)
+        lists[key] = _as_list(f"zip.{key}", values)
+    lengths = {len(v) for v in lists.values()}
+    if len(lengths) != 1:
+        sizes = ", ".join(f"{k}: {len(v)}" for k, v in lists.items())
+        raise ScalingError(f"zip lists must have the same length ({sizes})")
+    return [dict(zip(lists, values, strict=True)) for values in zip(*lists.values(), strict=True)]
+
+
+def _sample(key: str, dist: dict, rng: _random.Random) -> Any:
+    kind = dist.get("distribution")
+    if "value" in dist:
+        return dist["value"]
+    if "values" in dist:
+        values = _as_list(f"{key}.values", dist["values"])
+        if kind in (None, "choice", "categorical"):
+            return rng.choice(values)
+    if kind is None:
+        kind = "int_uniform" if isinstance(dist.get("min"), int) and isinstance(dist.get("max"), int) else "uniform"
+    if kind not in DISTRIBUTIONS:
+        raise _unknown(f"random {key}.distribution", kind, DISTRIBUTIONS)
+    if "min" not in dist or "max" not in dist:
+        raise ScalingError(f"random {key}: distribution {kind} needs min and max")
+    lo, hi = float(dist["min"]), float(dist["max"])
+    if not lo <= hi:
+        raise ScalingError(f"random {key}: min {lo} is larger than max {hi}")
+    if kind == "uniform":
+        return rng.uniform(lo, hi)
+    if kind == "q_uniform":
+        q = float(dist.get("q", 1))
+        return round(rng.uniform(lo, hi) / q) * q
+    if kind == "int_uniform":
+        return rng.randint(int(lo), int(hi))
+    if kind in ("log_uniform", "log_uniform_values"):
+        if lo <= 0:
+            raise ScalingError(f"random {key}: log_uniform needs min > 0, got {lo}")
+        return math.exp(rng.uniform(math.log(lo), math.log(hi)))
+    raise ScalingError(f"random {key}: distribution {kind} needs values")
+
+
+def _random_points(section: Any) -> list[dict]:
+    section = _check_keys("random", section, _SECTION_KEYS["random"])
+    n = int(section.get("n", 0))
+    params = section.get("params") or {}
+    if n < 1 or not params:
+        raise ScalingError("random needs n >= 1 and at least one entry in params")
+    for key, dist in params.items():
+        check_config_key("random.params", key)
+        if not isinstance(dist, dict):
+            raise ScalingError(f"random.params.{key} must be a mapping (distribution, min, max or values)")
+    rng = _random.Random(int(section.get("seed", 0)))
+    return [{key: _sample(key, dist, rng) for key, dist in params.items()} for _ in range(n)]
+
+
+def _seeds(value: Any) -> list[dict]:
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < 1:
+            raise ScalingError(f"seeds={value} must be a positive count or a list of seeds")
+        seeds = list(range(value))
+    else:
+        seeds = _as_list("seeds", value)
+    return [{"run.seed": int(s)} for s in seeds]
+
+
+def _from_wandb(raw: dict) -> dict:
+    """Translate W&B's ``method`` + ``parameters`` into our grid or random part."""
+    method = raw.get("method", "grid")
+    params = raw.get("parameters") or {}
+    if method not in ("grid", "random"):
+        raise ScalingError(f"W&B sweep method {method!r} is not supported; use grid or random")
+    if not isinstance(params, dict) or not params:
+        raise ScalingError("parameters is empty; give at least one parameter")
+    fixed = {k: v["value"] for k, v in params.items() if isinstance(v, dict) and "value" in v}
+    swept = {k: v for k, v in params.items() if k not in fixed}
+    for key, dist in swept.items():
+        if not isinstance(dist, dict):
+            raise ScalingError(f"parameters.{key} must be a mapping (value, values, min/max, distribution)")
+        for k in dist:
+            if k not in ("value", "values", "min", "max", "distribution", "q"):
+                raise _unknown(f"parameters.{key}", k, ("value", "values", "min", "max", "distribution", "q"))
+    out: dict[str, Any] = {"overrides": fixed}
+    if method == "grid":
+        for key, dist in swept.items():
+            if "values" not in dist:
+                raise ScalingError(f"parameters.{key}: a grid sweep needs values (min/max only work with random)")
+        out["grid"] = {k: v["values"] for k, v in swept.items()}
+    else:
+        out["random"] = {"n": raw.get("run_cap", 10), "seed": 0, "params": swept}
+    return out
+
+
+def parse_spec(raw: Any, source: str = "<spec>", base_dir: str | Path = ".") -> Spec:
+    """Check a spec mapping and turn it into a :class:`Spec`; every problem is one ScalingError line."""
+    if not isinstance(raw, dict):
+        raise ScalingError(f"{source}: a sweep spec must be a mapping (see configs/sweeps/ for examples)")
+    for key in raw:
+        if key not in SPEC_KEYS:
+            raise _unknown(source, str(key), [k for k in SPEC_KEYS if k not in _WANDB_IGNORED])
+    body = dict(raw)
+    if "parameters" in body:
+        if any(k in body for k in ("grid", "random")):
+            raise ScalingError(f"{source}: use either W&B parameters or grid/random, not both")
+        translated = _from_wandb(body)
+        body["overrides"] = {**_overrides("overrides", body.get("overrides")), **translated.pop("overrides")}
+        body.update(translated)
+    base = [str((Path(base_dir) / p).resolve()) for p in _as_list("base", body.get("base") or [], True)]
+    for path in base:
+        if not Path(path).is_file():
+            raise ScalingError(f"{source}: base config {path!r} not found")
+    spec = Spec(name=str(body.get("name") or Path(source).stem), base=base,
+                overrides=_overrides("overrides", body.get("overrides")), raw=raw)
+    generators = [g for g in GENERATORS if g in body]
+    if len(generators) > 1:
+        raise ScalingError(f"{source}: use one of ladder, isoflop, cooldowns per sweep, not {' and '.join(generators)}")
+    if generators:
+        spec.generator = (generators[0], _check_keys(generators[0], body[generators[0]],
+                                                     _SECTION_KEYS[generators[0]]))
+    expanders = {"grid": _grid, "zip": _zip, "random": _random_points, "seeds": _seeds}
+    for part, expand in expanders.items():
+        if part in body:
+            spec.parts.append((part, expand(body[part])))
+    setters: dict[str, str] = {}
+    for part, points in spec.parts:
+        for key in {k for p in points for k in p}:
+            if key in setters:
+                raise ScalingError(f"conflicting overrides: {key} is set by both {setters[key]} and {part}")
+            setters[key] = part
+    launcher = body.get("launcher") or {}
+    spec.launcher = _check_keys("launcher", launcher, _SECTION_KEYS["launcher"]) if launcher else {}
+    return spec
+
+
+def load_spec(path: str | Path) -> Spec:
+    """Read and check a sweep spec YAML file."""
+    p = Path(path)
+    if not p.is_file():
+        raise ScalingError(f"sweep spec {str(p)!r} not found; pass a YAML file (examples in configs/sweeps/)")
+    try:
+        raw = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as e:
+        raise ScalingError(f"sweep spec {str(p)!r} is not valid YAML: {str(e).splitlines()[0]}") from None
+    return parse_spec(raw, source=str(p), base_dir=p.parent)
