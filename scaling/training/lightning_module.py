@@ -1,0 +1,191 @@
+"""``LanguageModel``: the LightningModule around :class:`scaling.model.Transformer`.
+
+It owns the forward/backward, the optimiser (AdamW groups from :mod:`scaling.training.optim`), the
+LR schedule (:mod:`scaling.training.schedules`), gradient clipping with the pre-clip norm kept for
+logging, and the validation loss. Everything else a run does (metrics files, throughput, divergence,
+checkpoints) lives in callbacks, so ``training_step`` stays short and the module drops into any
+``lightning.Trainer``. Batches are int64 token windows of shape (batch, seq_len + 1).
+"""
+
+from __future__ import annotations
+
+import math
+
+import lightning.pytorch as pl
+import torch
+import torch.nn.functional as F
+from omegaconf import DictConfig, OmegaConf
+
+from scaling.config import Config
+from scaling.errors import ScalingError
+from scaling.model import build_model
+from scaling.training.optim import build_optimizer
+from scaling.training.schedules import DecaySchedule, Schedule
+
+
+def as_config(cfg) -> DictConfig:
+    """A typed config from a :class:`~scaling.config.Config`, a dict or a DictConfig."""
+    if isinstance(cfg, DictConfig):
+        return cfg
+    return OmegaConf.merge(OmegaConf.structured(Config), cfg)
+
+
+def resolve_compile(setting: str, device_type: str) -> bool:
+    """``train.compile``: ``auto`` compiles on CUDA only."""
+    setting = str(setting).lower()
+    return device_type == "cuda" if setting == "auto" else setting == "true"
+
+
+class LanguageModel(pl.LightningModule):
+    """A decoder-only LM trained with AdamW and the configured LR schedule.
+
+    ``cfg`` is the whole run config (the model, optim, schedule and train groups are used).
+    ``branch`` makes the LR schedule a cooldown: ``(start_step, start_lr)`` from a trunk checkpoint.
+    ``log_to_loggers`` sends ``train/loss`` and ``val/loss``/``val/bpb`` through ``self.log`` for a
+    user's own loggers; :func:`scaling.train` turns it off because its metrics callback writes them.
+    """
+
+    def __init__(self, cfg, branch: tuple[int, float] | None = None, log_to_loggers: bool = True):
+        super().__init__()
+        self.cfg = as_config(cfg)
+        self.save_hyperparameters({"config": OmegaConf.to_container(self.cfg, resolve=True)})
+        self.model = build_model(self.cfg.model)
+        self.branch = branch
+        self.log_to_loggers = log_to_loggers
+        self.last_grad_norm: torch.Tensor | None = None  # pre-clip global norm of the last step
+        self.last_lr: float | None = None  # LR the last optimiser step used (first param group)
+        self.last_loss: torch.Tensor | None = None  # mean train loss of the last optimiser step
+        self._micro_losses: list[torch.Tensor] = []
+        self._compiled = None
+        self._val_sum = self._val_count = None
+
+    # --- forward -----------------------------------------------------------------------------
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
+        return self._model_call()(idx, targets)
+
+    def _model_call(self):
+        # The compiled wrapper is kept out of the module tree so state_dict keys stay plain.
+        if self._compiled is None:
+            if resolve_compile(self.cfg.train.compile, self.device.type):
+                self._compiled = torch.compile(self.model)
+            else:
+                self._compiled = self.model
+        return self._compiled
+
+    def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
+        _, loss = self(batch[:, :-1], batch[:, 1:])
+        self._micro_losses.append(loss.detach())
+        if self.log_to_loggers:
+            self.log("train/loss", loss, prog_bar=True)
+        return loss
+
+    # --- validation: an exact token-weighted mean over the fixed subset, across ranks ----------
+    def on_validation_epoch_start(self) -> None:
+        self._val_sum = torch.zeros((), dtype=torch.float64, device=self.device)
+        self._val_count = torch.zeros((), dtype=torch.float64, device=self.device)
+
+    def validation_step(self, batch: torch.Tensor, batch_idx: int) -> None:
+        logits, _ = self(batch[:, :-1])
+        targets = batch[:, 1:]
+        # Plain cross-entropy (no z-loss), so val loss is comparable across z-loss settings.
+        loss = F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), targets.reshape(-1), reduction="sum")
+        self._val_sum += loss.double()
+        self._val_count += targets.numel()
+
+    def on_validation_epoch_end(self) -> None:
+        total = self.trainer.strategy.reduce(self._val_sum, reduce_op="sum")
+        count = self.trainer.strategy.reduce(self._val_count, reduce_op="sum")
+        self.val_loss = float(total / count.clamp(min=1))
+        if self.log_to_loggers and not self.trainer.sanity_checking:
+            self.log("val/loss", self.val_loss, sync_dist=False, rank_zero_only=True)
+            bpb = val_bpb(self.val_loss, getattr(self.trainer.datamodule, "val_tokens_per_byte", None))
+            if bpb is not None:
+                self.log("val/bpb", bpb, sync_dist=False, rank_zero_only=True)
+
+    # --- optimisation --------------------------------------------------------------------------
+    def total_steps(self) -> int:
+        """Optimiser steps of the whole run: the trainer's ``max_steps`` (or its estimate)."""
+        if self.trainer.max_steps and self.trainer.max_steps > 0:
+            return int(self.trainer.max_steps)
+        return int(self.trainer.estimated_stepping_batches)
+
+    def lr_schedule(self):
+        """The LR factor (of ``optim.lr``) as a function of the 0-based optimiser step."""
+        if self.branch is not None:
+            start_step, start_lr = self.branch
+            return DecaySchedule(start_step=start_step, total_steps=self.total_steps(),
+                                 start_factor=start_lr / self.cfg.optim.lr,
+                                 final_lr_fraction=self.cfg.schedule.final_lr_fraction,
+                                 decay_shape=self.cfg.schedule.decay_shape)
+        return Schedule.from_config(self.cfg.schedule, self.total_steps())
+
+    def configure_optimizers(self):
+        optimizer = build_optimizer(self.model, self.cfg.optim, self.device)
+        schedule = self.lr_schedule()
+        # A lambda (not the schedule object) so the checkpoint stores no schedule state:
+        # a cooldown branch resumes a trunk's scheduler with its own decay.
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: schedule(step))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def on_train_start(self) -> None:
+        # After a restore (resume or branch) set the LR the schedule gives for the next step and
+        # the schedule's base LR, so a branch decays from its own peak rather than the trunk's.
+        schedule = self.lr_schedule()
+        for config in self.trainer.lr_scheduler_configs:
+            sched = config.scheduler
+            sched.base_lrs = [self.cfg.optim.lr] * len(sched.optimizer.param_groups)
+            for group in sched.optimizer.param_groups:
+                group["lr"] = self.cfg.optim.lr * schedule(self.global_step)
+            sched._last_lr = [g["lr"] for g in sched.optimizer.param_groups]
+
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None):
+        # Called once per optimiser step: the place to sum up the step for the callbacks.
+        # Clip to optim.grad_clip (the Trainer's own gradient_clip_val is not used) and keep the
+        # pre-clip norm: one pass over the gradients gives both.
+        self.last_loss = torch.stack(self._micro_losses).mean()
+        self._micro_losses.clear()
+        max_norm = self.cfg.optim.grad_clip if self.cfg.optim.grad_clip > 0 else math.inf
+        self.last_grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm)
+        self.last_lr = optimizer.param_groups[0]["lr"]
+
+
+    # --- checkpoints -----------------------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        from scaling.config_loading import run_id
+
+        checkpoint.setdefault("scaling", {}).update(
+            run_id=run_id(self.cfg), model=OmegaConf.to_container(self.cfg.model, resolve=True))
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        from scaling.config_loading import run_id
+
+        check_shapes(checkpoint.get("state_dict", {}), self.state_dict(), checkpoint.get("scaling", {}).get("model"))
+        if checkpoint.get("scaling", {}).get("run_id") != run_id(self.cfg):
+            # Another run's checkpoint (a cooldown branch of a trunk): take its weights, optimiser,
+            # data stream and RNG, but start this run's own metrics summary.
+            checkpoint.pop("callbacks", None)
+
+
+def check_shapes(saved: dict, expected: dict, saved_model: dict | None = None) -> None:
+    """Raise a one-line :class:`ScalingError` when a checkpoint's tensors do not fit this model."""
+    for key, tensor in expected.items():
+        other = saved.get(key)
+        if other is None or tuple(other.shape) != tuple(tensor.shape):
+            found = "missing" if other is None else f"shape {tuple(other.shape)}"
+            shape = ""
+            if saved_model:
+                shape = " (checkpoint model: " + ", ".join(
+                    f"{k}={saved_model.get(k)}" for k in ("n_layer", "d_model", "n_head", "vocab_size")) + ")"
+            raise ScalingError(f"checkpoint does not fit this model: {key} is {found} in the checkpoint, "
+                               f"{tuple(tensor.shape)} here{shape}; use the same model config or another run.dir")
+    extra = sorted(set(saved) - set(expected))
+    if extra:
+        raise ScalingError(f"checkpoint does not fit this model: it has {extra[0]} which this model lacks; "
+                           "use the same model config or another run.dir")
+
+
+def val_bpb(val_loss: float | None, tokens_per_byte: float | None) -> float | None:
+    """Bits per byte: val loss (nats per token) × tokens per byte / ln 2; None when unknown."""
+    if val_loss is None or tokens_per_byte is None:
+        return None
+    return val_loss * tokens_per_byte / math.log(2)
