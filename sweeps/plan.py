@@ -40,7 +40,7 @@ class PlannedRun:
     @property
     def tags(self) -> list[str]:
         """W&B tags: one ``key=value`` per swept key (W&B allows 64 characters per tag)."""
-        return [f"{_short(k)}={_fmt(v)}"[:64] for k, v in self.swept.items() if k not in _UNTAGGED]
+        return [f"{_short(k)}={_fmt(v, short=True)}"[:64] for k, v in self.swept.items() if k not in _UNTAGGED]
 
     def to_json(self) -> dict:
         """The plan entry as written to ``plan.json`` (no config object)."""
@@ -53,10 +53,10 @@ def _short(key: str) -> str:
     return {"run.seed": "seed"}.get(key, key)
 
 
-def _fmt(value: Any) -> str:
-    """A value as an omegaconf dotlist item understands it (and as a short tag)."""
+def _fmt(value: Any, short: bool = False) -> str:
+    """A value as an omegaconf dotlist item understands it, exactly (or rounded, ``short``, for tags)."""
     if isinstance(value, float):
-        return f"{value:.6g}" if not value.is_integer() or abs(value) >= 1e6 else str(int(value))
+        return f"{value:.4g}" if short else repr(value)
     if isinstance(value, (list, tuple, dict, bool)) or value is None:
         return json.dumps(value)
     return str(value)
@@ -214,8 +214,8 @@ def format_plan(name: str, runs: list[PlannedRun]) -> str:
     """The plan as a table and totals (what ``scaling sweep plan`` prints)."""
     rows = [("id", "role", "params", "tokens", "FLOPs", "overrides")]
     for r in runs:
-        swept = " ".join(dotlist({k: v for k, v in r.swept.items() if k not in _UNTAGGED[:2]})) or "(base)"
-        rows.append((r.run_id, r.role, _si(r.params), _si(r.tokens), _si(r.flops), swept))
+        swept = " ".join(f"{k}={_fmt(v, short=True)}" for k, v in r.swept.items() if k not in _UNTAGGED[:2])
+        rows.append((r.run_id, r.role, _si(r.params), _si(r.tokens), _si(r.flops), swept or "(base)"))
     widths = [max(len(row[i]) for row in rows) for i in range(5)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row[:5], widths, strict=True)) + "  " + row[5] for row in rows]
     total_flops = sum(r.flops for r in runs)

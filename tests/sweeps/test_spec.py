@@ -1,0 +1,148 @@
+"""Sweep specs expand into the right runs, with stable ids, and bad specs fail in one line before any run."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import yaml
+
+from scaling.config_loading import load_config, run_id
+from scaling.counting import count_params, flops_per_token
+from scaling.errors import ScalingError
+from sweeps.plan import dotlist, format_plan, plan_sweep
+from sweeps.spec import load_spec, parse_spec
+
+TINY = "[model=s100k, model.vocab_size=512, train.seq_len=64, train.micro_batch_size=4, train.tokens=2e5]"
+
+
+def _plan(text: str, tmp_path):
+    return plan_sweep(parse_spec(yaml.safe_load(text), "spec.yaml", tmp_path), tmp_path / "sweep")
+
+
+def test_grid_times_seeds_is_a_cartesian_product_with_ids_from_the_resolved_config(tmp_path):
+    runs = _plan(f"overrides: {TINY}\ngrid: {{optim.lr: [1.0e-3, 3.0e-3]}}\nseeds: 3\n", tmp_path)
+    assert [(r.swept["optim.lr"], r.swept["run.seed"]) for r in runs] == [
+        (1e-3, 0), (1e-3, 1), (1e-3, 2), (3e-3, 0), (3e-3, 1), (3e-3, 2)]
+    for r in runs:
+        cfg = load_config([], dotlist(r.overrides))
+        assert r.run_id == run_id(cfg)
+        assert cfg.optim.lr == r.swept["optim.lr"] and cfg.run.seed == r.swept["run.seed"]
+    assert len({r.run_id for r in runs}) == 6
+    assert runs[4].tags == ["optim.lr=0.003", "seed=1"]
+
+
+def test_ids_are_stable_across_plans_and_do_not_depend_on_logging_or_threads(tmp_path):
+    a = _plan(f"overrides: {TINY}\ngrid: {{optim.lr: [1.0e-3]}}\n", tmp_path)
+    b = _plan(f"overrides: {TINY}\ngrid: {{optim.lr: [1.0e-3]}}\nseeds: [0]\n", tmp_path)
+    c = _plan(f"overrides: {TINY[:-1]}, train.threads=1, logging.project=x]\ngrid: {{optim.lr: [1.0e-3]}}\n", tmp_path)
+    assert a[0].run_id == b[0].run_id == c[0].run_id
+
+
+def test_zip_pairs_lists_and_refuses_unequal_lengths(tmp_path):
+    runs = _plan(f"overrides: {TINY}\nzip: {{optim.lr: [1.0e-3, 2.0e-3], optim.beta2: [0.9, 0.99]}}\n", tmp_path)
+    assert [(r.swept["optim.lr"], r.swept["optim.beta2"]) for r in runs] == [(1e-3, 0.9), (2e-3, 0.99)]
+    with pytest.raises(ScalingError, match=r"same length \(optim.lr: 2, optim.beta2: 1\)"):
+        _plan(f"overrides: {TINY}\nzip: {{optim.lr: [1.0e-3, 2.0e-3], optim.beta2: [0.9]}}\n", tmp_path)
+
+
+def test_random_samples_are_reproducible_and_inside_their_ranges(tmp_path):
+    text = (f"overrides: {TINY}\nrandom:\n  n: 20\n  seed: 7\n  params:\n"
+            "    optim.lr: {distribution: log_uniform, min: 1.0e-4, max: 1.0e-2}\n"
+            "    model.n_layer: {distribution: int_uniform, min: 1, max: 3}\n"
+            "    model.activation: {values: [gelu, swiglu]}\n")
+    runs, again = _plan(text, tmp_path), _plan(text, tmp_path)
+    assert [r.run_id for r in runs] == [r.run_id for r in again]
+    lrs = [r.swept["optim.lr"] for r in runs]
+    assert all(1e-4 <= x <= 1e-2 for x in lrs)
+    assert min(lrs) < 1e-3 < max(lrs)  # log-uniform: a tenth of the range below 1e-3 would be rare otherwise
+    assert {r.swept["model.n_layer"] for r in runs} <= {1, 2, 3}
+    assert {r.swept["model.activation"] for r in runs} == {"gelu", "swiglu"}
+
+
+def test_wandb_sweep_yaml_grid_and_random(tmp_path):
+    grid = _plan(f"overrides: {TINY}\nmethod: grid\nparameters:\n  optim.lr: {{values: [1.0e-3, 2.0e-3]}}\n"
+                 "  optim.beta2: {value: 0.99}\n", tmp_path)
+    assert [r.config.optim.lr for r in grid] == [1e-3, 2e-3]
+    assert all(r.config.optim.beta2 == 0.99 for r in grid)
+    rand = _plan(f"overrides: {TINY}\nmethod: random\nrun_cap: 4\nparameters:\n"
+                 "  optim.lr: {distribution: log_uniform_values, min: 1.0e-4, max: 1.0e-2}\n", tmp_path)
+    assert len(rand) == 4 and all(1e-4 <= r.config.optim.lr <= 1e-2 for r in rand)
+
+
+def test_ladder_with_tokens_per_parameter_uses_the_trainer_parameter_count(tmp_path):
+    runs = _plan(f"overrides: {TINY}\nladder: {{models: [s100k, s330k], tokens_per_param: [10, 20]}}\n", tmp_path)
+    assert [r.config.model.name for r in runs] == ["s100k", "s100k", "s330k", "s330k"]
+    for r, mult in zip(runs, [10, 20, 10, 20], strict=True):
+        assert r.tokens == round(mult * count_params(r.config.model).non_embedding)
+    absolute = _plan(f"overrides: {TINY}\nladder: {{models: [s100k], tokens: [1.0e5, 3.0e5]}}\n", tmp_path)
+    assert [r.tokens for r in absolute] == [100000, 300000]
+
+
+def test_isoflop_tokens_are_the_budget_over_flops_per_token(tmp_path):
+    runs = _plan(f"overrides: {TINY}\nisoflop: {{budgets: [1.0e12, 3.0e12], models: [s100k, s330k]}}\n", tmp_path)
+    assert len(runs) == 4
+    for r, budget in zip(runs, [1e12, 1e12, 3e12, 3e12], strict=True):
+        fpt = flops_per_token(r.config.model, r.config.train.seq_len)
+        assert r.tokens == round(budget / fpt)
+        assert math.isclose(r.flops, budget, rel_tol=1e-4)
+    assert runs[0].tokens > runs[1].tokens  # the smaller model sees more tokens at the same budget
+
+
+def test_cooldowns_plan_one_constant_trunk_and_a_branch_per_token_count(tmp_path):
+    runs = _plan(f"overrides: {TINY}\ncooldowns: {{models: [s100k], tokens: [2.0e5, 4.0e5], decay_fraction: 0.25}}\n",
+                 tmp_path)
+    trunk, *branches = runs
+    batch = 64 * 4
+    assert trunk.role == "trunk" and trunk.config.schedule.kind == "constant"
+    starts = [round(t * 0.75 / batch) * batch for t in (2e5, 4e5)]
+    assert list(trunk.config.train.checkpoint_at_tokens) == starts
+    assert trunk.config.train.tokens == max(starts)
+    for b, final, start in zip(branches, (2e5, 4e5), starts, strict=True):
+        assert b.role == "branch" and b.depends_on == trunk.run_id
+        assert b.config.run.branch_from == str((tmp_path / "sweep" / "runs" / trunk.run_id).resolve())
+        assert b.config.run.branch_at_tokens == start and b.config.train.tokens == final
+        assert b.config.schedule.kind == "linear"
+        assert math.isclose(b.flops, flops_per_token(b.config.model, 64) * (final - start))
+
+
+def test_format_plan_lists_every_run_and_the_totals(tmp_path):
+    runs = _plan(f"overrides: {TINY}\ngrid: {{optim.lr: [1.0e-3, 3.0e-3]}}\n", tmp_path)
+    text = format_plan("s", runs)
+    assert all(r.run_id in text for r in runs)
+    assert "optim.lr=0.003" in text
+    assert text.splitlines()[-1].startswith("sweep s: 2 runs, 400k tokens")
+
+
+@pytest.mark.parametrize("text, message", [
+    ("gird: {optim.lr: [1]}", "unknown key 'gird'; did you mean grid?"),
+    ("grid: {optim.lrr: [1.0e-3]}", "unknown config key 'optim.lrr'; did you mean optim.lr?"),
+    ("grid: {optim.lr: []}", "grid.optim.lr is empty"),
+    ("grid: {}", "grid is empty"),
+    ("grid: {optim.lr: [1.0e-3]}\nzip: {optim.lr: [2.0e-3]}", "conflicting overrides: optim.lr is set by both grid and zip"),
+    ("overrides: [optim.lr=1, optim.lr=2]", "conflicting overrides: optim.lr"),
+    ("seeds: 2\ngrid: {run.seed: [5]}", "conflicting overrides: run.seed"),
+    ("ladder: {models: [s100k], tokens: [1]}\nisoflop: {budgets: [1], models: [s100k]}", "one of ladder, isoflop"),
+    ("ladder: {models: [s100k]}", "exactly one of tokens"),
+    ("random: {n: 2, params: {optim.lr: {distribution: log_uniform, min: 0, max: 1}}}", "log_uniform needs min > 0"),
+    ("launcher: {slurm: {}, lsf: {}}", "launcher: unknown key 'lsf'"),
+])
+def test_bad_specs_are_refused_with_one_line_naming_the_problem(tmp_path, text, message):
+    with pytest.raises(ScalingError) as err:
+        _plan(text, tmp_path)
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_an_invalid_run_config_is_refused_at_plan_time_naming_the_run(tmp_path):
+    with pytest.raises(ScalingError, match=r"divisible.*\(in the run .*model.n_head=3"):
+        _plan(f"overrides: {TINY}\ngrid: {{model.n_head: [2, 3]}}\n", tmp_path)
+
+
+def test_example_specs_in_configs_plan(tmp_path):
+    from scaling.config_loading import configs_dir
+
+    specs = sorted((configs_dir() / "sweeps").glob("*.yaml"))
+    assert len(specs) >= 4
+    for path in specs:
+        spec = load_spec(path)
+        assert plan_sweep(spec, tmp_path / spec.name), path
