@@ -24,6 +24,16 @@ from scaling.training.lightning_module import val_bpb
 from scaling.training.run_files import MetricsWriter
 
 
+def throughput(batch_tokens: int, steps: int, seconds: float, flops_per_tok: float,
+               device: str | None, n_devices: int) -> tuple[float | None, float | None]:
+    """Tokens per second of ``steps`` steps of ``batch_tokens`` in ``seconds`` (all devices), and the
+    MFU that is against ``n_devices`` peaks of ``device`` (None for devices without a known peak)."""
+    if steps <= 0 or seconds <= 0:
+        return None, None
+    tokens_per_sec = batch_tokens * steps / seconds
+    return tokens_per_sec, mfu(tokens_per_sec, flops_per_tok, device, n_devices)
+
+
 class MetricsLogger(StepEndCallback):
     """Writes metric rows every ``log_every_steps`` steps (and on the last step) and after validation.
 
@@ -77,7 +87,7 @@ class MetricsLogger(StepEndCallback):
     def _log_train(self, trainer, pl_module, step: int) -> None:
         tokens = batch_tokens(trainer, pl_module)
         step_time = self._interval_seconds / self._interval_steps
-        tokens_per_sec = tokens / step_time if step_time > 0 else None
+        tokens_per_sec, step_mfu = self._throughput(trainer, pl_module, self._interval_steps, self._interval_seconds)
         if self._intervals > 0 or self._interval_steps > 1:
             # the very first step (compilation, allocator warm-up) is left out of the run's average
             first = self._interval_seconds / self._interval_steps if self._intervals == 0 else 0.0
@@ -95,7 +105,7 @@ class MetricsLogger(StepEndCallback):
             "train/tokens": step * tokens,
             "train/grad_norm": float(grad_norm) if grad_norm is not None else None,
             "perf/tokens_per_sec": tokens_per_sec,
-            "perf/mfu": self._mfu(trainer, pl_module, tokens_per_sec),
+            "perf/mfu": step_mfu,
             "perf/step_time": step_time,
         }
         self._emit(trainer, row)
@@ -104,21 +114,17 @@ class MetricsLogger(StepEndCallback):
             pl_module.log("tok/s", tokens_per_sec, prog_bar=True, logger=False, rank_zero_only=True)
 
     @staticmethod
-    def _mfu(trainer, pl_module, tokens_per_sec: float | None) -> float | None:
-        if not tokens_per_sec:
-            return None
+    def _throughput(trainer, pl_module, steps: int, seconds: float) -> tuple[float | None, float | None]:
         fpt = flops_per_token(pl_module.cfg.model, pl_module.cfg.train.seq_len)
-        return mfu(tokens_per_sec, fpt, device_name(pl_module.device), trainer.world_size)
+        return throughput(batch_tokens(trainer, pl_module), steps, seconds, fpt, device_name(pl_module.device),
+                          trainer.world_size)
 
-    def tokens_per_sec(self, trainer, pl_module) -> float | None:
-        """Average training throughput of the run so far (all devices), warm-up step excluded."""
+    def run_throughput(self, trainer, pl_module) -> tuple[float | None, float | None]:
+        """Average tokens/s (all devices) and MFU of the run so far, its first (warm-up) step excluded."""
         steps, seconds = self._timed_steps, self._timed_seconds
         if steps == 0:  # a run too short to leave out its first step
             steps, seconds = self._interval_steps, self._interval_seconds
-        return batch_tokens(trainer, pl_module) * steps / seconds if seconds > 0 else None
-
-    def mfu(self, trainer, pl_module) -> float | None:
-        return self._mfu(trainer, pl_module, self.tokens_per_sec(trainer, pl_module))
+        return self._throughput(trainer, pl_module, steps, seconds)
 
     # --- validation ----------------------------------------------------------------------------
     def on_validation_end(self, trainer, pl_module) -> None:

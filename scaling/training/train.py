@@ -257,6 +257,7 @@ def train(cfg, callbacks=(), run_dir: str | Path | None = None) -> RunResult:
 def _result(cfg, rid, run_dir, trainer, model, metrics, monitor, batch_tokens, started, status, error=None) -> RunResult:
     counts = count_params(cfg.model)
     tokens = trainer.global_step * batch_tokens
+    tokens_per_sec, run_mfu = metrics.run_throughput(trainer, model)
     from scaling.training.callbacks_common import hardware
 
     return RunResult(
@@ -264,8 +265,7 @@ def _result(cfg, rid, run_dir, trainer, model, metrics, monitor, batch_tokens, s
         params_non_embedding=counts.non_embedding, tokens=tokens,
         flops=flops_per_token(cfg.model, cfg.train.seq_len) * tokens,
         final_val_loss=metrics.final_val_loss, best_val_loss=metrics.best_val_loss, val_bpb=metrics.final_val_bpb,
-        final_train_loss=metrics.final_train_loss, tokens_per_sec=metrics.tokens_per_sec(trainer, model),
-        mfu=metrics.mfu(trainer, model), wall_time_s=metrics.wall_time(),
+        final_train_loss=metrics.final_train_loss, tokens_per_sec=tokens_per_sec, mfu=run_mfu, wall_time_s=metrics.wall_time(),
         hardware=hardware(trainer.strategy.root_device, trainer.world_size), seed=cfg.run.seed, git_sha=git_sha(),
         steps=trainer.global_step, lr=cfg.optim.lr, batch_tokens=batch_tokens, seq_len=cfg.train.seq_len,
         model=cfg.model.name, diverged_at_step=monitor.diverged_at_step, last_good_loss=monitor.last_good_loss,
