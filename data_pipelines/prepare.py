@@ -35,7 +35,7 @@ from data_pipelines.tokenizer import eos_id, load_tokenizer, train_tokenizer, vo
 from data_pipelines.writing import Encoder, SplitWriter
 
 DEFAULT_SHARD_TOKENS = 1 << 22  # 4M tokens: 8 MB per uint16 shard, the bound on the writer's memory
-_BATCH_BYTES = 1 << 20  # text per encoding batch
+_BATCH_BYTES = 1 << 18  # text per encoding batch: small enough to balance the workers
 _BATCH_DOCS = 2048
 
 

@@ -61,7 +61,7 @@ class Encoder:
         pending: deque = deque()
         for meta, texts in batches:
             pending.append((meta, self._pool.apply_async(_encode_in_worker, (texts,))))
-            if len(pending) >= 2 * self.workers:
+            if len(pending) >= 4 * self.workers:
                 meta0, res = pending.popleft()
                 yield (meta0, *res.get())
         while pending:
@@ -94,7 +94,9 @@ class SplitWriter:
 
     def add(self, tokens: np.ndarray, nbytes: int) -> None:
         """Append one document's tokens (EOS included) and its UTF-8 byte count."""
-        self._parts.append(tokens)
+        # A copy: a view would pin the whole encoded batch (mostly other splits' documents) in
+        # memory until this split's shard fills, and a small val split may never fill one.
+        self._parts.append(tokens.copy())
         self._lengths.append(len(tokens))
         self._tokens += len(tokens)
         self._bytes += nbytes
@@ -105,8 +107,8 @@ class SplitWriter:
         """Write the collected documents as the next shard (nothing when empty)."""
         if not self._lengths:
             return
-        data = np.concatenate(self._parts).astype(self.dtype, copy=False).tobytes()
-        index = np.cumsum(self._lengths, dtype=np.int64).astype(INDEX_DTYPE).tobytes()
+        data = memoryview(np.concatenate(self._parts).astype(self.dtype, copy=False)).cast("B")
+        index = memoryview(np.cumsum(self._lengths, dtype=np.int64).astype(INDEX_DTYPE)).cast("B")
         bin_name, idx_name = shard_names(self.split, len(self.shards))
         atomic_write_bytes(self.out / bin_name, data)
         atomic_write_bytes(self.out / idx_name, index)
