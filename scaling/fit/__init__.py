@@ -1,0 +1,53 @@
+"""Scaling-law fitting and extrapolation: from many small runs to the settings of one large run.
+
+Public API:
+
+- :func:`fit_runs` — everything: inputs (run dirs, sweep dirs, CSV) → fit.json, report.md, plots,
+  large_run.yaml, a W&B fit run; returns the fit.json dict.
+- :func:`load_points` / :class:`Points` — the one loader of fit inputs.
+- :func:`fit_parametric` / :class:`ParametricFit` / :data:`CHINCHILLA` — approach 3.
+- :func:`fit_isoflop` — approach 2; :func:`fit_envelope` — approach 1.
+- :func:`fit_hparam_laws` — LR and batch-size laws; :func:`analyze_knobs` — seeds and Welch's t-tests.
+- :func:`bootstrap`, :func:`backtest`, :func:`prediction_interval` — uncertainty.
+- :func:`build_ladder`, :func:`choose` — turning a budget into a concrete shape.
+
+Submodules import numpy/scipy on first use of a name here, so ``scaling --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS: dict[str, str] = {
+    "fit_runs": "scaling.fit.pipeline",
+    "best_settings": "scaling.fit.pipeline",
+    "load_points": "scaling.fit.data",
+    "Points": "scaling.fit.data",
+    "Curve": "scaling.fit.data",
+    "fit_parametric": "scaling.fit.parametric",
+    "ParametricFit": "scaling.fit.parametric",
+    "CHINCHILLA": "scaling.fit.parametric",
+    "fit_isoflop": "scaling.fit.isoflop",
+    "IsoFlopFit": "scaling.fit.isoflop",
+    "fit_envelope": "scaling.fit.envelope",
+    "EnvelopeFit": "scaling.fit.envelope",
+    "fit_power_law": "scaling.fit.basics",
+    "windowed_minimum": "scaling.fit.basics",
+    "fit_hparam_laws": "scaling.fit.hparams",
+    "analyze_knobs": "scaling.fit.knobs",
+    "bootstrap": "scaling.fit.bootstrap",
+    "backtest": "scaling.fit.bootstrap",
+    "prediction_interval": "scaling.fit.bootstrap",
+    "percentile_interval": "scaling.fit.bootstrap",
+    "build_ladder": "scaling.fit.recommend",
+    "choose": "scaling.fit.recommend",
+    "render_report": "scaling.fit.report",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'scaling.fit' has no attribute {name!r}")

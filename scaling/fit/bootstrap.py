@@ -1,0 +1,105 @@
+"""Uncertainty of approach 3: bootstrap over runs, prediction intervals, and the leave-largest-out backtest.
+
+The bootstrap resamples runs with replacement, or whole model sizes when runs share a trunk
+(cooldown branches of one run are not independent draws), refits the law from the full fit's optimum
+and the best grid starts, and reports percentile intervals of anything computed from each refit.
+A prediction interval adds the fit's residual noise (resampled log-residuals) to the refits' curves,
+so it covers a new run's loss, not only the mean law.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from scaling.errors import ScalingError
+from scaling.fit.basics import single_threaded_blas
+from scaling.fit.data import Points
+from scaling.fit.parametric import ParametricFit, check_points, fit_parametric, grid_starts
+
+
+def resampling_units(points: Points) -> tuple[list[np.ndarray], str]:
+    """Index groups the bootstrap draws: single runs, or model sizes when any runs share a trunk."""
+    trunks = {}
+    for t in points.trunk:
+        trunks[t] = trunks.get(t, 0) + 1
+    if any(count > 1 for count in trunks.values()):
+        return [np.flatnonzero(points.params == n) for n in np.unique(points.params)], "model sizes (runs share trunks)"
+    return [np.array([i]) for i in range(len(points))], "runs"
+
+
+def bootstrap(points: Points, fit: ParametricFit, quantities: Callable[[ParametricFit], dict[str, float]],
+              *, n_boot: int = 200, seed: int = 0) -> tuple[dict[str, np.ndarray], dict]:
+    """Refit approach 3 on ``n_boot`` resamples; returns samples of ``quantities(refit)`` and run info."""
+    units, unit_name = resampling_units(points)
+    rng = np.random.default_rng(seed)
+    starts = [fit.theta] + list(grid_starts(points.params, points.tokens, points.loss, 2))
+    samples: dict[str, list[float]] = {}
+    failed = 0
+    with single_threaded_blas():
+        draws = [np.concatenate([units[i] for i in rng.integers(0, len(units), len(units))]) for _ in range(n_boot)]
+        refits = [_refit(points, idx, starts) for idx in draws]
+    for refit in refits:
+        if refit is None:
+            failed += 1  # a resample with one size or too few points cannot be fitted: skip it
+            continue
+        for key, value in quantities(refit).items():
+            samples.setdefault(key, []).append(float(value))
+    info = {"n_boot": n_boot, "n_ok": n_boot - failed, "unit": unit_name, "n_units": len(units)}
+    return {k: np.asarray(v) for k, v in samples.items()}, info
+
+
+def _refit(points: Points, idx: np.ndarray, starts: list) -> ParametricFit | None:
+    try:
+        check_points(points.params[idx], points.tokens[idx], points.loss[idx])
+    except ScalingError:
+        return None
+    return fit_parametric(points.params[idx], points.tokens[idx], points.loss[idx], init=starts, grid=False)
+
+
+def percentile_interval(samples: np.ndarray, ci: float = 0.95) -> list[float] | None:
+    """[lo, hi] percentile interval of finite ``samples``; None with fewer than 10 of them."""
+    s = np.asarray(samples, dtype=float)
+    s = s[np.isfinite(s)]
+    if s.size < 10:
+        return None
+    lo, hi = np.quantile(s, [(1 - ci) / 2, (1 + ci) / 2])
+    return [float(lo), float(hi)]
+
+
+def prediction_interval(curve_samples: np.ndarray | None, point: float, residuals: np.ndarray, ci: float = 0.95,
+                        *, draws: int = 20, seed: int = 0) -> list[float]:
+    """Interval for a new run's loss: bootstrap curves (or the point estimate) × exp(resampled residual)."""
+    rng = np.random.default_rng(seed)
+    res = np.asarray(residuals, dtype=float)
+    res = res - res.mean() if res.size else np.zeros(1)
+    base = np.asarray(curve_samples, dtype=float) if curve_samples is not None and len(curve_samples) else np.array([point])
+    base = base[np.isfinite(base)]
+    noisy = np.repeat(base, draws) * np.exp(rng.choice(res, base.size * draws, replace=True))
+    lo, hi = np.quantile(noisy, [(1 - ci) / 2, (1 + ci) / 2])
+    return [float(lo), float(hi)]
+
+
+def backtest(points: Points, ci: float = 0.95) -> dict:
+    """Fit without the largest model size, predict its runs, and report the error."""
+    sizes = np.unique(points.params)
+    if sizes.size < 3:
+        return {"skipped": f"needs at least 3 model sizes; got {sizes.size}"}
+    held = points.params == sizes[-1]
+    try:
+        fit = fit_parametric(points.params[~held], points.tokens[~held], points.loss[~held])
+    except ScalingError as e:
+        return {"skipped": f"fit without the largest size impossible: {e}"}
+    pred = fit.predict(points.params[held], points.tokens[held])
+    actual = points.loss[held]
+    rel = (pred - actual) / actual
+    bands = [prediction_interval(None, p, fit.residuals, ci) for p in pred]
+    inside = [lo <= y <= hi for (lo, hi), y in zip(bands, actual, strict=True)]
+    return {"held_out_params": float(sizes[-1]), "n_held_out": int(held.sum()), "n_fitted": int((~held).sum()),
+            "mean_abs_rel_error": float(np.mean(np.abs(rel))), "max_abs_rel_error": float(np.max(np.abs(rel))),
+            "mean_rel_error": float(np.mean(rel)), "within_interval": int(sum(inside)),
+            "points": [{"params": float(n), "tokens": float(d), "loss": float(y), "predicted": float(p),
+                        "lo": b[0], "hi": b[1]} for n, d, y, p, b in
+                       zip(points.params[held], points.tokens[held], actual, pred, bands, strict=True)],
+            "fit_without_largest": {"E": fit.E, "alpha": fit.alpha, "beta": fit.beta, "a": fit.a}}

@@ -1,0 +1,263 @@
+"""The one loader of fit inputs: run dirs, sweep dirs and CSV files become one table of points.
+
+This is the only module of :mod:`scaling.fit` that knows the run-dir layout (``result.json``,
+``config.yaml``, ``metrics.jsonl``); it reads files and never imports the trainer. Everything
+downstream works on :class:`Points`, plain numpy arrays with one entry per run.
+
+CSV columns: ``params,tokens,loss`` (required), optionally ``flops,lr,batch_size,seed,status``;
+every other column is a knob. ``batch_size`` is in tokens.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from scaling.errors import ScalingError
+
+REQUIRED_COLUMNS = ("params", "tokens", "loss")
+NUMERIC_COLUMNS = ("params", "tokens", "loss", "flops", "lr", "batch_size", "seed")
+# config keys that identify a run or only steer logging/checkpointing: never knobs
+_NOT_KNOBS = ("run.", "logging.", "data.val_tokens", "train.val_every_tokens", "train.checkpoint",
+              "train.log_every_steps", "train.tokens", "train.accelerator", "train.devices", "train.threads",
+              "train.compile", "train.num_nodes", "train.strategy", "data.verify", "optim.fused")
+
+
+@dataclass
+class Curve:
+    """A run's validation curve: loss after each number of training tokens."""
+
+    run: str
+    params: float
+    flops_per_token: float
+    tokens: np.ndarray
+    loss: np.ndarray
+
+
+@dataclass
+class Points:
+    """The fit's input table: one row per run (parallel arrays) plus the runs' validation curves."""
+
+    params: np.ndarray
+    tokens: np.ndarray
+    loss: np.ndarray
+    flops: np.ndarray  # measured training FLOPs; 6·N·D where the input has none
+    lr: np.ndarray  # NaN where unknown
+    batch_size: np.ndarray  # tokens per optimiser step; NaN where unknown
+    seed: np.ndarray  # NaN where unknown
+    run: list[str]  # run id or "file.csv:line"
+    trunk: list[str]  # runs that share a trunk (cooldown branches) share this key
+    knobs: dict[str, list[Any]] = field(default_factory=dict)  # swept settings, one value per row
+    curves: list[Curve] = field(default_factory=list)
+    configs: list[dict] = field(default_factory=list)  # resolved run configs (empty for CSV rows)
+    group: str | None = None  # W&B group of the runs (the sweep), when they agree
+    notes: list[str] = field(default_factory=list)  # what the loader excluded and why
+
+    def __len__(self) -> int:
+        return len(self.loss)
+
+    def subset(self, idx: np.ndarray | list[int]) -> Points:
+        """The rows ``idx`` (repeats allowed, as in a bootstrap resample); curves are kept whole."""
+        idx = np.asarray(idx, dtype=int)
+
+        def pick(xs: list) -> list:
+            return [xs[i] for i in idx]
+
+        return Points(self.params[idx], self.tokens[idx], self.loss[idx], self.flops[idx], self.lr[idx],
+                      self.batch_size[idx], self.seed[idx], pick(self.run), pick(self.trunk),
+                      {k: pick(v) for k, v in self.knobs.items()}, self.curves,
+                      pick(self.configs) if self.configs else [], self.group, list(self.notes))
+
+
+def _number(value: Any, where: str, column: str) -> float:
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "nan", "none", "null")):
+        return math.nan
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ScalingError(f"{where}: column {column}={value!r} is not a number") from None
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = json.dumps(value) if isinstance(value, list) else value
+    return out
+
+
+def _read_csv(path: Path) -> list[dict]:
+    with path.open(newline="") as f:
+        reader = csv.DictReader(f)
+        header = [h.strip() for h in (reader.fieldnames or [])]
+        missing = [c for c in REQUIRED_COLUMNS if c not in header]
+        if missing:
+            raise ScalingError(f"{path}: missing column(s) {', '.join(missing)}; a fit CSV needs "
+                               f"params,tokens,loss (optional flops,lr,batch_size,seed and knob columns)")
+        rows = []
+        for line, raw in enumerate(reader, start=2):
+            raw = {(k or "").strip(): (v.strip() if isinstance(v, str) else v) for k, v in raw.items()}
+            where = f"{path.name}:{line}"
+            row: dict[str, Any] = {"run": where, "trunk": where, "status": raw.pop("status", "done") or "done"}
+            for col in NUMERIC_COLUMNS:
+                row[col] = _number(raw.pop(col, None), where, col)
+            row["knobs"] = {k: _knob_value(v) for k, v in raw.items() if k}
+            rows.append(row)
+    return rows
+
+
+def _knob_value(value: Any) -> Any:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return value
+
+
+def _read_run(run_dir: Path, params_kind: str) -> dict:
+    try:
+        result = json.loads((run_dir / "result.json").read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise ScalingError(f"{run_dir / 'result.json'}: unreadable ({e}); re-run or remove that run") from None
+    config: dict = {}
+    if (run_dir / "config.yaml").exists():
+        import yaml
+
+        config = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
+    where = str(run_dir)
+    key = "params_non_embedding" if params_kind == "non-embedding" else "params"
+    cfg_flat = _flatten(config)
+    loss = result.get("final_val_loss")
+    row: dict[str, Any] = {
+        "run": str(result.get("run_id") or run_dir.name),
+        "status": result.get("status", "done"),
+        "params": _number(result.get(key), where, key),
+        "tokens": _number(result.get("tokens", cfg_flat.get("train.tokens")), where, "tokens"),
+        "loss": _number(loss, where, "final_val_loss"),
+        "flops": _number(result.get("flops"), where, "flops"),
+        "lr": _number(result.get("lr", cfg_flat.get("optim.lr")), where, "lr"),
+        "batch_size": _number(result.get("batch_tokens"), where, "batch_tokens"),
+        "seed": _number(result.get("seed", cfg_flat.get("run.seed")), where, "seed"),
+        "config": config,
+        "group": cfg_flat.get("logging.group"),
+        "knobs": {k: v for k, v in cfg_flat.items() if not k.startswith(_NOT_KNOBS) and k != "optim.lr"},
+    }
+    parent = result.get("parent")
+    row["trunk"] = str(Path(parent["run_dir"]).resolve()) if isinstance(parent, dict) and parent.get("run_dir") \
+        else str(run_dir.resolve())
+    row["curve"] = _read_curve(run_dir, row)
+    return row
+
+
+def _read_curve(run_dir: Path, row: dict) -> Curve | None:
+    path = run_dir / "metrics.jsonl"
+    if not path.exists() or not (row["tokens"] > 0 and row["params"] > 0):
+        return None
+    tokens, losses = [], []
+    for line in path.read_text().splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line cut by a crash: the rest of the curve is still good
+        if "val/loss" in rec and "train/tokens" in rec:
+            tokens.append(float(rec["train/tokens"]))
+            losses.append(float(rec["val/loss"]))
+    if not tokens:
+        return None
+    fpt = row["flops"] / row["tokens"] if row["flops"] > 0 else 6.0 * row["params"]
+    t, lo = np.asarray(tokens), np.asarray(losses)
+    keep = np.isfinite(lo) & (lo > 0) & (t > 0)
+    return Curve(row["run"], row["params"], fpt, t[keep], lo[keep])
+
+
+def _collect(inputs: list[str | Path], params_kind: str) -> list[dict]:
+    rows: list[dict] = []
+    for item in inputs:
+        path = Path(item)
+        if not path.exists():
+            raise ScalingError(f"{path}: no such file or directory (give run dirs, sweep dirs or CSV files)")
+        if path.is_file():
+            if path.suffix.lower() != ".csv":
+                raise ScalingError(f"{path}: not a CSV file, run dir or sweep dir")
+            rows.extend(_read_csv(path))
+            continue
+        results = [path / "result.json"] if (path / "result.json").exists() else sorted(path.rglob("result.json"))
+        if not results:
+            raise ScalingError(f"{path}: no result.json found below it; are the runs finished?")
+        rows.extend(_read_run(r.parent, params_kind) for r in results)
+    return rows
+
+
+def load_points(inputs: list[str | Path], *, params: str = "non-embedding", exclude_diverged: bool = True) -> Points:
+    """Read run dirs, sweep dirs and CSV files into one :class:`Points` table.
+
+    ``params`` picks the parameter count of run dirs (``total`` or ``non-embedding``). Failed runs are
+    always dropped, diverged ones unless ``exclude_diverged`` is False, rows with a NaN anywhere in
+    params/tokens/loss are dropped with a note; a non-positive value is an error.
+    """
+    if params not in ("total", "non-embedding"):
+        raise ScalingError(f"--params must be total or non-embedding, not {params!r}")
+    if not inputs:
+        raise ScalingError("no fit input: give run dirs, sweep dirs or CSV files")
+    rows = _collect(list(inputs), params)
+    notes: list[str] = []
+    failed = [r for r in rows if r["status"] == "failed"]
+    diverged = [r for r in rows if r["status"] == "diverged"]
+    if failed:
+        notes.append(f"excluded {len(failed)} failed run(s)")
+    if diverged and exclude_diverged:
+        notes.append(f"excluded {len(diverged)} diverged run(s) (--no-exclude-diverged keeps them)")
+    rows = [r for r in rows if r["status"] != "failed" and (r["status"] != "diverged" or not exclude_diverged)]
+    nan_rows = [r for r in rows if not all(math.isfinite(r[c]) for c in REQUIRED_COLUMNS)]
+    if nan_rows:
+        notes.append(f"excluded {len(nan_rows)} row(s) with a missing or NaN params/tokens/loss: "
+                     + ", ".join(r["run"] for r in nan_rows[:5]) + (" ..." if len(nan_rows) > 5 else ""))
+    rows = [r for r in rows if r not in nan_rows]
+    for r in rows:
+        for col in ("params", "tokens", "loss", "flops", "lr", "batch_size"):
+            if r[col] <= 0:
+                raise ScalingError(f"{r['run']}: {col} must be positive, got {r[col]:g}")
+    if not rows:
+        raise ScalingError("no usable rows left after excluding failed, diverged and NaN rows")
+
+    def col(name: str) -> np.ndarray:
+        return np.array([r[name] for r in rows], dtype=float)
+
+    flops = col("flops")
+    flops = np.where(np.isfinite(flops), flops, 6.0 * col("params") * col("tokens"))
+    groups = {r.get("group") for r in rows} - {None}
+    pts = Points(col("params"), col("tokens"), col("loss"), flops, col("lr"), col("batch_size"), col("seed"),
+                 [r["run"] for r in rows], [r["trunk"] for r in rows],
+                 curves=[r["curve"] for r in rows if r.get("curve") is not None],
+                 configs=[r["config"] for r in rows] if all("config" in r for r in rows) else [],
+                 group=groups.pop() if len(groups) == 1 else None, notes=notes)
+    pts.knobs = _swept_knobs(rows, pts)
+    return pts
+
+
+def _swept_knobs(rows: list[dict], pts: Points) -> dict[str, list[Any]]:
+    """Settings that take two or more values among runs of the same size and token count.
+
+    A key that only changes together with the model size or the token budget (``model.n_layer``,
+    a schedule length) is part of the ladder, not a knob. ``lr`` and ``batch_size`` count as knobs too.
+    """
+    table: dict[str, list[Any]] = {}
+    for name in ("lr", "batch_size"):
+        table[name] = [None if not math.isfinite(v) else v for v in getattr(pts, name)]
+    for key in sorted({k for r in rows for k in r["knobs"]}):
+        table[key] = [r["knobs"].get(key) for r in rows]
+    cells: dict[tuple, list[int]] = {}
+    for i in range(len(rows)):
+        cells.setdefault((pts.params[i], pts.tokens[i]), []).append(i)
+    swept = {}
+    for key, values in table.items():
+        if any(len({repr(values[i]) for i in idx}) > 1 for idx in cells.values()):
+            swept[key] = values
+    return swept

@@ -1,0 +1,107 @@
+"""Hyperparameter laws: the optimal learning rate (and batch size, when swept) as a power law in N.
+
+Per (model size, token budget) cell with three or more values of the hyperparameter, the loss is
+fitted as a parabola in log10(value) near the best value (seeds averaged; where other knobs vary too,
+each value counts with its best setting). A cell whose best value is the smallest or largest one tried
+gives only a bound and is left out of the law. The optima then follow opt = c·N^γ, extrapolated to the
+target size; the interval comes from resampling runs within each cell and refitting everything.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from scaling.fit.basics import fit_power_law, windowed_minimum
+from scaling.fit.data import Points
+
+HPARAM_COLUMNS = ("lr", "batch_size")
+
+
+def _cells(points: Points) -> dict[tuple[float, float], np.ndarray]:
+    cells: dict[tuple[float, float], list[int]] = {}
+    for i, key in enumerate(zip(points.params, points.tokens, strict=True)):
+        cells.setdefault(key, []).append(i)
+    return {k: np.array(v) for k, v in cells.items()}
+
+
+def _setting_losses(points: Points, idx: np.ndarray, column: str) -> tuple[np.ndarray, np.ndarray]:
+    """(value, loss) per value of ``column`` in a cell: mean over seeds, best over other settings."""
+    values = getattr(points, column)[idx]
+    others = [k for k in points.knobs if k != column]
+    per_setting: dict[tuple, list[float]] = {}
+    for j, i in enumerate(idx):
+        if math.isfinite(values[j]):
+            key = (values[j],) + tuple(repr(points.knobs[k][i]) for k in others)
+            per_setting.setdefault(key, []).append(points.loss[i])
+    best: dict[float, float] = {}
+    for key, losses in per_setting.items():
+        best[key[0]] = min(best.get(key[0], math.inf), float(np.mean(losses)))
+    v = np.array(sorted(best))
+    return v, np.array([best[x] for x in v])
+
+
+def _cell_optimum(points: Points, idx: np.ndarray, column: str, window_dex: float) -> dict | None:
+    v, loss = _setting_losses(points, idx, column)
+    if v.size < 3:
+        return None
+    best = windowed_minimum(np.log10(v), loss, window_dex)
+    if best is None:
+        return None
+    return {"opt": float(10 ** best.u), "loss_at_opt": best.value, "at_edge": best.at_edge, "n_values": int(v.size)}
+
+
+def _law_prediction(cells: list[dict], target_params: float):
+    usable = [c for c in cells if not c["at_edge"]]
+    law = fit_power_law([c["params"] for c in usable], [c["opt"] for c in usable]) if usable else None
+    if law is not None:
+        return law, float(law(target_params))
+    if usable:  # one size only: carry the measured optimum unchanged
+        return None, float(np.exp(np.mean(np.log([c["opt"] for c in usable]))))
+    return None, None
+
+
+def fit_hparam_laws(points: Points, target_params: float | None = None, *, window_dex: float = 0.5,
+                    n_boot: int = 200, ci: float = 0.95, seed: int = 0) -> dict:
+    """Per swept hyperparameter (lr, batch_size): cell optima, the power law in N, and the target prediction."""
+    out: dict[str, dict] = {}
+    cells = _cells(points)
+    target = target_params if target_params is not None else float(points.params.max())
+    rng = np.random.default_rng(seed)
+    for column in HPARAM_COLUMNS:
+        if column not in points.knobs:
+            continue
+        optima = []
+        for (n, d), idx in cells.items():
+            opt = _cell_optimum(points, idx, column, window_dex)
+            if opt is not None:
+                optima.append({"params": float(n), "tokens": float(d), **opt})
+        if not optima:
+            out[column] = {"cells": [], "note": "swept, but no size has 3 or more values of it"}
+            continue
+        law, value = _law_prediction(optima, target)
+        entry = {"cells": optima, "law": law.to_dict() if law else None, "target_params": target,
+                 "prediction": value}
+        if value is None:
+            entry["note"] = "every cell's best value is at the edge of the range tried: widen the sweep"
+        elif law is None:
+            entry["note"] = "optimum measured at one size only: carried over unchanged (no size law)"
+        else:
+            entry["note"] = ""
+        if value is not None and n_boot > 0:
+            draws = []
+            for _ in range(n_boot):
+                boot_cells = []
+                for c in optima:
+                    idx = cells[(c["params"], c["tokens"])]
+                    opt = _cell_optimum(points, rng.choice(idx, idx.size, replace=True), column, window_dex)
+                    if opt is not None:
+                        boot_cells.append({"params": c["params"], **opt})
+                draws.append(_law_prediction(boot_cells, target)[1] if boot_cells else None)
+            draws = np.array([x for x in draws if x is not None], dtype=float)
+            if draws.size >= max(10, n_boot // 4):
+                lo, hi = np.quantile(draws, [(1 - ci) / 2, (1 + ci) / 2])
+                entry.update(lo=float(lo), hi=float(hi), n_boot_ok=int(draws.size))
+        out[column] = entry
+    return out

@@ -1,0 +1,108 @@
+"""Seeds and knobs: is a knob's effect real, or the luck of the seed?
+
+Runs that differ only in their seed form a *setting*; each gets mean ± std of the final loss. For each
+swept knob, every cell (same size, tokens and other knob values) compares the knob's best level
+against each other level with Welch's t-test (unequal variances). A level run with a single seed is
+compared using the seed noise pooled over all replicated settings instead. p-values are Holm-adjusted
+over a knob's comparisons, so a wide LR sweep does not find "real" effects by sheer number of tests.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import stats
+
+from scaling.fit.data import Points
+
+
+def _fmt(value) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def seed_settings(points: Points) -> list[dict]:
+    """Mean, std and count of the final loss per setting (rows identical up to the seed)."""
+    groups: dict[tuple, list[int]] = {}
+    keys = sorted(points.knobs)
+    for i in range(len(points)):
+        key = (points.params[i], points.tokens[i]) + tuple(repr(points.knobs[k][i]) for k in keys)
+        groups.setdefault(key, []).append(i)
+    out = []
+    for idx in groups.values():
+        loss = points.loss[idx]
+        out.append({"params": float(points.params[idx[0]]), "tokens": float(points.tokens[idx[0]]),
+                    "knobs": {k: points.knobs[k][idx[0]] for k in keys}, "n": len(idx), "mean": float(loss.mean()),
+                    "std": float(loss.std(ddof=1)) if len(idx) > 1 else None, "losses": [float(x) for x in loss]})
+    return out
+
+
+def pooled_seed_noise(settings: list[dict]) -> tuple[float | None, int]:
+    """Pooled within-setting std of the loss and its degrees of freedom (None, 0 without replicates)."""
+    dof = sum(s["n"] - 1 for s in settings if s["n"] > 1)
+    if dof == 0:
+        return None, 0
+    var = sum((s["n"] - 1) * s["std"] ** 2 for s in settings if s["n"] > 1) / dof
+    return float(math.sqrt(var)), dof
+
+
+def compare(best: list[float], other: list[float], pooled_std: float | None, pooled_dof: int) -> dict:
+    """Welch's t-test of ``other`` against ``best`` (one-seed levels fall back to the pooled noise)."""
+    a, b = np.asarray(best), np.asarray(other)
+    diff = float(b.mean() - a.mean())
+    if a.size >= 2 and b.size >= 2 and (a.std() > 0 or b.std() > 0):
+        res = stats.ttest_ind(b, a, equal_var=False)
+        va, vb = a.var(ddof=1) / a.size, b.var(ddof=1) / b.size
+        dof = (va + vb) ** 2 / (va ** 2 / (a.size - 1) + vb ** 2 / (b.size - 1))
+        return {"diff": diff, "t": float(res.statistic), "p": float(res.pvalue), "dof": float(dof), "test": "welch"}
+    if pooled_std and pooled_dof > 0:
+        t = diff / (pooled_std * math.sqrt(1 / a.size + 1 / b.size))
+        return {"diff": diff, "t": float(t), "p": float(2 * stats.t.sf(abs(t), pooled_dof)), "dof": float(pooled_dof),
+                "test": "pooled seed noise"}
+    return {"diff": diff, "t": None, "p": None, "dof": None, "test": "none (no seed replicates)"}
+
+
+def _holm(pvalues: list[float | None]) -> list[float | None]:
+    known = sorted((p, i) for i, p in enumerate(pvalues) if p is not None)
+    adjusted: list[float | None] = [None] * len(pvalues)
+    running = 0.0
+    for rank, (p, i) in enumerate(known):
+        running = max(running, min(1.0, (len(known) - rank) * p))
+        adjusted[i] = running
+    return adjusted
+
+
+def analyze_knobs(points: Points, *, alpha: float = 0.05) -> dict:
+    """The fit.json ``knobs`` block: settings with seed statistics, seed noise, and per-knob verdicts."""
+    settings = seed_settings(points)
+    noise, dof = pooled_seed_noise(settings)
+    knobs: dict[str, dict] = {}
+    for knob in sorted(points.knobs):
+        cells: dict[tuple, list[dict]] = {}
+        for s in settings:
+            other = tuple(repr(v) for k, v in sorted(s["knobs"].items()) if k != knob)
+            cells.setdefault((s["params"], s["tokens"]) + other, []).append(s)
+        comparisons = []
+        for members in cells.values():
+            levels = [m for m in members if m["knobs"][knob] is not None]
+            if len(levels) < 2:
+                continue
+            best = min(levels, key=lambda m: m["mean"])
+            for m in levels:
+                if m is best:
+                    continue
+                c = compare(best["losses"], m["losses"], noise, dof)
+                comparisons.append({"params": best["params"], "tokens": best["tokens"], "best": _fmt(best["knobs"][knob]),
+                                    "other": _fmt(m["knobs"][knob]), "n_best": best["n"], "n_other": m["n"], **c})
+        if not comparisons:
+            continue
+        for c, adj in zip(comparisons, _holm([c["p"] for c in comparisons]), strict=True):
+            c["p_holm"] = adj
+            c["verdict"] = "undetermined" if adj is None else ("real" if adj < alpha else "within seed noise")
+        n_real = sum(c["verdict"] == "real" for c in comparisons)
+        verdict = ("real" if n_real else "undetermined" if all(c["p"] is None for c in comparisons)
+                   else "within seed noise")
+        knobs[knob] = {"verdict": verdict, "n_comparisons": len(comparisons), "n_real": n_real,
+                       "comparisons": comparisons}
+    return {"alpha": alpha, "seed_std": noise, "seed_dof": dof,
+            "settings": [{k: v for k, v in s.items() if k != "losses"} for s in settings], "knobs": knobs}

@@ -1,0 +1,109 @@
+"""The report's PNG plots: loss vs compute with frontier and band, IsoFLOP profiles, LR vs loss,
+residuals. matplotlib with the Agg backend (no display needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from scaling.fit.data import Points
+from scaling.fit.parametric import ParametricFit
+
+
+def _figure():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=110)
+    return plt, fig, ax
+
+
+def _save(plt, fig, path: Path) -> str:
+    import io
+
+    from data_pipelines.atomic import atomic_write_bytes
+
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+    return str(path)
+
+
+def plot_loss_vs_compute(result: dict, points: Points, path: Path) -> str:
+    plt, fig, ax = _figure()
+    sc = ax.scatter(points.flops, points.loss, c=np.log10(points.params), cmap="viridis", s=18, label="runs")
+    fig.colorbar(sc, ax=ax, label="log10 params")
+    fr = result["frontier"]
+    ax.plot(fr["flops"], fr["loss"], "k-", lw=1.2, label="approach 3 frontier")
+    band = [(c, b) for c, b in zip(fr["flops"], fr["ci"], strict=True) if b]
+    if band:
+        ax.fill_between([c for c, _ in band], [b[0] for _, b in band], [b[1] for _, b in band], color="k", alpha=0.15,
+                        label=f"{100 * result['parametric']['ci_level']:.0f}% bootstrap band")
+    rec = result["recommendation"]
+    ax.errorbar([rec["flops"]], [rec["loss"]], yerr=[[rec["loss"] - rec["lo"]], [rec["hi"] - rec["loss"]]], fmt="r*",
+                ms=10, capsize=3, label="recommended run (prediction interval)")
+    ax.axvline(points.flops.max(), color="grey", ls=":", lw=1)
+    ax.set(xscale="log", yscale="log", xlabel="training FLOPs", ylabel="final validation loss",
+           title="Loss vs compute")
+    ax.legend(fontsize=7)
+    return _save(plt, fig, path)
+
+
+def plot_isoflop(result: dict, points: Points, path: Path) -> str | None:
+    iso = result["isoflop"]
+    if not iso["budgets"] and not iso["skipped"]:
+        return None
+    from scaling.fit.isoflop import group_budgets
+
+    plt, fig, ax = _figure()
+    for idx in group_budgets(points.flops):
+        if np.unique(points.params[idx]).size < 2:
+            continue
+        order = idx[np.argsort(points.params[idx])]
+        ax.plot(points.params[order], points.loss[order], "o-", ms=3, lw=0.8,
+                label=f"C={np.exp(np.mean(np.log(points.flops[idx]))):.2g}")
+    for b in iso["budgets"]:
+        ax.plot([b["n_opt"]], [b["loss_opt"]], "kx", ms=8)
+    ax.set(xscale="log", xlabel="params", ylabel="final validation loss", title="IsoFLOP profiles (x = fitted optimum)")
+    ax.legend(fontsize=6, ncol=2)
+    return _save(plt, fig, path)
+
+
+def plot_lr(result: dict, points: Points, path: Path) -> str | None:
+    cells = result["hparams"].get("lr", {}).get("cells", [])
+    if not cells:
+        return None
+    plt, fig, ax = _figure()
+    for c in cells:
+        rows = (points.params == c["params"]) & (points.tokens == c["tokens"]) & np.isfinite(points.lr)
+        order = np.argsort(points.lr[rows])
+        line, = ax.plot(points.lr[rows][order], points.loss[rows][order], "o", ms=4,
+                        label=f"N={c['params']:.3g}, D={c['tokens']:.3g}")
+        ax.plot([c["opt"]], [c["loss_at_opt"]], "*", color=line.get_color(), ms=12, mec="k")
+    ax.set(xscale="log", xlabel="learning rate", ylabel="final validation loss", title="LR vs loss (* = fitted optimum)")
+    ax.legend(fontsize=7)
+    return _save(plt, fig, path)
+
+
+def plot_residuals(fit: ParametricFit, tuned: Points, path: Path) -> str:
+    plt, fig, ax = _figure()
+    ax.scatter(tuned.tokens / tuned.params, fit.residuals, c=np.log10(tuned.params), cmap="viridis", s=18)
+    ax.axhline(0, color="k", lw=0.8)
+    ax.set(xscale="log", xlabel="tokens per parameter", ylabel="log L − log L̂", title="Approach 3 residuals")
+    return _save(plt, fig, path)
+
+
+def write_plots(result: dict, points: Points, tuned: Points, fit: ParametricFit, out: Path) -> dict[str, str]:
+    """Write every plot that the data support; returns name -> path."""
+    made = {
+        "loss_vs_compute": plot_loss_vs_compute(result, points, out / "loss_vs_compute.png"),
+        "isoflop": plot_isoflop(result, points, out / "isoflop.png"),
+        "lr": plot_lr(result, points, out / "lr_vs_loss.png"),
+        "residuals": plot_residuals(fit, tuned, out / "residuals.png"),
+    }
+    return {k: v for k, v in made.items() if v}

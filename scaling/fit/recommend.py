@@ -1,0 +1,129 @@
+"""The recommendation for the large run: size, tokens, loss with interval, LR and batch, as a config.
+
+Compute-optimal allocation uses the real FLOP accounting of concrete shapes rather than C = 6ND:
+for every depth on the preset ladder's aspect ratio (:func:`scaling.ladder.ladder_shape`), tokens =
+C / (training FLOPs per token of that shape, :func:`scaling.counting.flops_per_token`), and the shape
+with the lowest predicted loss wins. At small sizes the output head and attention make 6N badly wrong;
+at large sizes this agrees with the closed form N_opt = G·(C/6)^a, which the report shows alongside.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from scaling.config import ModelConfig
+from scaling.counting import count_params, flops_per_token
+from scaling.errors import ScalingError
+from scaling.fit.parametric import ParametricFit
+from scaling.ladder import ladder_shape
+
+FAR_EXTRAPOLATION = 100.0  # warn when the target compute exceeds the largest fitted run's by more than this
+
+
+@dataclass
+class Ladder:
+    """Candidate shapes: depth, parameter count (in the fit's convention) and training FLOPs per token."""
+
+    n_layer: np.ndarray
+    params: np.ndarray
+    flops_per_token: np.ndarray
+    base_model: dict
+    seq_len: int
+
+    def shape(self, i: int) -> dict:
+        return {**self.base_model, **ladder_shape(int(self.n_layer[i]))}
+
+
+def build_ladder(base_model: dict, seq_len: int, params_kind: str, max_layers: int = 256) -> Ladder:
+    """Every ladder depth 1..max_layers on top of ``base_model`` (vocab, positions, ... kept)."""
+    known = {f.name for f in dataclasses.fields(ModelConfig)}
+    base = {k: v for k, v in base_model.items() if k in known}
+    layers, params, fpt = [], [], []
+    for n_layer in range(1, max_layers + 1):
+        shape = ladder_shape(n_layer)
+        if shape["d_model"] % shape["n_head"]:
+            continue  # wide odd depths give d_model that is not a whole number of 64-wide heads
+        cfg = ModelConfig(**{**base, **shape})
+        counts = count_params(cfg)
+        layers.append(n_layer)
+        params.append(counts.non_embedding if params_kind == "non-embedding" else counts.total)
+        fpt.append(flops_per_token(cfg, seq_len))
+    return Ladder(np.array(layers), np.array(params, dtype=float), np.array(fpt), base, seq_len)
+
+
+def best_on_ladder(fit: ParametricFit, flops: float, ladder: Ladder) -> int:
+    """Index of the ladder shape with the lowest predicted loss when trained with ``flops``."""
+    return int(np.argmin(fit.predict(ladder.params, flops / ladder.flops_per_token)))
+
+
+def choose(fit: ParametricFit, ladder: Ladder, *, flops: float | None = None, params: float | None = None,
+           tokens: float | None = None) -> dict:
+    """Resolve a target (exactly one of flops, params, tokens) to a shape, tokens and FLOPs."""
+    if sum(x is not None for x in (flops, params, tokens)) != 1:
+        raise ScalingError("give exactly one of --target-flops, --target-params, --target-tokens")
+    for name, value in (("flops", flops), ("params", params), ("tokens", tokens)):
+        if value is not None and not (value > 0 and math.isfinite(value)):
+            raise ScalingError(f"--target-{name} must be a positive number, got {value}")
+    if flops is not None:
+        i = best_on_ladder(fit, flops, ladder)
+        d = flops / ladder.flops_per_token[i]
+    elif params is not None:
+        i = int(np.argmin(np.abs(np.log(ladder.params / params))))
+        # the Chinchilla-optimal tokens for this size: invert N = G·(C/6)^a
+        d = (ladder.params[i] / fit.G) ** (1 / fit.a) / ladder.params[i]
+    else:
+        n_target = (tokens * fit.G) ** (1 / fit.b) / tokens
+        i = int(np.argmin(np.abs(np.log(ladder.params / n_target))))
+        d = tokens
+    if i == len(ladder.params) - 1:
+        raise ScalingError(f"the target needs a model deeper than the largest ladder shape ({ladder.n_layer[-1]} layers)")
+    return {"index": i, "n_layer": int(ladder.n_layer[i]), "params": float(ladder.params[i]), "tokens": float(d),
+            "flops": float(d * ladder.flops_per_token[i]), "flops_per_token": float(ladder.flops_per_token[i])}
+
+
+def large_run_config(base_config: dict, ladder: Ladder, choice: dict, *, lr: float | None,
+                     batch_tokens: float | None, group: str | None) -> dict:
+    """The config tree of the recommended run (``scaling train`` validates it on load)."""
+    cfg = {k: (dict(v) if isinstance(v, dict) else v) for k, v in base_config.items()}
+    model = {**cfg.get("model", {}), **ladder.shape(choice["index"]), "name": f"fit-L{choice['n_layer']}"}
+    train = dict(cfg.get("train", {}))
+    seq_len = int(train.get("seq_len", ladder.seq_len))
+    train.update(tokens=float(round(choice["tokens"])), seq_len=seq_len,
+                 val_every_tokens=float(round(choice["tokens"] / 100)),
+                 checkpoint_every_tokens=float(round(choice["tokens"] / 20)), checkpoint_at_tokens=[])
+    if batch_tokens is not None:
+        train.update(micro_batch_size=max(1, round(batch_tokens / seq_len)), grad_accum=1)
+    optim = dict(cfg.get("optim", {}))
+    if lr is not None:
+        optim["lr"] = float(lr)
+    run = {**cfg.get("run", {}), "dir": None, "name": "large-run", "seed": 0, "resume": "never",
+           "branch_from": None, "branch_at_tokens": None}
+    logging = {**cfg.get("logging", {}), "group": group, "job_type": "train"}
+    return {**cfg, "model": model, "train": train, "optim": optim, "run": run, "logging": logging}
+
+
+def write_large_run_yaml(path, tree: dict) -> str:
+    """Validate ``tree`` as a run config and write it (fully resolved) atomically; returns the YAML text."""
+    import tempfile
+
+    import yaml
+
+    from data_pipelines.atomic import atomic_write_text
+    from scaling.config_loading import load_config, to_yaml
+
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
+        yaml.safe_dump(tree, f, sort_keys=False)
+    try:
+        text = to_yaml(load_config([f.name]))
+    finally:
+        import os
+
+        os.unlink(f.name)
+    header = "# The large run recommended by `scaling fit` (see report.md). Train it with:\n" \
+             "#   scaling train --config large_run.yaml\n"
+    atomic_write_text(path, header + text)
+    return text

@@ -1,0 +1,134 @@
+"""report.md: the fit in words a reader can act on — recommendation first, then the evidence."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from data_pipelines.atomic import atomic_write_text
+
+
+def _g(x, digits: int = 3) -> str:
+    return "n/a" if x is None else f"{x:.{digits}g}"
+
+
+def _ci(pair, digits: int = 3) -> str:
+    return "n/a" if not pair else f"[{_g(pair[0], digits)}, {_g(pair[1], digits)}]"
+
+
+def _recommendation(r: dict, level: str) -> list[str]:
+    lines = ["## Recommendation", "",
+             "| | value | " + level + " interval |", "|---|---|---|",
+             f"| model ({r['params_kind']} params) | {_g(r['params'])} (n_layer={r['n_layer']}, d_model={r['d_model']}, "
+             f"n_head={r['n_head']}) | N_opt {_ci(r.get('n_opt_ci'))} |",
+             f"| tokens | {_g(r['tokens'])} ({_g(r['tokens_per_param'])} per parameter) | D_opt {_ci(r.get('d_opt_ci'))} |",
+             f"| training FLOPs | {_g(r['flops'])} ({_g(r['extrapolation_factor'])}x the largest fitted run) | |",
+             f"| predicted final loss | {_g(r['loss'], 4)} | {_ci([r['lo'], r['hi']], 4)} (prediction interval) |",
+             f"| learning rate | {_g(r['lr'])} ({r['lr_source']}) | {_ci(r.get('lr_ci'))} |",
+             f"| batch (tokens) | {_g(r['batch_tokens'])} ({r['batch_source']}) | |"]
+    if r.get("gpu_hours") is not None:
+        lines.append(f"| cost | {_g(r['gpu_hours'])} GPU-hours at {_g(r['gpu_throughput'])} FLOP/s per GPU | |")
+    lines += ["", f"Config: `{r['config']}` (`scaling train --config {Path(r['config']).name}`).", ""]
+    return lines
+
+
+def _parametric(p: dict, level: str) -> list[str]:
+    ci = p.get("ci", {})
+    return ["## Approach 3: L(N, D) = E + A/N^α + B/D^β", "",
+            "| constant | estimate | " + level + " bootstrap interval |", "|---|---|---|",
+            *[f"| {name} | {_g(p[name], 4)} | {_ci(ci.get(name), 4)} |" for name in ("E", "alpha", "beta", "a", "b")],
+            f"| A | {_g(p['A'])} | {_ci(ci.get('A'))} (poorly determined: read with its interval) |",
+            f"| B | {_g(p['B'])} | {_ci(ci.get('B'))} (poorly determined: read with its interval) |", "",
+            f"Huber objective {_g(p['objective'])}, final gradient norm {_g(p['grad_norm'])}, "
+            f"residual std of log loss {_g(p['residual_std'])}, {p['n_points']} points; bootstrap: "
+            f"{p['bootstrap'].get('n_ok', 0)}/{p['bootstrap'].get('n_boot', 0)} refits over "
+            f"{p['bootstrap'].get('unit', 'runs')}. Closed form at the target (C = 6ND): "
+            f"N_opt={_g(p['n_opt_closed_form'])}, D_opt={_g(p['d_opt_closed_form'])}.", ""]
+
+
+def _approaches(result: dict) -> list[str]:
+    iso, env = result["isoflop"], result["envelope"]
+    lines = ["## The three approaches: N_opt ∝ C^a", "", "| approach | a | notes |", "|---|---|---|",
+             f"| 3 parametric | {_g(result['parametric']['a'])} | interval {_ci(result['parametric']['ci'].get('a'))} |",
+             f"| 2 IsoFLOP | {_g(iso['a'])} | {len(iso['budgets'])} budget(s) used, {len(iso['skipped'])} skipped |",
+             f"| 1 envelope | {_g(env['a'])} | {len(env['points'])} envelope point(s); {env['note'] or 'from val curves'} |",
+             ""]
+    for s in iso["skipped"]:
+        lines.append(f"- IsoFLOP budget C={_g(s['flops'])} skipped: {s['reason']}")
+    if env["points"]:
+        lines.append("- Approach 1 uses mid-training points of runs whose LR had not decayed there; "
+                     "it leans toward larger models.")
+    return lines + [""]
+
+
+def _hparams(hp: dict) -> list[str]:
+    if not hp:
+        return ["## Hyperparameters", "", "No learning-rate or batch-size sweep in the inputs.", ""]
+    lines = ["## Hyperparameter laws", ""]
+    for name, h in hp.items():
+        law = h.get("law")
+        law_text = f"{name}_opt = {_g(law['coef'])}·N^{_g(law['exponent'])}" if law else "no size law"
+        lines.append(f"- **{name}**: {law_text}; at N={_g(h.get('target_params'))}: {_g(h.get('prediction'))} "
+                     f"{_ci([h['lo'], h['hi']]) if 'lo' in h else ''}. {h.get('note', '')}")
+        for c in h.get("cells", []):
+            edge = " (edge of the range: a bound only)" if c["at_edge"] else ""
+            lines.append(f"  - N={_g(c['params'])}, D={_g(c['tokens'])}: optimum {_g(c['opt'])} from "
+                         f"{c['n_values']} values{edge}")
+    return lines + [""]
+
+
+def _knobs(k: dict) -> list[str]:
+    lines = ["## Seeds and knobs", "",
+             f"Seed noise (pooled std of final loss over repeated settings): {_g(k['seed_std'])} "
+             f"({k['seed_dof']} degrees of freedom).", ""]
+    if not k["knobs"]:
+        return lines + ["No knob was swept at a fixed size and token count.", ""]
+    lines += ["| knob | verdict | comparisons (real / all) | largest effect | smallest Holm p |", "|---|---|---|---|---|"]
+    for name, v in k["knobs"].items():
+        big = max(v["comparisons"], key=lambda c: abs(c["diff"]))
+        ps = [c["p_holm"] for c in v["comparisons"] if c["p_holm"] is not None]
+        lines.append(f"| {name} | **{v['verdict']}** | {v['n_real']}/{v['n_comparisons']} | {big['other']} vs "
+                     f"{big['best']}: {big['diff']:+.4f} | {_g(min(ps)) if ps else 'n/a'} |")
+    multi = [s for s in k["settings"] if s["n"] > 1]
+    if multi:
+        lines += ["", "Repeated settings (mean ± std over seeds):", ""]
+        lines += [f"- N={_g(s['params'])}, D={_g(s['tokens'])}, {s['knobs']}: {s['mean']:.4f} ± {s['std']:.4f} "
+                  f"(n={s['n']})" for s in multi[:20]]
+    return lines + [""]
+
+
+def _backtest(bt: dict) -> list[str]:
+    if "skipped" in bt:
+        return ["## Backtest", "", f"Skipped: {bt['skipped']}.", ""]
+    return ["## Backtest: leave the largest size out", "",
+            f"Fitted on {bt['n_fitted']} runs below N={_g(bt['held_out_params'])}, predicted its {bt['n_held_out']} "
+            f"run(s): mean |error| {100 * bt['mean_abs_rel_error']:.2f}%, max {100 * bt['max_abs_rel_error']:.2f}%, "
+            f"bias {100 * bt['mean_rel_error']:+.2f}%; {bt['within_interval']}/{bt['n_held_out']} inside the "
+            f"prediction interval.", ""]
+
+
+def render_report(result: dict) -> str:
+    """The Markdown report of a fit.json dict."""
+    level = f"{100 * result['parametric']['ci_level']:.0f}%"
+    lines = ["# Scaling-law fit", "",
+             f"{result['inputs']['n_rows']} runs read, {result['inputs']['n_fitted']} in the approach-3 fit "
+             f"(params: {result['inputs']['params_kind']}).", ""]
+    if result["warnings"]:
+        lines += ["## Warnings", "", *[f"- {w}" for w in result["warnings"]], ""]
+    lines += _recommendation(result["recommendation"], level)
+    lines += _parametric(result["parametric"], level)
+    lines += _approaches(result)
+    lines += ["## Predictions", "", "| params | tokens | loss | prediction interval | interval of the mean |",
+              "|---|---|---|---|---|"]
+    lines += [f"| {_g(p['params'])} | {_g(p['tokens'])} | {_g(p['loss'], 4)} | {_ci([p['lo'], p['hi']], 4)} | "
+              f"{_ci(p['mean_ci'], 4)} |" for p in result["predictions"]] + [""]
+    lines += _backtest(result["backtest"])
+    lines += _hparams(result["hparams"])
+    lines += _knobs(result["knobs"])
+    plots = result["outputs"].get("plots", {})
+    if plots:
+        lines += ["## Plots", "", *[f"![{name}]({Path(path).name})" for name, path in plots.items()], ""]
+    return "\n".join(lines)
+
+
+def write_report(result: dict, path) -> None:
+    atomic_write_text(path, render_report(result))
