@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -158,6 +159,16 @@ class PreparedDataset:
     def split_documents(self, split: str) -> int:
         """Documents in ``split``."""
         return int(self._split(split)["documents"])
+
+    def bits_per_byte(self, loss_nats_per_token: float, split: str = "val") -> float:
+        """Convert a mean loss over ``split``'s tokens (EOS included) into bits per UTF-8 byte.
+
+        Uses the train split's tokens-per-byte when ``split`` is empty (as :func:`validation_windows`
+        then validates on train).
+        """
+        if self.split_bytes(split) == 0:
+            split = "train"
+        return loss_nats_per_token * self.split_tokens(split) / self.split_bytes(split) / math.log(2)
 
     def tokens(self, split: str) -> ShardedTokens:
         """The split's tokens as one lazily read stream over memory-mapped shards (:class:`ShardedTokens`)."""

@@ -167,8 +167,12 @@ def _existing(out: Path, key: str, overwrite: bool) -> dict | None:
     if same:
         from data_pipelines.dataset import PreparedDataset
 
-        PreparedDataset.open(out, verify="fast")  # a damaged folder is reported, not silently reused
-        return manifest
+        try:
+            PreparedDataset.open(out, verify="fast")
+            return manifest
+        except DataError:  # damaged since (a truncated or deleted shard): prepare it again
+            path.unlink()
+            return None
     if not overwrite:
         raise DataError(f"{out} already holds a dataset prepared from other sources or settings; "
                         "choose another --out or pass --overwrite")

@@ -129,3 +129,15 @@ def test_the_installed_command_exits_2_with_one_line(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [f"error: source not found: {tmp_path / 'missing'}; "
                                                 "pass an existing file, folder or glob"]
+
+
+def test_a_damaged_dataset_is_prepared_again_by_the_same_command(dataset):
+    (dataset / "train-00000.bin").unlink()
+    prepare_small(dataset, max_bytes=60_000)
+    PreparedDataset.open(dataset, verify="full")
+
+
+def test_bits_per_byte_uses_the_splits_tokens_per_byte(dataset):
+    ds = PreparedDataset.open(dataset)
+    ratio = ds.split_tokens("val") / ds.split_bytes("val")
+    assert ds.bits_per_byte(2.0) == pytest.approx(2.0 * ratio / 0.6931471805599453)
