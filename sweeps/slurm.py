@@ -93,21 +93,25 @@ class SlurmRun:
         return submitit.helpers.DelayedSubmission(self, sweep_dir, run_id)
 
 
-def _executor(folder: Path, settings: SlurmSettings, name: str, dependency: str | None):
-    import submitit
-
-    executor = submitit.SlurmExecutor(folder=folder, max_num_timeout=settings.max_requeues,
-                                      python=settings.python)
+def sbatch_params(settings: SlurmSettings, name: str, dependency: str | None = None) -> dict:
+    """submitit's SlurmExecutor parameters for a sweep's jobs."""
     params = {"job_name": f"sweep-{name}", "time": settings.time_min, "cpus_per_task": settings.cpus_per_task,
               "array_parallelism": settings.max_concurrent, "signal_delay_s": settings.signal_delay_s,
               "setup": list(settings.setup), "additional_parameters": dict(settings.additional),
               "stderr_to_stdout": True, "dependency": dependency}
     for key in ("partition", "account", "qos", "gpus_per_node"):
-        if getattr(settings, key) is not None:
-            params[key] = getattr(settings, key)
+        params[key] = getattr(settings, key)
     if settings.mem_gb is not None:
         params["mem"] = f"{int(settings.mem_gb * 1024)}M"
-    executor.update_parameters(**{k: v for k, v in params.items() if v is not None})
+    return {k: v for k, v in params.items() if v is not None}
+
+
+def _executor(folder: Path, settings: SlurmSettings, name: str, dependency: str | None):
+    import submitit
+
+    executor = submitit.SlurmExecutor(folder=folder, max_num_timeout=settings.max_requeues,
+                                      python=settings.python)
+    executor.update_parameters(**sbatch_params(settings, name, dependency))
     return executor
 
 

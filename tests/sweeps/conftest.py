@@ -48,3 +48,43 @@ def write_spec(tmp_path):
         return path
 
     return write
+
+
+@pytest.fixture
+def real_spec(tiny_corpus, write_spec):
+    """``real_spec(body, **extra)`` writes a spec of tiny real runs (the session's tiny corpus, 1 thread)."""
+
+    def make(body: str, extra: str = "", name: str = "spec.yaml", wandb: str = "disabled", tokens: int = 10240) -> Path:
+        overrides = ("[model.n_layer=2, model.d_model=64, model.n_head=2, model.vocab_size=512, model.max_seq_len=64, "
+                     f"data.path={tiny_corpus}, train.seq_len=64, train.micro_batch_size=8, train.tokens={tokens}, "
+                     "train.val_every_tokens=5120, train.log_every_steps=1, data.val_tokens=4096, "
+                     f"train.accelerator=cpu, logging.wandb={wandb}{extra}]")
+        return write_spec(f"overrides: {overrides}\n{body}", name)
+
+    return make
+
+
+def _slurm_conf() -> str | None:
+    import os
+
+    conf = os.environ.get("SLURM_CONF") or f"{os.environ.get('SLURM_LOCAL_DIR', '/tmp/slurm-local')}/slurm.conf"
+    return conf if Path(conf).is_file() else None
+
+
+@pytest.fixture
+def slurm_cluster(monkeypatch):
+    """A reachable SLURM cluster (scripts/slurm_local.sh start), or the test is skipped."""
+    import shutil
+    import subprocess
+
+    conf = _slurm_conf()
+    if conf is None or shutil.which("sbatch") is None:
+        pytest.skip("no SLURM cluster: run scripts/slurm_local.sh start")
+    monkeypatch.setenv("SLURM_CONF", conf)
+    try:
+        up = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, timeout=10)
+    except subprocess.TimeoutExpired:
+        pytest.skip("SLURM controller does not answer")
+    if up.returncode != 0 or not up.stdout.strip():
+        pytest.skip(f"SLURM cluster not reachable: {up.stderr.strip()[:200]}")
+    return conf

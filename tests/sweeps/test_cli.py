@@ -1,0 +1,66 @@
+"""`scaling sweep` on the command line: plan prints what would run, bad input is one line and exit 2
+before anything is launched, status and wait report the sweep dir."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from scaling.cli import main
+from sweeps.launch import run_sweep
+
+
+def _run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_plan_prints_every_run_and_writes_nothing(tmp_path, capsys, write_spec, tiny):
+    spec = write_spec(f"name: p\noverrides: {tiny}\ngrid: {{optim.lr: [1.0e-3, 3.0e-3]}}\n")
+    code, out, _ = _run(capsys, "sweep", "plan", str(spec), "--dir", str(tmp_path / "sweep"))
+    assert code == 0 and "optim.lr=0.003" in out and out.strip().splitlines()[-1].startswith("sweep p: 2 runs")
+    code, out, _ = _run(capsys, "sweep", "plan", str(spec), "--dir", str(tmp_path / "sweep"), "--json")
+    assert [r["swept"]["optim.lr"] for r in json.loads(out)] == [1e-3, 3e-3]
+    assert not (tmp_path / "sweep").exists()
+
+
+@pytest.mark.parametrize("body, launcher, message", [
+    ("grid: {optim.lrr: [1.0e-3]}", "local", "unknown config key 'optim.lrr'; did you mean optim.lr?"),
+    ("grdi: {optim.lr: [1.0e-3]}", "local", "unknown key 'grdi'; did you mean grid?"),
+    ("grid: {optim.lr: []}", "local", "grid.optim.lr is empty"),
+    ("grid: {optim.lr: [1.0e-3]}\nrandom: {n: 2, params: {optim.lr: {values: [1, 2]}}}", "local",
+     "conflicting overrides: optim.lr is set by both grid and random"),
+    ("seeds: 2", "lsf", "unknown launcher 'lsf'"),
+    ("seeds: 2\nlauncher: {slurm: {partiton: gpu}}", "slurm", "unknown key 'partiton'"),
+])
+def test_bad_input_is_one_line_and_exit_2_before_anything_is_launched(
+        tmp_path, capsys, write_spec, tiny, fake_train, body, launcher, message, monkeypatch):
+    if launcher == "slurm":
+        monkeypatch.setenv("PATH", f"{tmp_path}:{__import__('os').environ['PATH']}")
+        for tool in ("sbatch", "srun", "squeue"):  # pretend SLURM exists: the spec error must come first
+            (tmp_path / tool).write_text("#!/bin/sh\nexit 1\n")
+            (tmp_path / tool).chmod(0o755)
+    spec = write_spec(f"overrides: {tiny}\n{body}\n")
+    code, out, err = _run(capsys, "sweep", "run", str(spec), "--dir", str(tmp_path / "sweep"),
+                          "--launcher", launcher, "--train-cmd", " ".join(fake_train))
+    assert code == 2 and err.startswith("error: ") and message in err and err.count("\n") == 1
+    assert not (tmp_path / "sweep").exists() and not fake_train.log_path.exists()
+
+
+def test_status_and_wait_report_the_sweep(tmp_path, capsys, write_spec, tiny, fake_train):
+    spec = write_spec(f"name: st\noverrides: {tiny}\nseeds: [0, 13]\n")
+    root, outcomes = run_sweep(spec, tmp_path / "sweep", train_cmd=fake_train, echo=lambda *_: None)
+    code, out, _ = _run(capsys, "sweep", "status", str(root))
+    assert code == 0 and out.splitlines()[0] == "sweep st: 2 runs — 1 done, 1 failed"
+    assert "boom" in out
+    code, out, _ = _run(capsys, "sweep", "status", str(root), "--json")
+    runs = {r["run_id"]: r for r in json.loads(out)["runs"]}
+    assert {r["state"] for r in runs.values()} == {"done", "failed"}
+    done = next(r for r in runs.values() if r["state"] == "done")
+    assert done["tokens"] == 2e5 and done["loss"] is not None
+    code, _, _ = _run(capsys, "sweep", "wait", str(root), "--timeout", "5", "--poll", "0.1")
+    assert code == 1  # everything ended, but one run failed
+    code, _, err = _run(capsys, "sweep", "status", str(tmp_path / "nothing"))
+    assert code == 2 and "not a sweep dir" in err
