@@ -213,6 +213,7 @@ def train(cfg, callbacks=(), run_dir: str | Path | None = None) -> RunResult:
     if cfg.run.branch_from is not None:
         parent_ckpt, branch = _plan_branch(cfg, batch_tokens, total_steps)
         start_from = resume_from or parent_ckpt
+    pl.seed_everything(cfg.run.seed, verbose=False)  # initial weights and dropout follow run.seed
     model = LanguageModel(cfg, branch=branch, log_to_loggers=False)
 
     if main:
@@ -230,7 +231,9 @@ def train(cfg, callbacks=(), run_dir: str | Path | None = None) -> RunResult:
             "world_size": world}})
 
     try:
-        trainer.fit(model, datamodule=datamodule, ckpt_path=str(start_from) if start_from else None)
+        # Our own checkpoints hold RNG and sampler states (numpy objects): a full, not weights-only, load.
+        trainer.fit(model, datamodule=datamodule, ckpt_path=str(start_from) if start_from else None,
+                    weights_only=False)
     except ScalingError:
         raise
     except BaseException as e:
