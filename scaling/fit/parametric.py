@@ -90,21 +90,18 @@ class ParametricFit:
 
 
 def _objective(theta: np.ndarray, x: np.ndarray, y: np.ndarray, log_loss: np.ndarray, delta: float):
-    """Huber sum of log-loss residuals and its gradient; θ may be (5,) or a batch (k, 5)."""
+    """Huber sum of log-loss residuals, its gradient and the residuals, for a batch θ of shape (k, 5)."""
     theta = np.atleast_2d(theta)
     a, b, e, alpha, beta = (theta[:, i:i + 1] for i in range(5))
-    terms = np.stack([a - alpha * x, b - beta * y, np.broadcast_to(e, (theta.shape[0], x.size))])
-    top = terms.max(axis=0)
-    weights = np.exp(terms - top)  # softmax over the three terms = ∂pred/∂(log A, log B, log E)
-    total = weights.sum(axis=0)
-    pred = top + np.log(total)
-    weights /= total
-    r = pred - log_loss
-    absr = np.abs(r)
-    huber = np.where(absr <= delta, 0.5 * r ** 2, delta * (absr - 0.5 * delta))
-    dr = np.clip(r, -delta, delta)
-    grad = np.stack([(dr * weights[0]).sum(1), (dr * weights[1]).sum(1), (dr * weights[2]).sum(1),
-                     -(dr * weights[0] * x).sum(1), -(dr * weights[1] * y).sum(1)], axis=1)
+    t1, t2 = a - alpha * x, b - beta * y
+    top = np.maximum(np.maximum(t1, t2), e)  # log-sum-exp, shifted by the largest term for stability
+    w1, w2, w3 = np.exp(t1 - top), np.exp(t2 - top), np.exp(e - top)
+    total = w1 + w2 + w3
+    r = top + np.log(total) - log_loss
+    dr = np.clip(r, -delta, delta) / total  # Huber derivative × softmax normaliser
+    huber = np.where(np.abs(r) <= delta, 0.5 * r * r, delta * (np.abs(r) - 0.5 * delta))
+    g1, g2 = dr * w1, dr * w2
+    grad = np.stack([g1.sum(1), g2.sum(1), (dr * w3).sum(1), -(g1 * x).sum(1), -(g2 * y).sum(1)], axis=1)
     return huber.sum(1), grad, r
 
 
