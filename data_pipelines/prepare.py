@@ -35,7 +35,10 @@ from data_pipelines.tokenizer import eos_id, load_tokenizer, train_tokenizer, vo
 from data_pipelines.writing import Encoder, SplitWriter
 
 DEFAULT_SHARD_TOKENS = 1 << 22  # 4M tokens: 8 MB per uint16 shard, the bound on the writer's memory
-_BATCH_BYTES = 1 << 18  # text per encoding batch: small enough to balance the workers
+# Text per encoding batch: small batches balance the worker processes; in this process a big batch
+# lets the tokenizer's threads balance documents of very different sizes.
+_BATCH_BYTES_WORKERS = 1 << 18
+_BATCH_BYTES_IN_PROCESS = 1 << 22
 _BATCH_DOCS = 2048
 
 
@@ -124,7 +127,8 @@ def prepare(sources: list[str], out: str | Path, *, vocab_size: int = 8192, toke
     encoder = Encoder(tok, tokenizer_json, eos, dtype, workers)
     try:
         docs = _kept(files, text_field, val_fraction, dedup, stats)
-        batches = _batches(show.wrap(docs, stats, "encoding"), skip)
+        batch_bytes = _BATCH_BYTES_WORKERS if workers > 1 else _BATCH_BYTES_IN_PROCESS
+        batches = _batches(show.wrap(docs, stats, "encoding"), skip, batch_bytes)
         for metas, flat, lengths in encoder.map(batches):
             start = 0
             for (split, nbytes), n in zip(metas, lengths, strict=True):
@@ -223,7 +227,7 @@ def _kept(files: list[Path], text_field: str, val_fraction: float, dedup: bool,
         yield split, text, len(data)
 
 
-def _batches(docs: Iterator[tuple[str, str, int]], skip: dict[str, int]
+def _batches(docs: Iterator[tuple[str, str, int]], skip: dict[str, int], batch_bytes: int
              ) -> Iterator[tuple[list[tuple[str, int]], list[str]]]:
     """Group documents into encoding batches, leaving out those already in finished shards."""
     seen = dict.fromkeys(skip, 0)
@@ -237,7 +241,7 @@ def _batches(docs: Iterator[tuple[str, str, int]], skip: dict[str, int]
         metas.append((split, nbytes))
         texts.append(text)
         size += nbytes
-        if size >= _BATCH_BYTES or len(texts) >= _BATCH_DOCS:
+        if size >= batch_bytes or len(texts) >= _BATCH_DOCS:
             yield metas, texts
             metas, texts, size = [], [], 0
     if texts:
