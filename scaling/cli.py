@@ -22,7 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("scaling.bench_cli", "throughput and MFU of the trainer against a plain PyTorch loop"),
     "sweep": ("sweeps.cli", "plan, run, watch sweeps of many runs (local or SLURM)"),
     "fit": ("scaling.fit.cli", "fit scaling laws to runs and recommend the large run"),
-    "demo": ("scaling.demo", "the whole study on the built-in corpus: prepare, sweep, fit"),
+    "demo": ("sweeps.demo", "the whole study on the built-in corpus: prepare, sweep, fit"),
 }
 
 

@@ -1,0 +1,201 @@
+"""``scaling demo``: the whole method in one command, on the built-in corpus.
+
+1. prepare the ``stdlib`` corpus (the interpreter's own standard-library source, no download);
+2. run three sweeps of tiny models through the local launcher — a size ladder (sizes × token
+   budgets), a learning-rate sweep at two sizes, and a second seed of one setting;
+3. fit scaling laws to all of them (the largest size is also held out and predicted from the
+   others) and print the recommendation for 100× the largest run's compute.
+
+Everything lands under ``--out`` (default ``demo_out/``): the prepared data, the sweep specs (YAML
+you can re-run with ``scaling sweep run``), the run dirs with offline W&B runs, and the fit.
+A second invocation reuses the prepared data and every finished run, so it only refits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class DemoPlan:
+    """What the demo trains; the full plan fits 15 minutes on a quiet 2-core CPU."""
+
+    sizes: tuple[str, ...]  # ladder presets, smallest first
+    tokens: tuple[float, ...]  # token budgets of the ladder
+    lr: float  # the learning rate of the ladder runs
+    lr_sizes: tuple[str, ...]  # sizes of the learning-rate sweep
+    lr_tokens: float  # token budget of the learning-rate sweep (one of `tokens`)
+    lr_values: tuple[float, ...]  # other learning rates tried (the ladder run supplies `lr`)
+    seed_size: str  # size of the repeated-seed setting
+    seq_len: int  # training sequence length
+    micro_batch_size: int  # sequences per step
+    vocab_size: int  # tokenizer vocabulary trained on the corpus
+    corpus_bytes: int | None  # cap on the corpus (None = the whole standard library)
+    val_tokens: int  # fixed validation subset
+    n_boot: int  # bootstrap refits of the fit
+
+
+FULL = DemoPlan(
+    sizes=("s100k", "s330k", "s800k", "s1.5m"), tokens=(2.5e5, 5e5, 1e6), lr=4e-3,
+    lr_sizes=("s100k", "s330k"), lr_tokens=5e5, lr_values=(1e-3, 2e-3, 8e-3, 1.6e-2), seed_size="s330k",
+    seq_len=128, micro_batch_size=16, vocab_size=2048, corpus_bytes=None, val_tokens=16384, n_boot=200,
+)
+QUICK = DemoPlan(
+    sizes=("s100k", "s330k", "s800k"), tokens=(1.6e4, 3.2e4), lr=4e-3,
+    lr_sizes=("s100k",), lr_tokens=3.2e4, lr_values=(1.6e-2,), seed_size="s100k",
+    seq_len=64, micro_batch_size=8, vocab_size=512, corpus_bytes=400_000, val_tokens=4096, n_boot=20,
+)
+TARGET_FACTOR = 100.0  # recommend for this multiple of the largest run's training FLOPs
+WANDB_PROJECT = "scaling-demo"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Register ``--out``, ``--quick``, ``--workers`` and ``--wandb``."""
+    parser.add_argument("--out", default="demo_out", help="folder for data, runs and the fit (default demo_out/)")
+    parser.add_argument("--quick", action="store_true", help="a seconds-long version (smaller models and corpus)")
+    parser.add_argument("--workers", type=int, default=2, help="runs trained at once (default 2, one per core)")
+    parser.add_argument("--wandb", default="offline", choices=("offline", "disabled"),
+                        help="log runs and the fit as offline W&B runs (default) or not at all")
+
+
+def _base_overrides(plan: DemoPlan, data_path: Path, wandb: str) -> list[str]:
+    return [
+        f"data.path={data_path}", f"model.vocab_size={plan.vocab_size}", f"model.max_seq_len={plan.seq_len}",
+        f"train.seq_len={plan.seq_len}", f"train.micro_batch_size={plan.micro_batch_size}",
+        f"data.val_tokens={plan.val_tokens}", f"optim.lr={plan.lr}", "schedule.kind=cosine",
+        # validate three times per run at most: the final loss is what the fit reads
+        f"train.val_every_tokens={max(plan.tokens)}", f"train.checkpoint_every_tokens={max(plan.tokens)}",
+        f"logging.wandb={wandb}", f"logging.project={WANDB_PROJECT}",
+    ]
+
+
+def demo_specs(plan: DemoPlan, data_path: Path, wandb: str = "offline") -> dict[str, dict]:
+    """The three sweep specs of the demo, by name."""
+    base = _base_overrides(plan, data_path, wandb)
+    return {
+        "demo-ladder": {"name": "demo-ladder", "overrides": base,
+                        "ladder": {"models": list(plan.sizes), "tokens": list(plan.tokens)}},
+        "demo-lr": {"name": "demo-lr", "overrides": [*base, f"train.tokens={plan.lr_tokens}"],
+                    "grid": {"model": list(plan.lr_sizes), "optim.lr": list(plan.lr_values)}},
+        "demo-seeds": {"name": "demo-seeds",
+                       "overrides": [*base, f"model={plan.seed_size}", f"train.tokens={plan.lr_tokens}"],
+                       "seeds": [1]},
+    }
+
+
+class _Progress:
+    """Prints one line per finished run: which run, its loss, and how far the whole demo is."""
+
+    def __init__(self, total: int, echo):
+        self.total, self.done, self.echo, self.start = total, 0, echo, time.time()
+        self.sweep_dir: Path | None = None
+
+    def __call__(self, line: str) -> None:
+        run_id, _, outcome = line.partition(": ")
+        result_path = self.sweep_dir / "runs" / run_id / "result.json" if self.sweep_dir else None
+        if not (result_path and len(run_id) == 12 and result_path.exists()):
+            self.echo(f"  {line}")
+            return
+        import json
+
+        import yaml
+
+        self.done += 1
+        r = json.loads(result_path.read_text())
+        cfg = yaml.safe_load((result_path.parent / "config.yaml").read_text())
+        elapsed = time.time() - self.start
+        self.echo(f"  [{self.done}/{self.total}] {r.get('model')} {r['tokens']:.3g} tokens "
+                  f"lr {cfg['optim']['lr']:g} seed {r['seed']}: {r['status']}, val loss "
+                  f"{r['final_val_loss']:.3f} in {r['wall_time_s']:.0f} s ({elapsed:.0f} s elapsed)"
+                  if r.get("final_val_loss") is not None else f"  [{self.done}/{self.total}] {run_id}: {outcome}")
+
+
+def run_demo(out: str | Path = "demo_out", *, quick: bool = False, workers: int = 2, wandb: str = "offline",
+             echo=print) -> dict:
+    """Prepare the corpus, run the demo sweeps, fit, and print the recommendation; returns fit.json."""
+    import yaml
+
+    from data_pipelines import prepare, stdlib_sources
+    from data_pipelines.atomic import atomic_write_text
+    from scaling.fit import fit_runs
+    from sweeps.launch import plan, run_sweep
+
+    plan_ = QUICK if quick else FULL
+    out = Path(out).resolve()
+    t0 = time.time()
+    data_path = out / "data" / "stdlib"
+    echo(f"1/3 preparing the stdlib corpus into {data_path}")
+    manifest = prepare(stdlib_sources(max_bytes=plan_.corpus_bytes), data_path, vocab_size=plan_.vocab_size,
+                       val_fraction=0.02, workers=min(2, workers), progress=False)
+    echo(f"    {manifest['splits']['train']['tokens']:,} train tokens, {manifest['splits']['val']['tokens']:,} "
+         f"val tokens ({time.time() - t0:.0f} s)")
+
+    specs = demo_specs(plan_, data_path, wandb)
+    spec_paths = {}
+    for name, spec in specs.items():
+        spec_paths[name] = out / "specs" / f"{name}.yaml"
+        atomic_write_text(spec_paths[name], yaml.safe_dump(spec, sort_keys=False))
+    sweep_dirs = {name: out / "sweeps" / name for name in specs}
+    total = sum(len(plan(spec_paths[n], sweep_dirs[n])[2]) for n in specs)
+    echo(f"2/3 training {total} runs in {len(specs)} sweeps ({workers} at a time; finished runs are reused)")
+    progress = _Progress(total, echo)
+    for name in specs:
+        progress.sweep_dir = sweep_dirs[name]
+        run_sweep(spec_paths[name], sweep_dirs[name], workers=workers, threads=1, echo=progress)
+    train_s = time.time() - t0
+
+    echo("3/3 fitting scaling laws")
+    largest = max(r["flops"] for d in sweep_dirs.values() for r in _results(d))
+    fit = fit_runs(list(sweep_dirs.values()), out / "fit", target_flops=TARGET_FACTOR * largest,
+                   n_boot=plan_.n_boot, wandb=wandb, wandb_project=WANDB_PROJECT, wandb_group="demo-fit")
+    echo(summary(fit, time.time() - t0, train_s))
+    return fit
+
+
+def _results(sweep_dir: Path) -> list[dict]:
+    import json
+
+    return [json.loads(p.read_text()) for p in sorted((sweep_dir / "runs").glob("*/result.json"))]
+
+
+def _interval(ci) -> str:
+    return f"[{ci[0]:.3g}, {ci[1]:.3g}]" if ci and None not in ci else "[n/a]"
+
+
+def summary(fit: dict, total_s: float, train_s: float) -> str:
+    """The recommendation and where to read more, as printed at the end of the demo."""
+    rec, par, bt = fit["recommendation"], fit["parametric"], fit.get("backtest", {})
+    lines = [
+        "",
+        f"Recommendation for {rec['flops']:.3g} training FLOPs ({rec['extrapolation_factor']:.0f}x the largest run):",
+        f"  model:          {rec['params']:,.0f} {rec['params_kind']} parameters "
+        f"(n_layer {rec.get('n_layer')}, d_model {rec['d_model']}, n_head {rec['n_head']}); "
+        f"N_opt interval {_interval(rec.get('n_opt_ci'))}",
+        f"  tokens:         {rec['tokens']:,.0f} ({rec['tokens_per_param']:.1f} per parameter); "
+        f"D_opt interval {_interval(rec.get('d_opt_ci'))}",
+        f"  predicted loss: {rec['loss']:.3f} (interval {_interval([rec['lo'], rec['hi']])})",
+        f"  learning rate:  {rec['lr']:.3g} ({rec['lr_source']})",
+        f"  law:            L = {par['E']:.3g} + A/N^{par['alpha']:.3f} + B/D^{par['beta']:.3f}; "
+        f"a = {par['a']:.3f} {_interval(par.get('ci', {}).get('a'))}",
+    ]
+    if "mean_abs_rel_error" in bt:
+        lines.append(f"  backtest:       largest size predicted from the others: "
+                     f"{100 * bt['mean_abs_rel_error']:.1f}% mean error")
+    for w in fit.get("warnings", []):
+        lines.append(f"  warning: {w}")
+    outputs = fit.get("outputs", {})
+    lines += [
+        f"Report: {outputs.get('report')}",
+        f"Plots:  {', '.join(sorted(outputs.get('plots', {}).values()))}",
+        f"Config for the large run: {outputs.get('large_run')}",
+        f"Time: {total_s:.0f} s in all ({train_s:.0f} s preparing and training).",
+    ]
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    run_demo(args.out, quick=args.quick, workers=args.workers, wandb=args.wandb)
+    return 0
