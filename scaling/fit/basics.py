@@ -56,8 +56,9 @@ def windowed_minimum(u, values, window: float | None = None, min_points: int = 3
     """Fit values ≈ c0 + c1·u + c2·u² near the empirical minimum and return its vertex.
 
     ``window``: half-width in u around the best point (None = all points, the global parabola).
-    The window grows to the ``min_points`` nearest points when it holds fewer. Returns None when the
-    points do not bracket a minimum (a parabola that opens downwards, or fewer than 3 distinct u).
+    The window grows to the ``min_points`` nearest points when it holds fewer. A best point at the
+    smallest or largest u is returned as it is, flagged ``at_edge`` (no parabola: only a bound).
+    Returns None for fewer than 3 distinct u or a parabola that opens downwards.
     Repeated u (seeds) are averaged first so that each setting weighs the same.
     """
     u = np.asarray(u, dtype=float)
@@ -67,7 +68,8 @@ def windowed_minimum(u, values, window: float | None = None, min_points: int = 3
         return None
     means = np.array([values[u == lv].mean() for lv in levels])
     best = int(np.argmin(means))
-    at_edge = best in (0, levels.size - 1)
+    if best in (0, levels.size - 1):  # no bracketed minimum: report the best point tried, flagged
+        return Minimum(float(levels[best]), float(means[best]), np.flatnonzero(u == levels[best]), True)
     distance = np.abs(levels - levels[best])
     chosen = distance <= window if window is not None else np.ones_like(distance, dtype=bool)
     if chosen.sum() < min_points:
@@ -80,7 +82,7 @@ def windowed_minimum(u, values, window: float | None = None, min_points: int = 3
     # a vertex outside the fitted points is an extrapolation of the parabola: clamp it to them
     vertex = float(np.clip(vertex, levels[chosen].min(), levels[chosen].max()))
     used = np.flatnonzero(np.isin(u, levels[chosen]))
-    return Minimum(vertex, float(c0 + c1 * vertex + c2 * vertex ** 2), used, bool(at_edge))
+    return Minimum(vertex, float(c0 + c1 * vertex + c2 * vertex ** 2), used, False)
 
 
 @contextmanager

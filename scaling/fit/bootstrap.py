@@ -16,7 +16,7 @@ import numpy as np
 from scaling.errors import ScalingError
 from scaling.fit.basics import single_threaded_blas
 from scaling.fit.data import Points
-from scaling.fit.parametric import ParametricFit, check_points, fit_parametric
+from scaling.fit.parametric import N_PARAMETERS, ParametricFit, check_points, fit_parametric
 
 
 def resampling_units(points: Points) -> tuple[list[np.ndarray], str]:
@@ -71,14 +71,21 @@ def percentile_interval(samples: np.ndarray, ci: float = 0.95) -> list[float] | 
 
 
 def prediction_interval(curve_samples: np.ndarray | None, point: float, residuals: np.ndarray, ci: float = 0.95,
-                        *, draws: int = 20, seed: int = 0) -> list[float]:
-    """Interval for a new run's loss: bootstrap curves (or the point estimate) × exp(resampled residual)."""
+                        *, n_params: int = 0, total_draws: int = 4000, seed: int = 0) -> list[float]:
+    """Interval for a new run's loss: bootstrap curves (or the point estimate) × exp(resampled residual).
+
+    In-sample residuals of a fit with ``n_params`` parameters understate the noise; they are scaled by
+    sqrt(n / (n − n_params)) first.
+    """
     rng = np.random.default_rng(seed)
     res = np.asarray(residuals, dtype=float)
     res = res - res.mean() if res.size else np.zeros(1)
+    if res.size > n_params > 0:
+        res = res * np.sqrt(res.size / (res.size - n_params))
     base = np.asarray(curve_samples, dtype=float) if curve_samples is not None and len(curve_samples) else np.array([point])
     base = base[np.isfinite(base)]
-    noisy = np.repeat(base, draws) * np.exp(rng.choice(res, base.size * draws, replace=True))
+    per = max(1, -(-total_draws // base.size))
+    noisy = np.repeat(base, per) * np.exp(rng.choice(res, base.size * per, replace=True))
     lo, hi = np.quantile(noisy, [(1 - ci) / 2, (1 + ci) / 2])
     return [float(lo), float(hi)]
 
@@ -96,7 +103,7 @@ def backtest(points: Points, ci: float = 0.95) -> dict:
     pred = fit.predict(points.params[held], points.tokens[held])
     actual = points.loss[held]
     rel = (pred - actual) / actual
-    bands = [prediction_interval(None, p, fit.residuals, ci) for p in pred]
+    bands = [prediction_interval(None, p, fit.residuals, ci, n_params=N_PARAMETERS) for p in pred]
     inside = [lo <= y <= hi for (lo, hi), y in zip(bands, actual, strict=True)]
     return {"held_out_params": float(sizes[-1]), "n_held_out": int(held.sum()), "n_fitted": int((~held).sum()),
             "mean_abs_rel_error": float(np.mean(np.abs(rel))), "max_abs_rel_error": float(np.max(np.abs(rel))),

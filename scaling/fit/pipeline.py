@@ -17,7 +17,7 @@ from scaling.fit.envelope import fit_envelope
 from scaling.fit.hparams import fit_hparam_laws
 from scaling.fit.isoflop import fit_isoflop
 from scaling.fit.knobs import analyze_knobs
-from scaling.fit.parametric import ParametricFit, fit_parametric
+from scaling.fit.parametric import N_PARAMETERS, ParametricFit, fit_parametric
 from scaling.fit.recommend import FAR_EXTRAPOLATION, Ladder, best_on_ladder, build_ladder, choose
 
 DEFAULT_TARGET_FACTOR = 10.0  # with no target given, recommend for 10× the largest run's compute
@@ -158,7 +158,8 @@ def fit_runs(inputs, out_dir, *, target_flops: float | None = None, target_param
     predictions = []
     for j, (n, d) in enumerate(preds):
         key = f"pred_{j}"
-        lo, hi = prediction_interval(samples.get(key), point_q[key], par.residuals, ci, seed=seed + j)
+        lo, hi = prediction_interval(samples.get(key), point_q[key], par.residuals, ci, n_params=N_PARAMETERS,
+                                     seed=seed + j)
         predictions.append({"params": n, "tokens": d, "loss": point_q[key], "lo": lo, "hi": hi,
                             "mean_ci": percentile_interval(samples[key], ci) if key in samples else None,
                             "recommended": j == len(preds) - 1})

@@ -1,0 +1,90 @@
+"""Approaches 2 (IsoFLOP) and 1 (envelope), and the shared windowed parabola."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from scaling.fit.basics import fit_power_law, windowed_minimum
+from scaling.fit.data import Curve
+from scaling.fit.envelope import fit_envelope
+from scaling.fit.isoflop import fit_isoflop, group_budgets
+from scaling.fit.parametric import CHINCHILLA, ParametricFit
+
+LAW = ParametricFit.from_constants(**CHINCHILLA)
+
+
+def _isoflop_grid(noise: float = 0.0, seed: int = 0):
+    """One fixed ladder of sizes for every budget (as a real study does): the optimum moves across it."""
+    budgets = np.logspace(18, 21, 4)
+    sizes = np.logspace(6.5, 10, 15)
+    n = np.tile(sizes, budgets.size)
+    c = np.repeat(budgets, sizes.size)
+    d = c / (6 * n)
+    loss = LAW.predict(n, d) * np.exp(np.random.default_rng(seed).normal(0, noise, n.size))
+    return n, d, loss, c
+
+
+def test_isoflop_window_recovers_the_exponent_where_a_global_parabola_does_not():
+    n, d, loss, c = _isoflop_grid()
+    windowed = fit_isoflop(n, d, loss, c, window_dex=0.75)
+    global_ = fit_isoflop(n, d, loss, c, window_dex=None)
+    assert len(windowed.budgets) == 4
+    assert windowed.a == pytest.approx(LAW.a, abs=0.01)
+    assert abs(global_.a - LAW.a) > 0.03  # the asymmetric profile drags a wide parabola's vertex
+    for b in windowed.budgets:  # per-budget optima sit where the closed form says
+        assert b["n_opt"] == pytest.approx(LAW.n_opt(b["flops"]), rel=0.1)
+
+
+def test_isoflop_window_stays_close_with_noise():
+    n, d, loss, c = _isoflop_grid(noise=0.003, seed=4)
+    assert fit_isoflop(n, d, loss, c).a == pytest.approx(LAW.a, abs=0.03)
+
+
+def test_isoflop_skips_a_budget_whose_minimum_is_at_the_edge_of_the_sizes():
+    n, d, loss, c = _isoflop_grid()
+    keep = ~((c == 1e18) & (n < 1e8))  # the smallest budget keeps only sizes above its optimum
+    fit = fit_isoflop(n[keep], d[keep], loss[keep], c[keep])
+    assert [s["flops"] for s in fit.skipped] == [pytest.approx(1e18)]
+    assert "edge" in fit.skipped[0]["reason"]
+    assert len(fit.budgets) == 3
+
+
+def test_budgets_group_by_compute_within_tolerance_only():
+    groups = group_budgets([1e18, 1.05e18, 1.1e18, 3e18, 3.1e18, 1e19])
+    assert [sorted(g.tolist()) for g in groups] == [[0, 1, 2], [3, 4], [5]]
+
+
+def test_windowed_minimum_averages_seeds_and_flags_edges():
+    u = np.array([0, 0, 1, 1, 2, 2, 3, 3.0])
+    v = (u - 1.5) ** 2 + np.array([0.1, -0.1] * 4)
+    best = windowed_minimum(u, v, window=None)
+    assert best.u == pytest.approx(1.5)
+    assert not best.at_edge
+    assert windowed_minimum(u, u, window=None).at_edge  # monotone: best is the first point
+
+
+def test_power_law_fit_recovers_exponent_and_coefficient():
+    x = np.logspace(6, 9, 5)
+    law = fit_power_law(x, 0.02 * x ** -0.3)
+    assert law.exponent == pytest.approx(-0.3)
+    assert law.coef == pytest.approx(0.02)
+
+
+def _curves(sizes, law=LAW, points=40):
+    curves = []
+    for n in sizes:
+        tokens = np.logspace(7, 12, points)
+        curves.append(Curve(f"n{n:.0e}", float(n), 6.0 * n, tokens, law.predict(n, tokens)))
+    return curves
+
+
+def test_envelope_of_training_curves_recovers_the_allocation_exponent():
+    fit = fit_envelope(_curves(np.logspace(7, 10, 16)), n_bins=40)
+    assert len(fit.points) >= 10
+    assert fit.a == pytest.approx(LAW.a, abs=0.05)
+
+
+def test_envelope_needs_three_sizes():
+    fit = fit_envelope(_curves([1e7, 1e8]))
+    assert fit.a is None and "3 model sizes" in fit.note

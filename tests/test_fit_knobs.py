@@ -1,0 +1,80 @@
+"""Seeds and knobs (Welch's t-test against seed noise) and hyperparameter laws."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from scaling.fit.data import Points
+from scaling.fit.hparams import fit_hparam_laws
+from scaling.fit.knobs import analyze_knobs, compare
+
+
+def _points(params, tokens, loss, lr=None, **knobs) -> Points:
+    n = len(loss)
+    nan = np.full(n, np.nan)
+    lr_col = np.asarray(lr, dtype=float) if lr is not None else nan
+    pts = Points(np.asarray(params, float), np.asarray(tokens, float), np.asarray(loss, float),
+                 6.0 * np.asarray(params, float) * np.asarray(tokens, float), lr_col, nan.copy(), nan.copy(),
+                 [f"r{i}" for i in range(n)], [f"r{i}" for i in range(n)])
+    pts.knobs = {k: list(v) for k, v in knobs.items()}
+    if lr is not None:
+        pts.knobs["lr"] = list(lr_col)
+    return pts
+
+
+def _knob_study(effect: float, seeds: int = 5, noise: float = 0.01, seed: int = 0) -> Points:
+    """Two sizes × knob {off, on} × seeds; 'on' changes the loss by ``effect``."""
+    rng = np.random.default_rng(seed)
+    rows = [(n, level, 3.0 - 0.2 * i + (effect if level == "on" else 0.0) + rng.normal(0, noise))
+            for i, n in enumerate((1e6, 4e6)) for level in ("off", "on") for _ in range(seeds)]
+    params, levels, loss = zip(*rows, strict=True)
+    return _points(params, [1e8] * len(rows), loss, qk_norm=levels)
+
+
+def test_a_real_knob_effect_is_called_real():
+    out = analyze_knobs(_knob_study(effect=-0.05))
+    knob = out["knobs"]["qk_norm"]
+    assert knob["verdict"] == "real"
+    assert all(c["best"] == "on" and c["test"] == "welch" for c in knob["comparisons"])
+    assert out["seed_std"] == pytest.approx(0.01, rel=0.5)
+
+
+def test_a_knob_with_no_effect_is_called_seed_noise():
+    knob = analyze_knobs(_knob_study(effect=0.0))["knobs"]["qk_norm"]
+    assert knob["verdict"] == "within seed noise"
+    assert knob["n_real"] == 0
+
+
+def test_welch_matches_a_hand_computation():
+    a, b = [3.00, 3.02, 2.98, 3.01], [3.10, 3.05, 3.12]
+    out = compare(a, b, None, 0)
+    va, vb = np.var(a, ddof=1) / 4, np.var(b, ddof=1) / 3
+    assert out["t"] == pytest.approx((np.mean(b) - np.mean(a)) / np.sqrt(va + vb))
+    assert out["dof"] == pytest.approx((va + vb) ** 2 / (va ** 2 / 3 + vb ** 2 / 2))
+
+
+def test_single_seed_levels_use_the_pooled_seed_noise():
+    out = compare([3.0], [3.2], pooled_std=0.01, pooled_dof=10)
+    assert out["test"] == "pooled seed noise" and out["p"] < 1e-6
+    assert compare([3.0], [3.2], None, 0)["p"] is None
+
+
+def test_lr_law_recovers_the_exponent_of_the_optimal_learning_rate():
+    rows = []
+    for n in (1e6, 3e6, 1e7, 3e7):
+        best = 0.02 * n ** -0.3
+        for f in (1 / 8, 1 / 4, 1 / 2, 1, 2, 4, 8):
+            rows.append((n, best * f, 3.0 + 0.3 * np.log10(f) ** 2))
+    params, lr, loss = zip(*rows, strict=True)
+    out = fit_hparam_laws(_points(params, [1e8] * len(rows), loss, lr=lr), target_params=1e9, n_boot=50)["lr"]
+    assert out["law"]["exponent"] == pytest.approx(-0.3, abs=0.01)
+    assert out["prediction"] == pytest.approx(0.02 * 1e9 ** -0.3, rel=0.05)
+    assert out["lo"] <= out["prediction"] <= out["hi"]
+
+
+def test_lr_optimum_at_the_edge_of_the_sweep_is_not_extrapolated():
+    lr = [1e-4, 3e-4, 1e-3]
+    out = fit_hparam_laws(_points([1e6] * 3, [1e8] * 3, [3.3, 3.2, 3.1], lr=lr), n_boot=0)["lr"]
+    assert out["cells"][0]["at_edge"]
+    assert out["prediction"] is None and "widen" in out["note"]

@@ -1,0 +1,74 @@
+"""Approach 3: the parametric law, its optimiser, and the allocation it implies — on published constants."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from scaling.errors import ScalingError
+from scaling.fit.parametric import CHINCHILLA, ParametricFit, fit_parametric
+from scaling.fit.synthetic import ladder_grid
+
+# a realistic ladder: 8 sizes over 2.5 decades, 6 token counts per size
+SIZES = np.logspace(7, 9.5, 8)
+TOKENS = np.logspace(8.5, 11, 6)
+TRUE = ParametricFit.from_constants(E=1.8, A=900.0, B=2000.0, alpha=0.40, beta=0.33)
+
+
+def test_chinchilla_closed_form_allocation_gives_32b_params_at_gopher_compute():
+    law = ParametricFit.from_constants(**CHINCHILLA)
+    assert law.a == pytest.approx(0.452, abs=0.001)
+    assert law.b == pytest.approx(0.548, abs=0.001)
+    n_opt = law.n_opt(5.76e23)
+    assert 31e9 < n_opt < 33.5e9  # Hoffmann et al. Table 3 / Besiroglu et al.: ~32B from approach 3's fit
+    assert 6 * n_opt * law.d_opt(5.76e23) == pytest.approx(5.76e23, rel=1e-9)
+
+
+def test_recovers_allocation_exponent_from_noisy_synthetic_ladder():
+    n, d, loss = ladder_grid(TRUE, SIZES, TOKENS, noise=0.01, seed=3)
+    fit = fit_parametric(n, d, loss)
+    assert fit.a == pytest.approx(TRUE.a, abs=0.03)
+    assert fit.E == pytest.approx(TRUE.E, rel=0.05)
+    assert fit.residual_std == pytest.approx(0.01, rel=0.3)  # the noise we put in, not an over-fit
+
+
+def test_start_at_chinchilla_constants_reaches_the_true_optimum_of_other_data():
+    n, d, loss = ladder_grid(TRUE, SIZES, TOKENS, noise=0.0)
+    fit = fit_parametric(n, d, loss, init=CHINCHILLA, grid=False)
+    for name in ("E", "A", "B", "alpha", "beta"):
+        assert getattr(fit, name) == pytest.approx(getattr(TRUE, name), rel=2e-3), name
+    assert fit.grad_norm < 1e-6
+    assert fit.objective < 1e-9
+
+
+def test_start_at_chinchilla_matches_grid_search_optimum_on_noisy_data():
+    n, d, loss = ladder_grid(TRUE, SIZES, TOKENS, noise=0.01, seed=1)
+    from_chinchilla = fit_parametric(n, d, loss, init=CHINCHILLA, grid=False)
+    from_grid = fit_parametric(n, d, loss)
+    assert from_chinchilla.objective == pytest.approx(from_grid.objective, rel=1e-6)
+    assert from_chinchilla.a == pytest.approx(from_grid.a, abs=1e-4)
+
+
+def test_scaled_objective_ends_with_a_smaller_gradient_than_the_unscaled_one():
+    n, d, loss = ladder_grid(TRUE, SIZES, TOKENS, noise=0.01, seed=1)
+    scaled = fit_parametric(n, d, loss, init=CHINCHILLA, grid=False)
+    unscaled = fit_parametric(n, d, loss, init=CHINCHILLA, grid=False, scale_objective=False)
+    assert scaled.objective <= unscaled.objective
+    assert scaled.grad_norm < unscaled.grad_norm
+
+
+def test_predict_matches_the_formula():
+    law = ParametricFit.from_constants(**CHINCHILLA)
+    assert law.predict(70e9, 1.4e12) == pytest.approx(1.69 + 406.4 / 70e9 ** 0.34 + 410.7 / 1.4e12 ** 0.28)
+
+
+@pytest.mark.parametrize("params, tokens, loss, message", [
+    ([1e6, 2e6, 3e6, 4e6], [1e8, 2e8, 3e8, 4e8], [3, 2.9, 2.8, 2.7], "at least 5 points"),
+    ([1e6] * 6, [1e8, 2e8, 3e8, 4e8, 5e8, 6e8], [3, 2.9, 2.8, 2.7, 2.6, 2.5], "at least 2 model sizes"),
+    ([1e6, 2e6, 3e6, 4e6, 5e6, 6e6], [1e8] * 6, [3, 2.9, 2.8, 2.7, 2.6, 2.5], "at least 2 token counts"),
+    ([1e6, 2e6, -3e6, 4e6, 5e6, 6e6], [1e8, 2e8, 3e8, 4e8, 5e8, 6e8], [3, 2.9, 2.8, 2.7, 2.6, 2.5], "positive"),
+])
+def test_unfittable_inputs_raise_one_line_errors(params, tokens, loss, message):
+    with pytest.raises(ScalingError, match=message) as info:
+        fit_parametric(params, tokens, loss)
+    assert "\n" not in str(info.value)

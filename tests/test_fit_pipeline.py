@@ -1,0 +1,129 @@
+"""``fit_runs`` and ``scaling fit`` end to end: CSV and run dirs in; fit.json, report, plots,
+large_run.yaml and a W&B fit run out; bad input as one-line errors."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from scaling.cli import main
+from scaling.fit import fit_runs, load_points
+from scaling.fit.parametric import ParametricFit
+from scaling.fit.synthetic import demo_like_runs, ladder_grid, write_csv, write_runs
+
+LAW = ParametricFit.from_constants(E=1.8, A=900.0, B=2000.0, alpha=0.40, beta=0.33)
+TINY_LAW = ParametricFit.from_constants(E=1.5, A=30.0, B=300.0, alpha=0.3, beta=0.3)
+
+
+@pytest.fixture
+def ladder_csv(tmp_path):
+    n, d, loss = ladder_grid(LAW, np.logspace(7, 9, 5), np.logspace(8.5, 10.5, 4), noise=0.01, seed=7)
+    return write_csv(tmp_path / "runs.csv", n, d, loss)
+
+
+def test_csv_fit_writes_everything_and_fit_json_round_trips(ladder_csv, tmp_path):
+    from scaling.config_loading import load_config
+
+    out = tmp_path / "fit"
+    result = fit_runs([ladder_csv], out, target_flops=1e21, predict=["1e9:2e10"], n_boot=40, wandb="disabled")
+    assert json.loads((out / "fit.json").read_text()) == result
+    for key in ("parametric", "isoflop", "hparams", "knobs", "predictions", "backtest", "recommendation", "warnings"):
+        assert key in result
+    for key in ("E", "A", "B", "alpha", "beta", "a", "b", "objective", "grad_norm", "ci"):
+        assert key in result["parametric"]
+    assert result["parametric"]["ci"]["a"][0] <= result["parametric"]["a"] <= result["parametric"]["ci"]["a"][1]
+    first = result["predictions"][0]
+    assert (first["params"], first["tokens"]) == (1e9, 2e10)
+    assert first["lo"] < first["loss"] < first["hi"]
+    assert first["loss"] == pytest.approx(float(LAW.predict(1e9, 2e10)), rel=0.02)
+    rec = result["recommendation"]
+    assert rec["flops"] == pytest.approx(1e21, rel=1e-6)  # tokens chosen to spend the budget on the real shape
+    assert rec["lo"] < rec["loss"] < rec["hi"]
+    cfg = load_config([out / "large_run.yaml"])  # what `scaling train --config` does first
+    assert cfg.model.n_layer == rec["n_layer"] and cfg.train.tokens == pytest.approx(rec["tokens"], rel=1e-6)
+    for name in ("report.md", "loss_vs_compute.png", "residuals.png"):
+        assert (out / name).stat().st_size > 0
+    report = (out / "report.md").read_text()
+    assert "## Recommendation" in report and "poorly determined" in report
+
+
+def test_recommended_size_follows_the_law_at_large_compute(ladder_csv, tmp_path):
+    result = fit_runs([ladder_csv], tmp_path / "fit", target_flops=5.76e23, n_boot=0, plots=False, wandb="disabled")
+    rec = result["recommendation"]
+    # with the real FLOP accounting of a ladder shape at this size, 6N is within a few percent
+    assert rec["params"] == pytest.approx(result["parametric"]["n_opt_closed_form"], rel=0.15)
+    assert any("orders of magnitude" in w for w in result["warnings"])
+
+
+def test_demo_like_run_dirs_give_lr_law_knobs_and_a_wandb_fit_run(tmp_path):
+    from scaling.training.wandb_records import find_wandb_files, read_wandb_file
+
+    sweep = tmp_path / "sweep"
+    demo_like_runs(sweep, TINY_LAW, noise=0.005)
+    write_runs(sweep / "extra", TINY_LAW, [{"n_layer": 4, "tokens": 1e6, "lr": 0.01, "seed": 0, "status": "diverged"}])
+    out = tmp_path / "fit"
+    result = fit_runs([sweep], out, n_boot=10, wandb="offline")
+    assert result["inputs"]["n_rows"] == 25 and result["inputs"]["group"] == "synthetic"
+    assert any("1 diverged" in w for w in result["warnings"])
+    lr = result["hparams"]["lr"]
+    assert lr["law"]["exponent"] == pytest.approx(-0.3, abs=0.1)  # synthetic runs use lr_opt = 0.02·N^-0.3
+    rec = result["recommendation"]
+    assert rec["lr"] == pytest.approx(0.02 * rec["params"] ** -0.3, rel=0.3) and rec["lr_source"] == "law"
+    assert "lr" in result["knobs"]["knobs"]
+    assert (out / "lr_vs_loss.png").exists()
+    files = find_wandb_files(out)
+    assert len(files) == 1
+    run = read_wandb_file(files[0])
+    assert run.job_type == "fit" and run.group == "synthetic"
+    assert run.summary["fit/a"] == pytest.approx(result["parametric"]["a"])
+
+
+def test_total_and_non_embedding_params_are_read_from_result_json(tmp_path):
+    write_runs(tmp_path / "s", TINY_LAW, [{"n_layer": 2, "tokens": 1e6, "lr": 1e-3, "seed": 0}])
+    total = load_points([tmp_path / "s"], params="total").params[0]
+    non_emb = load_points([tmp_path / "s"], params="non-embedding").params[0]
+    assert total - non_emb == 512 * 64  # the tied 512 × 64 embedding
+
+
+def test_nan_rows_are_excluded_with_a_warning(tmp_path):
+    n, d, loss = ladder_grid(LAW, np.logspace(7, 9, 4), np.logspace(8.5, 10.5, 3), seed=1)
+    loss[3] = math.nan
+    result = fit_runs([write_csv(tmp_path / "r.csv", n, d, loss)], tmp_path / "fit", n_boot=0, plots=False,
+                      wandb="disabled")
+    assert result["inputs"]["n_rows"] == 11
+    assert any("NaN" in w for w in result["warnings"])
+
+
+def _cli_error(capsys, *argv) -> str:
+    assert main(["fit", *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err
+    return err
+
+
+def test_cli_bad_inputs_are_one_line_errors(tmp_path, capsys):
+    out = str(tmp_path / "fit")
+    (tmp_path / "missing.csv").write_text("params,tokens\n1e6,1e8\n")
+    assert "missing column(s) loss" in _cli_error(capsys, str(tmp_path / "missing.csv"), "--out", out)
+    (tmp_path / "neg.csv").write_text("params,tokens,loss\n1e6,1e8,3\n-2e6,1e8,3\n")
+    assert "must be positive" in _cli_error(capsys, str(tmp_path / "neg.csv"), "--out", out)
+    one = "params,tokens,loss\n" + "".join(f"1e6,{t},3.{i}\n" for i, t in enumerate((1e8, 2e8, 4e8, 8e8, 1.6e9, 3.2e9)))
+    (tmp_path / "one.csv").write_text(one)
+    assert "at least 2 model sizes" in _cli_error(capsys, str(tmp_path / "one.csv"), "--out", out)
+    (tmp_path / "few.csv").write_text("params,tokens,loss\n1e6,1e8,3\n2e6,2e8,2.9\n")
+    assert "at least 5 points" in _cli_error(capsys, str(tmp_path / "few.csv"), "--out", out)
+    assert "no such file" in _cli_error(capsys, str(tmp_path / "nope"), "--out", out)
+
+
+def test_cli_prints_the_recommendation(ladder_csv, tmp_path, capsys):
+    assert main(["fit", str(ladder_csv), "--out", str(tmp_path / "fit"), "--target-params", "1e9",
+                 "--bootstrap", "0", "--no-plots", "--wandb", "disabled", "--gpu-throughput", "4e14"]) == 0
+    text = capsys.readouterr().out
+    assert "GPU-hours" in text and "report:" in text
+    rec = json.loads((tmp_path / "fit" / "fit.json").read_text())["recommendation"]
+    assert rec["params"] == pytest.approx(1e9, rel=0.2)
+    assert rec["gpu_hours"] == pytest.approx(rec["flops"] / 4e14 / 3600)
+    assert "PARAMS:TOKENS" in _cli_error(capsys, str(ladder_csv), "--out", str(tmp_path / "f2"), "--predict", "1e9")
