@@ -58,6 +58,7 @@ def test_recommended_size_follows_the_law_at_large_compute(ladder_csv, tmp_path)
     assert any("orders of magnitude" in w for w in result["warnings"])
 
 
+@pytest.mark.slow
 def test_demo_like_run_dirs_give_lr_law_knobs_and_a_wandb_fit_run(tmp_path):
     from scaling.training.wandb_records import find_wandb_files, read_wandb_file
 
@@ -79,6 +80,20 @@ def test_demo_like_run_dirs_give_lr_law_knobs_and_a_wandb_fit_run(tmp_path):
     run = read_wandb_file(files[0])
     assert run.job_type == "fit" and run.group == "synthetic"
     assert run.summary["fit/a"] == pytest.approx(result["parametric"]["a"])
+
+
+def test_wandb_fit_run_has_job_type_fit_group_and_tables(ladder_csv, tmp_path):
+    from scaling.training.wandb_records import find_wandb_files, read_wandb_file
+
+    out = tmp_path / "fit"
+    result = fit_runs([ladder_csv], out, n_boot=0, plots=False, wandb="offline", wandb_group="study-1")
+    (path,) = find_wandb_files(out)
+    run = read_wandb_file(path)
+    assert (run.job_type, run.group, run.project) == ("fit", "study-1", "scaling")
+    assert run.summary["recommendation/params"] == pytest.approx(result["recommendation"]["params"])
+    (row,) = run.history
+    assert row["fit/runs/_type"] == "table-file" and row["fit/runs/nrows"] == 20  # one row per input run
+    assert row["fit/predictions/nrows"] == len(result["predictions"])
 
 
 def test_total_and_non_embedding_params_are_read_from_result_json(tmp_path):
