@@ -105,9 +105,9 @@ def metrics_path(run_dir: str | Path) -> Path:
     return Path(run_dir) / METRICS_FILE
 
 
-def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
-    """Every row of ``metrics.jsonl`` (a torn last line from a killed process is skipped)."""
-    path = metrics_path(run_dir)
+def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    """Every object of a JSON-lines file; a line torn by a killed writer is skipped; no file → []."""
+    path = Path(path)
     if not path.is_file():
         return []
     rows = []
@@ -115,8 +115,13 @@ def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
         try:
             rows.append(json.loads(line))
         except json.JSONDecodeError:
-            continue
+            continue  # a line cut by a kill
     return rows
+
+
+def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
+    """Every row of ``metrics.jsonl`` (a torn last line from a killed process is skipped)."""
+    return read_jsonl(metrics_path(run_dir))
 
 
 def train_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

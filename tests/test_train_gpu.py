@@ -1,0 +1,20 @@
+"""GPU path: bf16-mixed and torch.compile by default on CUDA, MFU against the device's peak."""
+
+import math
+
+import pytest
+import torch
+
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
+
+
+def test_a_gpu_run_defaults_to_bf16_and_compile_and_reports_mfu(tiny_cfg):
+    from scaling import train
+    from scaling.counting import peak_flops
+
+    result = train(tiny_cfg("train.accelerator=gpu", "train.devices=1", "train.tokens=30720"))
+    assert result.status == "done" and result.final_val_loss < math.log(512) - 1.0
+    name = torch.cuda.get_device_name()
+    assert name in result.hardware
+    if peak_flops(name) is not None:
+        assert 0 < result.mfu < 1
