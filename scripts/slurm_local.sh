@@ -21,7 +21,8 @@
 # - Without accounting `sacct` does not work; the launcher reads job states from `squeue -t all`, which
 #   keeps a finished or cancelled job for MinJobAge seconds; after that a job the launcher cannot find
 #   and whose run has no result counts as failed.
-# - A requeued job waits ~120 s before it may start again; `scontrol update jobid=N StartTime=now` skips that.
+# - A requeued job waits ~120 s before it may start again; `scontrol update jobid=N StartTime=now+2` skips
+#   that. Not `now`: a job restarted within the second of its requeue is killed ("Job credential revoked").
 # - Daemons are stopped by PID, never by name, so other clusters or users on the machine are left alone.
 set -euo pipefail
 

@@ -80,7 +80,8 @@ def execute_run(sweep_dir: str | Path, run_id: str, *, train_cmd: list[str] | No
                 stale_after_s: float = STALE_AFTER_S) -> str:
     """Run one planned run to its end unless it is finished, failed, running elsewhere or blocked.
 
-    Returns what happened: done | diverged | failed | interrupted (this attempt), or
+    Returns what happened: done | diverged | failed | interrupted (this attempt; ``requeued`` is
+    recorded when submitit requeues the job), or
     finished | skipped-failed | busy | blocked (nothing was started).
     """
     store = SweepStore(sweep_dir)
@@ -122,7 +123,11 @@ def execute_run(sweep_dir: str | Path, run_id: str, *, train_cmd: list[str] | No
         _LIVE.add(proc)
         try:
             code = proc.wait()
-        except BaseException:  # Ctrl-C, or submitit exiting after it requeued the job
+        except SystemExit:  # submitit requeued the job (preemption or time-out) and exits
+            outcome = "requeued"
+            _kill_group(proc)
+            raise
+        except BaseException:  # Ctrl-C
             _kill_group(proc)
             raise
         finally:

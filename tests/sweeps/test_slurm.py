@@ -109,17 +109,20 @@ def test_a_requeued_run_resumes_from_its_checkpoint_and_ends_with_the_uninterrup
     job = jobs[rid]
     subprocess.run(["scancel", "--signal=USR2", job], check=True)  # what SLURM sends before a preemption
     _wait_until(lambda: any(e["event"] == "end" for e in store.attempts(rid)), what="the first attempt's end")
-    # a requeued job waits ~2 minutes before it may start: let it start now
-    _wait_until(lambda: subprocess.run(["scontrol", "update", f"jobid={job}", "StartTime=now"],
+    assert [e.get("outcome") for e in store.attempts(rid) if e["event"] == "end"] == ["requeued"]
+    # a requeued job waits ~2 minutes before it may start; starting it within the second of its requeue
+    # fails it ("Job credential revoked"), so let it start two seconds from now
+    _wait_until(lambda: subprocess.run(["scontrol", "update", f"jobid={job}", "StartTime=now+2"],
                                        capture_output=True).returncode == 0, what="requeued job")
     # the same run trained without interruption, locally, as the reference
     _, local = run_sweep(spec, tmp_path / "reference", threads=1, echo=_quiet)
     assert local == {rid: "done"}
     states = wait_for(root, poll_s=1.0, timeout_s=300)
     assert states is not None and states[0].state == "done"
-    events = store.attempts(rid)
-    ends = [e for e in events if e["event"] == "end"]
-    assert [e["outcome"] for e in ends] == ["interrupted", "done"]
+    # result.json (the trainer's) comes a moment before the launcher records the attempt's end
+    _wait_until(lambda: len([e for e in store.attempts(rid) if e["event"] == "end"]) >= 2, what="second end")
+    ends = [e for e in store.attempts(rid) if e["event"] == "end"]
+    assert [e["outcome"] for e in ends] == ["requeued", "done"]
     second_attempt = (store.run_dir(rid) / "train.log").read_text().split("== attempt 2")[1]
     assert f"Restoring states from the checkpoint path at {ckpt_dir / 'last.ckpt'}" in second_attempt
     reference = SweepStore(tmp_path / "reference").result(rid)
