@@ -1,22 +1,13 @@
 """The README's library example: our LightningModule and DataModule inside the user's own Trainer."""
 
 import math
+from pathlib import Path
 
 import pytest
 
-README_EXAMPLE = '''
-import lightning as L
-from scaling import LanguageModel, TokenDataModule, load_config
-
-cfg = load_config(overrides=["model=s100k", "model.vocab_size=512", "train.seq_len=64",
-                             "train.micro_batch_size=8", "data.val_tokens=4096", f"data.path={data_dir}"])
-model = LanguageModel(cfg)                   # AdamW groups, LR schedule, grad clipping, val loss
-data = TokenDataModule.from_config(cfg)      # resumable training stream + fixed val subset
-trainer = L.Trainer(max_steps=60, accelerator="cpu", val_check_interval=30, check_val_every_n_epoch=None,
-                    logger=False, enable_checkpointing=False, enable_progress_bar=False)
-trainer.fit(model, datamodule=data)
-print(f"val loss {trainer.callback_metrics['val/loss']:.3f}, {trainer.callback_metrics['val/bpb']:.3f} bits/byte")
-'''
+README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+# The python block of the README's "Using the trainer as a library" section, run as it is.
+README_EXAMPLE = README.split("## Using the trainer as a library", 1)[1].split("```python", 1)[1].split("```", 1)[0]
 
 
 def test_readme_library_example_trains_inside_a_users_own_trainer(tiny_corpus, capsys):
