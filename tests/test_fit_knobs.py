@@ -24,9 +24,10 @@ def _points(params, tokens, loss, lr=None, **knobs) -> Points:
 
 
 def _knob_study(effect: float, seeds: int = 5, noise: float = 0.01, seed: int = 0) -> Points:
-    """Two sizes × knob {off, on} × seeds; 'on' changes the loss by ``effect``."""
+    """Two sizes × knob {off, on} × seeds; 'on' changes the loss by ``effect`` and adds 1% parameters
+    (as qk_norm does): runs within 2% of each other's size still compare as the same size."""
     rng = np.random.default_rng(seed)
-    rows = [(n, level, 3.0 - 0.2 * i + (effect if level == "on" else 0.0) + rng.normal(0, noise))
+    rows = [(n * (1.01 if level == "on" else 1.0), level, 3.0 - 0.2 * i + (effect if level == "on" else 0.0) + rng.normal(0, noise))
             for i, n in enumerate((1e6, 4e6)) for level in ("off", "on") for _ in range(seeds)]
     params, levels, loss = zip(*rows, strict=True)
     return _points(params, [1e8] * len(rows), loss, qk_norm=levels)
@@ -36,6 +37,7 @@ def test_a_real_knob_effect_is_called_real():
     out = analyze_knobs(_knob_study(effect=-0.05))
     knob = out["knobs"]["qk_norm"]
     assert knob["verdict"] == "real"
+    assert knob["n_comparisons"] == 2  # one per size, not split by the knob's parameter count
     assert all(c["best"] == "on" and c["test"] == "welch" for c in knob["comparisons"])
     assert out["seed_std"] == pytest.approx(0.01, rel=0.5)
 

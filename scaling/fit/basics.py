@@ -10,6 +10,27 @@ from dataclasses import dataclass
 import numpy as np
 
 
+def cluster_log(values, tolerance_dex: float) -> list[np.ndarray]:
+    """Indices of ``values`` grouped when within ``tolerance_dex`` decades of their group's smallest."""
+    logv = np.log10(np.asarray(values, dtype=float))
+    groups: list[list[int]] = []
+    for i in np.argsort(logv, kind="stable"):
+        if groups and logv[i] - logv[groups[-1][0]] <= tolerance_dex:
+            groups[-1].append(int(i))
+        else:
+            groups.append([int(i)])
+    return [np.array(g) for g in groups]
+
+
+def representative(values, tolerance_dex: float) -> np.ndarray:
+    """Each value replaced by the geometric mean of its :func:`cluster_log` group."""
+    values = np.asarray(values, dtype=float)
+    out = np.empty_like(values)
+    for idx in cluster_log(values, tolerance_dex):
+        out[idx] = float(np.exp(np.mean(np.log(values[idx]))))
+    return out
+
+
 @dataclass
 class PowerLaw:
     """y = coef · x^exponent, fitted as a line in log-log space."""

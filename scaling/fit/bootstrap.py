@@ -14,8 +14,8 @@ from collections.abc import Callable
 import numpy as np
 
 from scaling.errors import ScalingError
-from scaling.fit.basics import single_threaded_blas
-from scaling.fit.data import Points
+from scaling.fit.basics import representative, single_threaded_blas
+from scaling.fit.data import CELL_TOLERANCE_DEX, Points
 from scaling.fit.parametric import N_PARAMETERS, ParametricFit, check_points, fit_parametric
 
 
@@ -25,7 +25,8 @@ def resampling_units(points: Points) -> tuple[list[np.ndarray], str]:
     for t in points.trunk:
         trunks[t] = trunks.get(t, 0) + 1
     if any(count > 1 for count in trunks.values()):
-        return [np.flatnonzero(points.params == n) for n in np.unique(points.params)], "model sizes (runs share trunks)"
+        sizes = representative(points.params, CELL_TOLERANCE_DEX)
+        return [np.flatnonzero(sizes == n) for n in np.unique(sizes)], "model sizes (runs share trunks)"
     return [np.array([i]) for i in range(len(points))], "runs"
 
 
@@ -92,10 +93,11 @@ def prediction_interval(curve_samples: np.ndarray | None, point: float, residual
 
 def backtest(points: Points, ci: float = 0.95) -> dict:
     """Fit without the largest model size, predict its runs, and report the error."""
-    sizes = np.unique(points.params)
+    size_of = representative(points.params, CELL_TOLERANCE_DEX)
+    sizes = np.unique(size_of)
     if sizes.size < 3:
         return {"skipped": f"needs at least 3 model sizes; got {sizes.size}"}
-    held = points.params == sizes[-1]
+    held = size_of == sizes[-1]
     try:
         fit = fit_parametric(points.params[~held], points.tokens[~held], points.loss[~held])
     except ScalingError as e:

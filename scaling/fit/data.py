@@ -20,7 +20,9 @@ from typing import Any
 import numpy as np
 
 from scaling.errors import ScalingError
+from scaling.fit.basics import representative
 
+CELL_TOLERANCE_DEX = 0.01
 REQUIRED_COLUMNS = ("params", "tokens", "loss")
 NUMERIC_COLUMNS = ("params", "tokens", "loss", "flops", "lr", "batch_size", "seed")
 # config keys that identify a run or only steer logging/checkpointing: never knobs
@@ -61,6 +63,15 @@ class Points:
 
     def __len__(self) -> int:
         return len(self.loss)
+
+    def cells(self) -> list[tuple[float, float]]:
+        """Per row, its (size, tokens) cell: values within 2% (0.01 decades) count as equal.
+
+        A knob such as qk_norm adds a few parameters, and a different batch size rounds the token
+        count differently; those runs still compare at the same size and budget.
+        """
+        return list(zip(representative(self.params, CELL_TOLERANCE_DEX).tolist(),
+                        representative(self.tokens, CELL_TOLERANCE_DEX).tolist(), strict=True))
 
     def subset(self, idx: np.ndarray | list[int]) -> Points:
         """The rows ``idx`` (repeats allowed, as in a bootstrap resample); curves are kept whole."""
@@ -254,8 +265,8 @@ def _swept_knobs(rows: list[dict], pts: Points) -> dict[str, list[Any]]:
     for key in sorted({k for r in rows for k in r["knobs"]}):
         table[key] = [r["knobs"].get(key) for r in rows]
     cells: dict[tuple, list[int]] = {}
-    for i in range(len(rows)):
-        cells.setdefault((pts.params[i], pts.tokens[i]), []).append(i)
+    for i, cell in enumerate(pts.cells()):
+        cells.setdefault(cell, []).append(i)
     swept = {}
     for key, values in table.items():
         if any(len({repr(values[i]) for i in idx}) > 1 for idx in cells.values()):

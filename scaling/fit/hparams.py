@@ -21,7 +21,7 @@ HPARAM_COLUMNS = ("lr", "batch_size")
 
 def _cells(points: Points) -> dict[tuple[float, float], np.ndarray]:
     cells: dict[tuple[float, float], list[int]] = {}
-    for i, key in enumerate(zip(points.params, points.tokens, strict=True)):
+    for i, key in enumerate(points.cells()):
         cells.setdefault(key, []).append(i)
     return {k: np.array(v) for k, v in cells.items()}
 

@@ -14,20 +14,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from scaling.fit.basics import PowerLaw, fit_power_law, windowed_minimum
+from scaling.fit.basics import PowerLaw, cluster_log, fit_power_law, windowed_minimum
 
 
 def group_budgets(flops, tolerance_dex: float = 0.05) -> list[np.ndarray]:
     """Indices of runs whose FLOPs agree within ``tolerance_dex`` (decades) of the group's smallest."""
-    logc = np.log10(np.asarray(flops, dtype=float))
-    order = np.argsort(logc, kind="stable")
-    groups: list[list[int]] = []
-    for i in order:
-        if groups and logc[i] - logc[groups[-1][0]] <= tolerance_dex:
-            groups[-1].append(int(i))
-        else:
-            groups.append([int(i)])
-    return [np.array(g) for g in groups]
+    return cluster_log(flops, tolerance_dex)
 
 
 @dataclass

@@ -25,13 +25,14 @@ def seed_settings(points: Points) -> list[dict]:
     """Mean, std and count of the final loss per setting (rows identical up to the seed)."""
     groups: dict[tuple, list[int]] = {}
     keys = sorted(points.knobs)
-    for i in range(len(points)):
-        key = (points.params[i], points.tokens[i]) + tuple(repr(points.knobs[k][i]) for k in keys)
+    cells = points.cells()
+    for i, cell in enumerate(cells):
+        key = cell + tuple(repr(points.knobs[k][i]) for k in keys)
         groups.setdefault(key, []).append(i)
     out = []
     for idx in groups.values():
         loss = points.loss[idx]
-        out.append({"params": float(points.params[idx[0]]), "tokens": float(points.tokens[idx[0]]),
+        out.append({"params": cells[idx[0]][0], "tokens": cells[idx[0]][1],
                     "knobs": {k: points.knobs[k][idx[0]] for k in keys}, "n": len(idx), "mean": float(loss.mean()),
                     "std": float(loss.std(ddof=1)) if len(idx) > 1 else None, "losses": [float(x) for x in loss]})
     return out

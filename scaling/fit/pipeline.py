@@ -32,9 +32,9 @@ def best_settings(points: Points) -> tuple[Points, int]:
     """
     knobs = sorted(points.knobs)
     cells: dict[tuple, dict[tuple, list[int]]] = {}
-    for i in range(len(points)):
+    for i, cell in enumerate(points.cells()):
         setting = tuple(repr(points.knobs[k][i]) for k in knobs)
-        cells.setdefault((points.params[i], points.tokens[i]), {}).setdefault(setting, []).append(i)
+        cells.setdefault(cell, {}).setdefault(setting, []).append(i)
     keep = []
     for settings in cells.values():
         keep.extend(min(settings.values(), key=lambda idx: float(np.mean(points.loss[idx]))))
@@ -115,6 +115,8 @@ def fit_runs(inputs, out_dir, *, target_flops: float | None = None, target_param
     if n_boot < 0:
         raise ScalingError(f"--bootstrap must be >= 0, got {n_boot}")
     out = Path(out_dir)
+    if isinstance(inputs, (str, Path)):
+        inputs = [inputs]
     points = inputs if isinstance(inputs, Points) else load_points(list(inputs), params=params,
                                                                     exclude_diverged=exclude_diverged)
     warnings = list(points.notes)
@@ -124,7 +126,7 @@ def fit_runs(inputs, out_dir, *, target_flops: float | None = None, target_param
         warnings.append(f"approach 3 uses the best setting per (size, tokens): {dropped} run(s) of worse "
                         f"settings left out of the law (they feed the knob and hyperparameter analyses)")
     par = fit_parametric(tuned.params, tuned.tokens, tuned.loss)
-    sizes = np.unique(tuned.params).size
+    sizes = len({n for n, _ in tuned.cells()})
     if not par.converged:
         warnings.append(f"approach 3 optimiser did not report convergence: {par.message}")
     if sizes < 4:

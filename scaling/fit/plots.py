@@ -79,8 +79,9 @@ def plot_lr(result: dict, points: Points, path: Path) -> str | None:
     if not cells:
         return None
     plt, fig, ax = _figure()
+    keys = points.cells()
     for c in cells:
-        rows = (points.params == c["params"]) & (points.tokens == c["tokens"]) & np.isfinite(points.lr)
+        rows = np.array([k == (c["params"], c["tokens"]) for k in keys]) & np.isfinite(points.lr)
         order = np.argsort(points.lr[rows])
         line, = ax.plot(points.lr[rows][order], points.loss[rows][order], "o", ms=4,
                         label=f"N={c['params']:.3g}, D={c['tokens']:.3g}")
