@@ -65,6 +65,16 @@ def _clean(obj):
     return obj
 
 
+def _source(hparams: dict, name: str) -> str:
+    """Where the recommended value of a hyperparameter comes from, in words."""
+    entry = hparams.get(name)
+    if entry is None:
+        return "base config (not swept)"
+    if entry.get("prediction") is None:
+        return f"base config ({entry['note']})"
+    return "power law in N" if entry.get("law") else "measured optimum at one size"
+
+
 def _parse_predict(items) -> list[tuple[float, float]]:
     out = []
     for item in items or ():
@@ -201,9 +211,9 @@ def fit_runs(inputs, out_dir, *, target_flops: float | None = None, target_param
         "loss": rec_interval["loss"], "lo": rec_interval["lo"], "hi": rec_interval["hi"],
         "n_opt_ci": cis.get("n_opt"), "d_opt_ci": cis.get("d_opt"),
         "lr": lr, "lr_ci": [hp["lr"]["lo"], hp["lr"]["hi"]] if "lo" in hp.get("lr", {}) else None,
-        "lr_source": "law" if lr is not None else "base config (LR not swept)",
+        "lr_source": _source(hp, "lr"),
         "batch_tokens": batch if batch is not None else base_batch,
-        "batch_source": "law" if batch is not None else "base config (batch size not swept)",
+        "batch_source": _source(hp, "batch_size"),
         "extrapolation_factor": factor, "gpu_hours": choice["flops"] / gpu_throughput / 3600 if gpu_throughput else None,
         "gpu_throughput": gpu_throughput, "a": {"approach3": par.a, "approach2": iso.a, "approach1": env.a},
         "config": str(out / "large_run.yaml"),
