@@ -10,6 +10,7 @@ Public API:
 - :func:`fit_hparam_laws` — LR and batch-size laws; :func:`analyze_knobs` — seeds and Welch's t-tests.
 - :func:`bootstrap`, :func:`backtest`, :func:`prediction_interval` — uncertainty.
 - :func:`build_ladder`, :func:`choose` — turning a budget into a concrete shape.
+- :func:`summary_lines` — the recommendation as the few lines ``scaling fit`` prints.
 
 Submodules import numpy/scipy on first use of a name here, so ``scaling --help`` stays fast.
 """
@@ -42,6 +43,7 @@ _EXPORTS: dict[str, str] = {
     "build_ladder": "scaling.fit.recommend",
     "choose": "scaling.fit.recommend",
     "render_report": "scaling.fit.report",
+    "summary_lines": "scaling.fit.cli",
 }
 
 __all__ = sorted(_EXPORTS)
