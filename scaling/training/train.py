@@ -117,6 +117,17 @@ def _plan_branch(cfg: DictConfig, batch_tokens: int, total_steps: int) -> tuple[
     return path, (meta["step"], float(meta["lr"]))
 
 
+def _cluster_plugins() -> list:
+    """Inside a SLURM job, keep Lightning's cluster environment but not its requeue handler.
+
+    The sweep launcher (submitit) owns preemption: it requeues the job and the run resumes from its
+    checkpoint. Two requeue handlers in one process would race (FACTS.md).
+    """
+    from lightning.pytorch.plugins.environments import SLURMEnvironment
+
+    return [SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else []
+
+
 def _quiet_lightning() -> None:
     """Silence Lightning's advice that does not apply to this trainer (one data stream, no srun)."""
     for pattern in (r".*does not have many workers.*", r".*`weights_only` was not set.*", r".*srun.*",
@@ -201,6 +212,7 @@ def train(cfg, callbacks=(), run_dir: str | Path | None = None) -> RunResult:
         enable_progress_bar=sys.stderr.isatty(), enable_model_summary=False, num_sanity_val_steps=0,
         use_distributed_sampler=False, default_root_dir=str(run_dir), max_steps=-1, max_epochs=-1,
         check_val_every_n_epoch=None, val_check_interval=1,  # set from tokens below
+        plugins=_cluster_plugins(),
     )
     world = trainer.num_devices * trainer.num_nodes
     batch_tokens = cfg.train.micro_batch_size * cfg.train.seq_len * cfg.train.grad_accum * world
