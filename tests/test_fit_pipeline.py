@@ -163,3 +163,19 @@ def test_cli_prints_the_recommendation(ladder_csv, tmp_path, capsys):
     assert rec["params"] == pytest.approx(1e9, rel=0.2)
     assert rec["gpu_hours"] == pytest.approx(rec["flops"] / 4e14 / 3600)
     assert "PARAMS:TOKENS" in _cli_error(capsys, str(ladder_csv), "--out", str(tmp_path / "f2"), "--predict", "1e9")
+
+
+def test_loader_reads_run_dirs_written_by_the_real_trainer(tiny_cfg, tmp_path):
+    from scaling import train
+    from scaling.counting import count_params
+
+    for lr in ("1e-3", "3e-3"):
+        cfg = tiny_cfg(f"optim.lr={lr}", run_dir=tmp_path / "sweep" / f"lr{lr}")
+        assert train(cfg).status == "done"
+    points = load_points([tmp_path / "sweep"])
+    counts = count_params(cfg.model)
+    assert points.params.tolist() == [counts.non_embedding] * 2
+    assert sorted(points.lr.tolist()) == [1e-3, 3e-3]
+    assert list(points.knobs) == ["lr"]  # the only setting that differs at equal size and tokens
+    assert np.all(points.flops > 6 * points.params * points.tokens)  # the real count includes the head
+    assert len(points.curves) == 2 and all(c.tokens.size >= 2 for c in points.curves)
