@@ -69,6 +69,7 @@ def test_demo_like_run_dirs_give_lr_law_knobs_and_a_wandb_fit_run(tmp_path):
     result = fit_runs([sweep], out, n_boot=10, wandb="offline")
     assert result["inputs"]["n_rows"] == 25 and result["inputs"]["group"] == "synthetic"
     assert any("1 diverged" in w for w in result["warnings"])
+    assert any("tokens per parameter, outside the fitted" in w for w in result["warnings"])  # ~2000 vs <= 100
     lr = result["hparams"]["lr"]
     assert lr["law"]["exponent"] == pytest.approx(-0.3, abs=0.1)  # synthetic runs use lr_opt = 0.02·N^-0.3
     rec = result["recommendation"]

@@ -158,6 +158,10 @@ def fit_runs(inputs, out_dir, *, target_flops: float | None = None, target_param
         warnings.append(f"the target is {factor:.3g}x the largest fitted compute ({math.log10(factor):.1f} orders "
                         f"of magnitude): an extrapolation this far is a guess with error bars; "
                         f"validate with a run in between")
+    ratio, fitted = choice["tokens"] / choice["params"], tuned.tokens / tuned.params
+    if not fitted.min() / 2 <= ratio <= 2 * fitted.max():
+        warnings.append(f"the recommended run has {ratio:.3g} tokens per parameter, outside the fitted "
+                        f"{fitted.min():.3g}-{fitted.max():.3g}: the law is extrapolated along that axis too")
     preds = extra + [(choice["params"], choice["tokens"])]
     frontier_c = np.logspace(np.log10(points.flops.min()), np.log10(max(choice["flops"], max_c)), FRONTIER_POINTS)
     q = _quantities(ladder, choice["flops"], preds, frontier_c)
