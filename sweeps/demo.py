@@ -23,29 +23,33 @@ from pathlib import Path
 class DemoPlan:
     """What the demo trains; the full plan fits 15 minutes on a quiet 2-core CPU."""
 
-    sizes: tuple[str, ...]  # ladder presets, smallest first
-    tokens: tuple[float, ...]  # token budgets of the ladder
-    lr: float  # the learning rate of the ladder runs
-    lr_sizes: tuple[str, ...]  # sizes of the learning-rate sweep
-    lr_tokens: float  # token budget of the learning-rate sweep (one of `tokens`)
-    lr_values: tuple[float, ...]  # other learning rates tried (the ladder run supplies `lr`)
+    sizes: tuple[str, ...]  # ladder presets, largest first (the longest runs start first: less idle tail)
+    lrs: tuple[float, ...]  # learning rate per size (about 1/d_model: wider models want smaller steps)
+    tokens: tuple[float, ...]  # token budgets of the ladder, largest first
+    lr_sizes: tuple[str, ...]  # sizes of the learning-rate sweep (each also in `sizes`)
+    lr_factors: tuple[float, ...]  # multiples of a size's ladder LR tried by the LR sweep
+    lr_tokens: float  # token budget of the learning-rate sweep and the repeated seed (one of `tokens`)
     seed_size: str  # size of the repeated-seed setting
     seq_len: int  # training sequence length
-    micro_batch_size: int  # sequences per step
+    micro_batch_size: int  # sequences per step (small: tiny models gain most from more steps)
     vocab_size: int  # tokenizer vocabulary trained on the corpus
     corpus_bytes: int | None  # cap on the corpus (None = the whole standard library)
     val_tokens: int  # fixed validation subset
     n_boot: int  # bootstrap refits of the fit
 
+    def lr_of(self, size: str) -> float:
+        """The ladder's learning rate for ``size``."""
+        return self.lrs[self.sizes.index(size)]
+
 
 FULL = DemoPlan(
-    sizes=("s100k", "s330k", "s800k", "s1.5m"), tokens=(2.5e5, 5e5, 1e6), lr=4e-3,
-    lr_sizes=("s100k", "s330k"), lr_tokens=5e5, lr_values=(1e-3, 2e-3, 8e-3, 1.6e-2), seed_size="s330k",
-    seq_len=128, micro_batch_size=16, vocab_size=2048, corpus_bytes=None, val_tokens=16384, n_boot=200,
+    sizes=("s1.5m", "s800k", "s330k", "s100k"), lrs=(1.2e-3, 1.5e-3, 2e-3, 3e-3), tokens=(1e6, 5e5, 2.5e5),
+    lr_sizes=("s330k", "s100k"), lr_factors=(0.5, 2.0), lr_tokens=5e5, seed_size="s330k",
+    seq_len=128, micro_batch_size=8, vocab_size=512, corpus_bytes=None, val_tokens=16384, n_boot=200,
 )
 QUICK = DemoPlan(
-    sizes=("s100k", "s330k", "s800k"), tokens=(1.6e4, 3.2e4), lr=4e-3,
-    lr_sizes=("s100k",), lr_tokens=3.2e4, lr_values=(1.6e-2,), seed_size="s100k",
+    sizes=("s800k", "s330k", "s100k"), lrs=(1.5e-3, 2e-3, 3e-3), tokens=(3.2e4, 1.6e4),
+    lr_sizes=("s100k",), lr_factors=(4.0,), lr_tokens=3.2e4, seed_size="s100k",
     seq_len=64, micro_batch_size=8, vocab_size=512, corpus_bytes=400_000, val_tokens=4096, n_boot=20,
 )
 TARGET_FACTOR = 100.0  # recommend for this multiple of the largest run's training FLOPs
@@ -65,7 +69,7 @@ def _base_overrides(plan: DemoPlan, data_path: Path, wandb: str) -> list[str]:
     return [
         f"data.path={data_path}", f"model.vocab_size={plan.vocab_size}", f"model.max_seq_len={plan.seq_len}",
         f"train.seq_len={plan.seq_len}", f"train.micro_batch_size={plan.micro_batch_size}",
-        f"data.val_tokens={plan.val_tokens}", f"optim.lr={plan.lr}", "schedule.kind=cosine",
+        f"data.val_tokens={plan.val_tokens}", "schedule.kind=cosine",
         # validate three times per run at most: the final loss is what the fit reads
         f"train.val_every_tokens={max(plan.tokens)}", f"train.checkpoint_every_tokens={max(plan.tokens)}",
         f"logging.wandb={wandb}", f"logging.project={WANDB_PROJECT}",
@@ -73,15 +77,23 @@ def _base_overrides(plan: DemoPlan, data_path: Path, wandb: str) -> list[str]:
 
 
 def demo_specs(plan: DemoPlan, data_path: Path, wandb: str = "offline") -> dict[str, dict]:
-    """The three sweep specs of the demo, by name."""
+    """The three sweep specs of the demo, by name.
+
+    The ladder pairs each size with its learning rate (``zip``) and crosses them with the token
+    budgets (``grid``); the LR sweep tries multiples of those rates; the seed sweep repeats one
+    ladder setting with ``run.seed=1`` (the ladder run is seed 0).
+    """
     base = _base_overrides(plan, data_path, wandb)
+    lr_pairs = [(size, plan.lr_of(size) * f) for size in plan.lr_sizes for f in plan.lr_factors]
     return {
         "demo-ladder": {"name": "demo-ladder", "overrides": base,
-                        "ladder": {"models": list(plan.sizes), "tokens": list(plan.tokens)}},
+                        "zip": {"model": list(plan.sizes), "optim.lr": list(plan.lrs)},
+                        "grid": {"train.tokens": list(plan.tokens)}},
         "demo-lr": {"name": "demo-lr", "overrides": [*base, f"train.tokens={plan.lr_tokens}"],
-                    "grid": {"model": list(plan.lr_sizes), "optim.lr": list(plan.lr_values)}},
+                    "zip": {"model": [s for s, _ in lr_pairs], "optim.lr": [lr for _, lr in lr_pairs]}},
         "demo-seeds": {"name": "demo-seeds",
-                       "overrides": [*base, f"model={plan.seed_size}", f"train.tokens={plan.lr_tokens}"],
+                       "overrides": [*base, f"model={plan.seed_size}", f"optim.lr={plan.lr_of(plan.seed_size)}",
+                                     f"train.tokens={plan.lr_tokens}"],
                        "seeds": [1]},
     }
 

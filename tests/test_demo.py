@@ -42,7 +42,7 @@ def test_demo_ran_the_ladder_lr_sweep_and_a_second_seed(demo):
     assert len({r["model"] for r in ladder}) >= 3
     assert {r["seed"] for r in results} == {0, 1}
     lrs = {json.loads(p.read_text())["lr"] for p in demo.glob("sweeps/demo-lr/runs/*/result.json")}
-    assert len(lrs) >= 1 and 4e-3 not in lrs
+    assert len(lrs) >= 1 and 3e-3 not in lrs  # the ladder run supplies the base rate
 
 
 def test_demo_logs_every_run_and_the_fit_to_offline_wandb(demo):

@@ -22,6 +22,11 @@ from scaling.fit.recommend import FAR_EXTRAPOLATION, Ladder, best_on_ladder, bui
 
 DEFAULT_TARGET_FACTOR = 10.0  # with no target given, recommend for 10× the largest run's compute
 FRONTIER_POINTS = 24
+PLAUSIBLE_A = (0.3, 0.7)  # N_opt ∝ C^a: published LLM fits fall in this range; outside it, say why
+
+
+def _span(values) -> str:
+    return f"{float(np.min(values)):.3g}–{float(np.max(values)):.3g}"
 
 
 def best_settings(points: Points) -> tuple[Points, int]:
@@ -170,6 +175,15 @@ def fit_runs(inputs, out_dir, *, target_flops: float | None = None, target_param
         warnings.append(f"only {boot_info['n_ok']} of {n_boot} bootstrap resamples could be fitted: intervals are rough")
     point_q = q(par)
     cis = {k: percentile_interval(samples[k], ci) for k in samples if not k.startswith(("pred_", "frontier_"))}
+    if not PLAUSIBLE_A[0] <= par.a <= PLAUSIBLE_A[1]:
+        a_ci = cis.get("a")
+        span = f" (interval {a_ci[0]:.2f}–{a_ci[1]:.2f})" if a_ci and None not in a_ci else ""
+        warnings.append(
+            f"a = {par.a:.3f}{span} lies outside {PLAUSIBLE_A[0]}–{PLAUSIBLE_A[1]}, the range of published LLM fits "
+            f"(Chinchilla ~0.5): runs this small or short ({_span(tuned.params)} params, {_span(tuned.tokens)} "
+            f"tokens) sit in the early, fast-falling part of training where L(N, D) is not yet a clean power law; "
+            f"add larger sizes or longer runs before trusting N_opt"
+        )
 
     predictions = []
     for j, (n, d) in enumerate(preds):
