@@ -106,14 +106,20 @@ def _split_presets(tree: dict, source: str) -> tuple[dict, dict[str, str]]:
     return rest, presets
 
 
-def _read_yaml(path: str | Path) -> dict:
+def read_yaml(path: str | Path, what: str = "config file", hint: str = "pass an existing YAML file to --config"):
+    """Parse a YAML file; a missing or malformed file is a one-line :class:`ConfigError` naming ``what``."""
     p = Path(path)
     if not p.is_file():
-        raise ConfigError(f"config file {str(p)!r} not found; pass an existing YAML file to --config")
+        raise ConfigError(f"{what} {str(p)!r} not found; {hint}")
     try:
-        data = yaml.safe_load(p.read_text())
+        return yaml.safe_load(p.read_text())
     except yaml.YAMLError as e:
-        raise ConfigError(f"config file {str(p)!r} is not valid YAML: {str(e).splitlines()[0]}") from None
+        raise ConfigError(f"{what} {str(p)!r} is not valid YAML: {str(e).splitlines()[0]}") from None
+
+
+def _read_yaml(path: str | Path) -> dict:
+    p = Path(path)
+    data = read_yaml(p)
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -272,11 +272,8 @@ def parse_spec(raw: Any, source: str = "<spec>", base_dir: str | Path = ".") -> 
 
 def load_spec(path: str | Path) -> Spec:
     """Read and check a sweep spec YAML file."""
+    from scaling.config_loading import read_yaml
+
     p = Path(path)
-    if not p.is_file():
-        raise ScalingError(f"sweep spec {str(p)!r} not found; pass a YAML file (examples in configs/sweeps/)")
-    try:
-        raw = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as e:
-        raise ScalingError(f"sweep spec {str(p)!r} is not valid YAML: {str(e).splitlines()[0]}") from None
+    raw = read_yaml(p, "sweep spec", "pass a YAML file (examples in configs/sweeps/)")
     return parse_spec(raw, source=str(p), base_dir=p.parent)

@@ -25,6 +25,7 @@ import yaml
 
 from data_pipelines.atomic import atomic_write_json, atomic_write_text
 from scaling.errors import ScalingError
+from scaling.training.run_files import read_jsonl
 from sweeps.locks import STALE_AFTER_S, is_stale, read_lock, run_mutex
 
 FINISHED = ("done", "diverged")
@@ -94,16 +95,7 @@ class SweepStore:
 
     def attempts(self, run_id: str) -> list[dict]:
         """The start and end events of every launch of this run, oldest first."""
-        path = self.run_dir(run_id) / ATTEMPTS_FILE
-        if not path.exists():
-            return []
-        events = []
-        for line in path.read_text().splitlines():
-            try:
-                events.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue  # a line cut by a kill
-        return events
+        return read_jsonl(self.run_dir(run_id) / ATTEMPTS_FILE)
 
     def record(self, run_id: str, event: dict) -> None:
         """Append one attempt event (callers hold the run's mutex)."""
