@@ -64,3 +64,28 @@ def test_status_and_wait_report_the_sweep(tmp_path, capsys, write_spec, tiny, fa
     assert code == 1  # everything ended, but one run failed
     code, _, err = _run(capsys, "sweep", "status", str(tmp_path / "nothing"))
     assert code == 2 and "not a sweep dir" in err
+
+
+def test_branches_of_a_failed_trunk_show_as_failed_not_pending(tmp_path, capsys, write_spec, tiny, fake_train):
+    spec = write_spec(f"name: cd\noverrides: {tiny}\nseeds: [13]\n"  # seed 13: the stand-in trainer crashes
+                      "cooldowns: {models: [s100k], tokens: [2.0e5, 4.0e5]}\n")
+    root, outcomes = run_sweep(spec, tmp_path / "sweep", train_cmd=fake_train, echo=lambda *_: None)
+    assert sorted(outcomes.values()).count("blocked") == 2
+    code, out, _ = _run(capsys, "sweep", "status", str(root), "--json")
+    states = json.loads(out)["runs"]
+    branches = [r for r in states if r["run_id"] != states[0]["run_id"]]
+    assert states[0]["state"] == "failed"
+    assert [r["state"] for r in branches] == ["failed", "failed"]
+    assert all(f"its trunk {states[0]['run_id']} failed" in r["error"] for r in branches)
+
+
+def test_wait_gives_up_when_no_launcher_works_on_the_sweep(tmp_path, write_spec, tiny):
+    from scaling.errors import ScalingError
+    from sweeps.launch import plan
+    from sweeps.status import wait_for
+    from sweeps.store import SweepStore
+
+    spec, root, runs = plan(write_spec(f"name: idle\noverrides: {tiny}\nseeds: 2\n"), tmp_path / "sweep")
+    SweepStore(root).write_plan(spec.name, spec.raw, runs)  # planned, never launched
+    with pytest.raises(ScalingError, match=r"2 run\(s\) .* none has been running or queued"):
+        wait_for(root, poll_s=0.05, idle_give_up_s=0.3)
