@@ -34,6 +34,7 @@ class DemoPlan:
     micro_batch_size: int  # sequences per step (small: tiny models gain most from more steps)
     vocab_size: int  # tokenizer vocabulary trained on the corpus
     corpus_bytes: int | None  # cap on the corpus (None = the whole standard library)
+    val_fraction: float  # share of documents held out for validation
     val_tokens: int  # fixed validation subset
     n_boot: int  # bootstrap refits of the fit
 
@@ -45,12 +46,14 @@ class DemoPlan:
 FULL = DemoPlan(
     sizes=("s1.5m", "s800k", "s330k", "s100k"), lrs=(1.2e-3, 1.5e-3, 2e-3, 3e-3), tokens=(1e6, 5e5, 2.5e5),
     lr_sizes=("s330k", "s100k"), lr_factors=(0.5, 2.0), lr_tokens=5e5, seed_size="s330k",
-    seq_len=128, micro_batch_size=8, vocab_size=512, corpus_bytes=None, val_tokens=16384, n_boot=200,
+    seq_len=128, micro_batch_size=8, vocab_size=512, corpus_bytes=None, val_fraction=0.02, val_tokens=16384,
+    n_boot=200,
 )
 QUICK = DemoPlan(
     sizes=("s800k", "s330k", "s100k"), lrs=(1.5e-3, 2e-3, 3e-3), tokens=(3.2e4, 1.6e4),
     lr_sizes=("s100k",), lr_factors=(4.0,), lr_tokens=3.2e4, seed_size="s100k",
-    seq_len=64, micro_batch_size=8, vocab_size=512, corpus_bytes=400_000, val_tokens=4096, n_boot=20,
+    seq_len=64, micro_batch_size=8, vocab_size=512, corpus_bytes=400_000, val_fraction=0.1, val_tokens=4096,
+    n_boot=20,
 )
 TARGET_FACTOR = 100.0  # recommend for this multiple of the largest run's training FLOPs
 WANDB_PROJECT = "scaling-demo"
@@ -125,6 +128,46 @@ class _Progress:
                   if r.get("final_val_loss") is not None else f"  [{self.done}/{self.total}] {run_id}: {outcome}")
 
 
+def _label(planned_run: dict) -> str:
+    """``s800k@1e+06`` for a planned run: its model and token budget."""
+    model = planned_run.get("swept", {}).get("model") or planned_run["run_id"]
+    return f"{model}@{planned_run['tokens']:.2g}"
+
+
+class _Ticker:
+    """While runs train, prints every ``every_s`` seconds how far the running ones are."""
+
+    def __init__(self, progress: _Progress, echo, every_s: float = 30.0):
+        import threading
+
+        self.progress, self.echo, self.every_s = progress, echo, every_s
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._loop, name="demo-progress", daemon=True)
+
+    def _loop(self) -> None:
+        from sweeps.status import sweep_status
+
+        while not self.stop.wait(self.every_s):
+            if self.progress.sweep_dir is None or not (self.progress.sweep_dir / "plan.json").exists():
+                continue
+            plan, states = sweep_status(self.progress.sweep_dir)
+            planned = {r["run_id"]: r for r in plan["runs"]}
+            running = [f"{_label(planned[s.run_id])} {min(100.0, 100 * (s.tokens or 0) / planned[s.run_id]['tokens']):.0f}%"
+                       for s in states if s.state == "running" and planned[s.run_id].get("tokens")]
+            if running:
+                elapsed = time.time() - self.progress.start
+                self.echo(f"  ... {self.progress.done}/{self.progress.total} runs done, training "
+                          f"{', '.join(running)} ({elapsed:.0f} s elapsed)")
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        self.thread.join()
+
+
 def run_demo(out: str | Path = "demo_out", *, quick: bool = False, workers: int = 2, wandb: str = "offline",
              echo=print) -> dict:
     """Prepare the corpus, run the demo sweeps, fit, and print the recommendation; returns fit.json."""
@@ -141,7 +184,7 @@ def run_demo(out: str | Path = "demo_out", *, quick: bool = False, workers: int 
     data_path = out / "data" / "stdlib"
     echo(f"1/3 preparing the stdlib corpus into {data_path}")
     manifest = prepare(stdlib_sources(max_bytes=plan_.corpus_bytes), data_path, vocab_size=plan_.vocab_size,
-                       val_fraction=0.02, workers=min(2, workers), progress=False)
+                       val_fraction=plan_.val_fraction, workers=min(2, workers), progress=False)
     echo(f"    {manifest['splits']['train']['tokens']:,} train tokens, {manifest['splits']['val']['tokens']:,} "
          f"val tokens ({time.time() - t0:.0f} s)")
 
@@ -154,9 +197,10 @@ def run_demo(out: str | Path = "demo_out", *, quick: bool = False, workers: int 
     total = sum(len(plan(spec_paths[n], sweep_dirs[n])[2]) for n in specs)
     echo(f"2/3 training {total} runs in {len(specs)} sweeps ({workers} at a time; finished runs are reused)")
     progress = _Progress(total, echo)
-    for name in specs:
-        progress.sweep_dir = sweep_dirs[name]
-        run_sweep(spec_paths[name], sweep_dirs[name], workers=workers, threads=1, echo=progress)
+    with _Ticker(progress, echo):
+        for name in specs:
+            progress.sweep_dir = sweep_dirs[name]
+            run_sweep(spec_paths[name], sweep_dirs[name], workers=workers, threads=1, echo=progress)
     train_s = time.time() - t0
 
     echo("3/3 fitting scaling laws")
