@@ -76,3 +76,14 @@ def test_backtest_predicts_the_held_out_largest_size():
 def test_backtest_skips_with_two_sizes():
     n, d, loss = ladder_grid(TRUE, [1e7, 1e8], np.logspace(8.5, 10.5, 5))
     assert "3 model sizes" in backtest(_points(n, d, loss))["skipped"]
+
+
+def test_backtest_intervals_with_bootstrap_include_the_law_s_own_uncertainty():
+    n, d, loss = ladder_grid(TRUE, np.logspace(7, 9, 5), np.logspace(8.5, 10.5, 4), noise=0.02, seed=3)
+    plain = backtest(_points(n, d, loss))
+    boot = backtest(_points(n, d, loss), n_boot=60, seed=1)
+    assert boot["interval_bootstrap"] == 60 and plain["interval_bootstrap"] == 0
+    width = [p["hi"] - p["lo"] for p in plain["points"]]
+    boot_width = [p["hi"] - p["lo"] for p in boot["points"]]
+    assert np.mean(boot_width) > 1.1 * np.mean(width)  # extrapolating a refitted law adds spread
+    assert [p["predicted"] for p in boot["points"]] == [p["predicted"] for p in plain["points"]]

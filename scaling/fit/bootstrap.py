@@ -91,8 +91,12 @@ def prediction_interval(curve_samples: np.ndarray | None, point: float, residual
     return [float(lo), float(hi)]
 
 
-def backtest(points: Points, ci: float = 0.95) -> dict:
-    """Fit without the largest model size, predict its runs, and report the error."""
+def backtest(points: Points, ci: float = 0.95, *, n_boot: int = 0, seed: int = 0) -> dict:
+    """Fit without the largest model size, predict its runs, and report the error.
+
+    With ``n_boot`` > 0 the intervals come from bootstrap refits of the smaller sizes plus residual
+    noise, as for any prediction (residual noise alone understates how far a law can miss).
+    """
     size_of = representative(points.params, CELL_TOLERANCE_DEX)
     sizes = np.unique(size_of)
     if sizes.size < 3:
@@ -105,11 +109,18 @@ def backtest(points: Points, ci: float = 0.95) -> dict:
     pred = fit.predict(points.params[held], points.tokens[held])
     actual = points.loss[held]
     rel = (pred - actual) / actual
-    bands = [prediction_interval(None, p, fit.residuals, ci, n_params=N_PARAMETERS) for p in pred]
+    samples: dict[str, np.ndarray] = {}
+    if n_boot:
+        def held_losses(refit: ParametricFit) -> dict[str, float]:
+            return {f"held_{i}": v for i, v in enumerate(refit.predict(points.params[held], points.tokens[held]))}
+
+        samples, _ = bootstrap(points.subset(np.flatnonzero(~held)), fit, held_losses, n_boot=n_boot, seed=seed)
+    bands = [prediction_interval(samples.get(f"held_{i}"), p, fit.residuals, ci, n_params=N_PARAMETERS, seed=seed + i)
+             for i, p in enumerate(pred)]
     inside = [lo <= y <= hi for (lo, hi), y in zip(bands, actual, strict=True)]
     return {"held_out_params": float(sizes[-1]), "n_held_out": int(held.sum()), "n_fitted": int((~held).sum()),
             "mean_abs_rel_error": float(np.mean(np.abs(rel))), "max_abs_rel_error": float(np.max(np.abs(rel))),
-            "mean_rel_error": float(np.mean(rel)), "within_interval": int(sum(inside)),
+            "mean_rel_error": float(np.mean(rel)), "within_interval": int(sum(inside)), "interval_bootstrap": n_boot,
             "points": [{"params": float(n), "tokens": float(d), "loss": float(y), "predicted": float(p),
                         "lo": b[0], "hi": b[1]} for n, d, y, p, b in
                        zip(points.params[held], points.tokens[held], actual, pred, bands, strict=True)],

@@ -201,7 +201,7 @@ def fit_runs(inputs, out_dir, *, target_flops: float | None = None, target_param
     env = fit_envelope(points.curves)
     hp = fit_hparam_laws(points, choice["params"], n_boot=min(n_boot, 200) or 0, ci=ci, seed=seed)
     knobs = analyze_knobs(points)
-    bt = backtest(tuned, ci)
+    bt = backtest(tuned, ci, n_boot=min(n_boot, 100), seed=seed)
     if "mean_abs_rel_error" in bt and bt["mean_abs_rel_error"] > 0.05:
         warnings.append(f"backtest: predicting the largest size from the others is off by "
                         f"{100 * bt['mean_abs_rel_error']:.1f}% on average; extrapolations are unreliable")

@@ -103,7 +103,8 @@ def _backtest(bt: dict) -> list[str]:
             f"Fitted on {bt['n_fitted']} runs below N={_g(bt['held_out_params'])}, predicted its {bt['n_held_out']} "
             f"run(s): mean |error| {100 * bt['mean_abs_rel_error']:.2f}%, max {100 * bt['max_abs_rel_error']:.2f}%, "
             f"bias {100 * bt['mean_rel_error']:+.2f}%; {bt['within_interval']}/{bt['n_held_out']} inside the "
-            f"prediction interval.", ""]
+            f"prediction interval" + (f" (bootstrap of the smaller sizes, {bt['interval_bootstrap']} refits, plus residual "
+                                      f"noise)." if bt.get("interval_bootstrap") else " (residual noise only)."), ""]
 
 
 def render_report(result: dict) -> str:
