@@ -9,13 +9,31 @@ Typical use::
     batches = WindowSampler([(ds, 1.0)], seq_len=128, batch_size=8, seed=0)
 """
 
-from data_pipelines.dataset import PreparedDataset, ShardedTokens, check_compatible
-from data_pipelines.errors import DataError, UserError
-from data_pipelines.prepare import DEFAULT_SHARD_TOKENS, prepare
-from data_pipelines.sampler import WindowSampler, validation_windows
-from data_pipelines.stdlib_corpus import STDLIB_PRESET_PATH, stdlib_sources
+from __future__ import annotations
 
-__all__ = [
-    "DEFAULT_SHARD_TOKENS", "DataError", "PreparedDataset", "STDLIB_PRESET_PATH", "ShardedTokens", "UserError",
-    "WindowSampler", "check_compatible", "prepare", "stdlib_sources", "validation_windows",
-]
+import importlib
+
+from data_pipelines.errors import DataError, UserError
+
+# public name -> module that defines it; imported on first use so that importing the error types
+# (every CLI start does) does not pull in numpy and tokenizers
+_EXPORTS: dict[str, str] = {
+    "PreparedDataset": "data_pipelines.dataset",
+    "ShardedTokens": "data_pipelines.dataset",
+    "check_compatible": "data_pipelines.dataset",
+    "DEFAULT_SHARD_TOKENS": "data_pipelines.preparation",
+    "prepare": "data_pipelines.preparation",
+    "WindowSampler": "data_pipelines.sampler",
+    "validation_windows": "data_pipelines.sampler",
+    "STDLIB_PRESET_PATH": "data_pipelines.stdlib_corpus",
+    "stdlib_sources": "data_pipelines.stdlib_corpus",
+}
+
+__all__ = ["DataError", "UserError", *_EXPORTS]
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'data_pipelines' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     """Run ``scaling prepare``; user errors raise DataError (printed as one line, exit code 2)."""
     from data_pipelines.dataset import PreparedDataset
     from data_pipelines.errors import DataError
-    from data_pipelines.prepare import prepare
+    from data_pipelines.preparation import prepare
     from data_pipelines.stdlib_corpus import stdlib_sources
 
     if args.verify:

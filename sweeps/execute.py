@@ -21,6 +21,7 @@ import sys
 import time
 from pathlib import Path
 
+from scaling.errors import EXIT_DIVERGED
 from sweeps.locks import (
     STALE_AFTER_S,
     Heartbeat,
@@ -32,8 +33,6 @@ from sweeps.locks import (
     write_lock,
 )
 from sweeps.store import LAUNCH_FILE, LOG_FILE, SweepStore
-
-EXIT_DIVERGED = 3  # scaling.errors.EXIT_DIVERGED (not imported: this module stays light for SLURM jobs)
 
 _LIVE: set[subprocess.Popen] = set()  # trainers started by this process, for kill_all()
 
