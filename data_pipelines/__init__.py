@@ -11,9 +11,8 @@ Typical use::
 
 from __future__ import annotations
 
-import importlib
-
 from data_pipelines.errors import DataError, UserError
+from data_pipelines.lazy import lazy_exports
 
 # public name -> module that defines it; imported on first use so that importing the error types
 # (every CLI start does) does not pull in numpy and tokenizers
@@ -32,8 +31,4 @@ _EXPORTS: dict[str, str] = {
 __all__ = ["DataError", "UserError", *_EXPORTS]
 
 
-def __getattr__(name: str):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'data_pipelines' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

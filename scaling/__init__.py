@@ -14,8 +14,7 @@ Public API (heavy imports are deferred until first use, so the CLI starts fast):
 
 from __future__ import annotations
 
-import importlib
-
+from data_pipelines.lazy import lazy_exports
 from scaling.errors import ConfigError, DataError, ScalingError
 
 # public name -> module that defines it
@@ -46,8 +45,4 @@ _EXPORTS: dict[str, str] = {
 __all__ = ["ScalingError", "ConfigError", "DataError", *_EXPORTS]
 
 
-def __getattr__(name: str):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'scaling' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

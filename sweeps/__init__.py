@@ -9,7 +9,7 @@ Public API:
 
 from __future__ import annotations
 
-import importlib
+from data_pipelines.lazy import lazy_exports
 
 _EXPORTS: dict[str, str] = {
     "Spec": "sweeps.spec",
@@ -30,8 +30,4 @@ _EXPORTS: dict[str, str] = {
 __all__ = list(_EXPORTS)
 
 
-def __getattr__(name: str):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'sweeps' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -17,7 +17,7 @@ Submodules import numpy/scipy on first use of a name here, so ``scaling --help``
 
 from __future__ import annotations
 
-import importlib
+from data_pipelines.lazy import lazy_exports
 
 _EXPORTS: dict[str, str] = {
     "fit_runs": "scaling.fit.pipeline",
@@ -49,7 +49,4 @@ _EXPORTS: dict[str, str] = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'scaling.fit' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)
