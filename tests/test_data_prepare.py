@@ -75,6 +75,10 @@ def test_manifest_counts_match_the_shards(prepared):
         assert ds.split_documents(split) == len(docs)
         assert ds.split_bytes(split) == sum(len(d.encode()) for d in docs)
         assert ds.split_tokens(split) == sum(s["tokens"] for s in m["splits"][split]["shards"])
+        # the document-boundary index across shards: one end per document, each on an EOS
+        ends, tokens = ds.document_ends(split), np.asarray(ds.tokens(split))
+        assert len(ends) == len(docs) and ends[-1] == len(tokens) == ds.split_tokens(split)
+        assert (tokens[ends - 1] == ds.eos_id).all() and (np.diff(ends) > 0).all()
     assert m["dtype"] == "uint16" and m["tokenizer"]["vocab_size"] == ds.vocab_size == 1024
     assert len(m["splits"]["train"]["shards"]) > 1
 
