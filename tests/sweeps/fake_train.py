@@ -35,6 +35,7 @@ def main() -> int:
     note("start")
     (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
     (run_dir / "args.json").write_text(json.dumps(args))
+    (run_dir / "gpu.txt").write_text(os.environ.get("CUDA_VISIBLE_DEVICES", "none"))
     steps = int(float(cfg["train"]["tokens"]) / float(os.environ.get("FAKE_TOKENS_PER_STEP", 1e5)))
     lr, seed = float(cfg["optim"]["lr"]), int(cfg["run"]["seed"])
     loss = None

@@ -150,3 +150,13 @@ def test_cooldown_branches_start_after_their_trunk_finished(tmp_path, fake_train
     trunk_done = events.index(("finish", trunk))
     assert all(events.index(("start", r.run_id)) > trunk_done for r in planned[1:])
     assert set(_states(tmp_path / "sweep").values()) == {"done"}
+
+
+def test_each_worker_gets_its_own_gpu_when_gpus_are_visible(tmp_path, fake_train, write_spec, tiny, monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
+    spec = write_spec(f"name: gpus\noverrides: {tiny}\nseeds: 4\n")
+    root, outcomes = run_sweep(spec, tmp_path / "sweep", train_cmd=fake_train, workers=2, echo=_quiet)
+    assert set(outcomes.values()) == {"done"}
+    store = SweepStore(root)
+    gpus = [(store.run_dir(rid) / "gpu.txt").read_text() for rid in outcomes]
+    assert sorted(set(gpus)) == ["3", "5"]  # one GPU per worker, never both, never none
