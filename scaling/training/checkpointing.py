@@ -84,7 +84,7 @@ class TokenCheckpoints(StepEndCallback):
     def save(self, trainer, path: Path) -> None:
         """Save a full checkpoint to ``path`` atomically (temp file, then rename on rank 0)."""
         tmp = path.with_name(f".{path.name}.tmp")
-        trainer.save_checkpoint(tmp)  # all ranks take part; rank 0 writes
+        trainer.save_checkpoint(tmp, weights_only=False)  # all ranks take part; rank 0 writes
         if trainer.is_global_zero:
             os.replace(tmp, path)
         trainer.strategy.barrier("TokenCheckpoints.save")

@@ -66,8 +66,10 @@ class LanguageModel(pl.LightningModule):
     def _model_call(self):
         # The compiled wrapper is kept out of the module tree so state_dict keys stay plain.
         if self._compiled is None:
-            compiled = torch.compile(self.model) if resolve_compile(self.cfg.train.compile, self.device.type) else None
-            object.__setattr__(self, "_compiled", compiled or self.model)  # not a registered submodule
+            call = self.model
+            if resolve_compile(self.cfg.train.compile, self.device.type):
+                call = torch.compile(self.model)
+            object.__setattr__(self, "_compiled", call)  # not a registered submodule
         return self._compiled
 
     def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
