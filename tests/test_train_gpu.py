@@ -18,3 +18,16 @@ def test_a_gpu_run_defaults_to_bf16_and_compile_and_reports_mfu(tiny_cfg):
     assert name in result.hardware
     if peak_flops(name) is not None:
         assert 0 < result.mfu < 1
+
+
+def test_gpu_defaults_track_the_fp32_eager_losses(tiny_cfg, tmp_path):
+    from scaling import train
+    from scaling.training.run_files import read_metrics, train_rows
+
+    def losses(*extra, name):
+        assert train(tiny_cfg("train.accelerator=gpu", "train.devices=1", *extra, run_dir=tmp_path / name)).status == "done"
+        return [r["train/loss"] for r in train_rows(read_metrics(tmp_path / name))]
+
+    fast = losses(name="defaults")  # bf16-mixed, compiled, fused AdamW
+    exact = losses("train.precision=32-true", "train.compile=false", "optim.fused=false", name="fp32")
+    assert fast == pytest.approx(exact, abs=0.05)

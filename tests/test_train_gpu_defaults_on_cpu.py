@@ -41,7 +41,7 @@ def test_bf16_mixed_autocasts_and_stays_close_to_fp32(tiny_cfg, tmp_path, eager_
     assert train(tiny_cfg("train.precision=bf16-mixed", run_dir=tmp_path / "bf16")).status == "done"
     bf16 = step_losses(tmp_path / "bf16")
     assert bf16 == pytest.approx(eager_losses, abs=0.05)
-    assert max(abs(a - b) for a, b in zip(bf16, eager_losses)) > 1e-5  # bf16 matmuls did run
+    assert max(abs(a - b) for a, b in zip(bf16, eager_losses, strict=True)) > 1e-5  # bf16 matmuls did run
 
 
 def test_fused_adamw_matches_the_unfused_update(tiny_cfg, tmp_path, eager_losses):

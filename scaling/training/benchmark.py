@@ -16,8 +16,11 @@ import torch
 
 from scaling.config_loading import load_config
 from scaling.counting import flops_per_token, mfu
+from scaling.errors import ScalingError
 from scaling.model import build_model
 from scaling.training.optim import build_optimizer
+
+BENCH_PRECISIONS = ("32-true", "bf16-mixed")  # the precisions the plain loop reproduces
 
 
 @dataclass
@@ -98,11 +101,19 @@ def trainer_loop(cfg, batches, warmup: int, steps: int, device, precision: str) 
 
 def run_benchmark(overrides: list[str], warmup: int = 5, steps: int = 50, rounds: int = 2) -> list[BenchResult]:
     """Benchmark both loops on the config given by ``overrides``; prints and returns the results."""
+    from scaling.training.lightning_module import resolve_compile
+    from scaling.training.train import quiet_lightning, resolve_accelerator, resolve_precision
+
     cfg = load_config([], overrides)
-    cuda = torch.cuda.is_available() and cfg.train.accelerator != "cpu"
-    device = "cuda" if cuda else "cpu"
-    precision = cfg.train.precision if cfg.train.precision != "auto" else ("bf16-mixed" if cuda else "32-true")
-    compile_model = cfg.train.compile == "true" or (cfg.train.compile == "auto" and cuda)
+    accelerator = resolve_accelerator(cfg.train.accelerator)
+    device = "cuda" if accelerator in ("gpu", "cuda") else "cpu"
+    # The same resolution the trainer applies, so both sides run the same precision and compilation.
+    precision = resolve_precision(cfg.train.precision, accelerator)
+    if precision not in BENCH_PRECISIONS:
+        raise ScalingError(f"scaling bench compares the loops at {' or '.join(BENCH_PRECISIONS)}, not "
+                           f"train.precision={precision}; pick one of those")
+    compile_model = resolve_compile(cfg.train.compile, device)
+    quiet_lightning()
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     torch.set_float32_matmul_precision("high")
@@ -111,7 +122,7 @@ def run_benchmark(overrides: list[str], warmup: int = 5, steps: int = 50, rounds
     for _ in range(rounds):
         best["plain"] = max(best["plain"], plain_loop(cfg, batches, warmup, steps, device, precision, compile_model))
         best["trainer"] = max(best["trainer"], trainer_loop(cfg, batches, warmup, steps, device, precision))
-    name = torch.cuda.get_device_name() if cuda else None
+    name = torch.cuda.get_device_name() if device == "cuda" else None
     fpt = flops_per_token(cfg.model, cfg.train.seq_len)
     results = [BenchResult(k, v, mfu(v, fpt, name)) for k, v in best.items()]
     print(f"model {cfg.model.name}, seq {cfg.train.seq_len}, batch {cfg.train.micro_batch_size}, {precision}, "

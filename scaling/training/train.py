@@ -128,11 +128,22 @@ def _cluster_plugins() -> list:
     return [SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else []
 
 
-def _quiet_lightning() -> None:
-    """Silence Lightning's advice that does not apply to this trainer (one data stream, no srun)."""
+_QUIETED = False
+
+
+def quiet_lightning() -> None:
+    """Silence Lightning's advice that does not apply to this trainer (one data stream, no srun).
+
+    Safe to call often: warning filters replace their duplicates, the log filter goes in once.
+    """
+    global _QUIETED
     for pattern in (r".*does not have many workers.*", r".*`weights_only` was not set.*", r".*srun.*",
-                    r".*val_check_interval.*", r".*LeafSpec.*", r".*litlogger.*"):
+                    r".*val_check_interval.*", r".*LeafSpec.*", r".*litlogger.*",
+                    r".*defined a `validation_step` but have no `val_dataloader`.*"):
         warnings.filterwarnings("ignore", message=pattern)
+    if _QUIETED:
+        return
+    _QUIETED = True
     import logging
 
     class _DropTips(logging.Filter):
@@ -203,7 +214,7 @@ def train(cfg, callbacks=(), run_dir: str | Path | None = None) -> RunResult:
     metrics = MetricsLogger(run_dir, cfg.train.log_every_steps)
     checkpoints = TokenCheckpoints(run_dir, cfg.train.checkpoint_every_tokens, cfg.train.checkpoint_at_tokens,
                                    skip_if=monitor)
-    _quiet_lightning()
+    quiet_lightning()
     trainer = pl.Trainer(
         accelerator=accelerator, devices=_devices(cfg.train.devices), num_nodes=cfg.train.num_nodes,
         strategy=cfg.train.strategy, precision=resolve_precision(cfg.train.precision, accelerator),
