@@ -99,20 +99,26 @@ def trainer_loop(cfg, batches, warmup: int, steps: int, device, precision: str) 
     return steps * batches[0][:, :-1].numel() / clock.seconds
 
 
-def run_benchmark(overrides: list[str], warmup: int = 5, steps: int = 50, rounds: int = 2) -> list[BenchResult]:
-    """Benchmark both loops on the config given by ``overrides``; prints and returns the results."""
+def bench_settings(cfg) -> tuple[str, str, bool]:
+    """``(device, precision, compile)`` for both loops, resolved exactly as the trainer resolves them."""
     from scaling.training.lightning_module import resolve_compile
-    from scaling.training.train import quiet_lightning, resolve_accelerator, resolve_precision
+    from scaling.training.train import resolve_accelerator, resolve_precision
 
-    cfg = load_config([], overrides)
     accelerator = resolve_accelerator(cfg.train.accelerator)
     device = "cuda" if accelerator in ("gpu", "cuda") else "cpu"
-    # The same resolution the trainer applies, so both sides run the same precision and compilation.
     precision = resolve_precision(cfg.train.precision, accelerator)
     if precision not in BENCH_PRECISIONS:
         raise ScalingError(f"scaling bench compares the loops at {' or '.join(BENCH_PRECISIONS)}, not "
                            f"train.precision={precision}; pick one of those")
-    compile_model = resolve_compile(cfg.train.compile, device)
+    return device, precision, resolve_compile(cfg.train.compile, device)
+
+
+def run_benchmark(overrides: list[str], warmup: int = 5, steps: int = 50, rounds: int = 2) -> list[BenchResult]:
+    """Benchmark both loops on the config given by ``overrides``; prints and returns the results."""
+    from scaling.training.train import quiet_lightning
+
+    cfg = load_config([], overrides)
+    device, precision, compile_model = bench_settings(cfg)
     quiet_lightning()
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
