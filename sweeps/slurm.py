@@ -7,7 +7,8 @@ requeues the task; the trainer, killed with the job, resumes from its last check
 attempt. submitit owns requeueing: nothing else in the job requeues.
 
 A cooldown branch is submitted with ``--dependency=afterok:<its trunk's job>`` when the trunk is
-still to run. Every submission gets a fresh submitit folder under ``SWEEP_DIR/slurm/`` because a
+still to run, and ``--kill-on-invalid-dep=yes``: when the trunk fails SLURM cancels the branch jobs
+rather than keeping them queued forever. Every submission gets a fresh submitit folder under ``SWEEP_DIR/slurm/`` because a
 restarted SLURM may hand out the same job ids again, and submitit would read an old result.
 """
 
@@ -103,6 +104,8 @@ def sbatch_params(settings: SlurmSettings, name: str, dependency: str | None = N
         params[key] = getattr(settings, key)
     if settings.mem_gb is not None:
         params["mem"] = f"{int(settings.mem_gb * 1024)}M"
+    if dependency is not None:  # SLURM cancels the job when its trunk fails, instead of holding it forever
+        params["additional_parameters"].setdefault("kill_on_invalid_dep", "yes")
     return {k: v for k, v in params.items() if v is not None}
 
 

@@ -39,7 +39,7 @@ def test_resources_from_the_spec_become_sbatch_lines(tmp_path):
                                **sbatch_params(settings, "lr", dependency="afterok:12_3"))
     for line in ("--partition=gpu", "--account=lab", "--qos=high", "--gpus-per-node=1", "--cpus-per-task=8",
                  "--mem=16384M", "--time=240", "--array=0-9%3", "--constraint=a100", "--dependency=afterok:12_3",
-                 "--job-name=sweep-lr", "--signal=USR2@90"):
+                 "--job-name=sweep-lr", "--signal=USR2@90", "--kill-on-invalid-dep=yes"):
         assert f"#SBATCH {line}\n" in text, line
     assert "\nmodule load cuda\n" in text
     with pytest.raises(ScalingError, match="unknown key 'partiton'; did you mean partition"):
@@ -148,3 +148,26 @@ def test_a_cancelled_job_shows_as_failed_not_running_forever(tmp_path, slurm_clu
     assert states is not None, "a cancelled run still looks unfinished"
     assert states[0].state == "failed" and "cancelled" in states[0].error
     assert fake_train.count("finish") == {}
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_branch_jobs_of_a_failed_trunk_are_cancelled_by_slurm_not_left_queued(
+        tmp_path, slurm_cluster, fake_train, write_spec, tiny):
+    # run.seed=13 makes the stand-in trainer crash: the trunk fails, its branches can never start
+    spec = write_spec(f"overrides: {tiny[:-1]}, run.seed=13]\ncooldowns: {{models: [s100k], tokens: [1.0e5, 1.5e5]}}\n")
+    trunk = plan(spec, tmp_path / "sweep")[2][0].run_id
+    root, jobs = run_sweep(spec, tmp_path / "sweep", launcher="slurm", train_cmd=fake_train, echo=_quiet)
+    assert len(jobs) == 3
+    (sbatch_text,) = [p.read_text() for p in (root / "slurm").glob("*/*submission_file*.sh")
+                      if "--dependency=afterok:" in p.read_text()]
+    assert "--kill-on-invalid-dep=yes" in sbatch_text
+
+    def queued() -> set[str]:
+        out = subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True, check=True).stdout
+        return {j for line in out.split() for j in _expand(line)} & set(jobs.values())
+
+    _wait_until(lambda: not queued(), timeout=120, what="the sweep's jobs leaving the queue")
+    states = wait_for(root, poll_s=0.5, timeout_s=60)
+    assert states is not None and {s.state for s in states} == {"failed"}
+    assert fake_train.count("start") == {trunk: 1}  # the branches never ran
