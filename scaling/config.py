@@ -104,7 +104,7 @@ class TrainConfig:
     accelerator: str = "auto"  # auto | cpu | gpu, passed to Lightning
     devices: str = "auto"  # auto | N | list, passed to Lightning
     num_nodes: int = 1  # nodes, passed to Lightning
-    strategy: str = "auto"  # auto | ddp | fsdp, passed to Lightning
+    strategy: str = "auto"  # auto | ddp | ddp_spawn | fsdp (GPUs only; each block a shard unit), passed to Lightning
     max_loss: float = 100.0  # a train loss above this (or NaN/Inf) stops the run as diverged
     threads: int | None = None  # torch CPU threads; None = leave torch's default
 
@@ -157,7 +157,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "schedule.decay_shape": ("linear", "sqrt", "cosine"),
     "train.precision": ("auto", "32-true", "bf16-mixed", "16-mixed", "bf16-true", "64-true"),
     "train.compile": ("auto", "true", "false"),
-    "train.strategy": ("auto", "ddp", "fsdp", "ddp_spawn", "deepspeed"),
+    "train.strategy": ("auto", "ddp", "fsdp", "ddp_spawn"),
     "run.resume": ("never", "auto"),
     "logging.wandb": ("offline", "online", "disabled"),
 }

@@ -31,3 +31,19 @@ def test_gpu_defaults_track_the_fp32_eager_losses(tiny_cfg, tmp_path):
     fast = losses(name="defaults")  # bf16-mixed, compiled, fused AdamW
     exact = losses("train.precision=32-true", "train.compile=false", "optim.fused=false", name="fp32")
     assert fast == pytest.approx(exact, abs=0.05)
+
+
+def test_fsdp_on_one_gpu_shards_blocks_and_tracks_the_plain_run(tiny_cfg, tmp_path):
+    from scaling import train
+    from scaling.training.run_files import read_metrics, train_rows
+
+    def losses(*extra, name):
+        result = train(tiny_cfg("train.accelerator=gpu", "train.devices=1", *extra, run_dir=tmp_path / name))
+        assert result.status == "done"
+        return [(r["train/loss"], r["train/grad_norm"]) for r in train_rows(read_metrics(tmp_path / name))]
+
+    fsdp = losses("train.strategy=fsdp", "train.checkpoint_every_tokens=5120", name="fsdp")
+    plain = losses(name="plain")
+    assert [loss for loss, _ in fsdp] == pytest.approx([loss for loss, _ in plain], abs=0.05)
+    assert [norm for _, norm in fsdp] == pytest.approx([norm for _, norm in plain], rel=0.1)
+    assert (tmp_path / "fsdp" / "checkpoints" / "last.ckpt").exists()

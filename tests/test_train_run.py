@@ -143,3 +143,11 @@ def test_seq_len_longer_than_the_model_is_a_one_line_user_error(tiny_corpus, tmp
     assert main(["train", *tiny_overrides(tiny_corpus, tmp_path / "r", "train.seq_len=128")]) == 2
     assert "train.seq_len=128 is longer than model.max_seq_len=64" in one_line_error(capsys)
     assert not (tmp_path / "r").exists()
+
+
+def test_fsdp_without_gpus_is_a_one_line_user_error(tiny_corpus, tmp_path, capsys):
+    from tests.conftest import tiny_overrides
+
+    assert main(["train", *tiny_overrides(tiny_corpus, tmp_path / "r", "train.strategy=fsdp")]) == 2
+    assert "train.strategy=fsdp needs GPUs" in one_line_error(capsys)
+    assert not (tmp_path / "r").exists()

@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from scaling.config import Config
 from scaling.errors import ScalingError
 from scaling.model import build_model
-from scaling.training.optim import build_optimizer
+from scaling.training.optim import build_optimizer, clip_gradients
 from scaling.training.schedules import DecaySchedule, Schedule
 
 
@@ -145,7 +145,9 @@ class LanguageModel(pl.LightningModule):
         self.last_loss = torch.stack(self._micro_losses).mean()
         self._micro_losses.clear()
         max_norm = self.cfg.optim.grad_clip if self.cfg.optim.grad_clip > 0 else math.inf
-        self.last_grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm)
+        # The Trainer's wrapped model (the FSDP root under strategy=fsdp), else the plain model.
+        wrapped = self._trainer.model if self._trainer is not None and self._trainer.model is not None else self.model
+        self.last_grad_norm = clip_gradients(wrapped, max_norm)
         self.last_lr = optimizer.param_groups[0]["lr"]
 
 

@@ -1,5 +1,6 @@
-"""AdamW with weight-decay groups: decay on matrices, never on norms and biases, and on
-embeddings only when ``optim.decay_embeddings`` is set (a tied output head is the embedding)."""
+"""AdamW with weight-decay groups (decay on matrices, never on norms and biases, and on embeddings
+only when ``optim.decay_embeddings`` is set; a tied output head is the embedding), and gradient
+clipping that stays correct when the model is sharded by FSDP."""
 
 from __future__ import annotations
 
@@ -10,24 +11,43 @@ from torch import nn
 def param_groups(model: nn.Module, weight_decay: float, decay_embeddings: bool = False) -> list[dict]:
     """Two AdamW parameter groups, ``decay`` and ``no_decay``, each parameter in exactly one.
 
-    Norm weights and biases are 1-D; embeddings are found by module type so that a tied head
-    (the same tensor as the input embedding) follows the embedding's rule.
+    Parameters are classified by the module that owns them, not by their shape: under FSDP every
+    parameter is a flattened 1-D shard, so a shape rule would put all of them in ``no_decay``.
+    ``nn.Linear`` weights decay; ``nn.Embedding`` weights decay only with ``decay_embeddings`` (a tied
+    head shares the embedding's tensor and follows its rule); other parameters (norms, biases) do not,
+    except a ≥2-D parameter of another module type (as a fallback for custom layers).
     """
     embedding_ids = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
     decay, no_decay, seen = [], [], set()
-    for p in model.parameters():  # parameters() yields a shared (tied) tensor once
-        if not p.requires_grad or id(p) in seen:
-            continue
-        seen.add(id(p))
-        is_embedding = id(p) in embedding_ids
-        if p.ndim >= 2 and (decay_embeddings or not is_embedding):
-            decay.append(p)
-        else:
-            no_decay.append(p)
+    for module in model.modules():
+        for name, p in module.named_parameters(recurse=False):  # a shared (tied) tensor counts once
+            if not p.requires_grad or id(p) in seen:
+                continue
+            seen.add(id(p))
+            if id(p) in embedding_ids:
+                decays = decay_embeddings
+            elif isinstance(module, nn.Linear):
+                decays = name == "weight"
+            else:
+                decays = p.ndim >= 2 and not isinstance(module, (nn.LayerNorm, nn.RMSNorm))
+            (decay if decays else no_decay).append(p)
     return [
         {"params": decay, "weight_decay": weight_decay, "name": "decay"},
         {"params": no_decay, "weight_decay": 0.0, "name": "no_decay"},
     ]
+
+
+def clip_gradients(module: nn.Module, max_norm: float) -> torch.Tensor:
+    """Clip ``module``'s gradients to a global L2 norm of ``max_norm``; returns the norm before clipping.
+
+    An FSDP-wrapped root is clipped by FSDP itself: ``torch.nn.utils.clip_grad_norm_`` over sharded
+    parameters would see only this rank's shard, giving every rank a different, too small norm.
+    """
+    from torch.distributed.fsdp import FullyShardedDataParallel
+
+    if isinstance(module, FullyShardedDataParallel):
+        return module.clip_grad_norm_(max_norm)
+    return torch.nn.utils.clip_grad_norm_(module.parameters(), max_norm)
 
 
 def use_fused(fused: str, device: torch.device | str) -> bool:

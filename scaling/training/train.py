@@ -73,6 +73,21 @@ def resolve_precision(setting: str, accelerator: str) -> str:
     return setting
 
 
+def build_strategy(setting: str, accelerator: str):
+    """``train.strategy`` for Lightning: ``fsdp`` shards every transformer block (one FSDP unit each,
+    so a block's weights are gathered only while it runs) and needs GPUs; others pass through."""
+    if setting != "fsdp":
+        return setting
+    if accelerator not in ("gpu", "cuda"):
+        raise ScalingError("train.strategy=fsdp needs GPUs (Lightning runs FSDP on CUDA only); "
+                           "use train.strategy=ddp on CPUs")
+    from lightning.pytorch.strategies import FSDPStrategy
+
+    from scaling.model import Block
+
+    return FSDPStrategy(auto_wrap_policy={Block})
+
+
 def _devices(setting: str):
     text = str(setting).strip()
     if text == "auto":
@@ -208,6 +223,7 @@ def train(cfg, callbacks=(), run_dir: str | Path | None = None) -> RunResult:
 
     datamodule = TokenDataModule.from_config(cfg)  # missing or unprepared data fails here, in one line
     accelerator = resolve_accelerator(cfg.train.accelerator)
+    strategy = build_strategy(cfg.train.strategy, accelerator)
     torch.set_float32_matmul_precision("high")  # TF32 matmuls on GPUs that have them
     wandb_logger = _wandb_logger(cfg, rid, run_dir)
     monitor = DivergenceMonitor(cfg.train.max_loss)
@@ -217,7 +233,7 @@ def train(cfg, callbacks=(), run_dir: str | Path | None = None) -> RunResult:
     quiet_lightning()
     trainer = pl.Trainer(
         accelerator=accelerator, devices=_devices(cfg.train.devices), num_nodes=cfg.train.num_nodes,
-        strategy=cfg.train.strategy, precision=resolve_precision(cfg.train.precision, accelerator),
+        strategy=strategy, precision=resolve_precision(cfg.train.precision, accelerator),
         accumulate_grad_batches=cfg.train.grad_accum, logger=wandb_logger or False,
         callbacks=[monitor, metrics, checkpoints, *callbacks], enable_checkpointing=False,
         enable_progress_bar=sys.stderr.isatty(), enable_model_summary=False, num_sanity_val_steps=0,
