@@ -102,7 +102,7 @@ class TrainConfig:
     precision: str = "auto"  # auto (32-true on CPU, bf16-mixed on GPU) | 32-true | bf16-mixed | 16-mixed
     compile: str = "auto"  # auto (on for CUDA) | true | false: torch.compile the model
     accelerator: str = "auto"  # auto | cpu | gpu, passed to Lightning
-    devices: str = "auto"  # auto | N | list, passed to Lightning
+    devices: str = "auto"  # auto | N (devices per node) | GPU indices as "0,1", passed to Lightning
     num_nodes: int = 1  # nodes, passed to Lightning
     strategy: str = "auto"  # auto | ddp | ddp_spawn | fsdp (GPUs only; each block a shard unit), passed to Lightning
     max_loss: float = 100.0  # a train loss above this (or NaN/Inf) stops the run as diverged

@@ -88,7 +88,10 @@ def _translate(error: OmegaConfBaseException, fallback_key: str | None = None) -
         return ConfigError(_unknown_key_message(key))
     first_line = str(error).splitlines()[0]
     if isinstance(error, ValidationError):
-        return ConfigError(f"wrong type for {key}: {first_line}")
+        hint = ""
+        if "Cannot convert 'ListConfig' to string" in first_line:
+            hint = f"; write a list of values as one comma-separated string, e.g. {key}=0,1"
+        return ConfigError(f"wrong type for {key}: {first_line}{hint}")
     return ConfigError(f"invalid config at {key}: {first_line}")
 
 

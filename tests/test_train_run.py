@@ -4,6 +4,7 @@ import json
 import math
 
 import pytest
+import torch
 import yaml
 
 from scaling.cli import main
@@ -151,3 +152,19 @@ def test_fsdp_without_gpus_is_a_one_line_user_error(tiny_corpus, tmp_path, capsy
     assert main(["train", *tiny_overrides(tiny_corpus, tmp_path / "r", "train.strategy=fsdp")]) == 2
     assert "train.strategy=fsdp needs GPUs" in one_line_error(capsys)
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
+def test_asking_for_a_gpu_without_one_is_a_one_line_user_error(tiny_corpus, tmp_path, capsys):
+    from tests.conftest import tiny_overrides
+
+    assert main(["train", *tiny_overrides(tiny_corpus, tmp_path / "r", "train.accelerator=gpu")]) == 2
+    assert "train.accelerator=gpu but no CUDA GPU is visible" in one_line_error(capsys)
+    assert not (tmp_path / "r").exists()
+
+
+def test_gpu_indices_given_as_a_list_get_a_hint(tiny_corpus, tmp_path, capsys):
+    from tests.conftest import tiny_overrides
+
+    assert main(["train", *tiny_overrides(tiny_corpus, tmp_path / "r", "train.devices=[0,1]")]) == 2
+    assert "e.g. train.devices=0,1" in one_line_error(capsys)

@@ -66,6 +66,13 @@ def resolve_accelerator(setting: str) -> str:
     return setting
 
 
+def check_accelerator(accelerator: str) -> None:
+    """Refuse ``train.accelerator=gpu`` in one line when no CUDA GPU is visible."""
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise ScalingError(f"train.accelerator={accelerator} but no CUDA GPU is visible here; "
+                           "use train.accelerator=auto or cpu, or run on a GPU machine")
+
+
 def resolve_precision(setting: str, accelerator: str) -> str:
     """``train.precision``: ``auto`` is ``bf16-mixed`` on GPUs, ``32-true`` on CPUs."""
     if setting == "auto":
@@ -223,6 +230,7 @@ def train(cfg, callbacks=(), run_dir: str | Path | None = None) -> RunResult:
 
     datamodule = TokenDataModule.from_config(cfg)  # missing or unprepared data fails here, in one line
     accelerator = resolve_accelerator(cfg.train.accelerator)
+    check_accelerator(accelerator)
     strategy = build_strategy(cfg.train.strategy, accelerator)
     torch.set_float32_matmul_precision("high")  # TF32 matmuls on GPUs that have them
     wandb_logger = _wandb_logger(cfg, rid, run_dir)
