@@ -80,3 +80,40 @@ def test_lr_optimum_at_the_edge_of_the_sweep_is_not_extrapolated():
     out = fit_hparam_laws(_points([1e6] * 3, [1e8] * 3, [3.3, 3.2, 3.1], lr=lr), n_boot=0)["lr"]
     assert out["cells"][0]["at_edge"]
     assert out["prediction"] is None and "widen" in out["note"]
+
+
+def _lr_study(rng, factors, seeds: int, noise: float, exponent: float = -0.3) -> Points:
+    """Four sizes; at each, lr = best·f for f in ``factors``; loss a parabola in log10(lr) plus noise."""
+    rows = []
+    for n in (1e6, 3e6, 1e7, 3e7):
+        best = 0.02 * n ** exponent
+        for f in factors:
+            for _ in range(seeds):
+                rows.append((n, best * f, 3.0 + 0.3 * np.log10(f) ** 2 + rng.normal(0, noise)))
+    params, lr, loss = zip(*rows, strict=True)
+    return _points(params, [1e8] * len(rows), loss, lr=lr)
+
+
+@pytest.mark.parametrize(("factors", "seeds", "source"), [
+    ((1 / 8, 1 / 4, 1 / 2, 1, 2, 4, 8), 1, "parabola residuals"),  # one seed, many values
+    ((1 / 4, 1, 4), 2, "seed spread"),  # few values, each with two seeds
+])
+def test_lr_law_interval_covers_the_true_optimum_at_about_its_nominal_rate(factors, seeds, source):
+    rng = np.random.default_rng(0)
+    truth = 0.02 * 1e9 ** -0.3
+    covered, noises = 0, []
+    for _ in range(20):
+        out = fit_hparam_laws(_lr_study(rng, factors, seeds, noise=0.02), target_params=1e9, n_boot=100, ci=0.9,
+                              seed=int(rng.integers(1 << 30)))["lr"]
+        assert out["noise_source"].startswith(source)
+        noises.append(out["noise"])
+        covered += out["lo"] <= truth <= out["hi"]
+    assert np.median(noises) == pytest.approx(0.02, rel=0.35)  # the noise it resampled is the real one
+    assert covered >= 14  # nominal 90 % of 20 = 18; a binomial 5 % lower bound is about 15
+
+
+def test_lr_law_without_any_noise_estimate_gives_no_interval_and_says_why():
+    out = fit_hparam_laws(_lr_study(np.random.default_rng(1), (1 / 4, 1, 4), seeds=1, noise=0.02),
+                          target_params=1e9, n_boot=50)["lr"]
+    assert out["prediction"] is not None and out["noise"] is None
+    assert "lo" not in out and "repeat some settings with another seed" in out["note"]

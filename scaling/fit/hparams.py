@@ -4,7 +4,14 @@ Per (model size, token budget) cell with three or more values of the hyperparame
 fitted as a parabola in log10(value) near the best value (seeds averaged; where other knobs vary too,
 each value counts with its best setting). A cell whose best value is the smallest or largest one tried
 gives only a bound and is left out of the law. The optima then follow opt = c·N^γ, extrapolated to the
-target size; the interval comes from resampling runs within each cell and refitting everything.
+target size.
+
+The interval is a parametric bootstrap over run-to-run noise: every run's loss is redrawn as
+loss + N(0, σ²) and the cell optima and the law are refitted. σ is the pooled seed-to-seed spread
+of the runs (settings repeated with several seeds), else the scatter of the losses around the cells'
+parabolas (cells with four or more values); without either there is no noise estimate and no
+interval, and the note says to add seeds. (Resampling runs instead would drop whole values from a
+one-seed sweep and mostly measure which values happened to be drawn.)
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ import numpy as np
 
 from scaling.fit.basics import fit_power_law, windowed_minimum
 from scaling.fit.data import Points
+from scaling.fit.knobs import pooled_seed_noise, seed_settings
 
 HPARAM_COLUMNS = ("lr", "batch_size")
 
@@ -26,15 +34,18 @@ def _cells(points: Points) -> dict[tuple[float, float], np.ndarray]:
     return {k: np.array(v) for k, v in cells.items()}
 
 
-def _setting_losses(points: Points, idx: np.ndarray, column: str) -> tuple[np.ndarray, np.ndarray]:
-    """(value, loss) per value of ``column`` in a cell: mean over seeds, best over other settings."""
+def _setting_losses(points: Points, idx: np.ndarray, column: str,
+                    loss: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(value, loss) per value of ``column`` in a cell: mean over seeds, best over other settings.
+    ``loss`` replaces ``points.loss`` (a bootstrap draw)."""
+    loss = points.loss if loss is None else loss
     values = getattr(points, column)[idx]
     others = [k for k in points.knobs if k != column]
     per_setting: dict[tuple, list[float]] = {}
     for j, i in enumerate(idx):
         if math.isfinite(values[j]):
             key = (values[j],) + tuple(repr(points.knobs[k][i]) for k in others)
-            per_setting.setdefault(key, []).append(points.loss[i])
+            per_setting.setdefault(key, []).append(loss[i])
     best: dict[float, float] = {}
     for key, losses in per_setting.items():
         best[key[0]] = min(best.get(key[0], math.inf), float(np.mean(losses)))
@@ -42,14 +53,32 @@ def _setting_losses(points: Points, idx: np.ndarray, column: str) -> tuple[np.nd
     return v, np.array([best[x] for x in v])
 
 
-def _cell_optimum(points: Points, idx: np.ndarray, column: str, window_dex: float) -> dict | None:
-    v, loss = _setting_losses(points, idx, column)
+def _cell_optimum(points: Points, idx: np.ndarray, column: str, window_dex: float,
+                  loss: np.ndarray | None = None) -> dict | None:
+    v, loss = _setting_losses(points, idx, column, loss)
     if v.size < 3:
         return None
     best = windowed_minimum(np.log10(v), loss, window_dex)
     if best is None:
         return None
     return {"opt": float(10 ** best.u), "loss_at_opt": best.value, "at_edge": best.at_edge, "n_values": int(v.size)}
+
+
+def run_noise(points: Points, cells: dict, column: str) -> tuple[float | None, str]:
+    """σ of a run's final loss and where it comes from: seed replicates, else parabola residuals."""
+    sigma, dof = pooled_seed_noise(seed_settings(points))
+    if sigma is not None:
+        return sigma, f"seed spread ({dof} degrees of freedom)"
+    squares, dof = 0.0, 0
+    for idx in cells.values():
+        v, loss = _setting_losses(points, idx, column)
+        if v.size >= 4:
+            u = np.log10(v)
+            residuals = loss - np.polyval(np.polyfit(u, loss, 2), u)
+            squares, dof = squares + float(residuals @ residuals), dof + v.size - 3
+    if dof == 0:
+        return None, "no seed replicates and no cell with 4+ values"
+    return float(np.sqrt(squares / dof)), f"parabola residuals ({dof} degrees of freedom)"
 
 
 def _law_prediction(cells: list[dict], target_params: float):
@@ -89,13 +118,19 @@ def fit_hparam_laws(points: Points, target_params: float | None = None, *, windo
             entry["note"] = "optimum measured at one size only: carried over unchanged (no size law)"
         else:
             entry["note"] = ""
-        if value is not None and n_boot > 0:
+        sigma, source = run_noise(points, cells, column)
+        entry.update(noise=sigma, noise_source=source)
+        if value is not None and n_boot > 0 and sigma is None:
+            entry["note"] = (entry["note"] + "; " if entry["note"] else "") + (
+                "no interval: repeat some settings with another seed to measure run-to-run noise")
+        elif value is not None and n_boot > 0:
             draws = []
             for _ in range(n_boot):
+                noisy = points.loss + rng.normal(0.0, sigma, points.loss.size)
                 boot_cells = []
                 for c in optima:
                     idx = cells[(c["params"], c["tokens"])]
-                    opt = _cell_optimum(points, rng.choice(idx, idx.size, replace=True), column, window_dex)
+                    opt = _cell_optimum(points, idx, column, window_dex, noisy)
                     if opt is not None:
                         boot_cells.append({"params": c["params"], **opt})
                 draws.append(_law_prediction(boot_cells, target)[1] if boot_cells else None)

@@ -67,8 +67,10 @@ def _hparams(hp: dict) -> list[str]:
     for name, h in hp.items():
         law = h.get("law")
         law_text = f"{name}_opt = {_g(law['coef'])}·N^{_g(law['exponent'])}" if law else "no size law"
+        noise = (f" Interval from run-to-run noise σ={_g(h['noise'])} ({h['noise_source']})."
+                 if "lo" in h and h.get("noise") is not None else "")
         lines.append(f"- **{name}**: {law_text}; at N={_g(h.get('target_params'))}: {_g(h.get('prediction'))} "
-                     f"{_ci([h['lo'], h['hi']]) if 'lo' in h else ''}. {h.get('note', '')}")
+                     f"{_ci([h['lo'], h['hi']]) if 'lo' in h else ''}.{noise} {h.get('note', '')}")
         for c in h.get("cells", []):
             edge = " (edge of the range: a bound only)" if c["at_edge"] else ""
             lines.append(f"  - N={_g(c['params'])}, D={_g(c['tokens'])}: optimum {_g(c['opt'])} from "
