@@ -13,12 +13,23 @@ from pathlib import Path
 from typing import Any
 
 
+def _default_file_mode() -> int:
+    """What ``open()`` would give a new file: 0o666 less the process umask (read once per call)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def atomic_write_bytes(path: str | Path, data: bytes | memoryview) -> None:
-    """Write ``data`` (any bytes-like object) to ``path`` atomically (parent folders are created)."""
+    """Write ``data`` (any bytes-like object) to ``path`` atomically (parent folders are created).
+
+    The file gets the usual permissions for the umask (``mkstemp`` alone would make it private,
+    0600, and teammates on a shared cluster could not read the run dirs and datasets)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, _default_file_mode())
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

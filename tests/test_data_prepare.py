@@ -256,3 +256,20 @@ def test_a_prepare_killed_midway_resumes_to_byte_identical_output(tmp_path, corp
     clean = tmp_path / "clean"
     prepare([str(corpus)], clean, tokenizer=tok, val_fraction=0.2, shard_tokens=8000, progress=False)
     assert tree(out) == tree(clean)
+
+
+def test_atomic_writes_get_the_permissions_the_umask_gives(tmp_path):
+    import os
+    import stat
+
+    from data_pipelines.atomic import atomic_write_json
+
+    old = os.umask(0o022)
+    try:
+        atomic_write_json(tmp_path / "shared.json", {"a": 1})
+        os.umask(0o077)
+        atomic_write_json(tmp_path / "private.json", {"a": 1})
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "shared.json").stat().st_mode) == 0o644  # teammates can read it
+    assert stat.S_IMODE((tmp_path / "private.json").stat().st_mode) == 0o600
