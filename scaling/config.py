@@ -9,6 +9,7 @@ on the command line; they are rounded where they become step counts.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -101,7 +102,7 @@ class TrainConfig:
     log_every_steps: int = 10  # write train metrics every this many optimiser steps
     precision: str = "auto"  # auto (32-true on CPU, bf16-mixed on GPU) | 32-true | bf16-mixed | 16-mixed
     compile: str = "auto"  # auto (on for CUDA) | true | false: torch.compile the model
-    accelerator: str = "auto"  # auto | cpu | gpu, passed to Lightning
+    accelerator: str = "auto"  # auto | cpu | gpu (cuda), passed to Lightning
     devices: str = "auto"  # auto | N (devices per node) | GPU indices as "0,1", passed to Lightning
     num_nodes: int = 1  # nodes, passed to Lightning
     strategy: str = "auto"  # auto | ddp | ddp_spawn | fsdp (GPUs only; each block a shard unit), passed to Lightning
@@ -158,6 +159,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "train.precision": ("auto", "32-true", "bf16-mixed", "16-mixed", "bf16-true", "64-true"),
     "train.compile": ("auto", "true", "false"),
     "train.strategy": ("auto", "ddp", "fsdp", "ddp_spawn"),
+    "train.accelerator": ("auto", "cpu", "gpu", "cuda"),
     "run.resume": ("never", "auto"),
     "logging.wandb": ("offline", "online", "disabled"),
 }
@@ -212,6 +214,10 @@ def validate(cfg: Any) -> None:
         raise ConfigError(f"model.n_head={m.n_head} is not divisible by model.n_kv_head={n_kv}")
     if m.positions == "rope" and (m.d_model // m.n_head) % 2:
         raise ConfigError(f"rope needs an even head size; d_model/n_head = {m.d_model // m.n_head}")
+    devices = str(cfg.train.devices).strip().strip("[]")
+    if not re.fullmatch(r"auto|-1|[1-9]\d*|\d+(\s*,\s*\d+)+,?|\d+\s*,", devices):  # count, or index list
+        raise ConfigError(f"train.devices={cfg.train.devices!r} is not auto, a count like 2, or GPU indices "
+                          "like 0,1")
     if cfg.train.seq_len > m.max_seq_len:
         raise ConfigError(
             f"train.seq_len={cfg.train.seq_len} is longer than model.max_seq_len={m.max_seq_len}; "

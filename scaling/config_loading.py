@@ -77,13 +77,28 @@ def all_keys() -> list[str]:
 
 
 def _unknown_key_message(key: str) -> str:
-    close = difflib.get_close_matches(key, all_keys(), n=1, cutoff=0.6)
+    """``unknown config key 'modle.n_layer'; did you mean model.n_layer?``: a misspelt group is matched
+    against the group names (keeping the rest of the key), a misspelt field against the full keys."""
+    keys = all_keys()
+    group, _, rest = key.partition(".")
+    groups = sorted({k.split(".")[0] for k in keys if "." in k})
+    close: list[str] = []
+    near = difflib.get_close_matches(group, groups, n=1, cutoff=0.6) if group not in groups else []
+    if near:
+        fixed = f"{near[0]}.{rest}"
+        close = [fixed] if fixed in keys else (difflib.get_close_matches(fixed, keys, n=1, cutoff=0.6) if rest
+                                               else []) or near
+    if not close:
+        close = difflib.get_close_matches(key, keys, n=1, cutoff=0.6)
     hint = f"; did you mean {close[0]}?" if close else "; see `scaling config show` for the valid keys"
     return f"unknown config key {key!r}{hint}"
 
 
 def _translate(error: OmegaConfBaseException, fallback_key: str | None = None) -> ConfigError:
+    """A one-line :class:`ConfigError` for an OmegaConf error; ``fallback_key`` is the key the user wrote."""
     key = getattr(error, "full_key", None) or fallback_key or "?"
+    if fallback_key and fallback_key.startswith(f"{key}."):
+        key = fallback_key  # OmegaConf names the first unknown level ('optm'); the user wrote 'optm.lr'
     if isinstance(error, ConfigKeyError):
         return ConfigError(_unknown_key_message(key))
     first_line = str(error).splitlines()[0]

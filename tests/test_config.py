@@ -135,3 +135,31 @@ def test_configs_are_found_from_a_non_editable_install(tmp_path):
     where, n_layer = proc.stdout.split()
     assert where.startswith(str(site)) and n_layer == "12"
     assert (configs_dir() / "model" / "gpt2-small.yaml").is_file()
+
+
+@pytest.mark.parametrize(("override", "suggestion"), [
+    ("modle.n_layer=3", "unknown config key 'modle.n_layer'; did you mean model.n_layer?"),
+    ("optm.lr=1", "unknown config key 'optm.lr'; did you mean optim.lr?"),
+    ("optm=1", "unknown config key 'optm'; did you mean optim?"),
+    ("trian.seq_len=8", "unknown config key 'trian.seq_len'; did you mean train.seq_len?"),
+])
+def test_a_misspelt_group_is_named_as_written_and_matched_against_the_groups(override, suggestion):
+    with pytest.raises(ConfigError) as info:
+        load_config(overrides=[override])
+    assert str(info.value) == suggestion
+
+
+@pytest.mark.parametrize("devices", ["abc", "0", "-2", "0,x"])
+def test_train_devices_must_be_a_count_or_gpu_indices(devices):
+    with pytest.raises(ConfigError, match="is not auto, a count like 2, or GPU indices like 0,1"):
+        load_config(overrides=[f"train.devices={devices}"])
+
+
+@pytest.mark.parametrize("devices", ["auto", "2", "-1", "0,1", "0,"])
+def test_valid_train_devices_load(devices):
+    assert str(load_config(overrides=[f"train.devices={devices}"]).train.devices) == devices
+
+
+def test_an_unknown_accelerator_is_refused():
+    with pytest.raises(ConfigError, match="train.accelerator='tpu' is not one of auto, cpu, gpu, cuda"):
+        load_config(overrides=["train.accelerator=tpu"])
