@@ -180,3 +180,11 @@ def test_loader_reads_run_dirs_written_by_the_real_trainer(tiny_cfg, tmp_path):
     assert list(points.knobs) == ["lr"]  # the only setting that differs at equal size and tokens
     assert np.all(points.flops > 6 * points.params * points.tokens)  # the real count includes the head
     assert len(points.curves) == 2 and all(c.tokens.size >= 2 for c in points.curves)
+
+
+def test_a_prediction_far_outside_the_fitted_runs_is_flagged(ladder_csv, tmp_path):
+    result = fit_runs([ladder_csv], tmp_path / "fit", predict=["1e9:2e10", "7e11:1.4e13"], n_boot=0,
+                      wandb="disabled")
+    far = [w for w in result["warnings"] if w.startswith("--predict")]
+    assert len(far) == 1 and far[0].startswith("--predict 7e+11:1.4e+13 is ")
+    assert "x the largest fitted compute" in far[0] and "N 7e+11 against fitted" in far[0]

@@ -18,7 +18,7 @@ from scaling.fit.hparams import fit_hparam_laws
 from scaling.fit.isoflop import fit_isoflop
 from scaling.fit.knobs import analyze_knobs
 from scaling.fit.parametric import N_PARAMETERS, ParametricFit, fit_parametric
-from scaling.fit.recommend import FAR_EXTRAPOLATION, Ladder, best_on_ladder, build_ladder, choose
+from scaling.fit.recommend import FAR_AXIS, FAR_EXTRAPOLATION, Ladder, best_on_ladder, build_ladder, choose
 
 DEFAULT_TARGET_FACTOR = 10.0  # with no target given, recommend for 10× the largest run's compute
 FRONTIER_POINTS = 24
@@ -96,6 +96,18 @@ def _parse_predict(items) -> list[tuple[float, float]]:
     return out
 
 
+def _far_from_data(n: float, d: float, fitted: Points, max_flops: float) -> str:
+    """Why a prediction at (N, D) lies far outside the fitted runs ('' when it does not)."""
+    reasons = []
+    factor = 6.0 * n * d / max_flops
+    if factor > FAR_EXTRAPOLATION:
+        reasons.append(f"{factor:.3g}x the largest fitted compute")
+    for name, value, seen in (("N", n, fitted.params), ("D", d, fitted.tokens)):
+        if value > FAR_AXIS * seen.max() or value < seen.min() / FAR_AXIS:
+            reasons.append(f"{name} {value:.3g} against fitted {_span(seen)}")
+    return ", ".join(reasons)
+
+
 def _quantities(ladder: Ladder, target_flops: float, predictions: list[tuple[float, float]],
                 frontier_c: np.ndarray):
     """What each bootstrap refit contributes: constants, allocations, predicted losses, frontier."""
@@ -167,6 +179,11 @@ def fit_runs(inputs, out_dir, *, target_flops: float | None = None, target_param
     if not fitted.min() / 2 <= ratio <= 2 * fitted.max():
         warnings.append(f"the recommended run has {ratio:.3g} tokens per parameter, outside the fitted "
                         f"{fitted.min():.3g}-{fitted.max():.3g}: the law is extrapolated along that axis too")
+    for n, d in extra:
+        far = _far_from_data(n, d, tuned, max_c)
+        if far:
+            warnings.append(f"--predict {n:.3g}:{d:.3g} is {far}: an extrapolation this far is a guess with error "
+                            f"bars wider than shown")
     preds = extra + [(choice["params"], choice["tokens"])]
     frontier_c = np.logspace(np.log10(points.flops.min()), np.log10(max(choice["flops"], max_c)), FRONTIER_POINTS)
     q = _quantities(ladder, choice["flops"], preds, frontier_c)

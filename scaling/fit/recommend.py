@@ -22,6 +22,7 @@ from scaling.fit.parametric import ParametricFit
 from scaling.ladder import ladder_shape
 
 FAR_EXTRAPOLATION = 100.0  # warn when the target compute exceeds the largest fitted run's by more than this
+FAR_AXIS = 30.0  # warn when a prediction's N or D lies this factor beyond the fitted range
 
 
 @dataclass
