@@ -6,7 +6,7 @@ from pathlib import Path
 
 from scaling.errors import ScalingError
 from sweeps.locks import STALE_AFTER_S
-from sweeps.plan import PlannedRun, plan_sweep
+from sweeps.plan import PlannedRun, plan_sweep, resolve_run_config
 from sweeps.spec import Spec, load_spec
 from sweeps.store import SweepStore
 
@@ -67,6 +67,10 @@ def run_sweep(spec_path: str | Path, sweep_dir: str | Path | None = None, *, lau
 
         check_available()
         settings = SlurmSettings.from_dict({**(spec.launcher.get("slurm") or {}), **(slurm or {})})
+    if any(resolve_run_config(spec, r.overrides).logging.wandb == "online" for r in runs):
+        from scaling.wandb_online import require_wandb_login
+
+        require_wandb_login("online", "logging.wandb")  # else every run would fail on its own
     store = SweepStore(root)
     store.write_plan(spec.name, spec.raw, runs)
     ids = to_launch(store, runs, retry_failed)

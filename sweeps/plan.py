@@ -67,7 +67,8 @@ def dotlist(overrides: dict[str, Any]) -> list[str]:
     return [f"{k}={_fmt(v)}" for k, v in overrides.items()]
 
 
-def _resolve(spec: Spec, overrides: dict[str, Any]):
+def resolve_run_config(spec: Spec, overrides: dict[str, Any]):
+    """The validated config of one run: the spec's base files plus ``overrides`` (errors name the run)."""
     from scaling.config_loading import load_config
 
     try:
@@ -119,7 +120,7 @@ def _ladder_points(spec: Spec, section: dict, point: dict) -> list[dict]:
         if "tokens" in section:
             budgets = _floats("ladder.tokens", section["tokens"])
         else:
-            total, non_emb, _, _ = _numbers(_resolve(spec, {**spec.overrides, **point, "model": model}))
+            total, non_emb, _, _ = _numbers(resolve_run_config(spec, {**spec.overrides, **point, "model": model}))
             params = total if count == "total" else non_emb
             budgets = [m * params for m in _floats("ladder.tokens_per_param", section["tokens_per_param"])]
         out += [{"model": model, "train.tokens": float(round(t))} for t in budgets]
@@ -130,7 +131,7 @@ def _isoflop_points(spec: Spec, section: dict, point: dict) -> list[dict]:
     out = []
     for budget in _floats("isoflop.budgets", section.get("budgets")):
         for model in _models("isoflop", section):
-            cfg = _resolve(spec, {**spec.overrides, **point, "model": model})
+            cfg = resolve_run_config(spec, {**spec.overrides, **point, "model": model})
             tokens = budget / _numbers(cfg)[3]
             if tokens < _batch_tokens(cfg):
                 raise ScalingError(f"isoflop budget {budget:.3g} gives {model} {tokens:.0f} tokens, less than "
@@ -147,7 +148,7 @@ def _cooldown_runs(spec: Spec, section: dict, point: dict, runs_dir: Path) -> li
     finals = sorted(_floats("cooldowns.tokens", section.get("tokens")))
     runs = []
     for model in _models("cooldowns", section):
-        probe = _resolve(spec, {**spec.overrides, **point, "model": model})
+        probe = resolve_run_config(spec, {**spec.overrides, **point, "model": model})
         batch = _batch_tokens(probe)
         starts = [max(1, round(t * (1 - decay) / batch)) * batch for t in finals]
         if any(t - s < batch for t, s in zip(finals, starts, strict=True)):
@@ -173,7 +174,7 @@ def _planned(spec: Spec, swept: dict, role: str = "run", depends_on: str | None 
     from scaling.config_loading import run_id
 
     overrides = {**spec.overrides, **swept}
-    cfg = _resolve(spec, overrides)
+    cfg = resolve_run_config(spec, overrides)
     total, non_emb, tokens, fpt = _numbers(cfg)
     return PlannedRun(run_id=run_id(cfg), overrides=overrides, swept=swept, params=total,
                       non_embedding=non_emb, tokens=tokens, flops=fpt * tokens, role=role,

@@ -188,3 +188,25 @@ def test_a_prediction_far_outside_the_fitted_runs_is_flagged(ladder_csv, tmp_pat
     far = [w for w in result["warnings"] if w.startswith("--predict")]
     assert len(far) == 1 and far[0].startswith("--predict 7e+11:1.4e+13 is ")
     assert "x the largest fitted compute" in far[0] and "N 7e+11 against fitted" in far[0]
+
+
+def test_online_wandb_without_a_login_is_refused_before_any_work(ladder_csv, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    out = tmp_path / "fit"
+    assert "--wandb=online but W&B is not logged in" in _cli_error(capsys, str(ladder_csv), "--out", str(out),
+                                                                   "--wandb", "online")
+    assert not out.exists()
+
+
+def test_a_failing_wandb_upload_keeps_the_fit_and_says_so(ladder_csv, tmp_path, capsys, monkeypatch):
+    import scaling.fit.wandb_log
+
+    def broken(*args, **kwargs):
+        raise ConnectionError("api.wandb.ai unreachable\nretrying...")
+
+    monkeypatch.setattr(scaling.fit.wandb_log, "log_fit", broken)
+    result = fit_runs([ladder_csv], tmp_path / "fit", n_boot=0, plots=False, wandb="offline")
+    assert result["outputs"]["wandb"] == {"mode": "offline", "error": "api.wandb.ai unreachable"}
+    assert json.loads((tmp_path / "fit" / "fit.json").read_text()) == result
+    assert "logging it to W&B failed: api.wandb.ai unreachable" in capsys.readouterr().err

@@ -168,3 +168,13 @@ def test_gpu_indices_given_as_a_list_get_a_hint(tiny_corpus, tmp_path, capsys):
 
     assert main(["train", *tiny_overrides(tiny_corpus, tmp_path / "r", "train.devices=[0,1]")]) == 2
     assert "e.g. train.devices=0,1" in one_line_error(capsys)
+
+
+def test_online_wandb_without_a_login_is_a_one_line_user_error(tiny_corpus, tmp_path, capsys, monkeypatch):
+    from tests.conftest import tiny_overrides
+
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    assert main(["train", *tiny_overrides(tiny_corpus, tmp_path / "r", "logging.wandb=online")]) == 2
+    assert "logging.wandb=online but W&B is not logged in" in one_line_error(capsys)
+    assert not (tmp_path / "r").exists()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ from scaling.fit.isoflop import fit_isoflop
 from scaling.fit.knobs import analyze_knobs
 from scaling.fit.parametric import N_PARAMETERS, ParametricFit, fit_parametric
 from scaling.fit.recommend import FAR_AXIS, FAR_EXTRAPOLATION, Ladder, best_on_ladder, build_ladder, choose
+from scaling.wandb_online import require_wandb_login
 
 DEFAULT_TARGET_FACTOR = 10.0  # with no target given, recommend for 10× the largest run's compute
 FRONTIER_POINTS = 24
@@ -141,6 +143,7 @@ def fit_runs(inputs, out_dir, *, target_flops: float | None = None, target_param
         raise ScalingError(f"ci must be between 0 and 1, got {ci}")
     if n_boot < 0:
         raise ScalingError(f"--bootstrap must be >= 0, got {n_boot}")
+    require_wandb_login(wandb, "--wandb")
     out = Path(out_dir)
     if isinstance(inputs, (str, Path)):
         inputs = [inputs]
@@ -274,10 +277,16 @@ def fit_runs(inputs, out_dir, *, target_flops: float | None = None, target_param
     result["outputs"].update(report=str(out / "report.md"), fit_json=str(out / "fit.json"),
                              large_run=str(out / "large_run.yaml"))
     write_report(result, out / "report.md")
+    atomic_write_json(out / "fit.json", result)  # the source of truth exists before W&B is tried
     if wandb != "disabled":
         from scaling.fit.wandb_log import log_fit
 
-        result["outputs"]["wandb"] = log_fit(result, points, out, mode=wandb, project=wandb_project,
-                                             group=wandb_group or points.group)
-    atomic_write_json(out / "fit.json", result)
+        try:
+            result["outputs"]["wandb"] = log_fit(result, points, out, mode=wandb, project=wandb_project,
+                                                 group=wandb_group or points.group)
+        except Exception as e:  # W&B mirrors the files and is never required: report, keep the fit
+            reason = (str(e).splitlines() or [type(e).__name__])[0]
+            result["outputs"]["wandb"] = {"mode": wandb, "error": reason}
+            print(f"warning: the fit was written to {out}, but logging it to W&B failed: {reason}", file=sys.stderr)
+        atomic_write_json(out / "fit.json", result)
     return json.loads(json.dumps(result))

@@ -39,6 +39,7 @@ from scaling.training.run_files import (
     write_config,
     write_result,
 )
+from scaling.wandb_online import require_wandb_login
 
 
 def _is_main_process() -> bool:
@@ -231,6 +232,7 @@ def train(cfg, callbacks=(), run_dir: str | Path | None = None) -> RunResult:
     datamodule = TokenDataModule.from_config(cfg)  # missing or unprepared data fails here, in one line
     accelerator = resolve_accelerator(cfg.train.accelerator)
     check_accelerator(accelerator)
+    require_wandb_login(cfg.logging.wandb, "logging.wandb")
     strategy = build_strategy(cfg.train.strategy, accelerator)
     torch.set_float32_matmul_precision("high")  # TF32 matmuls on GPUs that have them
     wandb_logger = _wandb_logger(cfg, rid, run_dir)

@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from scaling.errors import ScalingError
 from sweeps.launch import plan, run_sweep
 from sweeps.status import sweep_status
 from sweeps.store import SweepStore
@@ -160,3 +161,13 @@ def test_each_worker_gets_its_own_gpu_when_gpus_are_visible(tmp_path, fake_train
     store = SweepStore(root)
     gpus = [(store.run_dir(rid) / "gpu.txt").read_text() for rid in outcomes]
     assert sorted(set(gpus)) == ["3", "5"]  # one GPU per worker, never both, never none
+
+
+def test_an_online_wandb_sweep_without_a_login_is_refused_before_anything_is_written(
+        tmp_path, fake_train, write_spec, tiny, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    spec = write_spec(f"overrides: {tiny[:-1]}, logging.wandb=online]\nseeds: 2\n")
+    with pytest.raises(ScalingError, match="logging.wandb=online but W&B is not logged in"):
+        run_sweep(spec, tmp_path / "sweep", train_cmd=fake_train, echo=_quiet)
+    assert not (tmp_path / "sweep").exists()
