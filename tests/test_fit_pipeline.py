@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 import pytest
+import yaml
 
 from scaling.cli import main
 from scaling.fit import fit_runs, load_points
@@ -210,3 +211,59 @@ def test_a_failing_wandb_upload_keeps_the_fit_and_says_so(ladder_csv, tmp_path, 
     assert result["outputs"]["wandb"] == {"mode": "offline", "error": "api.wandb.ai unreachable"}
     assert json.loads((tmp_path / "fit" / "fit.json").read_text()) == result
     assert "logging it to W&B failed: api.wandb.ai unreachable" in capsys.readouterr().err
+
+
+def _tokenizer_study(root, with_bpb: bool = True):
+    """Run dirs of a tokenizer sweep: vocab 1024 packs 4 bytes per token, vocab 256 packs 2, so the
+    larger vocabulary has the higher nats/token but the lower (better) bits per byte."""
+    bytes_per_token = {256: 2.0, 1024: 4.0}
+    bpb_of = {256: 1.30, 1024: 1.20}
+    i = 0
+    for n in (1e6, 4e6):
+        for d in (1e7, 4e7):
+            for vocab, per_token in bytes_per_token.items():
+                for seed in (0, 1):
+                    bpb = bpb_of[vocab] - 0.05 * np.log10(n * d / 1e13) + 0.002 * seed
+                    run = root / f"r{i}"
+                    run.mkdir(parents=True)
+                    result = {"status": "done", "run_id": f"r{i}", "params": n + vocab * 64, "params_non_embedding": n,
+                              "tokens": d, "final_val_loss": bpb * per_token * np.log(2), "seed": seed, "lr": 1e-3}
+                    if with_bpb:
+                        result["val_bpb"] = bpb
+                    (run / "result.json").write_text(json.dumps(result))
+                    (run / "config.yaml").write_text(yaml.safe_dump(
+                        {"model": {"vocab_size": vocab}, "data": {"path": f"data/v{vocab}"}, "run": {"seed": seed},
+                         "optim": {"lr": 1e-3}}))
+                    i += 1
+    return root
+
+
+def test_runs_with_different_tokenizers_are_compared_in_bits_per_byte(tmp_path):
+    from scaling.fit.data import load_points
+    from scaling.fit.knobs import analyze_knobs
+
+    root = _tokenizer_study(tmp_path / "runs")
+    auto = load_points([root])
+    assert auto.metric == "bpb" and any("bits per byte" in n for n in auto.notes)
+    # the dataset and the vocabulary change together: one knob, compared as a whole
+    vocab = analyze_knobs(auto)["knobs"]["data.path + model.vocab_size"]
+    assert {c["best"] for c in vocab["comparisons"]} == {"data/v1024 / 1024"} and vocab["verdict"] == "real"
+    per_token = load_points([root], metric="loss")  # what a nats/token comparison would conclude
+    per_token_vocab = analyze_knobs(per_token)["knobs"]["data.path + model.vocab_size"]
+    assert {c["best"] for c in per_token_vocab["comparisons"]} == {"data/v256 / 256"}
+
+    result = fit_runs([root], tmp_path / "fit", n_boot=0, plots=False, wandb="disabled")
+    assert result["inputs"]["metric"] == "bpb"
+    assert "Fitted metric: validation bits per byte" in (tmp_path / "fit" / "report.md").read_text()
+    large_run = yaml.safe_load((tmp_path / "fit" / "large_run.yaml").read_text())
+    assert large_run["model"]["vocab_size"] == 1024 and large_run["data"]["path"] == "data/v1024"
+
+
+def test_bits_per_byte_cannot_be_fitted_without_it(tmp_path, capsys):
+    from scaling.fit.data import load_points
+
+    root = _tokenizer_study(tmp_path / "runs", with_bpb=False)
+    points = load_points([root])  # auto falls back to nats/token and says why
+    assert points.metric == "loss" and any("lack val_bpb" in n for n in points.notes)
+    assert "no validation bits per byte" in _cli_error(capsys, str(root), "--out", str(tmp_path / "fit"),
+                                                        "--metric", "bpb")

@@ -37,6 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="achieved training FLOP/s per GPU, for a GPU-hours estimate")
     parser.add_argument("--isoflop-window", type=float, default=0.75, metavar="DEX",
                         help="IsoFLOP parabola half-width in decades of N around each minimum (default 0.75)")
+    parser.add_argument("--metric", choices=["auto", "loss", "bpb"], default="auto",
+                        help="fit the final val loss in nats/token (loss) or bits per byte (bpb); auto (default) "
+                             "takes bpb when the runs differ in tokenization, as nats/token do not compare then")
     parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     parser.add_argument("--wandb", choices=["disabled", "offline", "online"], default="offline",
@@ -53,7 +56,8 @@ def summary_lines(result: dict) -> list[str]:
         f"model:  {r['params']:.4g} params ({r['params_kind']}), n_layer={r['n_layer']} d_model={r['d_model']}",
         f"tokens: {r['tokens']:.4g} ({r['tokens_per_param']:.3g} per param), {r['flops']:.3g} FLOPs"
         + (f", {r['gpu_hours']:.3g} GPU-hours" if r.get("gpu_hours") else ""),
-        f"loss:   {r['loss']:.4f} [{r['lo']:.4f}, {r['hi']:.4f}]",
+        f"loss:   {r['loss']:.4f} [{r['lo']:.4f}, {r['hi']:.4f}]"
+        + (" bits/byte" if result["inputs"].get("metric") == "bpb" else " nats/token"),
         f"lr:     {r['lr']:.3g}{lr_ci} ({r['lr_source']}); batch {r['batch_tokens']:.4g} tokens ({r['batch_source']})",
         f"report: {result['outputs']['report']}",
         f"config: {result['outputs']['large_run']}",
@@ -70,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
                       target_tokens=args.target_tokens, predict=args.predict, params=args.params,
                       n_boot=args.bootstrap, exclude_diverged=args.exclude_diverged, ci=args.ci,
                       gpu_throughput=args.gpu_throughput, isoflop_window_dex=args.isoflop_window, seed=args.seed,
-                      plots=not args.no_plots, wandb=args.wandb, wandb_project=args.project, wandb_group=args.group)
+                      plots=not args.no_plots, wandb=args.wandb, wandb_project=args.project, wandb_group=args.group,
+                      metric=args.metric)
     print("\n".join(summary_lines(result)))
     return 0

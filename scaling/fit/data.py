@@ -4,8 +4,12 @@ This is the only module of :mod:`scaling.fit` that knows the run-dir layout (``r
 ``config.yaml``, ``metrics.jsonl``); it reads files and never imports the trainer. Everything
 downstream works on :class:`Points`, plain numpy arrays with one entry per run.
 
-CSV columns: ``params,tokens,loss`` (required), optionally ``flops,lr,batch_size,seed,status``;
+CSV columns: ``params,tokens,loss`` (required), optionally ``flops,lr,batch_size,seed,bpb,status``;
 every other column is a knob. ``batch_size`` is in tokens.
+
+The fitted metric is the final validation loss in nats per token, or its bits per byte (``val_bpb``)
+when the runs differ in tokenization (vocabulary, tokenizer, data): nats per token of two tokenizers
+are not comparable, bits per byte of the same text are. ``metric="auto"`` picks.
 """
 
 from __future__ import annotations
@@ -24,7 +28,11 @@ from scaling.fit.basics import representative
 
 CELL_TOLERANCE_DEX = 0.01
 REQUIRED_COLUMNS = ("params", "tokens", "loss")
-NUMERIC_COLUMNS = ("params", "tokens", "loss", "flops", "lr", "batch_size", "seed")
+NUMERIC_COLUMNS = ("params", "tokens", "loss", "flops", "lr", "batch_size", "seed", "bpb")
+METRICS = ("auto", "loss", "bpb")
+METRIC_LABELS = {"loss": "validation loss (nats/token)", "bpb": "validation bits per byte"}
+# config keys whose values fix how text becomes tokens: runs that differ in one compare in bits per byte
+_TOKENIZATION_KEYS = ("model.vocab_size", "data.tokenizer_sha256", "data.path", "data.mixture")
 # config keys that identify a run or only steer logging/checkpointing: never knobs
 _NOT_KNOBS = ("run.", "logging.", "data.val_tokens", "train.val_every_tokens", "train.checkpoint",
               "train.log_every_steps", "train.tokens", "train.accelerator", "train.devices", "train.threads",
@@ -40,6 +48,7 @@ class Curve:
     flops_per_token: float
     tokens: np.ndarray
     loss: np.ndarray
+    bpb: np.ndarray | None = None  # val bits per byte at the same points (NaN where not logged)
 
 
 @dataclass
@@ -60,6 +69,7 @@ class Points:
     configs: list[dict] = field(default_factory=list)  # resolved run configs (empty for CSV rows)
     group: str | None = None  # W&B group of the runs (the sweep), when they agree
     notes: list[str] = field(default_factory=list)  # what the loader excluded and why
+    metric: str = "loss"  # what ``loss`` holds: "loss" (nats/token) or "bpb" (bits per byte)
 
     def __len__(self) -> int:
         return len(self.loss)
@@ -83,7 +93,7 @@ class Points:
         return Points(self.params[idx], self.tokens[idx], self.loss[idx], self.flops[idx], self.lr[idx],
                       self.batch_size[idx], self.seed[idx], pick(self.run), pick(self.trunk),
                       {k: pick(v) for k, v in self.knobs.items()}, self.curves,
-                      pick(self.configs) if self.configs else [], self.group, list(self.notes))
+                      pick(self.configs) if self.configs else [], self.group, list(self.notes), self.metric)
 
 
 def _number(value: Any, where: str, column: str) -> float:
@@ -156,6 +166,8 @@ def _read_run(run_dir: Path, params_kind: str) -> dict:
         "lr": _number(result.get("lr", cfg_flat.get("optim.lr")), where, "lr"),
         "batch_size": _number(result.get("batch_tokens"), where, "batch_tokens"),
         "seed": _number(result.get("seed", cfg_flat.get("run.seed")), where, "seed"),
+        "bpb": _number(result.get("val_bpb"), where, "val_bpb"),
+        "tokenization": repr([cfg_flat.get(k) for k in _TOKENIZATION_KEYS]) if config else None,
         "config": config,
         "group": cfg_flat.get("logging.group"),
         "knobs": {k: v for k, v in cfg_flat.items() if not k.startswith(_NOT_KNOBS) and k != "optim.lr"},
@@ -171,7 +183,7 @@ def _read_curve(run_dir: Path, row: dict) -> Curve | None:
     path = run_dir / "metrics.jsonl"
     if not path.exists() or not (row["tokens"] > 0 and row["params"] > 0):
         return None
-    tokens, losses = [], []
+    tokens, losses, bpbs = [], [], []
     for line in path.read_text().splitlines():
         try:
             rec = json.loads(line)
@@ -180,12 +192,38 @@ def _read_curve(run_dir: Path, row: dict) -> Curve | None:
         if "val/loss" in rec and "train/tokens" in rec:
             tokens.append(float(rec["train/tokens"]))
             losses.append(float(rec["val/loss"]))
+            bpbs.append(float(rec["val/bpb"]) if rec.get("val/bpb") is not None else math.nan)
     if not tokens:
         return None
     fpt = row["flops"] / row["tokens"] if row["flops"] > 0 else 6.0 * row["params"]
-    t, lo = np.asarray(tokens), np.asarray(losses)
+    t, lo, bpb = np.asarray(tokens), np.asarray(losses), np.asarray(bpbs)
     keep = np.isfinite(lo) & (lo > 0) & (t > 0)
-    return Curve(row["run"], row["params"], fpt, t[keep], lo[keep])
+    return Curve(row["run"], row["params"], fpt, t[keep], lo[keep], bpb[keep])
+
+
+def _choose_metric(rows: list[dict], metric: str, notes: list[str]) -> str:
+    """``loss`` or ``bpb`` for ``metric`` (auto: bpb when the runs differ in tokenization)."""
+    if metric not in METRICS:
+        raise ScalingError(f"--metric must be one of {', '.join(METRICS)}, not {metric!r}")
+    tokenizations = {r.get("tokenization") for r in rows} - {None}
+    missing = [r["run"] for r in rows if not math.isfinite(r.get("bpb", math.nan))]
+    if metric == "auto":
+        if len(tokenizations) < 2:
+            return "loss"
+        if missing:
+            notes.append(f"the runs use {len(tokenizations)} different tokenizations (vocab size, tokenizer or "
+                         f"data) but {len(missing)} lack val_bpb: fitting nats per token, which does not compare "
+                         f"across tokenizers")
+            return "loss"
+        metric = "bpb"
+        notes.append(f"the runs use {len(tokenizations)} different tokenizations (vocab size, tokenizer or "
+                     f"data): fitting validation bits per byte, which compares across them, instead of nats "
+                     f"per token (--metric loss overrides)")
+    if metric == "bpb":
+        if missing:
+            raise ScalingError(f"{missing[0]}: no validation bits per byte (val_bpb / a bpb column) to fit; "
+                               f"use --metric loss, or give every run a bpb")
+    return metric
 
 
 def _collect(inputs: list[str | Path], params_kind: str) -> list[dict]:
@@ -206,12 +244,14 @@ def _collect(inputs: list[str | Path], params_kind: str) -> list[dict]:
     return rows
 
 
-def load_points(inputs: list[str | Path], *, params: str = "non-embedding", exclude_diverged: bool = True) -> Points:
+def load_points(inputs: list[str | Path], *, params: str = "non-embedding", exclude_diverged: bool = True,
+                metric: str = "auto") -> Points:
     """Read run dirs, sweep dirs and CSV files into one :class:`Points` table.
 
     ``params`` picks the parameter count of run dirs (``total`` or ``non-embedding``). Failed runs are
     always dropped, diverged ones unless ``exclude_diverged`` is False, rows with a NaN anywhere in
-    params/tokens/loss are dropped with a note; a non-positive value is an error.
+    params/tokens/loss are dropped with a note; a non-positive value is an error. ``metric``
+    (auto | loss | bpb) is what ``Points.loss`` holds; see the module docs.
     """
     if params not in ("total", "non-embedding"):
         raise ScalingError(f"--params must be total or non-embedding, not {params!r}")
@@ -226,6 +266,14 @@ def load_points(inputs: list[str | Path], *, params: str = "non-embedding", excl
     if diverged and exclude_diverged:
         notes.append(f"excluded {len(diverged)} diverged run(s) (--no-exclude-diverged keeps them)")
     rows = [r for r in rows if r["status"] != "failed" and (r["status"] != "diverged" or not exclude_diverged)]
+    metric = _choose_metric(rows, metric, notes) if rows else "loss"
+    if metric == "bpb":
+        for r in rows:
+            r["loss"] = r["bpb"]
+            curve = r.get("curve")
+            if curve is not None:
+                keep = np.isfinite(curve.bpb)
+                curve.tokens, curve.loss = curve.tokens[keep], curve.bpb[keep]
     nan_rows = [r for r in rows if not all(math.isfinite(r[c]) for c in REQUIRED_COLUMNS)]
     if nan_rows:
         notes.append(f"excluded {len(nan_rows)} row(s) with a missing or NaN params/tokens/loss: "
@@ -248,7 +296,7 @@ def load_points(inputs: list[str | Path], *, params: str = "non-embedding", excl
                  [r["run"] for r in rows], [r["trunk"] for r in rows],
                  curves=[r["curve"] for r in rows if r.get("curve") is not None],
                  configs=[r["config"] for r in rows] if all("config" in r for r in rows) else [],
-                 group=groups.pop() if len(groups) == 1 else None, notes=notes)
+                 group=groups.pop() if len(groups) == 1 else None, notes=notes, metric=metric)
     pts.knobs = _swept_knobs(rows, pts)
     return pts
 
@@ -271,4 +319,25 @@ def _swept_knobs(rows: list[dict], pts: Points) -> dict[str, list[Any]]:
     for key, values in table.items():
         if any(len({repr(values[i]) for i in idx}) > 1 for idx in cells.values()):
             swept[key] = values
-    return swept
+    return _merge_confounded(swept)
+
+
+def _merge_confounded(swept: dict[str, list[Any]]) -> dict[str, list[Any]]:
+    """Knobs that always change together (a tokenizer's ``data.path`` and ``model.vocab_size``) are one
+    knob, named ``a + b`` with values ``va / vb``: apart, neither could be compared with the other
+    held fixed. ``lr`` and ``batch_size`` stay as they are (the hyperparameter laws read them)."""
+    def pattern(values: list[Any]) -> tuple[int, ...]:
+        first: dict[str, int] = {}
+        return tuple(first.setdefault(repr(v), len(first)) for v in values)
+
+    groups: dict[tuple[int, ...], list[str]] = {}
+    for key, values in swept.items():
+        if key not in ("lr", "batch_size"):
+            groups.setdefault(pattern(values), []).append(key)
+    merged = {k: v for k, v in swept.items() if k in ("lr", "batch_size")}
+    for keys in groups.values():
+        if len(keys) == 1:
+            merged[keys[0]] = swept[keys[0]]
+        else:
+            merged[" + ".join(keys)] = [" / ".join(str(swept[k][i]) for k in keys) for i in range(len(swept[keys[0]]))]
+    return merged

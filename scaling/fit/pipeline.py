@@ -50,6 +50,7 @@ def best_settings(points: Points) -> tuple[Points, int]:
 
 
 def _base_config(points: Points) -> dict:
+    """The config the recommendation starts from: the largest run's (the defaults for CSV input)."""
     if points.configs:
         return points.configs[int(np.argmax(points.params))]
     from scaling.config_loading import load_config, to_dict
@@ -133,11 +134,13 @@ def fit_runs(inputs, out_dir, *, target_flops: float | None = None, target_param
              target_tokens: float | None = None, predict=(), params: str = "non-embedding", n_boot: int = 200,
              exclude_diverged: bool = True, ci: float = 0.95, gpu_throughput: float | None = None,
              isoflop_window_dex: float | None = 0.75, seed: int = 0, plots: bool = True, wandb: str = "offline",
-             wandb_project: str = "scaling", wandb_group: str | None = None) -> dict:
+             wandb_project: str = "scaling", wandb_group: str | None = None, metric: str = "auto") -> dict:
     """Fit scaling laws to runs (or a CSV) and write fit.json, report.md, plots and large_run.yaml.
 
     ``inputs``: run dirs, sweep dirs, CSV paths, or a ready :class:`Points`. ``gpu_throughput``:
-    achieved training FLOP/s per GPU, for the GPU-hours estimate. Returns the fit.json content.
+    achieved training FLOP/s per GPU, for the GPU-hours estimate. ``metric``: auto | loss | bpb, the
+    validation metric fitted (auto: bits per byte when the runs differ in tokenization). Returns the
+    fit.json content.
     """
     if not 0 < ci < 1:
         raise ScalingError(f"ci must be between 0 and 1, got {ci}")
@@ -148,7 +151,8 @@ def fit_runs(inputs, out_dir, *, target_flops: float | None = None, target_param
     if isinstance(inputs, (str, Path)):
         inputs = [inputs]
     points = inputs if isinstance(inputs, Points) else load_points(list(inputs), params=params,
-                                                                    exclude_diverged=exclude_diverged)
+                                                                    exclude_diverged=exclude_diverged,
+                                                                    metric=metric)
     warnings = list(points.notes)
     extra = _parse_predict(predict)
     tuned, dropped = best_settings(points)
@@ -165,7 +169,7 @@ def fit_runs(inputs, out_dir, *, target_flops: float | None = None, target_param
         warnings.append(f"an exponent sits at its bound (alpha={par.alpha:.3g}, beta={par.beta:.3g}): "
                         f"the data do not pin the law down")
 
-    base = _base_config(points)
+    base = _base_config(tuned)  # the best setting of the largest size: its knobs go into large_run.yaml
     ladder = build_ladder(base.get("model", {}), int(base.get("train", {}).get("seq_len", 256)), params)
     max_c = float(points.flops.max())
     if target_flops is None and target_params is None and target_tokens is None:
@@ -260,7 +264,7 @@ def fit_runs(inputs, out_dir, *, target_flops: float | None = None, target_param
         recommendation["lr"] = tree["optim"].get("lr")
     result = _clean({
         "inputs": {"n_rows": len(points), "n_fitted": len(tuned), "params_kind": params,
-                   "exclude_diverged": exclude_diverged, "group": points.group},
+                   "exclude_diverged": exclude_diverged, "group": points.group, "metric": points.metric},
         "parametric": parametric, "isoflop": iso.to_dict(), "envelope": env.to_dict(), "hparams": hp,
         "knobs": knobs, "predictions": predictions, "backtest": bt, "recommendation": recommendation,
         "frontier": {"flops": frontier_c, "loss": [point_q[f"frontier_{j}"] for j in range(FRONTIER_POINTS)],

@@ -7,8 +7,12 @@ from pathlib import Path
 
 import numpy as np
 
-from scaling.fit.data import Points
+from scaling.fit.data import METRIC_LABELS, Points
 from scaling.fit.parametric import ParametricFit
+
+
+def _metric_label(points: Points) -> str:
+    return "final " + METRIC_LABELS[points.metric]
 
 
 def _figure():
@@ -48,7 +52,7 @@ def plot_loss_vs_compute(result: dict, points: Points, path: Path) -> str:
     ax.errorbar([rec["flops"]], [rec["loss"]], yerr=[[rec["loss"] - rec["lo"]], [rec["hi"] - rec["loss"]]], fmt="r*",
                 ms=10, capsize=3, label="recommended run (prediction interval)")
     ax.axvline(points.flops.max(), color="grey", ls=":", lw=1)
-    ax.set(xscale="log", yscale="log", xlabel="training FLOPs", ylabel="final validation loss",
+    ax.set(xscale="log", yscale="log", xlabel="training FLOPs", ylabel=_metric_label(points),
            title="Loss vs compute")
     ax.legend(fontsize=7)
     return _save(plt, fig, path)
@@ -69,7 +73,7 @@ def plot_isoflop(result: dict, points: Points, path: Path) -> str | None:
                 label=f"C={np.exp(np.mean(np.log(points.flops[idx]))):.2g}")
     for b in iso["budgets"]:
         ax.plot([b["n_opt"]], [b["loss_opt"]], "kx", ms=8)
-    ax.set(xscale="log", xlabel="params", ylabel="final validation loss", title="IsoFLOP profiles (x = fitted optimum)")
+    ax.set(xscale="log", xlabel="params", ylabel=_metric_label(points), title="IsoFLOP profiles (x = fitted optimum)")
     ax.legend(fontsize=6, ncol=2)
     return _save(plt, fig, path)
 
@@ -86,7 +90,7 @@ def plot_lr(result: dict, points: Points, path: Path) -> str | None:
         line, = ax.plot(points.lr[rows][order], points.loss[rows][order], "o", ms=4,
                         label=f"N={c['params']:.3g}, D={c['tokens']:.3g}")
         ax.plot([c["opt"]], [c["loss_at_opt"]], "*", color=line.get_color(), ms=12, mec="k")
-    ax.set(xscale="log", xlabel="learning rate", ylabel="final validation loss", title="LR vs loss (* = fitted optimum)")
+    ax.set(xscale="log", xlabel="learning rate", ylabel=_metric_label(points), title="LR vs loss (* = fitted optimum)")
     ax.legend(fontsize=7)
     return _save(plt, fig, path)
 

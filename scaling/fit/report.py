@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from data_pipelines.atomic import atomic_write_text
+from scaling.fit.data import METRIC_LABELS
 
 
 def _g(x, digits: int = 3) -> str:
@@ -114,7 +115,8 @@ def render_report(result: dict) -> str:
     level = f"{100 * result['parametric']['ci_level']:.0f}%"
     lines = ["# Scaling-law fit", "",
              f"{result['inputs']['n_rows']} runs read, {result['inputs']['n_fitted']} in the approach-3 fit "
-             f"(params: {result['inputs']['params_kind']}).", ""]
+             f"(params: {result['inputs']['params_kind']}). Fitted metric: "
+             f"{METRIC_LABELS[result['inputs'].get('metric', 'loss')]}; every loss below is in its units.", ""]
     if result["warnings"]:
         lines += ["## Warnings", "", *[f"- {w}" for w in result["warnings"]], ""]
     lines += _recommendation(result["recommendation"], level)
