@@ -25,6 +25,17 @@ def test_scaling_train_writes_an_offline_wandb_run_with_config_group_tags_and_hi
     assert [h["trainer/global_step"] for h in history] == list(range(1, 11))
     on_disk = train_rows(read_metrics(run_dir))
     assert [h["train/loss"] for h in history] == pytest.approx([r["train/loss"] for r in on_disk])
+    # every metric of metrics.jsonl (train/*, val/*, perf/*) is in W&B under the same name and value
+    logged: dict[int, dict] = {}
+    for h in run.history:
+        logged.setdefault(h.get("trainer/global_step"), {}).update(h)
+    names = set()
+    for row in read_metrics(run_dir):
+        for key, value in row.items():
+            if key != "step" and value is not None:
+                names.add(key)
+                assert logged[row["step"]][key] == pytest.approx(value), (row["step"], key)
+    assert {"val/loss", "val/bpb", "perf/tokens_per_sec", "train/lr", "train/grad_norm"} <= names
     assert run.summary["status"] == "done" and run.summary["final_val_loss"] == pytest.approx(result.final_val_loss)
     assert run.exit_code == 0
 
