@@ -164,27 +164,27 @@ def parse_overrides(overrides: Iterable[str]) -> tuple[dict[str, str], list[str]
 
 
 def load_config(config_files: Sequence[str | Path] = (), overrides: Sequence[str] = ()) -> DictConfig:
-    """Build and validate a run config: schema ← YAML files ← presets ← dotlist overrides.
+    """Build and validate a run config: schema ← YAML files ← dotlist overrides.
+
+    A preset named in a file (``model: s330k``) is applied at that file's layer, one named on the
+    command line (``model=s330k``) before the dotlist values; later layers win.
 
     Raises :class:`ConfigError` with a one-line message for any unknown key, wrong type, unknown
     preset or inconsistent value. The result is a structured (typed) ``DictConfig``.
     """
     cfg = OmegaConf.structured(Config)
-    layers: list[tuple[str, dict]] = []
-    presets: dict[str, str] = {}
-    for path in config_files:
-        tree, file_presets = _split_presets(_read_yaml(path), str(path))
-        presets.update(file_presets)
-        layers.append((str(path), tree))
+    # Each file is one layer: the presets it names, then its own values; later layers win.
+    layers = [(str(path), *_split_presets(_read_yaml(path), str(path))) for path in config_files]
     cli_presets, dotlist = parse_overrides(overrides)
-    presets.update(cli_presets)
     try:
-        for source, tree in layers:
+        for source, tree, file_presets in layers:
+            for group, name in file_presets.items():
+                cfg = OmegaConf.merge(cfg, {group: _preset(group, name)})
             try:
                 cfg = OmegaConf.merge(cfg, tree)
             except OmegaConfBaseException as e:
                 raise ConfigError(f"{source}: {_translate(e)}") from None
-        for group, name in presets.items():
+        for group, name in cli_presets.items():
             cfg = OmegaConf.merge(cfg, {group: _preset(group, name)})
         for item in dotlist:
             key = item.split("=", 1)[0]

@@ -163,3 +163,12 @@ def test_valid_train_devices_load(devices):
 def test_an_unknown_accelerator_is_refused():
     with pytest.raises(ConfigError, match="train.accelerator='tpu' is not one of auto, cpu, gpu, cuda"):
         load_config(overrides=["train.accelerator=tpu"])
+
+
+def test_a_preset_named_in_a_file_is_overridden_by_later_files(tmp_path):
+    preset, values = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    preset.write_text("model: s330k\n")
+    values.write_text("model:\n  n_layer: 7\n")
+    assert load_config([preset, values]).model.n_layer == 7  # the later file wins
+    assert load_config([values, preset]).model.n_layer == load_config(overrides=["model=s330k"]).model.n_layer
+    assert load_config([preset], ["model.n_layer=5"]).model.n_layer == 5
