@@ -102,6 +102,7 @@ class TrainConfig:
     log_every_steps: int = 10  # write train metrics every this many optimiser steps
     precision: str = "auto"  # auto (32-true on CPU, bf16-mixed on GPU) | 32-true | bf16-mixed | 16-mixed
     compile: str = "auto"  # auto (on for CUDA) | true | false: torch.compile the model
+    attention: str = "auto"  # auto (PyTorch picks the SDPA kernel) | flash | efficient | cudnn | math; not in the run id
     accelerator: str = "auto"  # auto | cpu | gpu (cuda), passed to Lightning
     devices: str = "auto"  # auto | N (devices per node) | GPU indices as "0,1", passed to Lightning
     num_nodes: int = 1  # nodes, passed to Lightning
@@ -158,6 +159,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "schedule.decay_shape": ("linear", "sqrt", "cosine"),
     "train.precision": ("auto", "32-true", "bf16-mixed", "16-mixed", "bf16-true", "64-true"),
     "train.compile": ("auto", "true", "false"),
+    "train.attention": ("auto", "flash", "efficient", "cudnn", "math"),
     "train.strategy": ("auto", "ddp", "fsdp", "ddp_spawn"),
     "train.accelerator": ("auto", "cpu", "gpu", "cuda"),
     "run.resume": ("never", "auto"),

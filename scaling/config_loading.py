@@ -29,7 +29,8 @@ from scaling.ladder import ladder_names, ladder_preset
 GROUPS = tuple(f.name for f in dataclasses.fields(Config))
 
 # Fields that do not change what a run computes: left out of the run id.
-_NOT_IN_RUN_ID = ("run.dir", "run.name", "run.resume", "logging", "train.threads", "data.verify")
+# where and how a run executes, not what it computes: the same run id whatever these say
+_NOT_IN_RUN_ID = ("run.dir", "run.name", "run.resume", "logging", "train.threads", "data.verify", "train.attention")
 
 
 def configs_dir() -> Path:

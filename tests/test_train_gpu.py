@@ -47,3 +47,14 @@ def test_fsdp_on_one_gpu_shards_blocks_and_tracks_the_plain_run(tiny_cfg, tmp_pa
     assert [loss for loss, _ in fsdp] == pytest.approx([loss for loss, _ in plain], abs=0.05)
     assert [norm for _, norm in fsdp] == pytest.approx([norm for _, norm in plain], rel=0.1)
     assert (tmp_path / "fsdp" / "checkpoints" / "last.ckpt").exists()
+
+
+def test_flash_attention_runs_in_bf16_and_is_refused_in_fp32(tiny_cfg, tmp_path):
+    from scaling import train
+    from scaling.errors import ScalingError
+
+    assert train(tiny_cfg("train.accelerator=gpu", "train.devices=1", "train.attention=flash",
+                          run_dir=tmp_path / "flash")).status == "done"
+    with pytest.raises(ScalingError, match="train.attention=flash has no kernel for 32-true"):
+        train(tiny_cfg("train.accelerator=gpu", "train.devices=1", "train.attention=flash",
+                       "train.precision=32-true", run_dir=tmp_path / "fp32"))

@@ -49,3 +49,26 @@ def test_fused_adamw_matches_the_unfused_update(tiny_cfg, tmp_path, eager_losses
 
     assert train(tiny_cfg("optim.fused=true", run_dir=tmp_path / "fused")).status == "done"
     assert step_losses(tmp_path / "fused") == pytest.approx(eager_losses, abs=1e-5)
+
+
+def test_a_chosen_attention_kernel_computes_the_same_losses(tiny_cfg, tmp_path, eager_losses):
+    from scaling import train
+    from scaling.config_loading import run_id
+
+    cfg = tiny_cfg("train.attention=math", run_dir=tmp_path / "math")
+    assert run_id(cfg) == run_id(tiny_cfg())  # an execution detail, not a different run
+    assert train(cfg).status == "done"
+    assert step_losses(tmp_path / "math") == pytest.approx(eager_losses, abs=1e-4)
+
+
+def test_an_attention_kernel_the_device_lacks_is_a_one_line_user_error(tiny_corpus, tmp_path, capsys):
+    from scaling.cli import main
+    from tests.conftest import tiny_overrides
+
+    if torch.cuda.is_available():
+        pytest.skip("the memory-efficient kernel exists on CUDA")
+    assert main(["train", *tiny_overrides(tiny_corpus, tmp_path / "r", "train.attention=efficient")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == ("error: train.attention=efficient has no kernel for 32-true on this cpu; "
+                   "use train.attention=auto (or math)")
+    assert not (tmp_path / "r").exists()

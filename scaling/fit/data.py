@@ -36,7 +36,7 @@ _TOKENIZATION_KEYS = ("model.vocab_size", "data.tokenizer_sha256", "data.path", 
 # config keys that identify a run or only steer logging/checkpointing: never knobs
 _NOT_KNOBS = ("run.", "logging.", "data.val_tokens", "train.val_every_tokens", "train.checkpoint",
               "train.log_every_steps", "train.tokens", "train.accelerator", "train.devices", "train.threads",
-              "train.compile", "train.num_nodes", "train.strategy", "data.verify", "optim.fused")
+              "train.compile", "train.attention", "train.num_nodes", "train.strategy", "data.verify", "optim.fused")
 
 
 @dataclass

@@ -18,6 +18,7 @@ from scaling.config_loading import load_config
 from scaling.counting import flops_per_token, mfu
 from scaling.errors import ScalingError
 from scaling.model import build_model
+from scaling.training.lightning_module import attention_kernel, check_attention_kernel, resolve_compile
 from scaling.training.optim import build_optimizer
 
 BENCH_PRECISIONS = ("32-true", "bf16-mixed")  # the precisions the plain loop reproduces
@@ -54,7 +55,7 @@ def plain_loop(cfg, batches, warmup: int, steps: int, device, precision: str, co
             _sync(device)
             start = time.perf_counter()
         batch = batches[i % len(batches)]
-        with autocast:
+        with autocast, attention_kernel(cfg.train.attention):
             _, loss = fwd(batch[:, :-1], batch[:, 1:])
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
@@ -101,7 +102,6 @@ def trainer_loop(cfg, batches, warmup: int, steps: int, device, precision: str) 
 
 def bench_settings(cfg) -> tuple[str, str, bool]:
     """``(device, precision, compile)`` for both loops, resolved exactly as the trainer resolves them."""
-    from scaling.training.lightning_module import resolve_compile
     from scaling.training.train import resolve_accelerator, resolve_precision
 
     accelerator = resolve_accelerator(cfg.train.accelerator)
@@ -110,6 +110,7 @@ def bench_settings(cfg) -> tuple[str, str, bool]:
     if precision not in BENCH_PRECISIONS:
         raise ScalingError(f"scaling bench compares the loops at {' or '.join(BENCH_PRECISIONS)}, not "
                            f"train.precision={precision}; pick one of those")
+    check_attention_kernel(cfg.train.attention, device, precision)
     return device, precision, resolve_compile(cfg.train.compile, device)
 
 

@@ -9,6 +9,7 @@ checkpoints) lives in callbacks, so ``training_step`` stays short and the module
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import lightning.pytorch as pl
@@ -28,6 +29,34 @@ def as_config(cfg) -> DictConfig:
     if isinstance(cfg, DictConfig):
         return cfg
     return OmegaConf.merge(OmegaConf.structured(Config), cfg)
+
+
+def attention_kernel(setting: str):
+    """A context restricting ``scaled_dot_product_attention`` to ``train.attention``'s kernel
+    (``auto``: no restriction, PyTorch picks per call)."""
+    if setting == "auto":
+        return contextlib.nullcontext()
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    backend = {"flash": SDPBackend.FLASH_ATTENTION, "efficient": SDPBackend.EFFICIENT_ATTENTION,
+               "cudnn": SDPBackend.CUDNN_ATTENTION, "math": SDPBackend.MATH}[setting]
+    return sdpa_kernel(backend)
+
+
+def check_attention_kernel(setting: str, device_type: str, precision: str) -> None:
+    """Refuse in one line a ``train.attention`` kernel this device and precision do not have
+    (e.g. ``efficient`` on a CPU, ``flash`` in fp32 on a GPU), by trying it on a tiny input."""
+    if setting == "auto":
+        return
+    dtype = next((d for prefix, d in (("bf16", torch.bfloat16), ("16", torch.float16), ("64", torch.float64))
+                  if precision.startswith(prefix)), torch.float32)
+    q = torch.zeros(1, 1, 8, 64, dtype=dtype, device="cuda" if device_type in ("gpu", "cuda") else "cpu")
+    try:
+        with attention_kernel(setting):
+            F.scaled_dot_product_attention(q, q, q, is_causal=True)
+    except RuntimeError:
+        raise ScalingError(f"train.attention={setting} has no kernel for {precision} on this {device_type}; "
+                           "use train.attention=auto (or math)") from None
 
 
 def resolve_compile(setting: str, device_type: str) -> bool:
@@ -61,7 +90,8 @@ class LanguageModel(pl.LightningModule):
 
     # --- forward -----------------------------------------------------------------------------
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
-        return self._model_call()(idx, targets)
+        with attention_kernel(self.cfg.train.attention):
+            return self._model_call()(idx, targets)
 
     def _model_call(self):
         # The compiled wrapper is kept out of the module tree so state_dict keys stay plain.

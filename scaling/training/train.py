@@ -204,7 +204,7 @@ def train(cfg, callbacks=(), run_dir: str | Path | None = None) -> RunResult:
     from scaling.training.checkpointing import TokenCheckpoints
     from scaling.training.data_module import TokenDataModule
     from scaling.training.divergence import DivergenceMonitor
-    from scaling.training.lightning_module import LanguageModel, as_config
+    from scaling.training.lightning_module import LanguageModel, as_config, check_attention_kernel
     from scaling.training.metrics import MetricsLogger
 
     started = time.time()
@@ -234,6 +234,7 @@ def train(cfg, callbacks=(), run_dir: str | Path | None = None) -> RunResult:
     check_accelerator(accelerator)
     require_wandb_login(cfg.logging.wandb, "logging.wandb")
     strategy = build_strategy(cfg.train.strategy, accelerator)
+    check_attention_kernel(cfg.train.attention, accelerator, resolve_precision(cfg.train.precision, accelerator))
     torch.set_float32_matmul_precision("high")  # TF32 matmuls on GPUs that have them
     wandb_logger = _wandb_logger(cfg, rid, run_dir)
     monitor = DivergenceMonitor(cfg.train.max_loss)
