@@ -210,8 +210,14 @@ def to_yaml(cfg: DictConfig) -> str:
 
 
 def run_id(cfg: DictConfig) -> str:
-    """A stable 12-hex-digit id: the hash of everything in the config that changes the result."""
+    """A stable 12-hex-digit id: the hash of everything in the config that changes the result.
+
+    A branch's parent enters by its folder name (in a sweep: the trunk's run id), not its full path,
+    so a sweep dir that is moved or mounted elsewhere keeps its ids.
+    """
     tree = to_dict(cfg)
+    if tree["run"].get("branch_from"):
+        tree["run"]["branch_from"] = Path(tree["run"]["branch_from"]).name
     for dotted in _NOT_IN_RUN_ID:
         *parents, leaf = dotted.split(".")
         node = tree

@@ -15,7 +15,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="sweep_command", required=True, metavar="ACTION")
     p = sub.add_parser("plan", help="print the runs of a spec (id, overrides, params, tokens, FLOPs); runs nothing")
     p.add_argument("spec", help="sweep spec YAML (examples in configs/sweeps/)")
-    p.add_argument("--dir", help="sweep dir (default runs/sweeps/<name>); cooldown ids depend on it")
+    p.add_argument("--dir", help="sweep dir (default runs/sweeps/<name>)")
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
 
     p = sub.add_parser("run", help="launch the unfinished runs of a spec, locally or on SLURM")

@@ -172,3 +172,11 @@ def test_a_preset_named_in_a_file_is_overridden_by_later_files(tmp_path):
     assert load_config([preset, values]).model.n_layer == 7  # the later file wins
     assert load_config([values, preset]).model.n_layer == load_config(overrides=["model=s330k"]).model.n_layer
     assert load_config([preset], ["model.n_layer=5"]).model.n_layer == 5
+
+
+def test_a_branch_keeps_its_run_id_when_the_sweep_dir_moves():
+    def branch(parent: str):
+        return run_id(load_config(overrides=[f"run.branch_from={parent}", "run.branch_at_tokens=1e6"]))
+
+    assert branch("/scratch/a/sweep/runs/0123abcd4567") == branch("/mnt/b/sweep/runs/0123abcd4567")
+    assert branch("/scratch/a/sweep/runs/0123abcd4567") != branch("/scratch/a/sweep/runs/89abcdef0123")
