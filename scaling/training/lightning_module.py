@@ -43,14 +43,16 @@ def attention_kernel(setting: str):
     return sdpa_kernel(backend)
 
 
-def check_attention_kernel(setting: str, device_type: str, precision: str) -> None:
+def check_attention_kernel(setting: str, device_type: str, precision: str, device_index: int = 0) -> None:
     """Refuse in one line a ``train.attention`` kernel this device and precision do not have
-    (e.g. ``efficient`` on a CPU, ``flash`` in fp32 on a GPU), by trying it on a tiny input."""
+    (e.g. ``efficient`` on a CPU, ``flash`` in fp32 on a GPU), by trying it on a tiny input on
+    CUDA device ``device_index`` (or the CPU)."""
     if setting == "auto":
         return
     dtype = next((d for prefix, d in (("bf16", torch.bfloat16), ("16", torch.float16), ("64", torch.float64))
                   if precision.startswith(prefix)), torch.float32)
-    q = torch.zeros(1, 1, 8, 64, dtype=dtype, device="cuda" if device_type in ("gpu", "cuda") else "cpu")
+    device = f"cuda:{device_index}" if device_type in ("gpu", "cuda") else "cpu"
+    q = torch.zeros(1, 1, 8, 64, dtype=dtype, device=device)
     try:
         with attention_kernel(setting):
             F.scaled_dot_product_attention(q, q, q, is_causal=True)

@@ -234,7 +234,10 @@ def train(cfg, callbacks=(), run_dir: str | Path | None = None) -> RunResult:
     check_accelerator(accelerator)
     require_wandb_login(cfg.logging.wandb, "logging.wandb")
     strategy = build_strategy(cfg.train.strategy, accelerator)
-    check_attention_kernel(cfg.train.attention, accelerator, resolve_precision(cfg.train.precision, accelerator))
+    if _is_main_process():  # one probe, on the device rank 0 will use (no CUDA context on others' GPUs)
+        devices = _devices(cfg.train.devices)
+        check_attention_kernel(cfg.train.attention, accelerator, resolve_precision(cfg.train.precision, accelerator),
+                               device_index=devices[0] if isinstance(devices, list) else 0)
     torch.set_float32_matmul_precision("high")  # TF32 matmuls on GPUs that have them
     wandb_logger = _wandb_logger(cfg, rid, run_dir)
     monitor = DivergenceMonitor(cfg.train.max_loss)
