@@ -233,7 +233,8 @@ def summary(fit: dict, total_s: float, train_s: float) -> str:
         f"  tokens:         {rec['tokens']:,.0f} ({rec['tokens_per_param']:.1f} per parameter); "
         f"D_opt interval {_interval(rec.get('d_opt_ci'))}",
         f"  predicted loss: {rec['loss']:.3f} (interval {_interval([rec['lo'], rec['hi']])})",
-        f"  learning rate:  {rec['lr']:.3g} ({rec['lr_source']})",
+        f"  learning rate:  {rec['lr']:.3g} ({rec['lr_source']})"
+        + (f"; interval {_interval(rec['lr_ci'])}" if rec.get("lr_ci") else ""),
         f"  law:            L = {par['E']:.3g} + A/N^{par['alpha']:.3f} + B/D^{par['beta']:.3f}; "
         f"a = {par['a']:.3f} {_interval(par.get('ci', {}).get('a'))}",
     ]
