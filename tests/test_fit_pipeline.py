@@ -267,3 +267,40 @@ def test_bits_per_byte_cannot_be_fitted_without_it(tmp_path, capsys):
     assert points.metric == "loss" and any("lack val_bpb" in n for n in points.notes)
     assert "no validation bits per byte" in _cli_error(capsys, str(root), "--out", str(tmp_path / "fit"),
                                                         "--metric", "bpb")
+
+
+def test_isoflop_uses_the_best_setting_per_point_not_an_lr_sweeps_worse_runs(tmp_path):
+    from scaling.fit.parametric import CHINCHILLA
+
+    law = ParametricFit.from_constants(**CHINCHILLA)
+    rows = []
+    for c in np.logspace(18, 20, 3):
+        for n in np.logspace(7, 9.5, 11):
+            d = c / (6 * n)
+            for lr, penalty in ((1e-3, 0.0), (3e-3, 0.04), (1e-2, 0.12)):  # bad LRs hurt big models more
+                rows.append((n, d, float(law.predict(n, d)) + penalty * np.log10(n / 1e6), lr))
+    n, d, loss, lr = (list(x) for x in zip(*rows, strict=True))
+    result = fit_runs([write_csv(tmp_path / "runs.csv", n, d, loss, lr=lr)], tmp_path / "fit", n_boot=0, plots=False,
+                      wandb="disabled")
+    assert result["isoflop"]["a"] == pytest.approx(law.a, abs=0.02)
+
+
+def test_planned_runs_without_a_result_are_named_not_silently_dropped(tmp_path):
+    root = tmp_path / "sweep"
+    dirs = write_runs(root / "runs", TINY_LAW, [{"n_layer": k, "tokens": 1e6, "lr": 1e-3, "seed": 0} for k in (2, 3)])
+    planned = [p.name for p in dirs] + ["feedc0ffee00"]  # a run still queued
+    (root / "plan.json").write_text(json.dumps({"name": "s", "runs": [{"run_id": r} for r in planned]}))
+    points = load_points([root])
+    assert len(points) == 2
+    assert any("1 of 3 planned run(s)" in n and "feedc0ffee00" in n for n in points.notes)
+
+
+def test_csv_encodings_and_an_out_path_that_is_a_file(tmp_path, capsys):
+    n, d, loss = ladder_grid(LAW, np.logspace(7, 9, 4), np.logspace(8.5, 10, 3), noise=0.005, seed=1)
+    text = write_csv(tmp_path / "runs.csv", n, d, loss).read_text()
+    (tmp_path / "bom.csv").write_text(text, encoding="utf-8-sig")  # as Excel saves it
+    assert len(load_points([tmp_path / "bom.csv"])) == len(n)
+    (tmp_path / "latin.csv").write_bytes(text.replace("\n", ",x\n", 1).replace("\n", ",caf\xe9\n").encode("latin-1"))
+    assert "not UTF-8 text" in _cli_error(capsys, str(tmp_path / "latin.csv"), "--out", str(tmp_path / "f"))
+    (tmp_path / "taken").write_text("")
+    assert "is a file" in _cli_error(capsys, str(tmp_path / "runs.csv"), "--out", str(tmp_path / "taken"))

@@ -116,13 +116,20 @@ def _flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
 
 
 def _read_csv(path: Path) -> list[dict]:
-    with path.open(newline="") as f:
+    try:
+        return _parse_csv(path)
+    except UnicodeDecodeError as e:
+        raise ScalingError(f"{path}: not UTF-8 text (byte {e.start} cannot be decoded); save the CSV as UTF-8") from None
+
+
+def _parse_csv(path: Path) -> list[dict]:
+    with path.open(newline="", encoding="utf-8-sig") as f:  # -sig: a byte-order mark (Excel) is not a column
         reader = csv.DictReader(f)
         header = [h.strip() for h in (reader.fieldnames or [])]
         missing = [c for c in REQUIRED_COLUMNS if c not in header]
         if missing:
             raise ScalingError(f"{path}: missing column(s) {', '.join(missing)}; a fit CSV needs "
-                               f"params,tokens,loss (optional flops,lr,batch_size,seed and knob columns)")
+                               f"params,tokens,loss (optional flops,lr,batch_size,seed,bpb and knob columns)")
         rows = []
         for line, raw in enumerate(reader, start=2):
             raw = {(k or "").strip(): (v.strip() if isinstance(v, str) else v) for k, v in raw.items()}
@@ -226,7 +233,20 @@ def _choose_metric(rows: list[dict], metric: str, notes: list[str]) -> str:
     return metric
 
 
-def _collect(inputs: list[str | Path], params_kind: str) -> list[dict]:
+def _unfinished_note(sweep_dir: Path) -> str | None:
+    """For a sweep dir, which planned runs have no result.json yet (None when all have one)."""
+    try:
+        planned = [r["run_id"] for r in json.loads((sweep_dir / "plan.json").read_text())["runs"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    missing = [rid for rid in planned if not (sweep_dir / "runs" / rid / "result.json").exists()]
+    if not missing:
+        return None
+    return (f"{len(missing)} of {len(planned)} planned run(s) of {sweep_dir} have no result yet (unfinished or "
+            f"not launched) and are left out: {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}")
+
+
+def _collect(inputs: list[str | Path], params_kind: str, notes: list[str]) -> list[dict]:
     rows: list[dict] = []
     for item in inputs:
         path = Path(item)
@@ -238,6 +258,10 @@ def _collect(inputs: list[str | Path], params_kind: str) -> list[dict]:
             rows.extend(_read_csv(path))
             continue
         results = [path / "result.json"] if (path / "result.json").exists() else sorted(path.rglob("result.json"))
+        for sweep_dir in [path] if (path / "plan.json").exists() else sorted(p.parent for p in path.rglob("plan.json")):
+            note = _unfinished_note(sweep_dir)
+            if note:
+                notes.append(note)
         if not results:
             raise ScalingError(f"{path}: no result.json found below it; are the runs finished?")
         rows.extend(_read_run(r.parent, params_kind) for r in results)
@@ -257,8 +281,8 @@ def load_points(inputs: list[str | Path], *, params: str = "non-embedding", excl
         raise ScalingError(f"--params must be total or non-embedding, not {params!r}")
     if not inputs:
         raise ScalingError("no fit input: give run dirs, sweep dirs or CSV files")
-    rows = _collect(list(inputs), params)
     notes: list[str] = []
+    rows = _collect(list(inputs), params, notes)
     failed = [r for r in rows if r["status"] == "failed"]
     diverged = [r for r in rows if r["status"] == "diverged"]
     if failed:

@@ -103,7 +103,7 @@ def _far_from_data(n: float, d: float, fitted: Points, max_flops: float) -> str:
     """Why a prediction at (N, D) lies far outside the fitted runs ('' when it does not)."""
     reasons = []
     factor = 6.0 * n * d / max_flops
-    if factor > FAR_EXTRAPOLATION:
+    if factor >= FAR_EXTRAPOLATION:
         reasons.append(f"{factor:.3g}x the largest fitted compute")
     for name, value, seen in (("N", n, fitted.params), ("D", d, fitted.tokens)):
         if value > FAR_AXIS * seen.max() or value < seen.min() / FAR_AXIS:
@@ -148,6 +148,8 @@ def fit_runs(inputs, out_dir, *, target_flops: float | None = None, target_param
         raise ScalingError(f"--bootstrap must be >= 0, got {n_boot}")
     require_wandb_login(wandb, "--wandb")
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ScalingError(f"--out {out} is a file; give a folder for the fit's outputs")
     if isinstance(inputs, (str, Path)):
         inputs = [inputs]
     points = inputs if isinstance(inputs, Points) else load_points(list(inputs), params=params,
@@ -178,7 +180,7 @@ def fit_runs(inputs, out_dir, *, target_flops: float | None = None, target_param
                         f"({target_flops:.3g} FLOPs); use --target-flops")
     choice = choose(par, ladder, flops=target_flops, params=target_params, tokens=target_tokens)
     factor = choice["flops"] / max_c
-    if factor > FAR_EXTRAPOLATION:
+    if factor >= FAR_EXTRAPOLATION:
         warnings.append(f"the target is {factor:.3g}x the largest fitted compute ({math.log10(factor):.1f} orders "
                         f"of magnitude): an extrapolation this far is a guess with error bars; "
                         f"validate with a run in between")
@@ -221,7 +223,8 @@ def fit_runs(inputs, out_dir, *, target_flops: float | None = None, target_param
     parametric = {**par.to_dict(), "ci": cis, "ci_level": ci, "bootstrap": boot_info,
                   "n_opt_closed_form": point_q["n_opt_closed_form"], "d_opt_closed_form": point_q["d_opt_closed_form"],
                   "flops_per_param_token": 6.0}
-    iso = fit_isoflop(points.params, points.tokens, points.loss, points.flops, window_dex=isoflop_window_dex)
+    # tuned runs only: an LR sweep's worse settings would pull each IsoFLOP parabola up and aside
+    iso = fit_isoflop(tuned.params, tuned.tokens, tuned.loss, tuned.flops, window_dex=isoflop_window_dex)
     env = fit_envelope(points.curves)
     hp = fit_hparam_laws(points, choice["params"], n_boot=min(n_boot, 200) or 0, ci=ci, seed=seed)
     knobs = analyze_knobs(points)
