@@ -81,8 +81,9 @@ def run_noise(points: Points, cells: dict, column: str) -> tuple[float | None, s
     return float(np.sqrt(squares / dof)), f"parabola residuals ({dof} degrees of freedom)"
 
 
-def _law_prediction(cells: list[dict], target_params: float):
-    usable = [c for c in cells if not c["at_edge"]]
+def _law_prediction(cells: list[dict], target_params: float, use_edges: bool = False):
+    """(law or None, prediction or None) from cell optima; ``use_edges`` counts edge optima (bounds) too."""
+    usable = [c for c in cells if use_edges or not c["at_edge"]]
     law = fit_power_law([c["params"] for c in usable], [c["opt"] for c in usable]) if usable else None
     if law is not None:
         return law, float(law(target_params))
@@ -124,16 +125,22 @@ def fit_hparam_laws(points: Points, target_params: float | None = None, *, windo
             entry["note"] = (entry["note"] + "; " if entry["note"] else "") + (
                 "no interval: repeat some settings with another seed to measure run-to-run noise")
         elif value is not None and n_boot > 0:
+            # Each draw refits the cells the point estimate used. A cell whose noisy optimum lands on the
+            # edge of its sweep keeps that edge value (the best tried): dropping it would turn a two-size
+            # law into a one-size carry-over and mix two different estimators in one interval.
             draws = []
             for _ in range(n_boot):
                 noisy = points.loss + rng.normal(0.0, sigma, points.loss.size)
                 boot_cells = []
                 for c in optima:
+                    if c["at_edge"]:
+                        continue
                     idx = cells[(c["params"], c["tokens"])]
                     opt = _cell_optimum(points, idx, column, window_dex, noisy)
                     if opt is not None:
                         boot_cells.append({"params": c["params"], **opt})
-                draws.append(_law_prediction(boot_cells, target)[1] if boot_cells else None)
+                boot_law, prediction = _law_prediction(boot_cells, target, use_edges=True)
+                draws.append(prediction if boot_law is not None or law is None else None)
             draws = np.array([x for x in draws if x is not None], dtype=float)
             if draws.size >= max(10, n_boot // 4):
                 lo, hi = np.quantile(draws, [(1 - ci) / 2, (1 + ci) / 2])
