@@ -17,7 +17,9 @@ A spec is a mapping with these keys (every one optional except that something mu
 W&B's sweep YAML is accepted too (``method: grid|random``, ``parameters`` with ``value``,
 ``values``, ``min``/``max`` and ``distribution``). The parts are combined by cartesian product:
 generator (ladder / isoflop / cooldowns) × grid × zip × random × seeds. The base ``overrides`` may be
-overridden by any part; two parts that set the same key conflict and are refused.
+overridden by any part; two parts that set the same key conflict and are refused, and so does a part
+that sets a key the generator sets (``model`` and ``train.tokens``; for cooldowns also the schedule and
+branch keys). A key given twice in one mapping of the file is refused too.
 """
 
 from __future__ import annotations
@@ -45,6 +47,13 @@ _SECTION_KEYS = {
     "isoflop": ("budgets", "models"),
     "cooldowns": ("models", "tokens", "decay_fraction", "kind", "decay_shape"),
     "launcher": ("local", "slurm"),
+}
+# run-config keys each generator sets on every run it makes; no other part may set them too
+_GENERATOR_KEYS = {
+    "ladder": ("model", "train.tokens"),
+    "isoflop": ("model", "train.tokens"),
+    "cooldowns": ("model", "train.tokens", "schedule.kind", "train.checkpoint_at_tokens", "run.branch_from",
+                  "run.branch_at_tokens"),
 }
 DISTRIBUTIONS = ("uniform", "log_uniform", "log_uniform_values", "int_uniform", "q_uniform", "choice",
                  "categorical", "constant")
@@ -119,6 +128,12 @@ def _overrides(where: str, value: Any) -> dict[str, Any]:
             raise ScalingError(f"conflicting overrides: {key} is set to {out[key]!r} and {val!r} in {where}")
         out[key] = val
     return out
+
+
+def generator_keys(kind: str, section: dict) -> tuple[str, ...]:
+    """The run-config keys the generator ``kind`` sets on every run (so grid, zip, random, seeds may not)."""
+    optional = ("schedule.decay_shape",) if kind == "cooldowns" and "decay_shape" in section else ()
+    return _GENERATOR_KEYS[kind] + optional
 
 
 def _grid(section: Any) -> list[dict]:
@@ -260,8 +275,10 @@ def parse_spec(raw: Any, source: str = "<spec>", base_dir: str | Path = ".") -> 
         if part in body:
             spec.parts.append((part, expand(body[part])))
     setters: dict[str, str] = {}
+    if spec.generator is not None:
+        setters = dict.fromkeys(generator_keys(*spec.generator), spec.generator[0])
     for part, points in spec.parts:
-        for key in {k for p in points for k in p}:
+        for key in dict.fromkeys(k for p in points for k in p):
             if key in setters:
                 raise ScalingError(f"conflicting overrides: {key} is set by both {setters[key]} and {part}")
             setters[key] = part
@@ -270,10 +287,35 @@ def parse_spec(raw: Any, source: str = "<spec>", base_dir: str | Path = ".") -> 
     return spec
 
 
+def refuse_duplicate_keys(text: str, source: str) -> None:
+    """Refuse, in one line, a YAML text that gives a mapping key twice (YAML loaders keep the last silently)."""
+    todo, seen = [(yaml.compose(text, Loader=yaml.SafeLoader), "")], set()
+    while todo:
+        node, where = todo.pop()
+        if node is None or id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.SequenceNode):
+            todo += [(child, where) for child in node.value]
+        elif isinstance(node, yaml.MappingNode):
+            first: dict[str, int] = {}
+            for key, value in node.value:
+                if key.tag == "tag:yaml.org,2002:merge" or not isinstance(key, yaml.ScalarNode):
+                    continue
+                line = key.start_mark.line + 1
+                if key.value in first:
+                    place = f" in {where}" if where else ""
+                    raise ScalingError(f"{source}: duplicate key {key.value!r}{place} (lines {first[key.value]} "
+                                       f"and {line}); give each key once")
+                first[key.value] = line
+                todo.append((value, f"{where}.{key.value}" if where else key.value))
+
+
 def load_spec(path: str | Path) -> Spec:
-    """Read and check a sweep spec YAML file."""
+    """Read and check a sweep spec YAML file (a key given twice in one mapping is refused)."""
     from scaling.config_loading import read_yaml
 
     p = Path(path)
     raw = read_yaml(p, "sweep spec", "pass a YAML file (examples in configs/sweeps/)")
+    refuse_duplicate_keys(p.read_text(), str(p))
     return parse_spec(raw, source=str(p), base_dir=p.parent)

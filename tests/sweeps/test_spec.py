@@ -126,11 +126,45 @@ def test_format_plan_lists_every_run_and_the_totals(tmp_path):
     ("ladder: {models: [s100k]}", "exactly one of tokens"),
     ("random: {n: 2, params: {optim.lr: {distribution: log_uniform, min: 0, max: 1}}}", "log_uniform needs min > 0"),
     ("launcher: {slurm: {}, lsf: {}}", "launcher: unknown key 'lsf'"),
+    ("ladder: {models: [s100k], tokens: [1.0e5]}\ngrid: {train.tokens: [1.0e5, 2.0e5]}",
+     "conflicting overrides: train.tokens is set by both ladder and grid"),
+    ("ladder: {models: [s100k], tokens: [1.0e5]}\ngrid: {model: [s330k]}",
+     "conflicting overrides: model is set by both ladder and grid"),
+    ("isoflop: {budgets: [1.0e12], models: [s100k]}\nzip: {model: [s330k]}",
+     "conflicting overrides: model is set by both isoflop and zip"),
+    ("cooldowns: {models: [s100k], tokens: [2.0e5]}\ngrid: {train.tokens: [1.0e6]}",
+     "conflicting overrides: train.tokens is set by both cooldowns and grid"),
+    ("cooldowns: {models: [s100k], tokens: [2.0e5], decay_shape: sqrt}\n"
+     "random: {n: 1, params: {schedule.decay_shape: {values: [linear]}}}",
+     "conflicting overrides: schedule.decay_shape is set by both cooldowns and random"),
 ])
 def test_bad_specs_are_refused_with_one_line_naming_the_problem(tmp_path, text, message):
     with pytest.raises(ScalingError) as err:
         _plan(text, tmp_path)
     assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_generator_combines_with_parts_that_set_other_keys(tmp_path):
+    runs = _plan(f"overrides: {TINY}\nladder: {{models: [s100k], tokens: [1.0e5]}}\n"
+                 "grid: {optim.lr: [1.0e-3, 3.0e-3]}\n", tmp_path)
+    assert [(r.config.model.name, r.tokens, r.config.optim.lr) for r in runs] == [
+        ("s100k", 100000, 1e-3), ("s100k", 100000, 3e-3)]
+    cooldowns = _plan(f"overrides: {TINY}\ncooldowns: {{models: [s100k], tokens: [2.0e5]}}\n"
+                      "grid: {schedule.decay_shape: [sqrt]}\n", tmp_path)
+    assert cooldowns[1].config.schedule.decay_shape == "sqrt"
+
+
+def test_a_key_given_twice_in_a_spec_file_is_refused_naming_it_and_its_lines(tmp_path):
+    path = tmp_path / "spec.yaml"
+    path.write_text("base: []\noverrides:\n  model: s100k\n  optim.lr: 1.0e-3\n  optim.lr: 3.0e-3\n")
+    with pytest.raises(ScalingError) as err:
+        load_spec(path)
+    assert str(err.value) == f"{path}: duplicate key 'optim.lr' in overrides (lines 4 and 5); give each key once"
+    path.write_text(f"overrides: {TINY}\ngrid: {{optim.lr: [1.0e-3]}}\nseeds: 2\ngrid: {{optim.lr: [2.0e-3]}}\n")
+    with pytest.raises(ScalingError, match=r"duplicate key 'grid' \(lines 2 and 4\)"):
+        load_spec(path)
+    path.write_text(f"overrides: {TINY}\ngrid: &lrs {{optim.lr: [1.0e-3]}}\nzip: {{optim.beta2: [0.9]}}\n")
+    assert len(plan_sweep(load_spec(path), tmp_path / "sweep")) == 1  # no key twice: accepted
 
 
 def test_an_invalid_run_config_is_refused_at_plan_time_naming_the_run(tmp_path):
