@@ -38,7 +38,7 @@ def test_a_real_knob_effect_is_called_real():
     knob = out["knobs"]["qk_norm"]
     assert knob["verdict"] == "real"
     assert knob["n_comparisons"] == 2  # one per size, not split by the knob's parameter count
-    assert all(c["best"] == "on" and c["test"] == "welch" for c in knob["comparisons"])
+    assert all(c["best"] == "on" and c["test"] == "pooled seed noise" for c in knob["comparisons"])
     assert out["seed_std"] == pytest.approx(0.01, rel=0.5)
 
 
@@ -117,3 +117,28 @@ def test_lr_law_without_any_noise_estimate_gives_no_interval_and_says_why():
                           target_params=1e9, n_boot=50)["lr"]
     assert out["prediction"] is not None and out["noise"] is None
     assert "lo" not in out and "repeat some settings with another seed" in out["note"]
+
+
+def _many_cells(effect: float, cells: int, seeds: int, noise: float, seed: int = 0) -> Points:
+    """``cells`` (size, tokens) cells × knob {off, on} × seeds; 'on' shifts the loss by ``effect``."""
+    rng = np.random.default_rng(seed)
+    rows = [(1e6 * 1.5 ** i, level, 3.0 - 0.01 * i + (effect if level == "on" else 0.0) + rng.normal(0, noise))
+            for i in range(cells) for level in ("off", "on") for _ in range(seeds)]
+    params, levels, loss = zip(*rows, strict=True)
+    return _points(params, [1e8] * len(rows), loss, qk_norm=levels)
+
+
+def test_two_seeds_per_level_are_judged_against_the_pooled_seed_noise():
+    knob = analyze_knobs(_many_cells(effect=-0.03, cells=10, seeds=2, noise=0.01))["knobs"]["qk_norm"]
+    assert knob["verdict"] == "real"  # Welch on 2 vs 2 seeds (~1 degree of freedom) would call it noise
+    assert {c["test"] for c in knob["comparisons"]} == {"pooled seed noise"}
+
+
+def test_a_small_effect_in_the_same_direction_in_every_cell_is_real():
+    knob = analyze_knobs(_many_cells(effect=-0.004, cells=40, seeds=2, noise=0.01))["knobs"]["qk_norm"]
+    assert knob["n_real"] == 0  # no single cell can show it
+    across = knob["across_cells"]
+    assert across["levels"] == ["off", "on"] and across["n_cells"] == 40 and across["mean_diff"] < 0
+    assert across["p"] < 0.05 and knob["verdict"] == "real"
+    null = analyze_knobs(_many_cells(effect=0.0, cells=40, seeds=2, noise=0.01, seed=3))["knobs"]["qk_norm"]
+    assert null["across_cells"]["p"] > 0.05 and null["verdict"] == "within seed noise"

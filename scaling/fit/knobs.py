@@ -48,19 +48,45 @@ def pooled_seed_noise(settings: list[dict]) -> tuple[float | None, int]:
 
 
 def compare(best: list[float], other: list[float], pooled_std: float | None, pooled_dof: int) -> dict:
-    """Welch's t-test of ``other`` against ``best`` (one-seed levels fall back to the pooled noise)."""
+    """A t-test of ``other`` against ``best``: against the pooled seed noise when that rests on more
+    degrees of freedom than the two levels' own seeds (two seeds each give Welch's test about one
+    degree of freedom, too few to call anything), else Welch's test; None without any replicates."""
     a, b = np.asarray(best), np.asarray(other)
     diff = float(b.mean() - a.mean())
+    own_dof = a.size + b.size - 2
+    if pooled_std and pooled_dof > own_dof:
+        t = diff / (pooled_std * math.sqrt(1 / a.size + 1 / b.size))
+        return {"diff": diff, "t": float(t), "p": float(2 * stats.t.sf(abs(t), pooled_dof)), "dof": float(pooled_dof),
+                "test": "pooled seed noise"}
     if a.size >= 2 and b.size >= 2 and (a.std() > 0 or b.std() > 0):
         res = stats.ttest_ind(b, a, equal_var=False)
         va, vb = a.var(ddof=1) / a.size, b.var(ddof=1) / b.size
         dof = (va + vb) ** 2 / (va ** 2 / (a.size - 1) + vb ** 2 / (b.size - 1))
         return {"diff": diff, "t": float(res.statistic), "p": float(res.pvalue), "dof": float(dof), "test": "welch"}
-    if pooled_std and pooled_dof > 0:
-        t = diff / (pooled_std * math.sqrt(1 / a.size + 1 / b.size))
-        return {"diff": diff, "t": float(t), "p": float(2 * stats.t.sf(abs(t), pooled_dof)), "dof": float(pooled_dof),
-                "test": "pooled seed noise"}
     return {"diff": diff, "t": None, "p": None, "dof": None, "test": "none (no seed replicates)"}
+
+
+def across_cells(cells, knob: str, min_cells: int = 3) -> dict | None:
+    """For a two-level knob compared in ``min_cells`` or more cells: a one-sample t-test of the per-cell
+    differences of the seed means (second level minus first). A small effect that no single cell can
+    show beats seed noise when it points the same way everywhere. None otherwise."""
+    levels = sorted({repr(m["knobs"][knob]) for members in cells for m in members if m["knobs"][knob] is not None})
+    if len(levels) != 2:
+        return None
+    diffs = []
+    for members in cells:
+        means = {repr(m["knobs"][knob]): m["mean"] for m in members if m["knobs"][knob] is not None}
+        if len(means) == 2:
+            diffs.append(means[levels[1]] - means[levels[0]])
+    if len(diffs) < min_cells:
+        return None
+    d = np.asarray(diffs)
+    spread = d.std(ddof=1)
+    t = float(d.mean() / (spread / math.sqrt(d.size))) if spread > 0 else math.copysign(math.inf, d.mean())
+    p = float(2 * stats.t.sf(abs(t), d.size - 1)) if math.isfinite(t) else 0.0
+    first, second = (_fmt(next(m["knobs"][knob] for ms in cells for m in ms if repr(m["knobs"][knob]) == lv))
+                     for lv in levels)
+    return {"levels": [first, second], "n_cells": int(d.size), "mean_diff": float(d.mean()), "t": t, "p": p}
 
 
 def _holm(pvalues: list[float | None]) -> list[float | None]:
@@ -101,9 +127,11 @@ def analyze_knobs(points: Points, *, alpha: float = 0.05) -> dict:
             c["p_holm"] = adj
             c["verdict"] = "undetermined" if adj is None else ("real" if adj < alpha else "within seed noise")
         n_real = sum(c["verdict"] == "real" for c in comparisons)
-        verdict = ("real" if n_real else "undetermined" if all(c["p"] is None for c in comparisons)
+        across = across_cells(cells.values(), knob)
+        consistent = across is not None and across["p"] < alpha
+        verdict = ("real" if n_real or consistent else "undetermined" if all(c["p"] is None for c in comparisons)
                    else "within seed noise")
         knobs[knob] = {"verdict": verdict, "n_comparisons": len(comparisons), "n_real": n_real,
-                       "comparisons": comparisons}
+                       "across_cells": across, "comparisons": comparisons}
     return {"alpha": alpha, "seed_std": noise, "seed_dof": dof,
             "settings": [{k: v for k, v in s.items() if k != "losses"} for s in settings], "knobs": knobs}

@@ -91,6 +91,11 @@ def _knobs(k: dict) -> list[str]:
         ps = [c["p_holm"] for c in v["comparisons"] if c["p_holm"] is not None]
         lines.append(f"| {name} | **{v['verdict']}** | {v['n_real']}/{v['n_comparisons']} | {big['other']} vs "
                      f"{big['best']}: {big['diff']:+.4f} | {_g(min(ps)) if ps else 'n/a'} |")
+    for name, v in k["knobs"].items():
+        a = v.get("across_cells")
+        if a:
+            lines.append(f"\n{name} across {a['n_cells']} cells: {a['levels'][1]} − {a['levels'][0]} = "
+                         f"{a['mean_diff']:+.4f} on average (t = {_g(a['t'])}, p = {_g(a['p'])}).")
     multi = [s for s in k["settings"] if s["n"] > 1]
     if multi:
         lines += ["", "Repeated settings (mean ± std over seeds):", ""]
