@@ -1,9 +1,11 @@
 """``prepare``: your sources → a trained (or given) tokenizer → token shards → ``manifest.json``.
 
 Two passes over the sources: the first trains the tokenizer on the training split, the second
-encodes every kept document. Each document goes to train or val by a hash of its content, so the
-split does not depend on file names or order; with ``dedup`` an exact repeat of an earlier
-document is dropped. After each shard a small state file records progress: a re-run after a crash
+encodes every kept document (a large plain-text file in pieces, so memory stays bounded; a document
+longer than the room left in a shard goes on in the next shard). Each document goes to train or val
+by a hash of its content, so the split does not depend on file names or order; with ``dedup`` an
+exact repeat of an earlier document is dropped. A corpus of one document with ``val_fraction`` > 0, or
+one whose documents all went to validation, stops with an error that says how to fix it. After each shard a small state file records progress: a re-run after a crash
 skips the finished shards and ends with byte-identical output. The manifest is written last; its
 presence means the dataset is complete.
 """
@@ -31,7 +33,7 @@ from data_pipelines.format import (
     token_dtype,
 )
 from data_pipelines.sources import ReadStats, fingerprint, iter_documents, resolve_sources
-from data_pipelines.tokenizer import eos_id, load_tokenizer, train_tokenizer, vocab_size_of
+from data_pipelines.tokenizer import encodes_in_pieces, eos_id, load_tokenizer, train_tokenizer, vocab_size_of
 from data_pipelines.writing import Encoder, SplitWriter
 
 DEFAULT_SHARD_TOKENS = 1 << 22  # 4M tokens: 8 MB per uint16 shard, the bound on the writer's memory
@@ -95,10 +97,12 @@ def prepare(sources: list[str], out: str | Path, *, vocab_size: int = 8192, toke
             tokenizer_json = (out / TOKENIZER).read_text(encoding="utf-8")
         else:
             stats = ReadStats()
-            train_docs = (d for split, d, _ in _kept(files, text_field, val_fraction, dedup, stats)
+            counts = dict.fromkeys(SPLITS, 0)
+            train_docs = (text for split, text, _, end in _kept(files, text_field, val_fraction, dedup, stats, counts)
                           if split == "train")
             tok = train_tokenizer(show.wrap(train_docs, stats, "training tokenizer"), vocab_size)
             _check_documents(stats, sources)
+            _check_split(counts, val_fraction)
             tokenizer_json = tok.to_str(pretty=True)
     else:
         tokenizer_json = given
@@ -126,21 +130,20 @@ def prepare(sources: list[str], out: str | Path, *, vocab_size: int = 8192, toke
     skip = {s: w.documents_done for s, w in writers.items()}
     encoder = Encoder(tok, tokenizer_json, eos, dtype, workers)
     try:
-        docs = _kept(files, text_field, val_fraction, dedup, stats)
+        docs = _kept(files, text_field, val_fraction, dedup, stats, whole=not encodes_in_pieces(tok))
         batch_bytes = _BATCH_BYTES_WORKERS if workers > 1 else _BATCH_BYTES_IN_PROCESS
         batches = _batches(show.wrap(docs, stats, "encoding"), skip, batch_bytes)
         for metas, flat, lengths in encoder.map(batches):
             start = 0
-            for (split, nbytes), n in zip(metas, lengths, strict=True):
-                writers[split].add(flat[start:start + n], nbytes)
+            for (split, nbytes, end), n in zip(metas, lengths, strict=True):
+                writers[split].add(flat[start:start + n], nbytes, end)
                 start += n
     finally:
         encoder.close()
     for w in writers.values():
         w.flush()
     _check_documents(stats, sources)
-    if writers["train"].documents_done == 0:
-        raise DataError(f"all {stats.documents} documents went to validation; lower val_fraction or add text")
+    _check_split({s: w.documents_done for s, w in writers.items()}, val_fraction)
 
     manifest = {
         "format_version": FORMAT_VERSION,
@@ -210,42 +213,75 @@ def _remove_stale_shards(out: Path, split: str, keep: int) -> None:
                 path.unlink()
 
 
-def _kept(files: list[Path], text_field: str, val_fraction: float, dedup: bool,
-          stats: ReadStats) -> Iterator[tuple[str, str, int]]:
-    """Yield ``(split, text, utf8_bytes)`` for every document kept after dedup."""
+def _kept(files: list[Path], text_field: str, val_fraction: float, dedup: bool, stats: ReadStats,
+          counts: dict[str, int] | None = None, whole: bool = False) -> Iterator[tuple[str, str, int, bool]]:
+    """Yield ``(split, text, utf8_bytes, ends_document)`` for every piece of every document kept after dedup.
+
+    A large plain-text file comes in several pieces (all of one split, by the hash of its whole
+    text); ``whole`` joins them into one text, for a tokenizer that cannot encode in pieces.
+    ``counts`` (optional) is incremented per split for each kept document."""
     seen: set[bytes] = set()
     threshold = int(val_fraction * 2**64)
-    for text in iter_documents(files, text_field, stats):
-        data = text.encode("utf-8")
-        digest = hashlib.sha256(data).digest()
+    for doc in iter_documents(files, text_field, stats):
+        if isinstance(doc, str):
+            data = doc.encode("utf-8")
+            digest, pieces = hashlib.sha256(data).digest(), [(doc, len(data))]
+        else:
+            digest = doc.digest()[0]
+            pieces = ((p, len(p.encode("utf-8"))) for p in doc.pieces(stats))
+            if whole:
+                texts = [p for p, _ in pieces]
+                pieces = [("".join(texts), sum(len(p.encode("utf-8")) for p in texts))]
         if dedup:
             if digest[:16] in seen:
                 stats.duplicates_removed += 1
                 continue
             seen.add(digest[:16])
         split = "val" if int.from_bytes(digest[:8], "big") < threshold else "train"
-        yield split, text, len(data)
+        if counts is not None:
+            counts[split] += 1
+        previous = None
+        for piece in pieces:
+            if previous is not None:
+                yield split, *previous, False
+            previous = piece
+        yield split, *previous, True
 
 
-def _batches(docs: Iterator[tuple[str, str, int]], skip: dict[str, int], batch_bytes: int
-             ) -> Iterator[tuple[list[tuple[str, int]], list[str]]]:
-    """Group documents into encoding batches, leaving out those already in finished shards."""
-    seen = dict.fromkeys(skip, 0)
-    metas: list[tuple[str, int]] = []
+def _batches(docs: Iterator[tuple[str, str, int, bool]], skip: dict[str, int], batch_bytes: int
+             ) -> Iterator[tuple[list[tuple[str, int, bool]], list[str], list[bool]]]:
+    """Group pieces into encoding batches ``(metas, texts, ends)``, leaving out the documents that
+    ended in finished shards (the writer drops the finished part of an unfinished one)."""
+    seen = dict.fromkeys(skip, 0)  # documents of each split that ended before this piece
+    metas: list[tuple[str, int, bool]] = []
     texts: list[str] = []
     size = 0
-    for split, text, nbytes in docs:
-        seen[split] += 1
-        if seen[split] <= skip[split]:
+    for split, text, nbytes, end in docs:
+        index = seen[split]
+        seen[split] += end
+        if index < skip[split]:
             continue
-        metas.append((split, nbytes))
+        metas.append((split, nbytes, end))
         texts.append(text)
         size += nbytes
         if size >= batch_bytes or len(texts) >= _BATCH_DOCS:
-            yield metas, texts
+            yield metas, texts, [m[2] for m in metas]
             metas, texts, size = [], [], 0
     if texts:
-        yield metas, texts
+        yield metas, texts, [m[2] for m in metas]
+
+
+def _check_split(counts: dict[str, int], val_fraction: float) -> None:
+    """Refuse a split that left train empty, or a one-document corpus when ``val_fraction`` asks for a
+    validation split (a document is never cut between train and val)."""
+    total = sum(counts.values())
+    fix = ("documents go to validation whole, by a hash of their text: split the text into more documents "
+           "(e.g. one per line of a .jsonl file, or several text files)")
+    if total == 1 and val_fraction > 0:
+        raise DataError(f"the sources hold one document, so it cannot be split into train and val; {fix}, "
+                        "or pass --val-fraction 0 to validate on training text")
+    if counts["train"] == 0:
+        raise DataError(f"all {total} documents went to validation; {fix}, or lower --val-fraction")
 
 
 def _check_documents(stats: ReadStats, sources: list) -> None:

@@ -1,7 +1,8 @@
 """Reading your text as it is: files, folders and globs of plain text, JSON lines, compressed files
 and Parquet, turned into a stream of documents.
 
-One document is a whole plain-text file (any extension), one line of a ``.jsonl``/``.json`` file
+One document is a whole plain-text file (any extension; a large one is read and yielded as a
+:class:`LargeText`, in pieces of about a million characters, so memory stays bounded), one line of a ``.jsonl``/``.json`` file
 (its ``text_field``), or one row of a ``.parquet`` file (its ``text_field`` column). ``.gz`` and
 ``.zst`` files are decompressed on the fly and then read by their inner extension
 (``notes.jsonl.zst`` is JSON lines). Binary files (a NUL byte in the first 8 KiB) are skipped and
@@ -18,6 +19,7 @@ import hashlib
 import io
 import json
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -28,6 +30,11 @@ _GLOB_CHARS = set("*?[")
 _SNIFF_BYTES = 8192
 _COMPRESSED = (".gz", ".zst")
 _JSON_LINES = (".jsonl", ".json", ".ndjson")
+_PIECE_CHARS = 1 << 20  # a large plain-text file is read and encoded in pieces of about this many characters
+# The last place in a window where a piece may end: just before a newline (else a space) that is followed by
+# a non-whitespace character. Byte-level BPE pre-tokenization (the GPT-2 pattern) always has a boundary
+# there, so encoding the pieces one by one gives exactly the tokens of encoding the whole text.
+_SAFE_CUT = re.compile(r".+\n(?=\S)|.+ (?=\S)", re.DOTALL)
 
 
 @dataclass
@@ -63,6 +70,57 @@ def decode_utf8(data: bytes, stats: ReadStats) -> str:
     text = data.decode("utf-8", errors="data_pipelines_count_replace")
     stats.replaced_bytes += _replaced[0] - before
     return text
+
+
+def safe_cut(text: str, limit: int) -> int:
+    """Where to end a piece of ``text`` of at most ``limit`` characters without changing its tokens.
+
+    The last position before a newline followed by a non-whitespace character (else before such a
+    space); ``limit`` itself when the window has neither (text without whitespace: the one place
+    where a token may differ from encoding the whole text)."""
+    m = _SAFE_CUT.match(text, 0, limit + 1)
+    return m.end() - 1 if m else limit
+
+
+def text_pieces(f: io.BufferedIOBase, stats: ReadStats, piece_chars: int | None = None) -> Iterator[str]:
+    """Decode a binary stream as UTF-8 (counting replaced bytes) in pieces cut by :func:`safe_cut`."""
+    piece_chars = piece_chars or _PIECE_CHARS
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="data_pipelines_count_replace")
+    buf = ""
+    while True:
+        raw = f.read(piece_chars)
+        before = _replaced[0]
+        buf += decoder.decode(raw, final=not raw)
+        stats.replaced_bytes += _replaced[0] - before
+        while len(buf) > piece_chars:
+            cut = safe_cut(buf, piece_chars)
+            yield buf[:cut]
+            buf = buf[cut:]
+        if not raw:
+            if buf:
+                yield buf
+            return
+
+
+class LargeText:
+    """A plain-text file too large to hold as one string: one document, read again for each use."""
+
+    def __init__(self, path: Path, compression: str | None):
+        self.path, self.compression = path, compression
+
+    def pieces(self, stats: ReadStats) -> Iterator[str]:
+        """The document's text in order, in pieces that encode to exactly the whole text's tokens."""
+        with _open_binary(self.path, self.compression) as f:
+            yield from text_pieces(f, stats)
+
+    def digest(self) -> tuple[bytes, int]:
+        """sha256 of the document's UTF-8 text (as decoded) and its length in bytes."""
+        h, n = hashlib.sha256(), 0
+        for piece in self.pieces(ReadStats()):
+            data = piece.encode("utf-8")
+            h.update(data)
+            n += len(data)
+        return h.digest(), n
 
 
 def resolve_sources(sources: list[str | Path]) -> list[Path]:
@@ -132,8 +190,11 @@ def _is_binary(head: bytes) -> bool:
     return b"\0" in head[:_SNIFF_BYTES]
 
 
-def iter_documents(files: list[Path], text_field: str, stats: ReadStats) -> Iterator[str]:
-    """Yield every non-empty document of ``files`` in order, updating ``stats`` as it goes."""
+def iter_documents(files: list[Path], text_field: str, stats: ReadStats) -> Iterator[str | LargeText]:
+    """Yield every non-empty document of ``files`` in order, updating ``stats`` as it goes.
+
+    A document is a string, or a :class:`LargeText` for a plain-text file of more than about a
+    million characters (its replaced bytes are counted when its pieces are read)."""
     for path in files:
         suffix, compression = _inner_suffix(path)
         try:
@@ -160,7 +221,11 @@ def _stream_documents(path: Path, suffix: str, compression: str | None, text_fie
             return
         stats.files += 1
         if suffix not in _JSON_LINES:
-            yield decode_utf8(f.read(), stats)
+            head = f.read(_PIECE_CHARS)
+            if f.read(1):
+                yield LargeText(path, compression)
+            else:
+                yield decode_utf8(head, stats)
             return
         for lineno, raw in enumerate(f, start=1):
             line = decode_utf8(raw, stats).strip()

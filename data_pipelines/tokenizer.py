@@ -77,18 +77,34 @@ def prepare_for_encoding(tok) -> None:
     tok.encode_special_tokens = True
 
 
-def encode_documents(tok, texts: list[str], eos: int, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
-    """Encode documents into one flat array with EOS after each, plus each document's token count.
+def encodes_in_pieces(tok) -> bool:
+    """True when encoding a text in pieces cut by :func:`data_pipelines.sources.safe_cut` gives the
+    tokens of the whole text: a byte-level BPE like the ones :func:`train_tokenizer` makes (no
+    normalizer, the GPT-2 split pattern, no prefix space)."""
+    import json
 
-    The one encoding routine of the package: the in-process path and the worker processes both use it.
+    spec = json.loads(tok.to_str())
+    pre = spec.get("pre_tokenizer") or {}
+    return (spec.get("normalizer") is None and pre.get("type") == "ByteLevel"
+            and pre.get("use_regex", True) and not pre.get("add_prefix_space", False))
+
+
+def encode_documents(tok, texts: list[str], eos: int, dtype: np.dtype,
+                     ends: list[bool] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Encode texts into one flat array with EOS after each, plus each text's token count.
+
+    With ``ends``, only the texts whose entry is true get an EOS (the others are pieces of a
+    document that goes on in the next text). The one encoding routine of the package: the
+    in-process path and the worker processes both use it.
     """
     encodings = tok.encode_batch_fast(texts, add_special_tokens=False)
-    lengths = np.fromiter((len(e.ids) + 1 for e in encodings), dtype=np.int64, count=len(encodings))
+    eos_after = np.ones(len(texts), dtype=np.int64) if ends is None else np.asarray(ends, dtype=np.int64)
+    lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(encodings)) + eos_after
     flat = np.empty(int(lengths.sum()), dtype=dtype)
-    ends = np.cumsum(lengths)
     start = 0
-    for e, end in zip(encodings, ends, strict=True):
-        flat[start:end - 1] = e.ids
-        flat[end - 1] = eos
-        start = end
+    for e, n, has_eos in zip(encodings, lengths, eos_after, strict=True):
+        flat[start:start + len(e.ids)] = e.ids
+        if has_eos:
+            flat[start + n - 1] = eos
+        start += n
     return flat, lengths

@@ -39,20 +39,20 @@ def prepared(tmp_path_factory, corpus) -> Path:
 
 
 def documents(out: Path, split: str) -> list[str]:
-    """Decode a split shard by shard, checking that every document ends with EOS."""
+    """Decode a split by its document index, checking that every document ends with its only EOS."""
     ds = PreparedDataset.open(out, verify="full")
     tok = ds.tokenizer()
-    docs = []
-    for shard in ds.manifest["splits"][split]["shards"]:
-        tokens = np.fromfile(out / shard["file"], dtype=ds.dtype)
-        ends = np.fromfile(out / shard["index"], dtype="<u8")
-        assert ends[-1] == len(tokens) == shard["tokens"]
-        start = 0
-        for end in ends:
-            assert tokens[end - 1] == ds.eos_id
-            assert ds.eos_id not in tokens[start:end - 1]
-            docs.append(tok.decode(tokens[start:end - 1].tolist(), skip_special_tokens=False))
-            start = end
+    shards = ds.manifest["splits"][split]["shards"]
+    for shard in shards:
+        assert len(np.fromfile(out / shard["file"], dtype=ds.dtype)) == shard["tokens"]
+    tokens, ends = np.asarray(ds.tokens(split)), ds.document_ends(split)
+    assert len(tokens) == (ends[-1] if len(ends) else 0)
+    docs, start = [], 0
+    for end in ends:
+        assert tokens[end - 1] == ds.eos_id
+        assert ds.eos_id not in tokens[start:end - 1]
+        docs.append(tok.decode(tokens[start:end - 1].tolist(), skip_special_tokens=False))
+        start = end
     return docs
 
 
