@@ -304,3 +304,28 @@ def test_csv_encodings_and_an_out_path_that_is_a_file(tmp_path, capsys):
     assert "not UTF-8 text" in _cli_error(capsys, str(tmp_path / "latin.csv"), "--out", str(tmp_path / "f"))
     (tmp_path / "taken").write_text("")
     assert "is a file" in _cli_error(capsys, str(tmp_path / "runs.csv"), "--out", str(tmp_path / "taken"))
+
+
+@pytest.mark.parametrize(("shape", "expected"), [
+    ("five", "only 5 tuned runs for a 5-parameter law"),
+    ("rising", "the final loss hardly falls with compute"),
+    ("flat", "the final loss hardly falls with compute"),
+])
+def test_inputs_the_law_cannot_describe_are_flagged(tmp_path, shape, expected):
+    n, d, loss = ladder_grid(LAW, np.logspace(7, 9, 4), np.logspace(8.5, 10, 3), noise=0.005, seed=2)
+    if shape == "five":
+        n, d, loss = n[:5], d[:5], loss[:5]
+    elif shape == "rising":
+        loss = 10.0 - np.asarray(loss)
+    else:
+        loss = np.full(len(loss), 3.0)
+    result = fit_runs([write_csv(tmp_path / "runs.csv", n, d, loss)], tmp_path / "fit", n_boot=0, plots=False,
+                      wandb="disabled", target_params=1e9)
+    assert any(w.startswith(expected) for w in result["warnings"]), result["warnings"]
+    if shape != "five":
+        assert not any(w.startswith("only 5 tuned runs") for w in result["warnings"])
+
+
+def test_a_well_behaved_ladder_gets_neither_degenerate_warning(ladder_csv, tmp_path):
+    result = fit_runs([ladder_csv], tmp_path / "fit", n_boot=0, plots=False, wandb="disabled")
+    assert not any(w.startswith(("only ", "the final loss hardly")) for w in result["warnings"])

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from scipy import stats
 
 from data_pipelines.atomic import atomic_write_json
 from scaling.errors import ScalingError
@@ -99,6 +100,20 @@ def _parse_predict(items) -> list[tuple[float, float]]:
     return out
 
 
+def _degenerate_input_warnings(tuned: Points) -> list[str]:
+    """Inputs the law cannot describe honestly: too few points, or a loss that does not fall with compute."""
+    out = []
+    if len(tuned) <= N_PARAMETERS:
+        out.append(f"only {len(tuned)} tuned runs for a {N_PARAMETERS}-parameter law: it passes through them "
+                   f"exactly, so its intervals have no width to show, not certainty; add runs")
+    rho = stats.spearmanr(tuned.flops, tuned.loss).statistic if np.ptp(tuned.loss) > 0 else 0.0
+    if not rho < -0.3:
+        out.append(f"the final loss hardly falls with compute across these runs (Spearman rho = {rho:.2f}): check "
+                   f"that they are comparable (same data, tokenizer and validation set); the law describes them "
+                   f"poorly")
+    return out
+
+
 def _far_from_data(n: float, d: float, fitted: Points, max_flops: float) -> str:
     """Why a prediction at (N, D) lies far outside the fitted runs ('' when it does not)."""
     reasons = []
@@ -170,6 +185,7 @@ def fit_runs(inputs, out_dir, *, target_flops: float | None = None, target_param
     if min(par.alpha, par.beta) < 0.01 or max(par.alpha, par.beta) > 2.9:
         warnings.append(f"an exponent sits at its bound (alpha={par.alpha:.3g}, beta={par.beta:.3g}): "
                         f"the data do not pin the law down")
+    warnings += _degenerate_input_warnings(tuned)
 
     base = _base_config(tuned)  # the best setting of the largest size: its knobs go into large_run.yaml
     ladder = build_ladder(base.get("model", {}), int(base.get("train", {}).get("seq_len", 256)), params)
