@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from data_pipelines.atomic import atomic_write_json, atomic_write_text
-from data_pipelines.errors import DataError
+from data_pipelines.errors import DataError, UserError
 from data_pipelines.format import (
     FORMAT_VERSION,
     MANIFEST,
@@ -33,7 +35,14 @@ from data_pipelines.format import (
     token_dtype,
 )
 from data_pipelines.sources import ReadStats, fingerprint, iter_documents, resolve_sources
-from data_pipelines.tokenizer import encodes_in_pieces, eos_id, load_tokenizer, train_tokenizer, vocab_size_of
+from data_pipelines.tokenizer import (
+    check_vocab_size,
+    encodes_in_pieces,
+    eos_id,
+    load_tokenizer,
+    train_tokenizer,
+    vocab_size_of,
+)
 from data_pipelines.writing import Encoder, SplitWriter
 
 DEFAULT_SHARD_TOKENS = 1 << 22  # 4M tokens: 8 MB per uint16 shard, the bound on the writer's memory
@@ -54,18 +63,24 @@ def prepare(sources: list[str], out: str | Path, *, vocab_size: int = 8192, toke
     ``workers`` > 1 tokenizes in that many processes (the output does not depend on it).
     When ``out`` already holds a complete dataset prepared from the same files with the same
     settings, nothing is redone; one prepared with other settings is refused unless ``overwrite``.
-    An unfinished earlier run with the same settings is resumed.
+    An unfinished earlier run with the same settings is resumed. Settings are checked before anything
+    is written, and a call that stops with a user error (:class:`DataError`) removes what it created.
     """
     if not 0.0 <= val_fraction < 1.0:
         raise DataError(f"val_fraction={val_fraction} must be in [0, 1)")
     if shard_tokens < 1 or workers < 1:
         raise DataError("shard_tokens and workers must be positive")
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise DataError(f"--out {out} is a file; pass a folder for the prepared dataset")
     files = resolve_sources(sources)
     given = None
     if tokenizer is not None:
         tok = load_tokenizer(tokenizer)
         given = Path(tokenizer).read_text(encoding="utf-8")
+        eos_id(tok, eos_token)
+    else:
+        check_vocab_size(vocab_size)
     settings = {
         "format_version": FORMAT_VERSION,
         "sources": [str(s) for s in sources],
@@ -85,80 +100,107 @@ def prepare(sources: list[str], out: str | Path, *, vocab_size: int = 8192, toke
     done = _existing(out, key, overwrite)
     if done is not None:
         return done
-    out.mkdir(parents=True, exist_ok=True)
-    for tmp in out.glob(".*.tmp"):  # a crash inside an atomic write leaves its temp file
-        tmp.unlink()
-    state = _load_state(out, key)
-    show = _Progress(progress, len(files))
+    with _removed_on_user_error(out):
+        out.mkdir(parents=True, exist_ok=True)
+        for tmp in out.glob(".*.tmp"):  # a crash inside an atomic write leaves its temp file
+            tmp.unlink()
+        state = _load_state(out, key)
+        show = _Progress(progress, len(files))
 
-    if given is None:
-        if state is not None and (out / TOKENIZER).is_file():
-            tok = load_tokenizer(out / TOKENIZER)  # the interrupted run already trained it
-            tokenizer_json = (out / TOKENIZER).read_text(encoding="utf-8")
+        if given is None:
+            if state is not None and (out / TOKENIZER).is_file():
+                tok = load_tokenizer(out / TOKENIZER)  # the interrupted run already trained it
+                tokenizer_json = (out / TOKENIZER).read_text(encoding="utf-8")
+            else:
+                stats = ReadStats()
+                counts = dict.fromkeys(SPLITS, 0)
+                train_docs = (text for split, text, _, end in _kept(files, text_field, val_fraction, dedup, stats, counts)
+                              if split == "train")
+                tok = train_tokenizer(show.wrap(train_docs, stats, "training tokenizer"), vocab_size)
+                _check_documents(stats, sources)
+                _check_split(counts, val_fraction)
+                tokenizer_json = tok.to_str(pretty=True)
         else:
-            stats = ReadStats()
-            counts = dict.fromkeys(SPLITS, 0)
-            train_docs = (text for split, text, _, end in _kept(files, text_field, val_fraction, dedup, stats, counts)
-                          if split == "train")
-            tok = train_tokenizer(show.wrap(train_docs, stats, "training tokenizer"), vocab_size)
-            _check_documents(stats, sources)
-            _check_split(counts, val_fraction)
-            tokenizer_json = tok.to_str(pretty=True)
-    else:
-        tokenizer_json = given
-    tok_sha = sha256_bytes(tokenizer_json.encode())
-    if state is not None and state.get("tokenizer_sha256") != tok_sha:
-        state = None
-    atomic_write_text(out / TOKENIZER, tokenizer_json)
-    eos_name, eos = eos_id(tok, eos_token)
-    vocab = vocab_size_of(tok)
-    dtype = token_dtype(vocab)
+            tokenizer_json = given
+        tok_sha = sha256_bytes(tokenizer_json.encode())
+        if state is not None and state.get("tokenizer_sha256") != tok_sha:
+            state = None
+        atomic_write_text(out / TOKENIZER, tokenizer_json)
+        eos_name, eos = eos_id(tok, eos_token)
+        vocab = vocab_size_of(tok)
+        dtype = token_dtype(vocab)
 
-    writers: dict[str, SplitWriter] = {}
+        writers: dict[str, SplitWriter] = {}
 
-    def save_state() -> None:
-        atomic_write_json(out / STATE, {"settings_key": key, "tokenizer_sha256": tok_sha,
-                                        "splits": {s: w.shards for s, w in writers.items()}})
+        def save_state() -> None:
+            atomic_write_json(out / STATE, {"settings_key": key, "tokenizer_sha256": tok_sha,
+                                            "splits": {s: w.shards for s, w in writers.items()}})
 
-    for split in SPLITS:
-        kept = (state or {}).get("splits", {}).get(split, [])
-        _remove_stale_shards(out, split, len(kept))
-        writers[split] = SplitWriter(out, split, dtype, shard_tokens, kept, save_state)
-    save_state()
+        for split in SPLITS:
+            kept = (state or {}).get("splits", {}).get(split, [])
+            _remove_stale_shards(out, split, len(kept))
+            writers[split] = SplitWriter(out, split, dtype, shard_tokens, kept, save_state)
+        save_state()
 
-    stats = ReadStats()
-    skip = {s: w.documents_done for s, w in writers.items()}
-    encoder = Encoder(tok, tokenizer_json, eos, dtype, workers)
+        stats = ReadStats()
+        skip = {s: w.documents_done for s, w in writers.items()}
+        encoder = Encoder(tok, tokenizer_json, eos, dtype, workers)
+        try:
+            docs = _kept(files, text_field, val_fraction, dedup, stats, whole=not encodes_in_pieces(tok))
+            batch_bytes = _BATCH_BYTES_WORKERS if workers > 1 else _BATCH_BYTES_IN_PROCESS
+            batches = _batches(show.wrap(docs, stats, "encoding"), skip, batch_bytes)
+            for metas, flat, lengths in encoder.map(batches):
+                start = 0
+                for (split, nbytes, end), n in zip(metas, lengths, strict=True):
+                    writers[split].add(flat[start:start + n], nbytes, end)
+                    start += n
+        finally:
+            encoder.close()
+        for w in writers.values():
+            w.flush()
+        _check_documents(stats, sources)
+        _check_split({s: w.documents_done for s, w in writers.items()}, val_fraction)
+
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "dtype": dtype_name(dtype),
+            "tokenizer": {"file": TOKENIZER, "sha256": tok_sha, "vocab_size": vocab, "eos_id": eos,
+                          "eos_token": eos_name, "trained": given is None},
+            "splits": {s: w.summary() for s, w in writers.items()},
+            "read": stats.as_dict(),
+            "counting": "tokens include one EOS per document; bytes are the UTF-8 bytes of the document text "
+                        "(bits per byte = loss_nats_per_token * tokens / bytes / ln 2)",
+            "prepare": settings,
+        }
+        atomic_write_json(out / MANIFEST, manifest)
+        (out / STATE).unlink(missing_ok=True)
+        return manifest
+
+
+@contextmanager
+def _removed_on_user_error(out: Path) -> Iterator[None]:
+    """On a :class:`UserError` inside the block, remove what it created: ``out`` (and any parent folders
+    made for it) when it did not exist, else only the entries of ``out`` that were not there before.
+
+    Other exceptions (an interruption, a crash) leave everything in place for a resume."""
+    top = None  # the outermost folder this call creates
+    for folder in (out, *out.parents):
+        if folder.exists():
+            break
+        top = folder
+    before = None if top is not None else set(out.iterdir())
     try:
-        docs = _kept(files, text_field, val_fraction, dedup, stats, whole=not encodes_in_pieces(tok))
-        batch_bytes = _BATCH_BYTES_WORKERS if workers > 1 else _BATCH_BYTES_IN_PROCESS
-        batches = _batches(show.wrap(docs, stats, "encoding"), skip, batch_bytes)
-        for metas, flat, lengths in encoder.map(batches):
-            start = 0
-            for (split, nbytes, end), n in zip(metas, lengths, strict=True):
-                writers[split].add(flat[start:start + n], nbytes, end)
-                start += n
-    finally:
-        encoder.close()
-    for w in writers.values():
-        w.flush()
-    _check_documents(stats, sources)
-    _check_split({s: w.documents_done for s, w in writers.items()}, val_fraction)
-
-    manifest = {
-        "format_version": FORMAT_VERSION,
-        "dtype": dtype_name(dtype),
-        "tokenizer": {"file": TOKENIZER, "sha256": tok_sha, "vocab_size": vocab, "eos_id": eos,
-                      "eos_token": eos_name, "trained": given is None},
-        "splits": {s: w.summary() for s, w in writers.items()},
-        "read": stats.as_dict(),
-        "counting": "tokens include one EOS per document; bytes are the UTF-8 bytes of the document text "
-                    "(bits per byte = loss_nats_per_token * tokens / bytes / ln 2)",
-        "prepare": settings,
-    }
-    atomic_write_json(out / MANIFEST, manifest)
-    (out / STATE).unlink(missing_ok=True)
-    return manifest
+        yield
+    except UserError:
+        if top is not None:
+            shutil.rmtree(top, ignore_errors=True)
+        elif out.is_dir():
+            for path in set(out.iterdir()) - before:
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    path.unlink(missing_ok=True)
+        raise
 
 
 def _existing(out: Path, key: str, overwrite: bool) -> dict | None:

@@ -20,7 +20,9 @@ import io
 import json
 import os
 import re
+import zlib
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -110,7 +112,7 @@ class LargeText:
 
     def pieces(self, stats: ReadStats) -> Iterator[str]:
         """The document's text in order, in pieces that encode to exactly the whole text's tokens."""
-        with _open_binary(self.path, self.compression) as f:
+        with _reading(self.path), _open_binary(self.path, self.compression) as f:
             yield from text_pieces(f, stats)
 
     def digest(self) -> tuple[bytes, int]:
@@ -197,7 +199,7 @@ def iter_documents(files: list[Path], text_field: str, stats: ReadStats) -> Iter
     million characters (its replaced bytes are counted when its pieces are read)."""
     for path in files:
         suffix, compression = _inner_suffix(path)
-        try:
+        with _reading(path):
             if suffix == ".parquet":
                 docs = _parquet_documents(path, text_field, stats)
             else:
@@ -208,8 +210,26 @@ def iter_documents(files: list[Path], text_field: str, stats: ReadStats) -> Iter
                     yield doc
                 else:
                     stats.empty_documents += 1
-        except (OSError, EOFError) as e:
-            raise DataError(f"cannot read {path}: {e}") from e
+
+
+def _read_errors() -> tuple[type[BaseException], ...]:
+    """What reading a file, or decompressing a corrupt ``.gz``/``.zst``, raises."""
+    errors: tuple[type[BaseException], ...] = (OSError, EOFError, zlib.error)
+    try:
+        import zstandard
+    except ImportError:
+        return errors
+    return (*errors, zstandard.ZstdError)
+
+
+@contextmanager
+def _reading(path: Path) -> Iterator[None]:
+    """Turn a read or decompression error inside the block into a one-line DataError naming ``path``."""
+    try:
+        yield
+    except _read_errors() as e:
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise DataError(f"cannot read {path}: {first}; check that the file is complete and not corrupt") from e
 
 
 def _stream_documents(path: Path, suffix: str, compression: str | None, text_field: str,

@@ -20,12 +20,19 @@ PAD_TOKEN = "<|pad|>"
 EOS_CANDIDATES = (EOS_TOKEN, "<|end_of_text|>", "</s>", "<eos>", "<|eos|>", "[SEP]")
 
 
+def check_vocab_size(vocab_size: object) -> None:
+    """Raise DataError unless ``vocab_size`` is an int a byte-level BPE can have (at least 258)."""
+    if not isinstance(vocab_size, int) or isinstance(vocab_size, bool):
+        raise DataError(f"vocab_size={vocab_size!r} must be a whole number (e.g. 8192)")
+    if vocab_size < 256 + 2:
+        raise DataError(f"vocab_size={vocab_size} is too small: byte-level BPE needs at least 258 (256 bytes + EOS + PAD)")
+
+
 def train_tokenizer(documents: Iterable[str], vocab_size: int):
     """Train a byte-level BPE tokenizer with ``vocab_size`` entries (EOS and PAD included)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
-    if vocab_size < 256 + 2:
-        raise DataError(f"vocab_size={vocab_size} is too small: byte-level BPE needs at least 258 (256 bytes + EOS + PAD)")
+    check_vocab_size(vocab_size)
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()

@@ -273,3 +273,47 @@ def test_atomic_writes_get_the_permissions_the_umask_gives(tmp_path):
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "shared.json").stat().st_mode) == 0o644  # teammates can read it
     assert stat.S_IMODE((tmp_path / "private.json").stat().st_mode) == 0o600
+
+
+def _cases(t: Path, tok: Path) -> dict:
+    """Bad inputs found only after the output folder was made (or, before the fix, after it was)."""
+    (t / "empty").mkdir(exist_ok=True)
+    (t / "empty" / "blank.txt").write_text("")
+    (t / "bad.txt.gz").write_bytes(b"\x1f\x8b\x08\x00 not really gzip")
+    (t / "bad.md.zst").write_bytes(b"\x28\xb5\x2f\xfd not really zstd")
+    (t / "many").mkdir(exist_ok=True)
+    for i in range(20):
+        (t / "many" / f"{i}.txt").write_text(f"document {i} of several\n")
+    return {
+        "no documents found": lambda out: prepare([str(t / "empty")], out, vocab_size=300, progress=False),
+        "vocab_size=10 is too small": lambda out: prepare([str(t / "many")], out, vocab_size=10, progress=False),
+        "no documents found ": lambda out: prepare([str(t / "empty")], out, tokenizer=tok, progress=False),
+        "cannot read": lambda out: prepare([str(t / "bad.txt.gz")], out, tokenizer=tok, progress=False),
+        "cannot read ": lambda out: prepare([str(t / "bad.md.zst")], out, tokenizer=tok, progress=False),
+        "went to validation": lambda out: prepare([str(t / "many")], out, tokenizer=tok, val_fraction=0.9999,
+                                                  shard_tokens=5, progress=False),
+    }
+
+
+@pytest.mark.parametrize("case", ["no documents found", "vocab_size=10 is too small", "no documents found ",
+                                  "cannot read", "cannot read ", "went to validation"])
+def test_a_failed_prepare_leaves_no_debris_and_keeps_what_was_there(tmp_path, prepared, case):
+    call = _cases(tmp_path, prepared / "tokenizer.json")[case]
+    with pytest.raises(DataError, match=case.strip()) as info:
+        call(tmp_path / "new" / "nested" / "out")
+    assert "\n" not in str(info.value)
+    assert not (tmp_path / "new").exists()  # the folders it made are gone
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    with pytest.raises(DataError, match=case.strip()):
+        call(mine)
+    assert [p.name for p in mine.iterdir()] == ["notes.txt"]
+
+
+def test_an_out_path_that_is_a_file_is_a_one_line_error(tmp_path, prepared):
+    (tmp_path / "a.txt").write_text("text")
+    (tmp_path / "taken").write_text("a file")
+    with pytest.raises(DataError, match="is a file; pass a folder"):
+        prepare([str(tmp_path / "a.txt")], tmp_path / "taken", tokenizer=prepared / "tokenizer.json", progress=False)
+    assert (tmp_path / "taken").read_text() == "a file"
