@@ -7,7 +7,7 @@ A spec is a mapping with these keys (every one optional except that something mu
     overrides: [model=s100k, train.tokens=2e5]   # applied to every run (list or mapping)
     grid: {optim.lr: [1e-3, 3e-3]}  # cartesian product over dotlist keys
     zip: {optim.lr: [1e-3, 3e-3], optim.beta2: [0.95, 0.99]}   # paired lists, same length
-    random: {n: 8, seed: 0, params: {optim.lr: {distribution: log_uniform, min: 1e-4, max: 1e-2}}}
+    random: {n: 8, seed: 0, params: {optim.lr: {distribution: log_uniform_values, min: 1e-4, max: 1e-2}}}
     seeds: 3                        # or a list [0, 1, 2]; sets run.seed
     ladder: {models: [s100k, s330k], tokens: [1e6]}        # or tokens_per_param: [20]
     isoflop: {budgets: [1e12, 3e12], models: [s100k, s330k, s800k]}
@@ -15,8 +15,11 @@ A spec is a mapping with these keys (every one optional except that something mu
     launcher: {local: {workers: 2}, slurm: {partition: gpu, gpus_per_node: 1, ...}}
 
 W&B's sweep YAML is accepted too (``method: grid|random``, ``parameters`` with ``value``,
-``values``, ``min``/``max`` and ``distribution``). The parts are combined by cartesian product:
-generator (ladder / isoflop / cooldowns) × grid × zip × random × seeds. The base ``overrides`` may be
+``values``, ``min``/``max``, ``q`` and ``distribution``). Distributions mean what they mean in W&B:
+``log_uniform`` takes ``min``/``max`` as natural-log exponents (values e^min..e^max), while
+``log_uniform_values`` takes the values themselves; the ``q_`` forms round to a multiple of ``q``.
+The parts are combined by cartesian product: generator (ladder / isoflop / cooldowns) × grid × zip ×
+random × seeds. The base ``overrides`` may be
 overridden by any part; two parts that set the same key conflict and are refused, and so does a part
 that sets a key the generator sets (``model`` and ``train.tokens``; for cooldowns also the schedule and
 branch keys). A key given twice in one mapping of the file is refused too.
@@ -55,8 +58,9 @@ _GENERATOR_KEYS = {
     "cooldowns": ("model", "train.tokens", "schedule.kind", "train.checkpoint_at_tokens", "run.branch_from",
                   "run.branch_at_tokens"),
 }
-DISTRIBUTIONS = ("uniform", "log_uniform", "log_uniform_values", "int_uniform", "q_uniform", "choice",
-                 "categorical", "constant")
+DISTRIBUTIONS = ("uniform", "log_uniform", "log_uniform_values", "int_uniform", "q_uniform", "q_log_uniform",
+                 "q_log_uniform_values", "choice", "categorical", "constant")
+_MAX_EXPONENT = 700.0  # math.exp overflows a float just above 709
 
 
 @dataclass
@@ -179,18 +183,28 @@ def _sample(key: str, dist: dict, rng: _random.Random) -> Any:
     lo, hi = float(dist["min"]), float(dist["max"])
     if not lo <= hi:
         raise ScalingError(f"random {key}: min {lo} is larger than max {hi}")
-    if kind == "uniform":
-        return rng.uniform(lo, hi)
-    if kind == "q_uniform":
-        q = float(dist.get("q", 1))
-        return round(rng.uniform(lo, hi) / q) * q
     if kind == "int_uniform":
         return rng.randint(int(lo), int(hi))
-    if kind in ("log_uniform", "log_uniform_values"):
+    if kind in ("uniform", "q_uniform"):
+        x = rng.uniform(lo, hi)
+    elif kind in ("log_uniform", "q_log_uniform"):  # as in W&B: min and max are natural-log exponents
+        if hi > _MAX_EXPONENT:
+            raise ScalingError(f"random {key}: {kind} takes min and max as natural-log exponents (values "
+                               f"e^min..e^max) and e^{hi:g} is too large; for min and max as the values use "
+                               f"{kind}_values")
+        x = math.exp(rng.uniform(lo, hi))
+    elif kind in ("log_uniform_values", "q_log_uniform_values"):  # min and max are the values
         if lo <= 0:
-            raise ScalingError(f"random {key}: log_uniform needs min > 0, got {lo}")
-        return math.exp(rng.uniform(math.log(lo), math.log(hi)))
-    raise ScalingError(f"random {key}: distribution {kind} needs values")
+            raise ScalingError(f"random {key}: {kind} needs min > 0, got {lo:g}")
+        x = math.exp(rng.uniform(math.log(lo), math.log(hi)))
+    else:
+        raise ScalingError(f"random {key}: distribution {kind} needs values")
+    if not kind.startswith("q_"):
+        return x
+    q = float(dist.get("q", 1))
+    if q <= 0:
+        raise ScalingError(f"random {key}: {kind} needs q > 0, got {q:g}")
+    return round(x / q) * q
 
 
 def _random_points(section: Any) -> list[dict]:

@@ -48,7 +48,7 @@ def test_zip_pairs_lists_and_refuses_unequal_lengths(tmp_path):
 
 def test_random_samples_are_reproducible_and_inside_their_ranges(tmp_path):
     text = (f"overrides: {TINY}\nrandom:\n  n: 20\n  seed: 7\n  params:\n"
-            "    optim.lr: {distribution: log_uniform, min: 1.0e-4, max: 1.0e-2}\n"
+            "    optim.lr: {distribution: log_uniform_values, min: 1.0e-4, max: 1.0e-2}\n"
             "    model.n_layer: {distribution: int_uniform, min: 1, max: 3}\n"
             "    model.activation: {values: [gelu, swiglu]}\n")
     runs, again = _plan(text, tmp_path), _plan(text, tmp_path)
@@ -58,6 +58,26 @@ def test_random_samples_are_reproducible_and_inside_their_ranges(tmp_path):
     assert min(lrs) < 1e-3 < max(lrs)  # log-uniform: a tenth of the range below 1e-3 would be rare otherwise
     assert {r.swept["model.n_layer"] for r in runs} <= {1, 2, 3}
     assert {r.swept["model.activation"] for r in runs} == {"gelu", "swiglu"}
+
+
+def _sampled(dist: str, tmp_path, n: int = 40) -> list[float]:
+    text = f"overrides: {TINY}\nmethod: random\nrun_cap: {n}\nparameters:\n  optim.lr: {dist}\n"
+    return [r.swept["optim.lr"] for r in _plan(text, tmp_path)]
+
+
+def test_log_uniform_takes_exponents_and_log_uniform_values_takes_values_as_in_wandb(tmp_path):
+    exps = _sampled(f"{{distribution: log_uniform, min: {math.log(1e-4)}, max: {math.log(1e-2)}}}", tmp_path)
+    values = _sampled("{distribution: log_uniform_values, min: 1.0e-4, max: 1.0e-2}", tmp_path)
+    for lrs in (exps, values):
+        assert all(1e-4 <= x <= 1e-2 for x in lrs) and min(lrs) < 1e-3 < max(lrs)
+    assert all(math.e <= x <= math.e ** 2 for x in _sampled("{distribution: log_uniform, min: 1, max: 2}", tmp_path))
+    q_exp = _sampled(f"{{distribution: q_log_uniform, min: {math.log(10)}, max: {math.log(1000)}, q: 10}}", tmp_path)
+    q_values = _sampled("{distribution: q_log_uniform_values, min: 10.0, max: 1000.0, q: 10}", tmp_path)
+    for xs in (q_exp, q_values):
+        assert all(10 <= x <= 1000 and math.isclose(x / 10, round(x / 10)) for x in xs) and len(set(xs)) > 5
+    with pytest.raises(ScalingError, match=r"log_uniform takes min and max as natural-log exponents .* "
+                                           r"use log_uniform_values$"):
+        _sampled("{distribution: log_uniform, min: 1.0, max: 1000.0}", tmp_path)
 
 
 def test_wandb_sweep_yaml_grid_and_random(tmp_path):
@@ -124,7 +144,10 @@ def test_format_plan_lists_every_run_and_the_totals(tmp_path):
     ("seeds: 2\ngrid: {run.seed: [5]}", "conflicting overrides: run.seed"),
     ("ladder: {models: [s100k], tokens: [1]}\nisoflop: {budgets: [1], models: [s100k]}", "one of ladder, isoflop"),
     ("ladder: {models: [s100k]}", "exactly one of tokens"),
-    ("random: {n: 2, params: {optim.lr: {distribution: log_uniform, min: 0, max: 1}}}", "log_uniform needs min > 0"),
+    ("random: {n: 2, params: {optim.lr: {distribution: log_uniform_values, min: 0, max: 1}}}",
+     "log_uniform_values needs min > 0"),
+    ("random: {n: 2, params: {optim.lr: {distribution: q_log_uniform_values, min: 1, max: 9, q: 0}}}",
+     "q_log_uniform_values needs q > 0"),
     ("launcher: {slurm: {}, lsf: {}}", "launcher: unknown key 'lsf'"),
     ("ladder: {models: [s100k], tokens: [1.0e5]}\ngrid: {train.tokens: [1.0e5, 2.0e5]}",
      "conflicting overrides: train.tokens is set by both ladder and grid"),
