@@ -14,6 +14,17 @@ from pathlib import Path
 _CONFIG_KEYS = ("sources", "out", "vocab_size", "tokenizer", "val_fraction", "workers", "dedup", "text_field",
                 "shard_tokens", "eos_token", "overwrite", "preset", "max_bytes")
 _BUILT_IN_CORPORA = ("stdlib",)
+# What each --config value must be: (check, description for the error).
+_WHOLE = (lambda v: isinstance(v, int) and not isinstance(v, bool), "a whole number")
+_TEXT = (lambda v: isinstance(v, str), "a string")
+_FLAG = (lambda v: isinstance(v, bool), "true or false")
+_CONFIG_TYPES = {
+    "sources": (lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v), "a list of paths"),
+    "out": _TEXT, "vocab_size": _WHOLE, "tokenizer": _TEXT,
+    "val_fraction": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool), "a number"),
+    "workers": _WHOLE, "dedup": _FLAG, "text_field": _TEXT, "shard_tokens": _WHOLE, "eos_token": _TEXT,
+    "overwrite": _FLAG, "preset": _TEXT, "max_bytes": _WHOLE,
+}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -94,9 +105,13 @@ def _settings(args: argparse.Namespace) -> dict:
                 near = difflib.get_close_matches(str(key), _CONFIG_KEYS, n=1)
                 hint = f"; did you mean {near[0]!r}?" if near else f"; valid keys: {', '.join(_CONFIG_KEYS)}"
                 raise DataError(f"unknown prepare setting {key!r} in {path}{hint}")
-        settings.update(loaded)
-        if isinstance(settings.get("sources"), str):
-            settings["sources"] = [settings["sources"]]
+        if isinstance(loaded.get("sources"), str):
+            loaded["sources"] = [loaded["sources"]]
+        for key, value in loaded.items():
+            ok, what = _CONFIG_TYPES[key]
+            if value is not None and not ok(value):
+                raise DataError(f"{key} in {path} must be {what}, not {value!r}")
+        settings.update({k: v for k, v in loaded.items() if v is not None})
     flags = {k: getattr(args, k) for k in _CONFIG_KEYS if k != "sources" and getattr(args, k, None) is not None}
     settings.update(flags)
     if args.sources:

@@ -273,6 +273,7 @@ def _field(record: object, text_field: str, where: str) -> str:
 
 
 def _parquet_documents(path: Path, text_field: str, stats: ReadStats) -> Iterator[str]:
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
@@ -282,6 +283,10 @@ def _parquet_documents(path: Path, text_field: str, stats: ReadStats) -> Iterato
     names = pf.schema_arrow.names
     if text_field not in names:
         raise DataError(f"{path} has no column {text_field!r} (columns: {', '.join(names)}); pass --text-field NAME")
+    column = pf.schema_arrow.field(text_field).type
+    if not (pa.types.is_string(column) or pa.types.is_large_string(column) or pa.types.is_binary(column)
+            or pa.types.is_large_binary(column)):
+        raise DataError(f"{path}: column {text_field!r} holds {column}, not text; pass --text-field NAME of a text column")
     stats.files += 1
     for batch in pf.iter_batches(columns=[text_field], batch_size=1024):
         for value in batch.column(0).to_pylist():

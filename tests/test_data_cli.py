@@ -141,3 +141,31 @@ def test_bits_per_byte_uses_the_splits_tokens_per_byte(dataset):
     ds = PreparedDataset.open(dataset)
     ratio = ds.split_tokens("val") / ds.split_bytes("val")
     assert ds.bits_per_byte(2.0) == pytest.approx(2.0 * ratio / 0.6931471805599453)
+
+
+@pytest.mark.parametrize(("line", "match"), [
+    ("vocab_size: abc", "vocab_size in"), ("val_fraction: '0.1'", "val_fraction in"),
+    ("workers: 2.5", "workers in"), ("dedup: 3", "dedup in"),
+])
+def test_config_values_of_the_wrong_type_exit_2(tmp_path, capsys, line, match):
+    (tmp_path / "t.txt").write_text("some text")
+    cfg = tmp_path / "prep.yaml"
+    cfg.write_text(f"sources: [{tmp_path / 't.txt'}]\nout: {tmp_path / 'out'}\n{line}\n")
+    one_line_error(capsys, ["prepare", "--config", str(cfg)], match)
+    assert not (tmp_path / "out").exists()
+
+
+def test_corrupt_zst_int_parquet_column_and_out_file_exit_2(tmp_path, capsys):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    (tmp_path / "bad.txt.zst").write_bytes(b"\x28\xb5\x2f\xfd\x00garbage that is not a zstd frame")
+    one_line_error(capsys, ["prepare", str(tmp_path / "bad.txt.zst"), "--out", str(tmp_path / "o")],
+                   "cannot read")
+    pq.write_table(pa.table({"text": [1, 2, 3]}), tmp_path / "ints.parquet")
+    one_line_error(capsys, ["prepare", str(tmp_path / "ints.parquet"), "--out", str(tmp_path / "o")],
+                   "column 'text' holds int64, not text")
+    (tmp_path / "t.txt").write_text("some text")
+    (tmp_path / "file").write_text("")
+    one_line_error(capsys, ["prepare", str(tmp_path / "t.txt"), "--out", str(tmp_path / "file")], "is a file")
+    assert not (tmp_path / "o").exists()
