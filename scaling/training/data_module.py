@@ -36,6 +36,16 @@ def open_dataset(path: str | Path, verify: str = "fast", tokenizer_sha256: str |
     return dataset
 
 
+def _check_same_tokenizer(datasets: list) -> None:
+    """Refuse a mixture whose datasets were tokenized differently: their ids would mean different text."""
+    first = datasets[0]
+    for other in datasets[1:]:
+        if other.tokenizer_sha256 != first.tokenizer_sha256:
+            raise DataError(
+                f"data.mixture mixes tokenizers: {first.path} has tokenizer {first.tokenizer_sha256[:12]} but "
+                f"{other.path} has {other.tokenizer_sha256[:12]}; prepare both with the same one (--tokenizer FILE)")
+
+
 class _TrainStream(IterableDataset):
     """Endless training batches; remembers the sampler state before each one (see module docs)."""
 
@@ -80,6 +90,7 @@ class TokenDataModule(pl.LightningDataModule):
         self.val_tokens = int(val_tokens)
         self.datasets = [(open_dataset(p, verify, tokenizer_sha256, model_vocab_size), float(w))
                          for p, w in sources]
+        _check_same_tokenizer([d for d, _ in self.datasets])
         self.sampler = None
         self._snapshots: dict[int, Any] = {}
         self._produced = 0  # batches drawn from the sampler on this rank since the run began
