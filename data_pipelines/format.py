@@ -5,11 +5,12 @@ A prepared dataset is a folder::
     manifest.json          what is in the folder (written last: its presence means "complete")
     tokenizer.json         the HF `tokenizers` tokenizer the shards were encoded with
     train-00000.bin        flat little-endian token ids (uint16 when the vocab fits, else uint32)
-    train-00000.idx        little-endian uint64 end offset of each document inside that shard
+    train-00000.idx        little-endian uint64 end offset of each document that ends in that shard
     val-00000.bin / .idx   the same for the validation split
 
-Every document is followed by the EOS token, and a document never straddles two shards, so the
-``.idx`` of a shard is the running sum of its documents' token counts (EOS included).
+Every document is followed by the EOS token (and holds no other). A shard holds ``shard_tokens``
+tokens (the last of a split fewer), so a document may begin in one shard and end in a later one; a
+shard's manifest entry counts the documents that end in it and its ``open_tokens`` after the last end.
 """
 
 from __future__ import annotations
