@@ -329,3 +329,23 @@ def test_inputs_the_law_cannot_describe_are_flagged(tmp_path, shape, expected):
 def test_a_well_behaved_ladder_gets_neither_degenerate_warning(ladder_csv, tmp_path):
     result = fit_runs([ladder_csv], tmp_path / "fit", n_boot=0, plots=False, wandb="disabled")
     assert not any(w.startswith(("only ", "the final loss hardly")) for w in result["warnings"])
+
+
+def test_large_run_yaml_batch_tags_and_a_csvs_shared_batch_size(tmp_path):
+    n, d, loss = ladder_grid(LAW, np.logspace(7, 9, 5), np.logspace(8.5, 10.5, 4), noise=0.01, seed=7)
+    csv = write_csv(tmp_path / "runs.csv", n, d, loss, batch_size=[65536] * len(n))
+    result = fit_runs([csv], tmp_path / "fit", target_flops=1e21, n_boot=0, plots=False, wandb="disabled")
+    rec = result["recommendation"]
+    assert rec["batch_tokens"] == 65536 and rec["batch_source"] == "the runs' batch size (not swept)"
+    text = (tmp_path / "fit" / "large_run.yaml").read_text()
+    assert "divide\n# train.grad_accum by N" in text
+    train, logging = yaml.safe_load(text)["train"], yaml.safe_load(text)["logging"]
+    assert train["micro_batch_size"] * train["grad_accum"] * train["seq_len"] == 65536
+    assert train["micro_batch_size"] <= 16 and logging["tags"] == ["large-run"]
+
+
+def test_a_target_below_the_ladder_is_refused_before_anything_is_written(ladder_csv, tmp_path, capsys):
+    out = tmp_path / "fit"
+    err = _cli_error(capsys, str(ladder_csv), "--out", str(out), "--target-flops", "1e6")
+    assert "the target needs a model no bigger than the smallest ladder shape" in err
+    assert not out.exists()

@@ -261,9 +261,13 @@ def fit_runs(inputs, out_dir, *, target_flops: float | None = None, target_param
     base_train = base.get("train", {})
     base_batch = float(base_train.get("micro_batch_size", 16) * base_train.get("grad_accum", 1) *
                        base_train.get("seq_len", ladder.seq_len))
-    out.mkdir(parents=True, exist_ok=True)
+    batch_source = _source(hp, "batch_size")
+    measured = np.unique(points.batch_size[np.isfinite(points.batch_size)])
+    if batch is None and not points.configs and measured.size == 1:  # a CSV whose runs share one batch size
+        batch, batch_source = float(measured[0]), "the runs' batch size (not swept)"
     tree = large_run_config(base, ladder, choice, lr=lr, batch_tokens=batch, group=wandb_group or points.group)
-    write_large_run_yaml(out / "large_run.yaml", tree)
+    write_large_run_yaml(out / "large_run.yaml", tree)  # validated first: a bad tree leaves no out dir
+    out.mkdir(parents=True, exist_ok=True)
     rec_interval = next(p for p in predictions if p["recommended"])
     recommendation = {
         **{k: v for k, v in choice.items() if k != "index"},
@@ -274,7 +278,7 @@ def fit_runs(inputs, out_dir, *, target_flops: float | None = None, target_param
         "lr": lr, "lr_ci": [hp["lr"]["lo"], hp["lr"]["hi"]] if "lo" in hp.get("lr", {}) else None,
         "lr_source": _source(hp, "lr"),
         "batch_tokens": batch if batch is not None else base_batch,
-        "batch_source": _source(hp, "batch_size"),
+        "batch_source": batch_source,
         "extrapolation_factor": factor, "gpu_hours": choice["flops"] / gpu_throughput / 3600 if gpu_throughput else None,
         "gpu_throughput": gpu_throughput, "a": {"approach3": par.a, "approach2": iso.a, "approach1": env.a},
         "config": str(out / "large_run.yaml"),

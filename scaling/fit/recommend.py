@@ -82,6 +82,9 @@ def choose(fit: ParametricFit, ladder: Ladder, *, flops: float | None = None, pa
         d = tokens
     if i == len(ladder.params) - 1:
         raise ScalingError(f"the target needs a model deeper than the largest ladder shape ({ladder.n_layer[-1]} layers)")
+    if i == 0:
+        raise ScalingError(f"the target needs a model no bigger than the smallest ladder shape "
+                           f"({ladder.params[0]:.3g} params): aim higher (a target is for the large run)")
     return {"index": i, "n_layer": int(ladder.n_layer[i]), "params": float(ladder.params[i]), "tokens": float(d),
             "flops": float(d * ladder.flops_per_token[i]), "flops_per_token": float(ladder.flops_per_token[i])}
 
@@ -94,16 +97,19 @@ def large_run_config(base_config: dict, ladder: Ladder, choice: dict, *, lr: flo
     train = dict(cfg.get("train", {}))
     seq_len = int(train.get("seq_len", ladder.seq_len))
     train.update(tokens=float(round(choice["tokens"])), seq_len=seq_len,
-                 val_every_tokens=float(round(choice["tokens"] / 100)),
-                 checkpoint_every_tokens=float(round(choice["tokens"] / 20)), checkpoint_at_tokens=[])
-    if batch_tokens is not None:
-        train.update(micro_batch_size=max(1, round(batch_tokens / seq_len)), grad_accum=1)
+                 val_every_tokens=float(max(1, round(choice["tokens"] / 100))),
+                 checkpoint_every_tokens=float(max(1, round(choice["tokens"] / 20))), checkpoint_at_tokens=[])
+    if batch_tokens is not None:  # the small runs' micro-batch, accumulated up to the batch (for one device)
+        micro = int(train.get("micro_batch_size", 16))
+        sequences = max(1, round(batch_tokens / seq_len))
+        micro = min(micro, sequences)
+        train.update(micro_batch_size=micro, grad_accum=max(1, round(sequences / micro)))
     optim = dict(cfg.get("optim", {}))
     if lr is not None:
         optim["lr"] = float(lr)
     run = {**cfg.get("run", {}), "dir": None, "name": "large-run", "seed": 0, "resume": "never",
            "branch_from": None, "branch_at_tokens": None}
-    logging = {**cfg.get("logging", {}), "group": group, "job_type": "train"}
+    logging = {**cfg.get("logging", {}), "group": group, "job_type": "train", "tags": ["large-run"]}
     return {**cfg, "model": model, "train": train, "optim": optim, "run": run, "logging": logging}
 
 
@@ -125,6 +131,8 @@ def write_large_run_yaml(path, tree: dict) -> str:
 
         os.unlink(f.name)
     header = "# The large run recommended by `scaling fit` (see report.md). Train it with:\n" \
-             "#   scaling train --config large_run.yaml\n"
+             "#   scaling train --config large_run.yaml\n" \
+             "# The global batch is train.micro_batch_size x train.grad_accum x GPUs: on N GPUs divide\n" \
+             "# train.grad_accum by N (or raise the micro-batch while it fits in memory).\n"
     atomic_write_text(path, header + text)
     return text
