@@ -82,6 +82,9 @@ def test_demo_like_run_dirs_give_lr_law_knobs_and_a_wandb_fit_run(tmp_path):
     run = read_wandb_file(files[0])
     assert run.job_type == "fit" and run.group == "synthetic"
     assert run.summary["fit/a"] == pytest.approx(result["parametric"]["a"])
+    for key in ("A", "B"):  # shown only with their intervals
+        assert [run.summary[f"fit/{key}_lo"], run.summary[f"fit/{key}_hi"]] == \
+            pytest.approx(result["parametric"]["ci"][key])
 
 
 def test_wandb_fit_run_has_job_type_fit_group_and_tables(ladder_csv, tmp_path):

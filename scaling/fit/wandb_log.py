@@ -37,6 +37,9 @@ def log_fit(result: dict, points: Points, out: Path, *, mode: str = "offline", p
         run.log({**tables, **images})
         for key in ("E", "A", "B", "alpha", "beta", "a", "b", "grad_norm"):
             run.summary[f"fit/{key}"] = par[key]
+            interval = (par.get("ci") or {}).get(key)
+            if interval and None not in interval:  # A and B mean little without theirs
+                run.summary[f"fit/{key}_lo"], run.summary[f"fit/{key}_hi"] = interval
         for key in ("params", "tokens", "flops", "loss", "lo", "hi", "lr", "batch_tokens"):
             run.summary[f"recommendation/{key}"] = rec[key]
         info = {"mode": mode, "id": run.id, "dir": str(Path(run.dir).parent) if run.dir else None}
