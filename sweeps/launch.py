@@ -65,8 +65,8 @@ def run_sweep(spec_path: str | Path, sweep_dir: str | Path | None = None, *, lau
     if launcher == "slurm":
         from sweeps.slurm import SlurmSettings, check_available
 
-        check_available()
         settings = SlurmSettings.from_dict({**(spec.launcher.get("slurm") or {}), **(slurm or {})})
+        check_available()  # after the spec's own checks: a spec error is reported first
     if any(resolve_run_config(spec, r.overrides).logging.wandb == "online" for r in runs):
         from scaling.wandb_online import require_wandb_login
 

@@ -61,12 +61,36 @@ class SlurmSettings:
         return cls(**values)
 
 
+CONTROLLER_TIMEOUT_S = 15.0  # how long `sinfo` may take to reach the controller
+_NO_SLURM_HINT = "use --launcher local, or start a one-machine test cluster with scripts/slurm_local.sh start"
+
+
+def controller_problem(timeout_s: float | None = None) -> str:
+    """Why the SLURM controller cannot be reached (``sinfo``'s first line of stderr), or "" when it answers."""
+    timeout_s = CONTROLLER_TIMEOUT_S if timeout_s is None else timeout_s
+    try:
+        proc = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        return f"`sinfo` got no answer in {timeout_s:g} s"
+    except OSError as e:
+        return f"`sinfo` did not start ({e.strerror or e})"
+    if proc.returncode == 0 and proc.stdout.strip():
+        return ""
+    lines = [ln.strip() for ln in proc.stderr.splitlines() if ln.strip()]
+    if lines:
+        return lines[0][:300]
+    return f"`sinfo` exited with {proc.returncode}" if proc.returncode else "`sinfo` lists no nodes"
+
+
 def check_available() -> None:
-    """Refuse, in one line, when this machine cannot submit SLURM jobs."""
-    missing = [tool for tool in ("sbatch", "srun", "squeue") if shutil.which(tool) is None]
+    """Refuse, in one line, when this machine cannot submit SLURM jobs (no tools, or no controller answers)."""
+    missing = [tool for tool in ("sbatch", "srun", "squeue", "sinfo") if shutil.which(tool) is None]
     if missing:
-        raise ScalingError(f"the slurm launcher is not available: no `{missing[0]}` on PATH; use --launcher "
-                           "local, or start a one-machine test cluster with scripts/slurm_local.sh start")
+        raise ScalingError(f"the slurm launcher is not available: no `{missing[0]}` on PATH; {_NO_SLURM_HINT}")
+    problem = controller_problem()
+    if problem:
+        raise ScalingError(f"no SLURM controller answers: {problem}; check SLURM_CONF and that slurmctld runs, "
+                           f"or {_NO_SLURM_HINT}")
 
 
 class SlurmRun:

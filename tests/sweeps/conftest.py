@@ -64,6 +64,27 @@ def real_spec(tiny_corpus, write_spec):
     return make
 
 
+@pytest.fixture
+def fake_slurm(tmp_path, monkeypatch):
+    """``fake_slurm(sinfo)`` puts stand-in SLURM tools first on PATH: ``sinfo`` runs the given shell lines,
+    ``sbatch``, ``srun`` and ``squeue`` append their name to ``calls.log`` in the tools' dir and exit 1."""
+    import os
+
+    tools = tmp_path / "fake-slurm"
+
+    def make(sinfo: str = "exit 1") -> Path:
+        tools.mkdir(exist_ok=True)
+        for tool in ("sbatch", "srun", "squeue"):
+            (tools / tool).write_text(f"#!/bin/sh\necho {tool} >> '{tools}/calls.log'\nexit 1\n")
+        (tools / "sinfo").write_text(f"#!/bin/sh\n{sinfo}\n")
+        for tool in ("sbatch", "srun", "squeue", "sinfo"):
+            (tools / tool).chmod(0o755)
+        monkeypatch.setenv("PATH", f"{tools}:{os.environ['PATH']}")
+        return tools
+
+    return make
+
+
 def _slurm_conf() -> str | None:
     import os
 
@@ -76,7 +97,6 @@ def slurm_cluster(monkeypatch):
     """A reachable SLURM cluster (scripts/slurm_local.sh start), or the test is skipped."""
     import os
     import shutil
-    import subprocess
 
     skip = pytest.fail if os.environ.get("SWEEPS_REQUIRE_SLURM") else pytest.skip  # .ci/run starts a cluster
     conf = _slurm_conf()
@@ -84,11 +104,9 @@ def slurm_cluster(monkeypatch):
         skip("no SLURM cluster: run scripts/slurm_local.sh start")
     monkeypatch.setenv("SLURM_CONF", conf)
     if conf not in _REACHABLE:  # asked once per session: an unreachable controller takes seconds to say so
-        try:
-            up = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, timeout=15)
-            _REACHABLE[conf] = "" if up.returncode == 0 and up.stdout.strip() else up.stderr.strip()[:200] or "no nodes"
-        except subprocess.TimeoutExpired:
-            _REACHABLE[conf] = "the controller does not answer"
+        from sweeps.slurm import controller_problem
+
+        _REACHABLE[conf] = controller_problem()
     if _REACHABLE[conf]:
         skip(f"SLURM cluster not reachable: {_REACHABLE[conf]}")
     return conf

@@ -39,12 +39,9 @@ def test_plan_prints_every_run_and_writes_nothing(tmp_path, capsys, write_spec, 
     ("seeds: 2\nlauncher: {slurm: {partiton: gpu}}", "slurm", "unknown key 'partiton'"),
 ])
 def test_bad_input_is_one_line_and_exit_2_before_anything_is_launched(
-        tmp_path, capsys, write_spec, tiny, fake_train, body, launcher, message, monkeypatch):
+        tmp_path, capsys, write_spec, tiny, fake_train, body, launcher, message, fake_slurm):
     if launcher == "slurm":
-        monkeypatch.setenv("PATH", f"{tmp_path}:{__import__('os').environ['PATH']}")
-        for tool in ("sbatch", "srun", "squeue"):  # pretend SLURM exists: the spec error must come first
-            (tmp_path / tool).write_text("#!/bin/sh\nexit 1\n")
-            (tmp_path / tool).chmod(0o755)
+        fake_slurm()  # pretend SLURM exists (and no controller answers): the spec error must come first
     spec = write_spec(f"overrides: {tiny}\n{body}\n")
     code, out, err = _run(capsys, "sweep", "run", str(spec), "--dir", str(tmp_path / "sweep"),
                           "--launcher", launcher, "--train-cmd", " ".join(fake_train))

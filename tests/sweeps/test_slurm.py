@@ -60,6 +60,45 @@ def test_the_slurm_launcher_without_sbatch_is_refused_before_anything_is_written
     assert not (tmp_path / "sweep").exists()
 
 
+_CONNECT_FAILURE = "sinfo: error: slurm_load_partitions: Unable to contact slurm controller (connect failure)"
+
+
+@pytest.mark.parametrize("sinfo, why", [
+    (f"echo '{_CONNECT_FAILURE}' >&2\necho 'sinfo: error: second line' >&2\nexit 1", _CONNECT_FAILURE + ";"),
+    ("exit 0", "`sinfo` lists no nodes;"),
+    ("exec sleep 30", "`sinfo` got no answer in 0.5 s;"),
+])
+def test_the_slurm_launcher_without_a_controller_is_refused_in_one_line_before_anything_is_written(
+        tmp_path, capsys, write_spec, tiny, fake_slurm, monkeypatch, sinfo, why):
+    from scaling.cli import main
+
+    monkeypatch.setattr("sweeps.slurm.CONTROLLER_TIMEOUT_S", 0.5)
+    tools = fake_slurm(sinfo)
+    spec = write_spec(f"overrides: {tiny}\nseeds: 2\n")
+    code = main(["sweep", "run", str(spec), "--dir", str(tmp_path / "sweep"), "--launcher", "slurm"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith(f"error: no SLURM controller answers: {why} check SLURM_CONF")
+    assert err.count("\n") == 1
+    assert not (tmp_path / "sweep").exists() and not (tools / "calls.log").exists()
+
+
+def test_the_slurm_launcher_refuses_a_slurm_conf_whose_controller_nobody_runs(tmp_path, write_spec, tiny,
+                                                                              monkeypatch):
+    import shutil
+
+    if shutil.which("sinfo") is None or shutil.which("sbatch") is None:
+        pytest.skip("the SLURM client tools are not installed")
+    conf = tmp_path / "slurm.conf"  # port 1: nobody listens there
+    conf.write_text("ClusterName=nobody\nSlurmctldHost=localhost\nSlurmctldPort=1\nAuthType=auth/none\n"
+                    "NodeName=localhost CPUs=1 State=UNKNOWN\nPartitionName=debug Nodes=localhost Default=YES\n")
+    monkeypatch.setenv("SLURM_CONF", str(conf))
+    spec = write_spec(f"overrides: {tiny}\nseeds: 2\n")
+    with pytest.raises(ScalingError) as err:
+        run_sweep(spec, tmp_path / "sweep", launcher="slurm", echo=_quiet)
+    assert str(err.value).startswith("no SLURM controller answers: ") and "\n" not in str(err.value)
+    assert not (tmp_path / "sweep").exists()
+
+
 def _job(store: SweepStore, run_id: str) -> str:
     return store.slurm_jobs()[run_id]["job_id"]
 
