@@ -349,6 +349,8 @@ def test_large_run_yaml_batch_tags_and_a_csvs_shared_batch_size(tmp_path):
 
 def test_a_target_below_the_ladder_is_refused_before_anything_is_written(ladder_csv, tmp_path, capsys):
     out = tmp_path / "fit"
-    err = _cli_error(capsys, str(ladder_csv), "--out", str(out), "--target-flops", "1e6")
-    assert "the target needs a model no bigger than the smallest ladder shape" in err
+    err = _cli_error(capsys, str(ladder_csv), "--out", str(out), "--target-params", "10")
+    assert "--target-params 10 is below the smallest ladder shape" in err
     assert not out.exists()
+    tiny = fit_runs([ladder_csv], out, target_flops=1e6, n_boot=0, plots=False, wandb="disabled")
+    assert any(w.startswith("the best shape for the target is the smallest") for w in tiny["warnings"])

@@ -196,6 +196,9 @@ def fit_runs(inputs, out_dir, *, target_flops: float | None = None, target_param
                         f"({target_flops:.3g} FLOPs); use --target-flops")
     choice = choose(par, ladder, flops=target_flops, params=target_params, tokens=target_tokens)
     factor = choice["flops"] / max_c
+    if choice["index"] == 0:
+        warnings.append(f"the best shape for the target is the smallest of the ladder ({choice['params']:.3g} params): "
+                        f"the law puts the optimum at or below it, which usually means it is poorly determined")
     if factor >= FAR_EXTRAPOLATION:
         warnings.append(f"the target is {factor:.3g}x the largest fitted compute ({math.log10(factor):.1f} orders "
                         f"of magnitude): an extrapolation this far is a guess with error bars; "
