@@ -15,13 +15,14 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from scaling.errors import EXIT_DIVERGED
+from scaling.errors import EXIT_DIVERGED, ScalingError
 from sweeps.locks import (
     STALE_AFTER_S,
     Heartbeat,
@@ -50,6 +51,15 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec: keep
 def train_command() -> list[str]:
     """The trainer, run with this interpreter (so SLURM jobs use the same virtual environment)."""
     return [sys.executable, "-m", "scaling", "train"]
+
+
+def check_train_cmd(train_cmd: list[str] | None) -> None:
+    """Refuse, in one line, a trainer command whose program is not an executable file or on PATH."""
+    if not train_cmd or shutil.which(train_cmd[0]) is not None:
+        return
+    where = "is not an executable file" if os.sep in train_cmd[0] else "is not found on PATH"
+    raise ScalingError(f"train command: {train_cmd[0]!r} {where}; give a program that exists (e.g. "
+                       f"--train-cmd '{sys.executable} -m scaling train')")
 
 
 def train_args(store: SweepStore, entry: dict, group: str, threads: int | None) -> list[str]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from scaling.errors import ScalingError
+from sweeps.execute import check_train_cmd
+from sweeps.local import positive_count
 from sweeps.locks import STALE_AFTER_S
 from sweeps.plan import PlannedRun, plan_sweep, resolve_run_config
 from sweeps.spec import Spec, load_spec
@@ -61,6 +63,9 @@ def run_sweep(spec_path: str | Path, sweep_dir: str | Path | None = None, *, lau
     unknown = [k for k in local if k not in ("workers", "threads")]
     if unknown:
         raise ScalingError(f"launcher.local: unknown key {unknown[0]!r}; valid keys: workers, threads")
+    workers = positive_count("--workers", workers) or positive_count("launcher.local.workers", local.get("workers", 1))
+    threads = positive_count("--threads", threads) or positive_count("launcher.local.threads", local.get("threads"))
+    check_train_cmd(train_cmd)
     settings = None
     if launcher == "slurm":
         from sweeps.slurm import SlurmSettings, check_available
@@ -88,7 +93,6 @@ def run_sweep(spec_path: str | Path, sweep_dir: str | Path | None = None, *, lau
         return store.root, jobs
     from sweeps.local import run_local
 
-    return store.root, run_local(store.root, ids, workers=workers or int(local.get("workers", 1)),
-                     threads=threads or local.get("threads"), train_cmd=train_cmd, retry_failed=False,
-                     stale_after_s=stale_after_s, echo=echo)
+    return store.root, run_local(store.root, ids, workers=workers, threads=threads, train_cmd=train_cmd,
+                                 retry_failed=False, stale_after_s=stale_after_s, echo=echo)
 

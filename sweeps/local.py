@@ -14,6 +14,7 @@ import subprocess
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
+from scaling.errors import ScalingError
 from sweeps.execute import execute_run, kill_all
 from sweeps.locks import STALE_AFTER_S, Heartbeat
 from sweeps.store import SweepStore
@@ -35,6 +36,13 @@ def visible_gpus() -> list[str]:
     return [str(i) for i, line in enumerate(out.splitlines()) if line.startswith("GPU ")]
 
 
+def positive_count(name: str, value: object) -> int | None:
+    """``value`` when it is None or a whole number >= 1; anything else is a one-line error naming ``name``."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise ScalingError(f"{name}={value!r} must be a whole number >= 1")
+    return value
+
+
 def worker_slots(workers: int, threads: int | None = None) -> list[tuple[dict[str, str], int]]:
     """Per worker: extra environment (its GPU) and its CPU thread count."""
     gpus = visible_gpus()
@@ -46,6 +54,8 @@ def run_local(sweep_dir: str | Path, run_ids: list[str], *, workers: int = 1, th
               train_cmd: list[str] | None = None, retry_failed: bool = False,
               stale_after_s: float = STALE_AFTER_S, poll_s: float = 0.5, echo=print) -> dict[str, str]:
     """Run ``run_ids`` (in order, a trunk before its branches); returns run id -> outcome."""
+    positive_count("workers", workers)
+    positive_count("threads", threads)
     store = SweepStore(sweep_dir)
     deps = {r["run_id"]: r.get("depends_on") for r in store.plan()["runs"]}
     todo = list(run_ids)

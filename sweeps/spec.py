@@ -228,7 +228,11 @@ def _seeds(value: Any) -> list[dict]:
         seeds = list(range(value))
     else:
         seeds = _as_list("seeds", value)
-    return [{"run.seed": int(s)} for s in seeds]
+    bad = [s for s in seeds if isinstance(s, bool) or not isinstance(s, int)]
+    if bad:
+        raise ScalingError(f"seeds: {bad[0]!r} is not a whole number; give a count (seeds: 3) or a list of "
+                           "integers (seeds: [0, 1])")
+    return [{"run.seed": s} for s in seeds]
 
 
 def _from_wandb(raw: dict) -> dict:

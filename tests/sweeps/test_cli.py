@@ -49,6 +49,24 @@ def test_bad_input_is_one_line_and_exit_2_before_anything_is_launched(
     assert not (tmp_path / "sweep").exists() and not fake_train.log_path.exists()
 
 
+@pytest.mark.parametrize("body, extra, message", [
+    ("", ["--workers", "-1"], "--workers=-1 must be a whole number >= 1"),
+    ("", ["--workers", "0"], "--workers=0 must be a whole number >= 1"),
+    ("", ["--threads", "0"], "--threads=0 must be a whole number >= 1"),
+    ("launcher: {local: {workers: 0}}", [], "launcher.local.workers=0 must be a whole number >= 1"),
+    ("launcher: {local: {threads: two}}", [], "launcher.local.threads='two' must be a whole number >= 1"),
+    ("", ["--train-cmd", "/nonexistent/train --fast"], "train command: '/nonexistent/train' is not an executable file"),
+    ("", ["--train-cmd", "no-such-trainer-here"], "train command: 'no-such-trainer-here' is not found on PATH"),
+])
+def test_bad_launch_options_are_one_line_and_exit_2_before_anything_is_written(
+        tmp_path, capsys, write_spec, tiny, fake_train, body, extra, message):
+    spec = write_spec(f"overrides: {tiny}\nseeds: 2\n{body}\n")
+    code, _, err = _run(capsys, "sweep", "run", str(spec), "--dir", str(tmp_path / "sweep"),
+                        "--train-cmd", " ".join(fake_train), *extra)
+    assert code == 2 and err.startswith("error: ") and message in err and err.count("\n") == 1
+    assert not (tmp_path / "sweep").exists() and not fake_train.log_path.exists()
+
+
 def test_status_and_wait_report_the_sweep(tmp_path, capsys, write_spec, tiny, fake_train):
     spec = write_spec(f"name: st\noverrides: {tiny}\nseeds: [0, 13]\n")
     root, outcomes = run_sweep(spec, tmp_path / "sweep", train_cmd=fake_train, echo=lambda *_: None)

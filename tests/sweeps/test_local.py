@@ -171,3 +171,12 @@ def test_an_online_wandb_sweep_without_a_login_is_refused_before_anything_is_wri
     with pytest.raises(ScalingError, match="logging.wandb=online but W&B is not logged in"):
         run_sweep(spec, tmp_path / "sweep", train_cmd=fake_train, echo=_quiet)
     assert not (tmp_path / "sweep").exists()
+
+
+@pytest.mark.parametrize("option", [{"workers": -1}, {"workers": 0}, {"threads": 0}])
+def test_run_local_refuses_a_non_positive_worker_or_thread_count_before_starting(tmp_path, option):
+    from sweeps.local import run_local
+
+    with pytest.raises(ScalingError, match=rf"^{next(iter(option))}=-?\d must be a whole number >= 1$"):
+        run_local(tmp_path / "sweep", ["x"], **option)
+    assert not (tmp_path / "sweep").exists()

@@ -142,6 +142,8 @@ def test_format_plan_lists_every_run_and_the_totals(tmp_path):
     ("grid: {optim.lr: [1.0e-3]}\nzip: {optim.lr: [2.0e-3]}", "conflicting overrides: optim.lr is set by both grid and zip"),
     ("overrides: [optim.lr=1, optim.lr=2]", "conflicting overrides: optim.lr"),
     ("seeds: 2\ngrid: {run.seed: [5]}", "conflicting overrides: run.seed"),
+    ("seeds: [a, b]", "seeds: 'a' is not a whole number; give a count (seeds: 3) or a list of integers"),
+    ("seeds: [0, 1.5]", "seeds: 1.5 is not a whole number"),
     ("ladder: {models: [s100k], tokens: [1]}\nisoflop: {budgets: [1], models: [s100k]}", "one of ladder, isoflop"),
     ("ladder: {models: [s100k]}", "exactly one of tokens"),
     ("random: {n: 2, params: {optim.lr: {distribution: log_uniform_values, min: 0, max: 1}}}",
