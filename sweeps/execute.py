@@ -127,8 +127,13 @@ def execute_run(sweep_dir: str | Path, run_id: str, *, train_cmd: list[str] | No
         with open(run_dir / LOG_FILE, "ab") as log:
             log.write(f"\n== attempt {attempt} by {launcher} on {owner['host']}: {' '.join(cmd)}\n".encode())
             log.flush()
-            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=child_env,
-                                    start_new_session=True, preexec_fn=_die_with_parent)
+            try:
+                proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=child_env,
+                                        start_new_session=True, preexec_fn=_die_with_parent)
+            except OSError as e:  # the trainer cannot start here (missing on this node, not executable)
+                log.write(f"cannot start the trainer: {e}\n".encode())
+                outcome = "failed"
+                return outcome
         _LIVE.add(proc)
         try:
             code = proc.wait()

@@ -61,3 +61,21 @@ def test_the_heartbeat_refreshes_only_locks_still_owned(tmp_path):
     beat.stop()
     assert read_lock(ours)["heartbeat"] > 0
     assert read_lock(taken)["heartbeat"] == 0.0 and read_lock(taken)["launcher"] == "other"
+
+
+def test_a_trainer_that_cannot_start_on_the_node_is_a_failed_attempt(tmp_path, write_spec, tiny):
+    from sweeps.status import sweep_status
+    from sweeps.store import SweepStore
+
+    spec = write_spec(f"overrides: {tiny}\n")
+    root, outcomes = run_sweep(spec, tmp_path / "sweep", train_cmd=[sys.executable, "-c", "pass"],
+                               echo=lambda *_: None)
+    (rid,) = outcomes
+    (root / "runs" / rid / "attempts.jsonl").unlink()  # forget the no-op attempt
+    # as when the program exists where the sweep was launched but not on the compute node
+    assert execute_run(root, rid, train_cmd=[str(tmp_path / "missing-trainer")]) == "failed"
+    ends = [e for e in SweepStore(root).attempts(rid) if e["event"] == "end"]
+    assert [e["outcome"] for e in ends] == ["failed"]
+    assert "cannot start the trainer" in (root / "runs" / rid / "train.log").read_text()
+    assert sweep_status(root)[1][0].state == "failed"
+    assert not (root / "runs" / rid / "lock.json").exists()
