@@ -138,36 +138,22 @@ def test_unprepared_data_path_is_a_one_line_user_error(tiny_corpus, tmp_path, ca
     assert "not a prepared dataset" in one_line_error(capsys)
 
 
-def test_seq_len_longer_than_the_model_is_a_one_line_user_error(tiny_corpus, tmp_path, capsys):
+NO_GPU = pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("train.seq_len=128", "train.seq_len=128 is longer than model.max_seq_len=64"),
+    ("train.strategy=fsdp", "train.strategy=fsdp needs GPUs"),
+    pytest.param("train.accelerator=gpu", "train.accelerator=gpu but no CUDA GPU is visible", marks=NO_GPU),
+    ("train.devices=[0,1]", "e.g. train.devices=0,1"),  # a list gets a hint to write it as a string
+])
+def test_bad_train_settings_are_one_line_user_errors_before_anything_is_written(
+        tiny_corpus, tmp_path, capsys, override, message):
     from tests.conftest import tiny_overrides
 
-    assert main(["train", *tiny_overrides(tiny_corpus, tmp_path / "r", "train.seq_len=128")]) == 2
-    assert "train.seq_len=128 is longer than model.max_seq_len=64" in one_line_error(capsys)
+    assert main(["train", *tiny_overrides(tiny_corpus, tmp_path / "r", override)]) == 2
+    assert message in one_line_error(capsys)
     assert not (tmp_path / "r").exists()
-
-
-def test_fsdp_without_gpus_is_a_one_line_user_error(tiny_corpus, tmp_path, capsys):
-    from tests.conftest import tiny_overrides
-
-    assert main(["train", *tiny_overrides(tiny_corpus, tmp_path / "r", "train.strategy=fsdp")]) == 2
-    assert "train.strategy=fsdp needs GPUs" in one_line_error(capsys)
-    assert not (tmp_path / "r").exists()
-
-
-@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
-def test_asking_for_a_gpu_without_one_is_a_one_line_user_error(tiny_corpus, tmp_path, capsys):
-    from tests.conftest import tiny_overrides
-
-    assert main(["train", *tiny_overrides(tiny_corpus, tmp_path / "r", "train.accelerator=gpu")]) == 2
-    assert "train.accelerator=gpu but no CUDA GPU is visible" in one_line_error(capsys)
-    assert not (tmp_path / "r").exists()
-
-
-def test_gpu_indices_given_as_a_list_get_a_hint(tiny_corpus, tmp_path, capsys):
-    from tests.conftest import tiny_overrides
-
-    assert main(["train", *tiny_overrides(tiny_corpus, tmp_path / "r", "train.devices=[0,1]")]) == 2
-    assert "e.g. train.devices=0,1" in one_line_error(capsys)
 
 
 def test_online_wandb_without_a_login_is_a_one_line_user_error(tiny_corpus, tmp_path, capsys, monkeypatch):
