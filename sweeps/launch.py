@@ -8,7 +8,7 @@ from scaling.errors import ScalingError
 from sweeps.execute import check_train_cmd
 from sweeps.local import positive_count
 from sweeps.locks import STALE_AFTER_S
-from sweeps.plan import PlannedRun, plan_sweep, resolve_run_config
+from sweeps.plan import PlannedRun, plan_sweep
 from sweeps.spec import Spec, load_spec
 from sweeps.store import SweepStore
 
@@ -72,7 +72,7 @@ def run_sweep(spec_path: str | Path, sweep_dir: str | Path | None = None, *, lau
 
         settings = SlurmSettings.from_dict({**(spec.launcher.get("slurm") or {}), **(slurm or {})})
         check_available()  # after the spec's own checks: a spec error is reported first
-    if any(resolve_run_config(spec, r.overrides).logging.wandb == "online" for r in runs):
+    if any(r.config.logging.wandb == "online" for r in runs):
         from scaling.wandb_online import require_wandb_login
 
         require_wandb_login("online", "logging.wandb")  # else every run would fail on its own
