@@ -234,9 +234,10 @@ def train(cfg, callbacks=(), run_dir: str | Path | None = None) -> RunResult:
     check_accelerator(accelerator)
     require_wandb_login(cfg.logging.wandb, "logging.wandb")
     strategy = build_strategy(cfg.train.strategy, accelerator)
+    precision = resolve_precision(cfg.train.precision, accelerator)
+    devices = _devices(cfg.train.devices)
     if _is_main_process():  # one probe, on the device rank 0 will use (no CUDA context on others' GPUs)
-        devices = _devices(cfg.train.devices)
-        check_attention_kernel(cfg.train.attention, accelerator, resolve_precision(cfg.train.precision, accelerator),
+        check_attention_kernel(cfg.train.attention, accelerator, precision,
                                device_index=devices[0] if isinstance(devices, list) else 0)
     torch.set_float32_matmul_precision("high")  # TF32 matmuls on GPUs that have them
     wandb_logger = _wandb_logger(cfg, rid, run_dir)
@@ -246,8 +247,8 @@ def train(cfg, callbacks=(), run_dir: str | Path | None = None) -> RunResult:
                                    skip_if=monitor)
     quiet_lightning()
     trainer = pl.Trainer(
-        accelerator=accelerator, devices=_devices(cfg.train.devices), num_nodes=cfg.train.num_nodes,
-        strategy=strategy, precision=resolve_precision(cfg.train.precision, accelerator),
+        accelerator=accelerator, devices=devices, num_nodes=cfg.train.num_nodes,
+        strategy=strategy, precision=precision,
         accumulate_grad_batches=cfg.train.grad_accum, logger=wandb_logger or False,
         callbacks=[monitor, metrics, checkpoints, *callbacks], enable_checkpointing=False,
         enable_progress_bar=sys.stderr.isatty(), enable_model_summary=False, num_sanity_val_steps=0,
