@@ -191,6 +191,22 @@ def _get(cfg: Any, dotted: str) -> Any:
     return node
 
 
+_DEVICES = re.compile(r"auto|-1|[1-9]\d*|\d+(\s*,\s*\d+)+,?|\d+\s*,")  # auto, a count, or an index list
+
+
+def parse_devices(setting: Any) -> str | int | list[int]:
+    """``train.devices`` as Lightning takes it: ``"auto"``, a count (``-1`` = all), or a list of GPU
+    indices (``"0,1"``, ``"[0,1]"``, ``"3,"``); raises :class:`ConfigError` for anything else."""
+    text = str(setting).strip().strip("[]")
+    if not _DEVICES.fullmatch(text):
+        raise ConfigError(f"train.devices={setting!r} is not auto, a count like 2, or GPU indices like 0,1")
+    if text == "auto":
+        return "auto"
+    if "," not in text:
+        return int(text)
+    return [int(d) for d in text.split(",") if d.strip()]
+
+
 def validate(cfg: Any) -> None:
     """Check choices, signs and cross-field consistency; raise :class:`ConfigError` on the first problem."""
     for key, choices in _CHOICES.items():
@@ -216,10 +232,7 @@ def validate(cfg: Any) -> None:
         raise ConfigError(f"model.n_head={m.n_head} is not divisible by model.n_kv_head={n_kv}")
     if m.positions == "rope" and (m.d_model // m.n_head) % 2:
         raise ConfigError(f"rope needs an even head size; d_model/n_head = {m.d_model // m.n_head}")
-    devices = str(cfg.train.devices).strip().strip("[]")
-    if not re.fullmatch(r"auto|-1|[1-9]\d*|\d+(\s*,\s*\d+)+,?|\d+\s*,", devices):  # count, or index list
-        raise ConfigError(f"train.devices={cfg.train.devices!r} is not auto, a count like 2, or GPU indices "
-                          "like 0,1")
+    parse_devices(cfg.train.devices)
     if cfg.train.seq_len > m.max_seq_len:
         raise ConfigError(
             f"train.seq_len={cfg.train.seq_len} is longer than model.max_seq_len={m.max_seq_len}; "

@@ -18,6 +18,7 @@ from scaling.config_loading import load_config
 from scaling.counting import flops_per_token, mfu
 from scaling.errors import ScalingError
 from scaling.model import build_model
+from scaling.training.callbacks_common import synchronize
 from scaling.training.lightning_module import attention_kernel, check_attention_kernel, resolve_compile
 from scaling.training.optim import build_optimizer
 
@@ -37,11 +38,6 @@ def _batches(cfg, n: int, device) -> list[torch.Tensor]:
     return [torch.randint(0, cfg.model.vocab_size, shape, generator=g).to(device) for _ in range(n)]
 
 
-def _sync(device) -> None:
-    if torch.device(device).type == "cuda":
-        torch.cuda.synchronize()
-
-
 def plain_loop(cfg, batches, warmup: int, steps: int, device, precision: str, compile_model: bool) -> float:
     """Tokens/s of a hand-written loop after ``warmup`` steps."""
     torch.manual_seed(0)
@@ -52,7 +48,7 @@ def plain_loop(cfg, batches, warmup: int, steps: int, device, precision: str, co
     start = None
     for i in range(warmup + steps):
         if i == warmup:
-            _sync(device)
+            synchronize(torch.device(device))
             start = time.perf_counter()
         batch = batches[i % len(batches)]
         with autocast, attention_kernel(cfg.train.attention):
@@ -62,7 +58,7 @@ def plain_loop(cfg, batches, warmup: int, steps: int, device, precision: str, co
         opt.step()
         opt.zero_grad(set_to_none=True)
         loss.item()  # the trainer reads every step's loss too (divergence check)
-    _sync(device)
+    synchronize(torch.device(device))
     return steps * batches[0][:, :-1].numel() / (time.perf_counter() - start)
 
 
@@ -77,11 +73,11 @@ def trainer_loop(cfg, batches, warmup: int, steps: int, device, precision: str) 
     class Clock(pl.Callback):
         def on_train_batch_end(self, trainer, *args):
             if trainer.global_step == warmup:
-                _sync(device)
+                synchronize(torch.device(device))
                 self.start = time.perf_counter()
 
         def on_train_end(self, trainer, *args):
-            _sync(device)
+            synchronize(torch.device(device))
             self.seconds = time.perf_counter() - self.start
 
     class Batches(pl.LightningDataModule):
@@ -105,7 +101,7 @@ def bench_settings(cfg) -> tuple[str, str, bool]:
     from scaling.training.train import resolve_accelerator, resolve_precision
 
     accelerator = resolve_accelerator(cfg.train.accelerator)
-    device = "cuda" if accelerator in ("gpu", "cuda") else "cpu"
+    device = "cuda" if accelerator == "gpu" else "cpu"
     precision = resolve_precision(cfg.train.precision, accelerator)
     if precision not in BENCH_PRECISIONS:
         raise ScalingError(f"scaling bench compares the loops at {' or '.join(BENCH_PRECISIONS)}, not "

@@ -31,8 +31,8 @@ def open_dataset(path: str | Path, verify: str = "fast", tokenizer_sha256: str |
     from data_pipelines import PreparedDataset, check_compatible
 
     dataset = PreparedDataset.open(path, verify=verify, expected_tokenizer_sha256=tokenizer_sha256)
-    if model_vocab_size is not None:
-        check_compatible(dataset, model_vocab_size, tokenizer_sha256)
+    if model_vocab_size is not None:  # the tokenizer hash was checked by open()
+        check_compatible(dataset, model_vocab_size, None)
     return dataset
 
 

@@ -19,7 +19,6 @@ class DivergenceMonitor(StepEndCallback):
         super().__init__()
         self.max_loss = max_loss
         self.diverged_at_step: int | None = None  # the step whose loss was bad (1-based)
-        self.bad_loss: float | None = None
         self.last_good_loss: float | None = None
 
     @property
@@ -31,7 +30,7 @@ class DivergenceMonitor(StepEndCallback):
         bad = not math.isfinite(loss) or loss > self.max_loss
         bad = trainer.strategy.reduce_boolean_decision(bad, all=False)  # any rank diverged → all stop
         if bad:
-            self.diverged_at_step, self.bad_loss = trainer.global_step, loss
+            self.diverged_at_step = trainer.global_step
             trainer.should_stop = True
             trainer.limit_val_batches = 0  # no validation of a diverged model on the way out
         else:

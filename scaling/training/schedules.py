@@ -20,7 +20,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-SCHEDULE_KINDS = ("cosine", "linear", "constant", "wsd")
 DECAY_SHAPES = ("linear", "sqrt", "cosine")
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig
 
-from scaling.config import validate
+from scaling.config import parse_devices, validate
 from scaling.config_loading import load_config, run_id, to_yaml
 from scaling.counting import count_params, flops_per_token
 from scaling.errors import ScalingError
@@ -64,12 +64,12 @@ def resolve_accelerator(setting: str) -> str:
     """``train.accelerator``: ``auto`` is ``gpu`` when CUDA is available, else ``cpu``."""
     if setting == "auto":
         return "gpu" if torch.cuda.is_available() else "cpu"
-    return setting
+    return "gpu" if setting == "cuda" else setting  # Lightning's two names for one thing
 
 
 def check_accelerator(accelerator: str) -> None:
     """Refuse ``train.accelerator=gpu`` in one line when no CUDA GPU is visible."""
-    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+    if accelerator == "gpu" and not torch.cuda.is_available():
         raise ScalingError(f"train.accelerator={accelerator} but no CUDA GPU is visible here; "
                            "use train.accelerator=auto or cpu, or run on a GPU machine")
 
@@ -77,7 +77,7 @@ def check_accelerator(accelerator: str) -> None:
 def resolve_precision(setting: str, accelerator: str) -> str:
     """``train.precision``: ``auto`` is ``bf16-mixed`` on GPUs, ``32-true`` on CPUs."""
     if setting == "auto":
-        return "bf16-mixed" if accelerator in ("gpu", "cuda") else "32-true"
+        return "bf16-mixed" if accelerator == "gpu" else "32-true"
     return setting
 
 
@@ -86,7 +86,7 @@ def build_strategy(setting: str, accelerator: str):
     so a block's weights are gathered only while it runs) and needs GPUs; others pass through."""
     if setting != "fsdp":
         return setting
-    if accelerator not in ("gpu", "cuda"):
+    if accelerator != "gpu":
         raise ScalingError("train.strategy=fsdp needs GPUs (Lightning runs FSDP on CUDA only); "
                            "use train.strategy=ddp on CPUs")
     from lightning.pytorch.strategies import FSDPStrategy
@@ -94,15 +94,6 @@ def build_strategy(setting: str, accelerator: str):
     from scaling.model import Block
 
     return FSDPStrategy(auto_wrap_policy={Block})
-
-
-def _devices(setting: str):
-    text = str(setting).strip()
-    if text == "auto":
-        return "auto"
-    if text.isdigit() or text == "-1":
-        return int(text)
-    return [int(d) for d in text.strip("[]").split(",") if d.strip()]
 
 
 def check_run_dir(run_dir: Path, rid: str) -> None:
@@ -216,14 +207,13 @@ def train(cfg, callbacks=(), run_dir: str | Path | None = None) -> RunResult:
         torch.set_num_threads(cfg.train.threads)
     main = _is_main_process()
 
+    check_run_dir(run_dir, rid)
     previous = read_result(run_dir)
     if previous is not None and previous.status in FINISHED_STATUSES:
-        check_run_dir(run_dir, rid)
         if cfg.run.resume == "auto":
             return previous
         raise ScalingError(f"run dir {str(run_dir)!r} already holds a finished run ({previous.status}); "
                            "pass run.resume=auto to return it, or choose another run.dir")
-    check_run_dir(run_dir, rid)
     resume_from = last_checkpoint(run_dir)
     if resume_from is not None and cfg.run.resume != "auto":
         raise ScalingError(f"run dir {str(run_dir)!r} already has a checkpoint; pass run.resume=auto to continue "
@@ -235,8 +225,8 @@ def train(cfg, callbacks=(), run_dir: str | Path | None = None) -> RunResult:
     require_wandb_login(cfg.logging.wandb, "logging.wandb")
     strategy = build_strategy(cfg.train.strategy, accelerator)
     precision = resolve_precision(cfg.train.precision, accelerator)
-    devices = _devices(cfg.train.devices)
-    if _is_main_process():  # one probe, on the device rank 0 will use (no CUDA context on others' GPUs)
+    devices = parse_devices(cfg.train.devices)
+    if main:  # one probe, on the device rank 0 will use (no CUDA context on others' GPUs)
         check_attention_kernel(cfg.train.attention, accelerator, precision,
                                device_index=devices[0] if isinstance(devices, list) else 0)
     torch.set_float32_matmul_precision("high")  # TF32 matmuls on GPUs that have them
