@@ -8,28 +8,22 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
 from pathlib import Path
 from typing import Any
-
-
-def _default_file_mode() -> int:
-    """What ``open()`` would give a new file: 0o666 less the process umask (read once per call)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
 
 
 def atomic_write_bytes(path: str | Path, data: bytes | memoryview) -> None:
     """Write ``data`` (any bytes-like object) to ``path`` atomically (parent folders are created).
 
-    The file gets the usual permissions for the umask (``mkstemp`` alone would make it private,
-    0600, and teammates on a shared cluster could not read the run dirs and datasets)."""
+    The file gets the usual permissions for the umask, applied by the kernel at creation (``mkstemp``
+    would make it private, 0600, and teammates on a shared cluster could not read the run dirs and
+    datasets; reading the umask means changing it, which races with other threads)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
-        os.fchmod(fd, _default_file_mode())
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
