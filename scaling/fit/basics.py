@@ -106,6 +106,9 @@ def windowed_minimum(u, values, window: float | None = None, min_points: int = 3
     return Minimum(vertex, float(c0 + c1 * vertex + c2 * vertex ** 2), used, False)
 
 
+_PINNED = False  # inside single_threaded_blas already
+
+
 @contextmanager
 def single_threaded_blas():
     """Run the block with OpenBLAS on one thread.
@@ -114,7 +117,12 @@ def single_threaded_blas():
     2-core machine a bootstrap ran 10–20× slower with them (see BENCHMARKS.md). Environment variables
     act only before numpy loads, so this sets the thread count of the already loaded libraries
     (found through /proc/self/maps; a no-op where that does not exist) and restores it afterwards.
+    Nested uses (a refit inside a pinned bootstrap) do nothing more.
     """
+    global _PINNED
+    if _PINNED:
+        yield
+        return
     handles = []
     try:
         with open("/proc/self/maps") as f:
@@ -133,8 +141,10 @@ def single_threaded_blas():
                 handles.append((set_, int(get())))
                 set_(1)
                 break
+    _PINNED = True
     try:
         yield
     finally:
+        _PINNED = False
         for set_, previous in handles:
             set_(previous)
