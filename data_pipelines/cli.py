@@ -10,9 +10,6 @@ import difflib
 from importlib import resources
 from pathlib import Path
 
-# Settings a --config YAML may hold (the keyword arguments of data_pipelines.prepare, plus these).
-_CONFIG_KEYS = ("sources", "out", "vocab_size", "tokenizer", "val_fraction", "workers", "dedup", "text_field",
-                "shard_tokens", "eos_token", "overwrite", "preset", "max_bytes")
 _BUILT_IN_CORPORA = ("stdlib",)
 # What each --config value must be: (check, description for the error).
 _WHOLE = (lambda v: isinstance(v, int) and not isinstance(v, bool), "a whole number")
@@ -25,6 +22,8 @@ _CONFIG_TYPES = {
     "workers": _WHOLE, "dedup": _FLAG, "text_field": _TEXT, "shard_tokens": _WHOLE, "eos_token": _TEXT,
     "overwrite": _FLAG, "preset": _TEXT, "max_bytes": _WHOLE,
 }
+# Settings a --config YAML may hold (the keyword arguments of data_pipelines.prepare, plus these).
+_CONFIG_KEYS = tuple(_CONFIG_TYPES)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

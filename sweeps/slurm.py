@@ -65,9 +65,9 @@ CONTROLLER_TIMEOUT_S = 15.0  # how long `sinfo` may take to reach the controller
 _NO_SLURM_HINT = "use --launcher local, or start a one-machine test cluster with scripts/slurm_local.sh start"
 
 
-def controller_problem(timeout_s: float | None = None) -> str:
+def controller_problem() -> str:
     """Why the SLURM controller cannot be reached (``sinfo``'s first line of stderr), or "" when it answers."""
-    timeout_s = CONTROLLER_TIMEOUT_S if timeout_s is None else timeout_s
+    timeout_s = CONTROLLER_TIMEOUT_S
     try:
         proc = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, timeout=timeout_s)
     except subprocess.TimeoutExpired:

@@ -26,7 +26,6 @@ def sweep_status(sweep_dir: str | Path) -> tuple[dict, list[RunState]]:
 
         by_job = job_states(list(waiting.values()))
         job_state = {rid: by_job[jid] for rid, jid in waiting.items()}
-    states = []
     by_id: dict[str, RunState] = {}
     for run in plan["runs"]:
         rid = run["run_id"]
@@ -38,8 +37,7 @@ def sweep_status(sweep_dir: str | Path) -> tuple[dict, list[RunState]]:
             # afterok dependency would keep it queued forever): it has failed too.
             st.state, st.error = "failed", f"its trunk {trunk.run_id} {trunk.state}; fix it, then --retry-failed"
         by_id[rid] = st
-        states.append(st)
-    return plan, states
+    return plan, list(by_id.values())
 
 
 def _num(x: float | None, fmt: str) -> str:

@@ -49,7 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def summary_lines(result: dict) -> list[str]:
-    """The recommendation in a few lines for the terminal (the demo prints these too)."""
+    """The recommendation in a few lines for the terminal (``scaling fit``'s output)."""
     r = result["recommendation"]
     lr_ci = f" [{r['lr_ci'][0]:.3g}, {r['lr_ci'][1]:.3g}]" if r.get("lr_ci") else ""
     lines = [

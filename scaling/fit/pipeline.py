@@ -20,7 +20,16 @@ from scaling.fit.hparams import fit_hparam_laws
 from scaling.fit.isoflop import fit_isoflop
 from scaling.fit.knobs import analyze_knobs
 from scaling.fit.parametric import N_PARAMETERS, ParametricFit, fit_parametric
-from scaling.fit.recommend import FAR_AXIS, FAR_EXTRAPOLATION, Ladder, best_on_ladder, build_ladder, choose
+from scaling.fit.recommend import (
+    FAR_AXIS,
+    FAR_EXTRAPOLATION,
+    Ladder,
+    best_on_ladder,
+    build_ladder,
+    choose,
+    large_run_config,
+    write_large_run_yaml,
+)
 from scaling.wandb_online import require_wandb_login
 
 DEFAULT_TARGET_FACTOR = 10.0  # with no target given, recommend for 10× the largest run's compute
@@ -245,7 +254,7 @@ def fit_runs(inputs, out_dir, *, target_flops: float | None = None, target_param
     # tuned runs only: an LR sweep's worse settings would pull each IsoFLOP parabola up and aside
     iso = fit_isoflop(tuned.params, tuned.tokens, tuned.loss, tuned.flops, window_dex=isoflop_window_dex)
     env = fit_envelope(points.curves)
-    hp = fit_hparam_laws(points, choice["params"], n_boot=min(n_boot, 200) or 0, ci=ci, seed=seed)
+    hp = fit_hparam_laws(points, choice["params"], n_boot=min(n_boot, 200), ci=ci, seed=seed)
     knobs = analyze_knobs(points)
     bt = backtest(tuned, ci, n_boot=min(n_boot, 100), seed=seed)
     if "mean_abs_rel_error" in bt and bt["mean_abs_rel_error"] > 0.05:
@@ -257,7 +266,6 @@ def fit_runs(inputs, out_dir, *, target_flops: float | None = None, target_param
     if iso.skipped:
         warnings.append(f"IsoFLOP: {len(iso.skipped)} budget(s) skipped (see isoflop.skipped)")
 
-    from scaling.fit.recommend import large_run_config, write_large_run_yaml
 
     lr = hp.get("lr", {}).get("prediction")
     batch = hp.get("batch_size", {}).get("prediction")
