@@ -326,7 +326,7 @@ def test_inputs_the_law_cannot_describe_are_flagged(tmp_path, shape, expected):
                       wandb="disabled", target_params=1e9)
     assert any(w.startswith(expected) for w in result["warnings"]), result["warnings"]
     if shape != "five":
-        assert not any(w.startswith("only 5 tuned runs") for w in result["warnings"])
+        assert not any("tuned runs for a" in w for w in result["warnings"])
 
 
 def test_a_well_behaved_ladder_gets_neither_degenerate_warning(ladder_csv, tmp_path):

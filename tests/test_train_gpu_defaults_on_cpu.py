@@ -46,9 +46,24 @@ def test_bf16_mixed_autocasts_and_stays_close_to_fp32(tiny_cfg, tmp_path, eager_
 
 def test_fused_adamw_matches_the_unfused_update(tiny_cfg, tmp_path, eager_losses):
     from scaling import train
+    from scaling.model import build_model
+    from scaling.training.optim import build_optimizer
 
-    assert train(tiny_cfg("optim.fused=true", run_dir=tmp_path / "fused")).status == "done"
+    cfg = tiny_cfg("optim.fused=true", run_dir=tmp_path / "fused")
+    assert build_optimizer(build_model(cfg.model), cfg.optim, "cpu").defaults["fused"]  # not silently ignored
+    assert train(cfg).status == "done"
     assert step_losses(tmp_path / "fused") == pytest.approx(eager_losses, abs=1e-5)
+
+
+def test_the_gpu_defaults_are_bf16_mixed_compiled_and_fused():
+    from scaling.training.lightning_module import resolve_compile
+    from scaling.training.optim import use_fused
+    from scaling.training.train import resolve_accelerator, resolve_precision
+
+    assert resolve_precision("auto", "gpu") == "bf16-mixed" and resolve_precision("auto", "cpu") == "32-true"
+    assert resolve_compile("auto", "cuda") and not resolve_compile("auto", "cpu")
+    assert use_fused("auto", "cuda") and not use_fused("auto", "cpu")
+    assert resolve_accelerator("cuda") == resolve_accelerator("gpu") == "gpu"
 
 
 def test_a_chosen_attention_kernel_computes_the_same_losses(tiny_cfg, tmp_path, eager_losses):

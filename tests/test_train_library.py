@@ -19,3 +19,5 @@ def test_readme_library_example_trains_inside_a_users_own_trainer(tiny_corpus, c
     assert val < math.log(512) - 0.8  # learned: chance is ln(vocab)
     assert model.last_lr == pytest.approx(model.cfg.optim.lr * model.cfg.schedule.final_lr_fraction)  # schedule ends at max_steps
     assert "bits/byte" in capsys.readouterr().out
+    bpb = float(trainer.callback_metrics["val/bpb"])  # the data module's bytes per token reached the module
+    assert 0 < bpb < val / math.log(2)  # BPE packs more than one byte into a token

@@ -204,4 +204,6 @@ def test_example_specs_in_configs_plan(tmp_path):
     assert len(specs) >= 4
     for path in specs:
         spec = load_spec(path)
-        assert plan_sweep(spec, tmp_path / spec.name), path
+        runs = plan_sweep(spec, tmp_path / spec.name)
+        assert runs, path
+        assert all(r.run_id == run_id(r.config) for r in runs), path  # ids are the resolved configs' hashes
