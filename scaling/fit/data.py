@@ -1,7 +1,8 @@
 """The one loader of fit inputs: run dirs, sweep dirs and CSV files become one table of points.
 
 This is the only module of :mod:`scaling.fit` that knows the run-dir layout (``result.json``,
-``config.yaml``, ``metrics.jsonl``); it reads files and never imports the trainer. Everything
+``config.yaml``, ``metrics.jsonl``); it reads them through :mod:`scaling.training.run_files`
+(standard library only) and never imports the trainer. Everything
 downstream works on :class:`Points`, plain numpy arrays with one entry per run.
 
 CSV columns: ``params,tokens,loss`` (required), optionally ``flops,lr,batch_size,seed,bpb,status``;
@@ -23,8 +24,10 @@ from typing import Any
 
 import numpy as np
 
+from scaling.config_loading import read_yaml
 from scaling.errors import ScalingError
 from scaling.fit.basics import representative
+from scaling.training.run_files import CONFIG_FILE, RESULT_FILE, read_metrics, val_rows
 
 CELL_TOLERANCE_DEX = 0.01
 REQUIRED_COLUMNS = ("params", "tokens", "loss")
@@ -151,14 +154,12 @@ def _knob_value(value: Any) -> Any:
 
 def _read_run(run_dir: Path, params_kind: str) -> dict:
     try:
-        result = json.loads((run_dir / "result.json").read_text())
+        result = json.loads((run_dir / RESULT_FILE).read_text())
     except (OSError, json.JSONDecodeError) as e:
-        raise ScalingError(f"{run_dir / 'result.json'}: unreadable ({e}); re-run or remove that run") from None
+        raise ScalingError(f"{run_dir / RESULT_FILE}: unreadable ({e}); re-run or remove that run") from None
     config: dict = {}
-    if (run_dir / "config.yaml").exists():
-        import yaml
-
-        config = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
+    if (run_dir / CONFIG_FILE).exists():
+        config = read_yaml(run_dir / CONFIG_FILE, what="run config") or {}
     where = str(run_dir)
     key = "params_non_embedding" if params_kind == "non-embedding" else "params"
     cfg_flat = _flatten(config)
@@ -187,16 +188,11 @@ def _read_run(run_dir: Path, params_kind: str) -> dict:
 
 
 def _read_curve(run_dir: Path, row: dict) -> Curve | None:
-    path = run_dir / "metrics.jsonl"
-    if not path.exists() or not (row["tokens"] > 0 and row["params"] > 0):
+    if not (row["tokens"] > 0 and row["params"] > 0):
         return None
     tokens, losses, bpbs = [], [], []
-    for line in path.read_text().splitlines():
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # a line cut by a crash: the rest of the curve is still good
-        if "val/loss" in rec and "train/tokens" in rec:
+    for rec in val_rows(read_metrics(run_dir)):  # a line cut by a crash is skipped
+        if "train/tokens" in rec:
             tokens.append(float(rec["train/tokens"]))
             losses.append(float(rec["val/loss"]))
             bpbs.append(float(rec["val/bpb"]) if rec.get("val/bpb") is not None else math.nan)
@@ -239,7 +235,7 @@ def _unfinished_note(sweep_dir: Path) -> str | None:
         planned = [r["run_id"] for r in json.loads((sweep_dir / "plan.json").read_text())["runs"]]
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    missing = [rid for rid in planned if not (sweep_dir / "runs" / rid / "result.json").exists()]
+    missing = [rid for rid in planned if not (sweep_dir / "runs" / rid / RESULT_FILE).exists()]
     if not missing:
         return None
     return (f"{len(missing)} of {len(planned)} planned run(s) of {sweep_dir} have no result yet (unfinished or "
@@ -257,7 +253,7 @@ def _collect(inputs: list[str | Path], params_kind: str, notes: list[str]) -> li
                 raise ScalingError(f"{path}: not a CSV file, run dir or sweep dir")
             rows.extend(_read_csv(path))
             continue
-        results = [path / "result.json"] if (path / "result.json").exists() else sorted(path.rglob("result.json"))
+        results = [path / RESULT_FILE] if (path / RESULT_FILE).exists() else sorted(path.rglob(RESULT_FILE))
         for sweep_dir in [path] if (path / "plan.json").exists() else sorted(p.parent for p in path.rglob("plan.json")):
             note = _unfinished_note(sweep_dir)
             if note:
