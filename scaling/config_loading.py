@@ -126,14 +126,42 @@ def _split_presets(tree: dict, source: str) -> tuple[dict, dict[str, str]]:
 
 
 def read_yaml(path: str | Path, what: str = "config file", hint: str = "pass an existing YAML file to --config"):
-    """Parse a YAML file; a missing or malformed file is a one-line :class:`ConfigError` naming ``what``."""
+    """Parse a YAML file; a missing or malformed file, or a key given twice in one mapping, is a
+    one-line :class:`ConfigError` naming ``what``."""
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"{what} {str(p)!r} not found; {hint}")
+    text = p.read_text()
     try:
-        return yaml.safe_load(p.read_text())
+        data = yaml.safe_load(text)
     except yaml.YAMLError as e:
         raise ConfigError(f"{what} {str(p)!r} is not valid YAML: {str(e).splitlines()[0]}") from None
+    refuse_duplicate_keys(text, str(p))
+    return data
+
+
+def refuse_duplicate_keys(text: str, source: str) -> None:
+    """Refuse, in one line, a YAML text that gives a mapping key twice (YAML loaders keep the last silently)."""
+    todo, seen = [(yaml.compose(text, Loader=yaml.SafeLoader), "")], set()
+    while todo:
+        node, where = todo.pop()
+        if node is None or id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.SequenceNode):
+            todo += [(child, where) for child in node.value]
+        elif isinstance(node, yaml.MappingNode):
+            first: dict[str, int] = {}
+            for key, value in node.value:
+                if key.tag == "tag:yaml.org,2002:merge" or not isinstance(key, yaml.ScalarNode):
+                    continue
+                line = key.start_mark.line + 1
+                if key.value in first:
+                    place = f" in {where}" if where else ""
+                    raise ConfigError(f"{source}: duplicate key {key.value!r}{place} (lines {first[key.value]} "
+                                       f"and {line}); give each key once")
+                first[key.value] = line
+                todo.append((value, f"{where}.{key.value}" if where else key.value))
 
 
 def _read_yaml(path: str | Path) -> dict:

@@ -305,35 +305,10 @@ def parse_spec(raw: Any, source: str = "<spec>", base_dir: str | Path = ".") -> 
     return spec
 
 
-def refuse_duplicate_keys(text: str, source: str) -> None:
-    """Refuse, in one line, a YAML text that gives a mapping key twice (YAML loaders keep the last silently)."""
-    todo, seen = [(yaml.compose(text, Loader=yaml.SafeLoader), "")], set()
-    while todo:
-        node, where = todo.pop()
-        if node is None or id(node) in seen:
-            continue
-        seen.add(id(node))
-        if isinstance(node, yaml.SequenceNode):
-            todo += [(child, where) for child in node.value]
-        elif isinstance(node, yaml.MappingNode):
-            first: dict[str, int] = {}
-            for key, value in node.value:
-                if key.tag == "tag:yaml.org,2002:merge" or not isinstance(key, yaml.ScalarNode):
-                    continue
-                line = key.start_mark.line + 1
-                if key.value in first:
-                    place = f" in {where}" if where else ""
-                    raise ScalingError(f"{source}: duplicate key {key.value!r}{place} (lines {first[key.value]} "
-                                       f"and {line}); give each key once")
-                first[key.value] = line
-                todo.append((value, f"{where}.{key.value}" if where else key.value))
-
-
 def load_spec(path: str | Path) -> Spec:
-    """Read and check a sweep spec YAML file (a key given twice in one mapping is refused)."""
+    """Read and check a sweep spec YAML file (a key given twice in one mapping is refused by read_yaml)."""
     from scaling.config_loading import read_yaml
 
     p = Path(path)
     raw = read_yaml(p, "sweep spec", "pass a YAML file (examples in configs/sweeps/)")
-    refuse_duplicate_keys(p.read_text(), str(p))
     return parse_spec(raw, source=str(p), base_dir=p.parent)

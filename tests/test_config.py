@@ -180,3 +180,10 @@ def test_a_branch_keeps_its_run_id_when_the_sweep_dir_moves():
 
     assert branch("/scratch/a/sweep/runs/0123abcd4567") == branch("/mnt/b/sweep/runs/0123abcd4567")
     assert branch("/scratch/a/sweep/runs/0123abcd4567") != branch("/scratch/a/sweep/runs/89abcdef0123")
+
+
+def test_a_key_given_twice_in_a_config_file_is_refused(tmp_path):
+    f = tmp_path / "twice.yaml"
+    f.write_text("optim:\n  lr: 1.0e-3\n  lr: 2.0e-3\n")
+    with pytest.raises(ConfigError, match=r"duplicate key 'lr' in optim \(lines 2 and 3\)"):
+        load_config([f])
