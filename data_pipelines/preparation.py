@@ -269,11 +269,11 @@ def _kept(files: list[Path], text_field: str, val_fraction: float, dedup: bool, 
             data = doc.encode("utf-8")
             digest, pieces = hashlib.sha256(data).digest(), [(doc, len(data))]
         else:
-            digest = doc.digest()[0]
-            pieces = ((p, len(p.encode("utf-8"))) for p in doc.pieces(stats))
+            digest, nbytes = doc.digest()
             if whole:
-                texts = [p for p, _ in pieces]
-                pieces = [("".join(texts), sum(len(p.encode("utf-8")) for p in texts))]
+                pieces = [("".join(doc.pieces(stats)), nbytes)]
+            else:
+                pieces = ((p, len(p.encode("utf-8"))) for p in doc.pieces(stats))
         if dedup:
             if digest[:16] in seen:
                 stats.duplicates_removed += 1
