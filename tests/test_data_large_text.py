@@ -108,3 +108,25 @@ def test_a_prepare_stopped_inside_a_large_document_resumes_to_identical_output(
     assert tree(tmp_path / "out") == tree(tmp_path / "clean")
     assert big_text in documents(tmp_path / "clean", "train") + documents(tmp_path / "clean", "val")
     assert np.diff(PreparedDataset.open(tmp_path / "clean").document_ends("train")).min() > 0
+
+
+def test_a_tokenizer_that_cannot_encode_in_pieces_gets_the_large_file_whole(tmp_path, tokenizer_file, big_text,
+                                                                            small_pieces):
+    import json
+
+    from tokenizers import Tokenizer
+
+    spec = json.loads(tokenizer_file.read_text())
+    spec["pre_tokenizer"]["add_prefix_space"] = True  # encoded in pieces, every piece would get a space
+    given = tmp_path / "prefix-space.json"
+    given.write_text(json.dumps(spec))
+    tok = Tokenizer.from_file(str(given))
+    assert not encodes_in_pieces(tok)
+    src = tmp_path / "book.txt"
+    src.write_text(big_text, encoding="utf-8", newline="")
+    m = prepare([str(src)], tmp_path / "ds", tokenizer=given, val_fraction=0.0, shard_tokens=30_000, progress=False)
+    ds = PreparedDataset.open(tmp_path / "ds")
+    prepare_for_encoding(tok)
+    expected = tok.encode(big_text, add_special_tokens=False).ids + [ds.eos_id]
+    assert np.asarray(ds.tokens("train")).tolist() == expected  # the tokens of the whole text, one EOS
+    assert m["splits"]["train"]["bytes"] == len(big_text.encode())
