@@ -14,6 +14,15 @@ def batch_tokens(trainer: pl.Trainer, pl_module: pl.LightningModule) -> int:
     return train.micro_batch_size * train.seq_len * trainer.accumulate_grad_batches * trainer.world_size
 
 
+def gather_from_ranks(obj) -> list:
+    """``obj`` of every rank, in rank order (``[obj]`` outside a distributed run)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        out = [None] * torch.distributed.get_world_size()
+        torch.distributed.all_gather_object(out, obj)
+        return out
+    return [obj]
+
+
 def device_name(device: torch.device) -> str | None:
     """The accelerator's marketing name (``NVIDIA H100 80GB HBM3``), None for a CPU."""
     if device.type == "cuda":

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from scaling.errors import ScalingError
-from scaling.training.callbacks_common import StepEndCallback, batch_tokens
+from scaling.training.callbacks_common import StepEndCallback, batch_tokens, gather_from_ranks
 from scaling.training.run_files import (
     LAST_CHECKPOINT,
     checkpoint_dir,
@@ -41,14 +41,6 @@ def set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _gather(obj) -> list:
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        out = [None] * torch.distributed.get_world_size()
-        torch.distributed.all_gather_object(out, obj)
-        return out
-    return [obj]
 
 
 class TokenCheckpoints(StepEndCallback):
@@ -90,7 +82,7 @@ class TokenCheckpoints(StepEndCallback):
         trainer.strategy.barrier("TokenCheckpoints.save")
 
     def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
-        checkpoint["rng_states"] = _gather(rng_state())
+        checkpoint["rng_states"] = gather_from_ranks(rng_state())
         checkpoint.setdefault("scaling", {}).update(
             step=trainer.global_step, tokens=trainer.global_step * batch_tokens(trainer, pl_module),
             batch_tokens=batch_tokens(trainer, pl_module))

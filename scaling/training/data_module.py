@@ -23,6 +23,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset
 
 from scaling.errors import DataError
+from scaling.training.callbacks_common import gather_from_ranks
 
 
 def open_dataset(path: str | Path, verify: str = "fast", tokenizer_sha256: str | None = None,
@@ -159,11 +160,7 @@ class TokenDataModule(pl.LightningDataModule):
         state = self._snapshots.get(consumed) if consumed < self._produced else self.sampler.state_dict()
         if state is None:
             raise RuntimeError(f"no sampler state recorded for batch {consumed} (drawn {self._produced})")
-        states = [state]
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            states = [None] * torch.distributed.get_world_size()
-            torch.distributed.all_gather_object(states, state)
-        return {"consumed": consumed, "sampler_states": states}
+        return {"consumed": consumed, "sampler_states": gather_from_ranks(state)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if not state:
