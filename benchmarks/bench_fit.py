@@ -17,18 +17,22 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-from scaling.fit import fit_runs
-from scaling.fit.basics import single_threaded_blas
-from scaling.fit.bootstrap import bootstrap, percentile_interval
-from scaling.fit.data import Points
-from scaling.fit.parametric import CHINCHILLA, ParametricFit, fit_parametric
-from scaling.fit.synthetic import demo_like_runs, ladder_grid
+# the synthetic ladders are test helpers; run from a checkout, the repository root makes them importable
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from scaling.fit import fit_runs  # noqa: E402
+from scaling.fit.basics import single_threaded_blas  # noqa: E402
+from scaling.fit.bootstrap import bootstrap, percentile_interval  # noqa: E402
+from scaling.fit.data import Points  # noqa: E402
+from scaling.fit.parametric import CHINCHILLA, ParametricFit, fit_parametric  # noqa: E402
+from tests.helpers.synthetic import demo_like_runs, ladder_grid  # noqa: E402
 
 TRUE = ParametricFit.from_constants(E=1.8, A=900.0, B=2000.0, alpha=0.40, beta=0.33)
 

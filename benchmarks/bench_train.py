@@ -8,7 +8,7 @@ scaling/training/benchmark.py).
 import argparse
 import sys
 
-from scaling import bench_cli
+from scaling.cli import bench as bench_cli
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -124,7 +124,8 @@ def _preset_path(name: str) -> str:
     """The ``path`` of ``configs/data/<name>.yaml``: where the preset's dataset lives."""
     import yaml
 
-    text = resources.files("configs").joinpath("data", f"{name}.yaml").read_text()
+    # the presets ship as package data of ``scaling`` (the command this module serves)
+    text = resources.files("scaling").joinpath("presets", "data", f"{name}.yaml").read_text()
     return str(yaml.safe_load(text)["path"])
 
 

@@ -34,8 +34,9 @@ _NOT_IN_RUN_ID = ("run.dir", "run.name", "run.resume", "logging", "train.threads
 
 
 def configs_dir() -> Path:
-    """The installed ``configs/`` folder (works from editable and non-editable installs)."""
-    return Path(str(resources.files("configs")))
+    """The YAML presets: ``scaling/presets``, a link to the repository's ``configs/`` folder in a checkout
+    and a copy of it (package data) in an installed wheel."""
+    return Path(str(resources.files("scaling"))) / "presets"
 
 
 def list_presets(group: str) -> list[str]:

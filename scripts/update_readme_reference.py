@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from scaling.config_docs import config_reference
+from scaling.cli.config_docs import config_reference
 
 BEGIN, END = "<!-- config-reference:begin -->", "<!-- config-reference:end -->"
 

@@ -5,7 +5,7 @@ import pytest
 from scaling.config_loading import load_config
 from scaling.errors import ScalingError
 from scaling.training.benchmark import bench_settings
-from tests.conftest import run_cli
+from tests.helpers.runs import run_cli
 
 
 @pytest.mark.parametrize(("overrides", "expected"), [

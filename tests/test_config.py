@@ -127,13 +127,15 @@ def test_configs_are_found_from_a_non_editable_install(tmp_path):
     (wheel,) = (tmp_path / "wheel").glob("*.whl")
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
-    code = ("import configs, scaling.config_loading as c; print(configs.__file__); "
+    code = ("import importlib.util, scaling.config_loading as c; print(c.configs_dir()); "
+            "print(importlib.util.find_spec('configs') is None); "
             "print(c.load_config(overrides=['model=gpt2-small']).model.n_layer)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
                           env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"})
     assert proc.returncode == 0, proc.stderr
-    where, n_layer = proc.stdout.split()
-    assert where.startswith(str(site)) and n_layer == "12"
+    where, no_configs_package, n_layer = proc.stdout.split()
+    # the presets are package data inside scaling, not a top-level package named "configs"
+    assert where == str(site / "scaling" / "presets") and no_configs_package == "True" and n_layer == "12"
     assert (configs_dir() / "model" / "gpt2-small.yaml").is_file()
 
 

@@ -14,7 +14,7 @@ from scaling.fit.bootstrap import (
 )
 from scaling.fit.data import Points
 from scaling.fit.parametric import ParametricFit, fit_parametric
-from scaling.fit.synthetic import ladder_grid
+from tests.helpers.synthetic import ladder_grid
 
 TRUE = ParametricFit.from_constants(E=1.8, A=900.0, B=2000.0, alpha=0.40, beta=0.33)
 

@@ -7,7 +7,7 @@ import pytest
 
 from scaling.errors import ScalingError
 from scaling.fit.parametric import CHINCHILLA, ParametricFit, fit_parametric
-from scaling.fit.synthetic import ladder_grid
+from tests.helpers.synthetic import ladder_grid
 
 # a realistic ladder: 8 sizes over 2.5 decades, 6 token counts per size
 SIZES = np.logspace(7, 9.5, 8)

@@ -13,7 +13,7 @@ import yaml
 from scaling.cli import main
 from scaling.fit import fit_runs, load_points
 from scaling.fit.parametric import ParametricFit
-from scaling.fit.synthetic import demo_like_runs, ladder_grid, write_csv, write_runs
+from tests.helpers.synthetic import demo_like_runs, ladder_grid, write_csv, write_runs
 
 LAW = ParametricFit.from_constants(E=1.8, A=900.0, B=2000.0, alpha=0.40, beta=0.33)
 TINY_LAW = ParametricFit.from_constants(E=1.5, A=30.0, B=300.0, alpha=0.3, beta=0.3)
@@ -61,7 +61,7 @@ def test_recommended_size_follows_the_law_at_large_compute(ladder_csv, tmp_path)
 
 @pytest.mark.slow
 def test_demo_like_run_dirs_give_lr_law_knobs_and_a_wandb_fit_run(tmp_path):
-    from scaling.training.wandb_records import find_wandb_files, read_wandb_file
+    from tests.helpers.wandb_records import find_wandb_files, read_wandb_file
 
     sweep = tmp_path / "sweep"
     demo_like_runs(sweep, TINY_LAW, noise=0.005)
@@ -88,7 +88,7 @@ def test_demo_like_run_dirs_give_lr_law_knobs_and_a_wandb_fit_run(tmp_path):
 
 
 def test_wandb_fit_run_has_job_type_fit_group_and_tables(ladder_csv, tmp_path):
-    from scaling.training.wandb_records import find_wandb_files, read_wandb_file
+    from tests.helpers.wandb_records import find_wandb_files, read_wandb_file
 
     out = tmp_path / "fit"
     result = fit_runs([ladder_csv], out, n_boot=0, plots=False, wandb="offline", wandb_group="study-1")

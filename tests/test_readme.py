@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from scaling.config_docs import config_reference
+from scaling.cli.config_docs import config_reference
 from scaling.config_loading import list_presets
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()

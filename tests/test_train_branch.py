@@ -17,7 +17,7 @@ class FirstWeights(pl.Callback):
 def trunk(tiny_corpus, tmp_path_factory):
     """A WSD trunk of 20 steps keeping a checkpoint at 5120 tokens (step 10)."""
     from scaling import load_config, train
-    from tests.conftest import tiny_overrides
+    from tests.helpers.runs import tiny_overrides
 
     run_dir = tmp_path_factory.mktemp("trunk") / "run"
     train(load_config([], tiny_overrides(tiny_corpus, run_dir, "schedule.kind=wsd", "train.checkpoint_at_tokens=[5120]")))

@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from tests.conftest import TINY_MODEL
+from tests.helpers.runs import TINY_MODEL
 
 
 def _clean(name: str) -> str:

@@ -78,7 +78,7 @@ def test_a_chosen_attention_kernel_computes_the_same_losses(tiny_cfg, tmp_path, 
 
 def test_an_attention_kernel_the_device_lacks_is_a_one_line_user_error(tiny_corpus, tmp_path, capsys):
     from scaling.cli import main
-    from tests.conftest import tiny_overrides
+    from tests.helpers.runs import tiny_overrides
 
     if torch.cuda.is_available():
         pytest.skip("the memory-efficient kernel exists on CUDA")

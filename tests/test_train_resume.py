@@ -8,7 +8,7 @@ import pytest
 
 from scaling.cli import main
 from scaling.training.run_files import read_metrics, read_result, train_rows
-from tests.conftest import REPO, run_cli, tiny_overrides
+from tests.helpers.runs import REPO, run_cli, tiny_overrides
 
 KILL_AFTER = """
 import os, signal, sys

@@ -26,7 +26,7 @@ TRAIN_KEYS = {"step", "train/loss", "train/lr", "train/tokens", "train/grad_norm
 def learned(tiny_corpus, tmp_path_factory):
     """60 steps of 512 tokens, validation every 20 steps, cosine to 0.1 of the peak."""
     from scaling import train
-    from tests.conftest import tiny_overrides
+    from tests.helpers.runs import tiny_overrides
 
     run_dir = tmp_path_factory.mktemp("learned") / "run"
     cfg = load_config([], tiny_overrides(tiny_corpus, run_dir, "train.tokens=30720", "train.val_every_tokens=10240"))
@@ -123,14 +123,14 @@ def one_line_error(capsys) -> str:
 
 
 def test_missing_data_path_is_a_one_line_user_error(tiny_corpus, tmp_path, capsys):
-    from tests.conftest import tiny_overrides
+    from tests.helpers.runs import tiny_overrides
 
     assert main(["train", *tiny_overrides(tmp_path / "nowhere", tmp_path / "r")]) == 2
     assert "scaling prepare" in one_line_error(capsys)
 
 
 def test_unprepared_data_path_is_a_one_line_user_error(tiny_corpus, tmp_path, capsys):
-    from tests.conftest import tiny_overrides
+    from tests.helpers.runs import tiny_overrides
 
     (tmp_path / "raw").mkdir()
     (tmp_path / "raw" / "notes.txt").write_text("text, not shards")
@@ -149,7 +149,7 @@ NO_GPU = pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine w
 ])
 def test_bad_train_settings_are_one_line_user_errors_before_anything_is_written(
         tiny_corpus, tmp_path, capsys, override, message):
-    from tests.conftest import tiny_overrides
+    from tests.helpers.runs import tiny_overrides
 
     assert main(["train", *tiny_overrides(tiny_corpus, tmp_path / "r", override)]) == 2
     assert message in one_line_error(capsys)
@@ -157,7 +157,7 @@ def test_bad_train_settings_are_one_line_user_errors_before_anything_is_written(
 
 
 def test_online_wandb_without_a_login_is_a_one_line_user_error(tiny_corpus, tmp_path, capsys, monkeypatch):
-    from tests.conftest import tiny_overrides
+    from tests.helpers.runs import tiny_overrides
 
     monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc
     monkeypatch.delenv("WANDB_API_KEY", raising=False)

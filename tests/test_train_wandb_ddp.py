@@ -3,8 +3,8 @@
 import pytest
 
 from scaling.training.run_files import read_metrics, read_result, train_rows
-from scaling.training.wandb_records import find_wandb_files, read_wandb_file
-from tests.conftest import run_cli, tiny_overrides
+from tests.helpers.runs import run_cli, tiny_overrides
+from tests.helpers.wandb_records import find_wandb_files, read_wandb_file
 
 
 @pytest.mark.slow

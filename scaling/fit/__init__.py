@@ -43,7 +43,7 @@ _EXPORTS: dict[str, str] = {
     "build_ladder": "scaling.fit.recommend",
     "choose": "scaling.fit.recommend",
     "render_report": "scaling.fit.report",
-    "summary_lines": "scaling.fit.cli",
+    "summary_lines": "scaling.cli.fit",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -7,10 +7,10 @@ import json
 
 import pytest
 
-from scaling.training.wandb_records import find_wandb_files, read_wandb_file
 from sweeps.launch import plan, run_sweep
 from sweeps.status import sweep_status
 from sweeps.store import SweepStore
+from tests.helpers.wandb_records import find_wandb_files, read_wandb_file
 
 
 @pytest.mark.slow

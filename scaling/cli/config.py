@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     from scaling.config_loading import GROUPS, list_presets, load_config, to_yaml
 
     if args.action == "docs":
-        from scaling.config_docs import config_reference
+        from scaling.cli.config_docs import config_reference
 
         print(config_reference(), end="")
         return 0

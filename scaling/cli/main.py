@@ -16,12 +16,12 @@ from scaling.errors import EXIT_USER_ERROR, ScalingError
 
 # subcommand -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "config": ("scaling.config_cli", "show the resolved config of a run and its derived numbers"),
+    "config": ("scaling.cli.config", "show the resolved config of a run and its derived numbers"),
     "prepare": ("data_pipelines.cli", "turn your text into a tokenizer and verified token shards"),
-    "train": ("scaling.train_cli", "train one model (a run dir with config, metrics and result)"),
-    "bench": ("scaling.bench_cli", "throughput and MFU of the trainer against a plain PyTorch loop"),
+    "train": ("scaling.cli.train", "train one model (a run dir with config, metrics and result)"),
+    "bench": ("scaling.cli.bench", "throughput and MFU of the trainer against a plain PyTorch loop"),
     "sweep": ("sweeps.cli", "plan, run, watch sweeps of many runs (local or SLURM)"),
-    "fit": ("scaling.fit.cli", "fit scaling laws to runs and recommend the large run"),
+    "fit": ("scaling.cli.fit", "fit scaling laws to runs and recommend the large run"),
     "demo": ("sweeps.demo", "the whole study on the built-in corpus: prepare, sweep, fit"),
 }
 

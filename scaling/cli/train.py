@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from scaling.config_cli import add_config_arguments
+from scaling.cli.config import add_config_arguments
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
