@@ -1,0 +1,313 @@
+"""Which knobs to carry: each knob level's own loss law, judged at the large run's size and budget.
+
+A knob (an architecture, optimiser or data setting swept at fixed size and budget) can win at the
+sizes tried and lose at the size that matters, so every level gets its own law
+L_level(N, D) = E + A_level/N^α + B_level/D^β, in one of two forms:
+
+- ``shared``: one E, α and β for all levels, an A and a B per level (3 + 2·levels parameters; the
+  levels differ by a constant factor of effective parameters and of effective data);
+- ``separate``: a full law per level (5 parameters each; the levels may scale differently).
+
+Held-out error decides between them: each model size is left out in turn, both forms are fitted to
+the rest and predict it. Uncertainty comes from a bootstrap over runs (stratified by level; seeds stay
+separate runs). At a target (N, D) each level gets its predicted loss, its difference to the best
+level, and its *compute multiplier*: the compute it needs to reach the best level's predicted loss,
+divided by the target's compute, when the run is scaled along the target's tokens-per-parameter ratio
+(N and D both grow by √m when the compute grows by m). Two levels *cross over* where their losses on
+that path are equal.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import brentq, minimize
+
+from scaling.errors import ScalingError
+from scaling.fit.basics import representative, single_threaded_blas
+from scaling.fit.data import CELL_TOLERANCE_DEX, Points
+from scaling.fit.parametric import HUBER_DELTA, ParametricFit, fit_parametric
+
+HPARAM_KNOBS = ("lr", "batch_size")  # judged by the hyperparameter laws, not here
+FORMS = ("shared", "separate")
+CROSSOVER_RANGE = 1e4  # crossovers are looked for within this factor of the runs' compute, each way
+_BOUND_LOG_COEF, _BOUND_LOG_E, _BOUND_EXP = (-10.0, 60.0), (-10.0, 5.0), (1e-3, 3.0)
+# the objective is a mean |log error| in units of the Huber δ (values ~1-10): a relative change of 1e-10
+# is far below anything a prediction can show, and stopping there halves the iterations of 1e-15
+_REFIT_OPTIONS = {"ftol": 1e-10, "gtol": 1e-8, "maxiter": 5000, "maxfun": 20000}
+
+
+def level_name(value) -> str:
+    """A knob value as a level name, written as in a config file or CSV (``true``, ``0.1``, ``gelu``)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+@dataclass
+class KnobData:
+    """The runs that judge one knob: other knobs at their usual level, each cell's best hyperparameters."""
+
+    knob: str
+    params: np.ndarray
+    tokens: np.ndarray
+    loss: np.ndarray
+    level: np.ndarray  # index into ``levels`` per run
+    levels: list[str]
+    values: dict[str, object]  # level name -> the value as the runs had it
+    fixed: dict[str, str]  # the other knobs and the level they are held at
+
+    def sizes(self) -> np.ndarray:
+        """Each run's model size, with sizes within 2% counted as one."""
+        return representative(self.params, CELL_TOLERANCE_DEX)
+
+    def subset(self, idx: np.ndarray) -> KnobData:
+        """The runs ``idx`` (repeats allowed, as in a bootstrap resample)."""
+        return KnobData(self.knob, self.params[idx], self.tokens[idx], self.loss[idx], self.level[idx],
+                        self.levels, self.values, self.fixed)
+
+
+def _mode(values: list) -> object:
+    counts: dict[str, list] = {}
+    for v in values:
+        counts.setdefault(repr(v), [0, v])[0] += 1
+    return max(counts.values(), key=lambda c: c[0])[1]
+
+
+def knob_data(points: Points, knob: str) -> KnobData | None:
+    """The runs that judge ``knob``; None when fewer than two of its levels have runs at two sizes.
+
+    Other knobs are held at their most common level; where learning rate or batch size were swept,
+    each (size, tokens, level) keeps the runs of its best setting (seeds averaged to choose it).
+    """
+    n = len(points)
+    keep = np.array([points.knobs[knob][i] is not None for i in range(n)])
+    fixed = {}
+    for other, values in points.knobs.items():
+        if other == knob or other in HPARAM_KNOBS:
+            continue
+        usual = _mode([values[i] for i in np.flatnonzero(keep)]) if keep.any() else None
+        fixed[other] = level_name(usual)
+        keep &= np.array([repr(v) == repr(usual) for v in values])
+    cells = points.cells()
+    settings: dict[tuple, dict[tuple, list[int]]] = {}
+    for i in np.flatnonzero(keep):
+        hp = tuple(repr(points.knobs[h][i]) if h in points.knobs else "" for h in HPARAM_KNOBS)
+        settings.setdefault((cells[i], level_name(points.knobs[knob][i])), {}).setdefault(hp, []).append(int(i))
+    rows = []
+    for by_setting in settings.values():
+        rows += min(by_setting.values(), key=lambda idx: float(np.mean(points.loss[idx])))
+    rows = np.array(sorted(rows), dtype=int)
+    if rows.size == 0:
+        return None
+    names = [level_name(points.knobs[knob][i]) for i in rows]
+    sizes = representative(points.params[rows], CELL_TOLERANCE_DEX)
+    levels = sorted({nm for nm in names if np.unique(sizes[[j for j, m in enumerate(names) if m == nm]]).size >= 2})
+    if len(levels) < 2:
+        return None
+    use = np.array([nm in levels for nm in names])
+    rows = rows[use]
+    values = {level_name(points.knobs[knob][i]): points.knobs[knob][i] for i in rows}
+    return KnobData(knob, points.params[rows], points.tokens[rows], points.loss[rows],
+                    np.array([levels.index(nm) for nm, u in zip(names, use, strict=True) if u]), levels, values, fixed)
+
+
+def _shared_objective(theta: np.ndarray, x, y, ll, level, n_levels: int, delta: float):
+    """Huber sum of log residuals of the shared form and its gradient; θ = (log E, α, β, log A_l…, log B_l…)."""
+    e, alpha, beta = theta[:3]
+    a, b = theta[3:3 + n_levels][level], theta[3 + n_levels:][level]
+    t1, t2 = a - alpha * x, b - beta * y
+    top = np.maximum(np.maximum(t1, t2), e)
+    w1, w2, w3 = np.exp(t1 - top), np.exp(t2 - top), np.exp(e - top)
+    total = w1 + w2 + w3
+    r = top + np.log(total) - ll
+    dr = np.clip(r, -delta, delta) / total
+    huber = np.where(np.abs(r) <= delta, 0.5 * r * r, delta * (np.abs(r) - 0.5 * delta))
+    g1, g2 = dr * w1, dr * w2
+    grad = np.concatenate([[np.sum(dr * w3), -np.sum(g1 * x), -np.sum(g2 * y)],
+                           np.bincount(level, g1, n_levels), np.bincount(level, g2, n_levels)])
+    return float(huber.sum()), grad, r
+
+
+def _laws_from_shared(theta: np.ndarray, n_levels: int, n_points: int, residuals: np.ndarray) -> list[ParametricFit]:
+    e, alpha, beta = theta[:3]
+    return [ParametricFit(E=float(np.exp(e)), A=float(np.exp(theta[3 + i])), B=float(np.exp(theta[3 + n_levels + i])),
+                          alpha=float(alpha), beta=float(beta), n_points=n_points,
+                          residual_std=float(np.std(residuals)), residuals=residuals,
+                          theta=np.array([theta[3 + i], theta[3 + n_levels + i], e, alpha, beta]))
+            for i in range(n_levels)]
+
+
+def fit_shared(data: KnobData, starts: list[np.ndarray] | None = None) -> tuple[list[ParametricFit], np.ndarray]:
+    """The shared form fitted to ``data``: one law per level and the joint θ (a warm start for refits).
+
+    Without ``starts`` it starts from a single law fitted to all levels together.
+    """
+    k = len(data.levels)
+    x, y, ll = np.log(data.params), np.log(data.tokens), np.log(data.loss)
+    if starts is None:
+        pooled = fit_parametric(data.params, data.tokens, data.loss)
+        la, lb, le, alpha, beta = pooled.theta
+        starts = [np.concatenate([[le, alpha, beta], np.full(k, la), np.full(k, lb)])]
+    bounds = [_BOUND_LOG_E, _BOUND_EXP, _BOUND_EXP] + [_BOUND_LOG_COEF] * (2 * k)
+    scale = x.size * HUBER_DELTA
+
+    def fun(theta):
+        f, g, _ = _shared_objective(theta, x, y, ll, data.level, k, HUBER_DELTA)
+        return f / scale, g / scale
+
+    best = None
+    with single_threaded_blas():
+        for start in starts:
+            start = np.clip(start, [b[0] for b in bounds], [b[1] for b in bounds])
+            res = minimize(fun, start, jac=True, method="L-BFGS-B", bounds=bounds,
+                           options=_REFIT_OPTIONS)
+            if best is None or res.fun < best.fun:
+                best = res
+    _, _, r = _shared_objective(best.x, x, y, ll, data.level, k, HUBER_DELTA)
+    return _laws_from_shared(best.x, k, x.size, r), best.x.copy()
+
+
+def separate_fittable(data: KnobData) -> bool:
+    """Whether every level has the runs a law of its own needs (5 runs, 2 sizes, 2 token counts)."""
+    for i in range(len(data.levels)):
+        sel = data.level == i
+        if sel.sum() < 5 or np.unique(data.sizes()[sel]).size < 2 or np.unique(data.tokens[sel]).size < 2:
+            return False
+    return True
+
+
+def fit_separate(data: KnobData, starts: list[ParametricFit] | None = None) -> list[ParametricFit]:
+    """A full law per level (from ``starts`` when given, else from a grid of starts)."""
+    laws = []
+    for i in range(len(data.levels)):
+        sel = data.level == i
+        init = starts[i] if starts else None
+        laws.append(fit_parametric(data.params[sel], data.tokens[sel], data.loss[sel], init=init, grid=init is None))
+    return laws
+
+
+@dataclass
+class FormFit:
+    """One form's laws fitted to all the runs of a knob, kept as the warm start of every refit."""
+
+    form: str
+    laws: list[ParametricFit]
+    theta: np.ndarray | None  # the shared form's joint parameters
+
+    def refit(self, data: KnobData) -> list[ParametricFit]:
+        """The same form fitted to ``data`` (a subset or resample), starting from these laws."""
+        if self.form == "shared":
+            return fit_shared(data, [self.theta])[0]
+        return fit_separate(data, self.laws)
+
+
+def fit_form(data: KnobData, form: str) -> FormFit:
+    """The laws of ``form`` ("shared" or "separate") fitted to ``data`` from a grid of starts."""
+    if form == "shared":
+        laws, theta = fit_shared(data)
+        return FormFit(form, laws, theta)
+    return FormFit(form, fit_separate(data), None)
+
+
+def leave_one_size_out(data: KnobData, full: FormFit) -> float | None:
+    """Mean absolute log error on each size when it is left out of ``full``'s fit; None when it cannot be done."""
+    sizes = data.sizes()
+    errors = []
+    for size in np.unique(sizes):
+        held = sizes == size
+        rest = data.subset(np.flatnonzero(~held))
+        if any(np.unique(rest.sizes()[rest.level == i]).size < 2 for i in range(len(data.levels))):
+            continue  # a level would keep one size: its law could not be told from the others
+        try:
+            if full.form == "separate" and not separate_fittable(rest):
+                return None
+            laws = full.refit(rest)
+        except ScalingError:
+            return None
+        pred = np.array([laws[lv].predict(n, d) for lv, n, d in
+                         zip(data.level[held], data.params[held], data.tokens[held], strict=True)])
+        errors += list(np.abs(np.log(pred) - np.log(data.loss[held])))
+    return float(np.mean(errors)) if errors else None
+
+
+def choose_form(data: KnobData) -> tuple[FormFit, dict]:
+    """The form with the lower held-out error (shared on a tie or when only it can be judged), fitted."""
+    fits = {"shared": fit_form(data, "shared")}
+    if separate_fittable(data):
+        fits["separate"] = fit_form(data, "separate")
+    heldout = {form: leave_one_size_out(data, fit) for form, fit in fits.items()}
+    heldout.setdefault("separate", None)
+    sep, sh = heldout["separate"], heldout["shared"]
+    form = "separate" if sep is not None and sh is not None and sep < sh else "shared"
+    if "separate" not in fits:
+        why = "too few runs per level for separate laws (5 runs, 2 sizes and 2 token counts each)"
+    elif sep is None or sh is None:
+        why = "too few sizes to hold one out"
+    else:
+        why = f"held-out error {min(sep, sh):.4f} vs {max(sep, sh):.4f} (mean |log error|, one size left out)"
+    return fits[form], {"errors": heldout, "why": why}
+
+
+def loss_on_path(law: ParametricFit, n: float, d: float, multiplier) -> np.ndarray:
+    """The law's loss when the run (n, d) is scaled to ``multiplier``× its compute at the same N/D ratio."""
+    s = np.sqrt(np.asarray(multiplier, dtype=float))
+    return law.predict(n * s, d * s)
+
+
+def compute_multiplier(law: ParametricFit, n: float, d: float, goal: float) -> float:
+    """Compute, relative to the run (n, d), that ``law`` needs to reach the loss ``goal``; inf if never."""
+    if law.E >= goal:
+        return math.inf
+
+    def gap(log_m: float) -> float:
+        return float(loss_on_path(law, n, d, math.exp(log_m))) - goal
+
+    lo, hi = -40.0, 40.0
+    if gap(lo) < 0:
+        return 0.0
+    if gap(hi) > 0:
+        return math.inf
+    return math.exp(brentq(gap, lo, hi, xtol=1e-10))
+
+
+def crossover_flops(law_a: ParametricFit, law_b: ParametricFit, n: float, d: float, flops_range) -> float | None:
+    """Compute (6·N·D) where the two laws' losses are equal along the run's N/D ratio, within ``flops_range``.
+
+    With several crossings the one nearest the run's own compute is returned."""
+    c0 = 6.0 * n * d
+    grid = np.geomspace(flops_range[0], flops_range[1], 801)
+    diff = loss_on_path(law_a, n, d, grid / c0) - loss_on_path(law_b, n, d, grid / c0)
+    flips = np.flatnonzero(np.sign(diff[:-1]) * np.sign(diff[1:]) < 0)
+    if flips.size == 0:
+        return None
+
+    def gap(log_c: float) -> float:
+        m = math.exp(log_c) / c0
+        return float(loss_on_path(law_a, n, d, m) - loss_on_path(law_b, n, d, m))
+
+    roots = [math.exp(brentq(gap, math.log(grid[i]), math.log(grid[i + 1]))) for i in flips]
+    return min(roots, key=lambda c: abs(math.log(c / c0)))
+
+
+def bootstrap_laws(data: KnobData, full: FormFit, quantities: Callable[[list[ParametricFit]], dict[str, float]],
+                   *, n_boot: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """Samples of ``quantities(laws)`` over refits of ``full``'s form on runs resampled within each level."""
+    rng = np.random.default_rng(seed)
+    by_level = [np.flatnonzero(data.level == i) for i in range(len(data.levels))]
+    samples: dict[str, list[float]] = {}
+    for _ in range(n_boot):
+        idx = np.concatenate([rng.choice(ix, ix.size, replace=True) for ix in by_level])
+        sub = data.subset(idx)
+        if any(np.unique(sub.sizes()[sub.level == i]).size < 2 for i in range(len(data.levels))):
+            continue
+        try:
+            laws = full.refit(sub)
+        except ScalingError:
+            continue
+        for key, value in quantities(laws).items():
+            samples.setdefault(key, []).append(value)
+    return {k: np.asarray(v, dtype=float) for k, v in samples.items()}

@@ -1,0 +1,107 @@
+"""Knob laws on synthetic ladders with a known truth: multipliers, crossovers, verdicts, false positives."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from scaling.fit.data import Points
+from scaling.fit.knob_effects import carried_levels, knob_effects
+from scaling.fit.knob_laws import compute_multiplier, crossover_flops, knob_data
+from scaling.fit.parametric import ParametricFit
+
+BASE = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}
+SIZES = (1e6, 3e6, 1e7, 3e7, 1e8)
+TARGET = (1e9, 2e10)  # 20 tokens per parameter, 10x the largest run's size
+
+
+def law(a_factor: float = 1.0, b_factor: float = 1.0) -> ParametricFit:
+    return ParametricFit.from_constants(BASE["E"], BASE["A"] * a_factor, BASE["B"] * b_factor, BASE["alpha"],
+                                        BASE["beta"])
+
+
+def worth(multiplier: float) -> ParametricFit:
+    """The base law with every run worth ``multiplier``x its compute (N and D each worth √multiplier)."""
+    return law(multiplier ** (-BASE["alpha"] / 2), multiplier ** (-BASE["beta"] / 2))
+
+
+def ladder(laws: dict[str, ParametricFit], rng, *, ratios=(10, 40), seeds=2, noise=0.01, extra=None) -> Points:
+    rows = [(n, n * r, level, s) for level in laws for n in SIZES for r in ratios for s in range(seeds)]
+    params = np.array([r[0] for r in rows])
+    tokens = np.array([r[1] for r in rows])
+    loss = np.array([float(laws[r[2]].predict(r[0], r[1])) for r in rows]) * np.exp(rng.normal(0, noise, len(rows)))
+    n = len(rows)
+    knobs = {"model.activation": [r[2] for r in rows], **(extra(rows) if extra else {})}
+    return Points(params, tokens, loss, 6 * params * tokens, np.full(n, np.nan), np.full(n, np.nan),
+                  np.array([r[3] for r in rows], dtype=float), [str(i) for i in range(n)], [str(i) for i in range(n)],
+                  knobs)
+
+
+def test_a_level_worth_a_constant_compute_multiplier_is_recovered_within_its_interval():
+    pts = ladder({"gelu": law(), "swiglu": worth(1.5)}, np.random.default_rng(0))
+    effects, by_knob, _ = knob_effects(pts, TARGET, [(1e8, 2e9)], n_boot=100)
+    e = effects["model.activation"]
+    assert e["best"] == "swiglu" and e["verdict"] == "carry"
+    m = e["multiplier"]["gelu"]
+    assert m["lo"] <= 1.5 <= m["hi"] and abs(m["value"] - 1.5) < 0.25
+    assert e["multiplier"]["swiglu"]["value"] == pytest.approx(1.0)
+    # the difference to the best is positive for the loser and its interval excludes 0
+    assert e["difference"]["gelu"]["lo"] > 0
+    # a prediction point gets each level's loss (within 2% of the truth, 6x beyond the runs) and its interval
+    at = by_knob[1]["model.activation"]["gelu"]
+    assert at["lo"] <= at["loss"] <= at["hi"] and at["loss"] == pytest.approx(float(law().predict(1e8, 2e9)), rel=0.02)
+    assert carried_levels(effects) == {"model.activation": "swiglu"}
+
+
+def test_the_multiplier_of_a_known_pair_of_laws_is_exact():
+    assert compute_multiplier(law(), *TARGET, float(worth(2.0).predict(*TARGET))) == pytest.approx(2.0, rel=1e-6)
+    assert compute_multiplier(law(), *TARGET, 1.0) == float("inf")  # below E: never reached
+
+
+def crossing_at(params: float, alpha: float) -> ParametricFit:
+    """A law with a flatter parameter exponent that equals the base law's N term at ``params``: better
+    below that size, worse above it (the same data term, so the crossing does not depend on D)."""
+    return ParametricFit.from_constants(BASE["E"], BASE["A"] * params ** (alpha - BASE["alpha"]), BASE["B"], alpha,
+                                        BASE["beta"])
+
+
+def test_two_levels_whose_laws_cross_give_the_crossover_within_a_factor_two():
+    narrow = crossing_at(3e8, 0.25)
+    truth = crossover_flops(narrow, law(), *TARGET, (1e10, 1e26))
+    assert truth == pytest.approx(6 * 3e8 * 20 * 3e8, rel=1e-6)  # beyond the runs (2.4e18), before the target
+    pts = ladder({"narrow": narrow, "wide": law()}, np.random.default_rng(1), noise=0.005)
+    e = knob_effects(pts, TARGET, n_boot=40)[0]["model.activation"]
+    assert e["law"] == "separate"  # the levels scale differently, and held-out error says so
+    found = e["crossover_flops"]["narrow"]
+    assert found is not None and truth / 2 <= found <= truth * 2
+
+
+def test_a_level_that_wins_small_and_loses_at_the_target_reverses():
+    pts = ladder({"narrow": crossing_at(2e8, 0.20), "wide": law()}, np.random.default_rng(2), noise=0.003)
+    e = knob_effects(pts, (3e9, 6e10), n_boot=40)[0]["model.activation"]
+    assert e["best_at_largest_size"] == "narrow" and e["best"] == "wide"
+    assert e["verdict"] == "reverses" and e["difference"]["narrow"]["lo"] > 0
+    assert carried_levels({"model.activation": e}) == {"model.activation": "wide"}
+
+
+def test_other_knobs_are_held_at_their_usual_level_and_the_best_lr_per_cell_is_used():
+    def extra(rows):
+        # a second knob at its usual level except for a few runs that would skew the comparison
+        return {"model.qk_norm": [i % 10 == 0 for i in range(len(rows))],
+                "lr": [1e-3 if i % 3 else 3e-3 for i in range(len(rows))]}
+
+    pts = ladder({"gelu": law(), "swiglu": law()}, np.random.default_rng(3), extra=extra)
+    data = knob_data(pts, "model.activation")
+    assert data.fixed == {"model.qk_norm": "false"}
+    assert not any(pts.knobs["model.qk_norm"][i] for i in range(len(pts)) if pts.loss[i] in data.loss)
+    assert set(data.levels) == {"gelu", "swiglu"}
+
+
+@pytest.mark.slow
+def test_a_null_knob_is_carried_no_more_often_than_the_nominal_rate():
+    verdicts = []
+    for draw in range(100):
+        pts = ladder({"a": law(), "b": law()}, np.random.default_rng(1000 + draw), seeds=1)
+        verdicts.append(knob_effects(pts, TARGET, n_boot=60, seed=draw)[0]["model.activation"]["verdict"])
+    false_positives = sum(v != "undecided" for v in verdicts) / len(verdicts)
+    assert false_positives <= 0.10, verdicts
