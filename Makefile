@@ -9,7 +9,8 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	# torch==2.13.0 is named in the same command as the project: see ../shared/FACTS.md
+	# torch==2.13.0 is named in the same pip command as the project: an unpinned torch (or a range) makes
+	# pip pull a multi-GB CUDA build on CPU-only machines
 	$(BIN)/pip install --quiet torch==2.13.0 -e '.[dev]'
 	touch $(STAMP)
 
