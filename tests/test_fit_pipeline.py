@@ -384,6 +384,8 @@ def test_fit_warnings_are_the_rules_in_order_and_a_new_rule_is_one_function(ladd
     ctx = fit_context([ladder_csv], options)
     (far,), (skipped,) = far_predictions(ctx), isoflop_skipped(ctx)
     assert far.startswith("--predict 7e+11:1.4e+13 is") and skipped.startswith("IsoFLOP: 1 budget(s)")
-    assert fit_runs([ladder_csv], tmp_path / "fit", options)["warnings"] == run_checks(ctx)
+    by_keywords = fit_runs([ladder_csv], tmp_path / "fit", predict=["7e11:1.4e13"], n_boot=0, plots=False,
+                           wandb="disabled")  # keywords replace fields of the default FitOptions
+    assert by_keywords["warnings"] == run_checks(ctx)
     assert run_checks(ctx)[-2:] == [far, skipped]  # the order of WARNING_RULES
     assert run_checks(ctx, [*WARNING_RULES, lambda c: [f"{len(c.tuned)} tuned runs"]])[-1] == "20 tuned runs"

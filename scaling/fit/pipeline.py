@@ -7,6 +7,7 @@ steps in :mod:`scaling.fit.steps`) -> warnings (:func:`scaling.fit.checks.run_ch
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import sys
@@ -37,14 +38,15 @@ from scaling.fit.steps import (
 from scaling.wandb_online import require_wandb_login
 
 
-def fit_runs(inputs, out_dir, options: FitOptions | None = None) -> dict:
+def fit_runs(inputs, out_dir, options: FitOptions | None = None, **changes) -> dict:
     """Fit scaling laws to runs (or a CSV) and write fit.json, report.md, plots and large_run.yaml.
 
     ``inputs``: run dirs, sweep dirs, CSV paths, or a ready :class:`scaling.fit.data.Points`;
-    ``options``: how to fit and what to recommend (default :class:`FitOptions`). Returns the fit.json
+    ``options``: how to fit and what to recommend (default :class:`FitOptions`); ``changes``: fields
+    of :class:`FitOptions` to replace in it (``fit_runs(csv, out, n_boot=0)``). Returns the fit.json
     content.
     """
-    options = options or FitOptions()
+    options = dataclasses.replace(options or FitOptions(), **changes)
     out = check_options(options, out_dir)
     ctx = fit_context(inputs, options)
     warnings = run_checks(ctx)
