@@ -27,7 +27,7 @@ import numpy as np
 # the synthetic ladders are test helpers; run from a checkout, the repository root makes them importable
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from scaling.fit import fit_runs  # noqa: E402
+from scaling.fit import FitOptions, fit_runs  # noqa: E402
 from scaling.fit.basics import single_threaded_blas  # noqa: E402
 from scaling.fit.bootstrap import bootstrap, percentile_interval  # noqa: E402
 from scaling.fit.data import Points  # noqa: E402
@@ -106,8 +106,8 @@ def main() -> None:
               f"|a - a_grid| = {abs(f.a - fit.a):.2e}, {t:.2f} s")
     with tempfile.TemporaryDirectory() as tmp:
         demo_like_runs(Path(tmp) / "sweep", ParametricFit.from_constants(E=1.5, A=30.0, B=300.0, alpha=0.3, beta=0.3))
-        result, t, _ = _timed(lambda: fit_runs([Path(tmp) / "sweep"], Path(tmp) / "fit", n_boot=args.boot,
-                                               wandb="disabled"))
+        options = FitOptions(n_boot=args.boot, wandb="disabled")
+        result, t, _ = _timed(lambda: fit_runs([Path(tmp) / "sweep"], Path(tmp) / "fit", options))
         print(f"[4] fit_runs on a demo-like study ({result['inputs']['n_rows']} run dirs, {args.boot} bootstrap "
               f"refits, 4 plots, no W&B): {t:.2f} s wall")
     print(f"load average after: {os.getloadavg()[0]:.2f}")

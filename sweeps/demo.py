@@ -175,7 +175,7 @@ def run_demo(out: str | Path = "demo_out", *, quick: bool = False, workers: int 
 
     from data_pipelines import prepare, stdlib_sources
     from data_pipelines.atomic import atomic_write_text
-    from scaling.fit import fit_runs
+    from scaling.fit import FitOptions, fit_runs
     from sweeps.launch import plan, run_sweep
 
     plan_ = QUICK if quick else FULL
@@ -205,8 +205,9 @@ def run_demo(out: str | Path = "demo_out", *, quick: bool = False, workers: int 
 
     echo("3/3 fitting scaling laws")
     largest = max(r["flops"] for d in sweep_dirs.values() for r in _results(d))
-    fit = fit_runs(list(sweep_dirs.values()), out / "fit", target_flops=TARGET_FACTOR * largest,
-                   n_boot=plan_.n_boot, wandb=wandb, wandb_project=WANDB_PROJECT, wandb_group="demo-fit")
+    options = FitOptions(target_flops=TARGET_FACTOR * largest, n_boot=plan_.n_boot, wandb=wandb,
+                         wandb_project=WANDB_PROJECT, wandb_group="demo-fit")
+    fit = fit_runs(list(sweep_dirs.values()), out / "fit", options)
     echo(summary(fit, time.time() - t0, train_s))
     return fit
 

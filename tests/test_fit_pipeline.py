@@ -11,12 +11,17 @@ import pytest
 import yaml
 
 from scaling.cli import main
-from scaling.fit import fit_runs, load_points
+from scaling.fit import FitOptions, fit_runs, load_points
 from scaling.fit.parametric import ParametricFit
 from tests.helpers.synthetic import demo_like_runs, ladder_grid, write_csv, write_runs
 
 LAW = ParametricFit.from_constants(E=1.8, A=900.0, B=2000.0, alpha=0.40, beta=0.33)
 TINY_LAW = ParametricFit.from_constants(E=1.5, A=30.0, B=300.0, alpha=0.3, beta=0.3)
+
+
+def quick(**changes) -> FitOptions:
+    """Options of a fast fit: no bootstrap, plots or W&B unless ``changes`` say otherwise."""
+    return FitOptions(**{"n_boot": 0, "plots": False, "wandb": "disabled", **changes})
 
 
 @pytest.fixture
@@ -29,7 +34,8 @@ def test_csv_fit_writes_everything_and_fit_json_round_trips(ladder_csv, tmp_path
     from scaling.config_loading import load_config
 
     out = tmp_path / "fit"
-    result = fit_runs([ladder_csv], out, target_flops=1e21, predict=["1e9:2e10"], n_boot=40, wandb="disabled")
+    options = quick(target_flops=1e21, predict=["1e9:2e10"], n_boot=40, plots=True)
+    result = fit_runs([ladder_csv], out, options)
     assert json.loads((out / "fit.json").read_text()) == result
     for key in ("parametric", "isoflop", "hparams", "knobs", "predictions", "backtest", "recommendation", "warnings"):
         assert key in result
@@ -52,7 +58,7 @@ def test_csv_fit_writes_everything_and_fit_json_round_trips(ladder_csv, tmp_path
 
 
 def test_recommended_size_follows_the_law_at_large_compute(ladder_csv, tmp_path):
-    result = fit_runs([ladder_csv], tmp_path / "fit", target_flops=5.76e23, n_boot=0, plots=False, wandb="disabled")
+    result = fit_runs([ladder_csv], tmp_path / "fit", quick(target_flops=5.76e23))
     rec = result["recommendation"]
     # with the real FLOP accounting of a ladder shape at this size, 6N is within a few percent
     assert rec["params"] == pytest.approx(result["parametric"]["n_opt_closed_form"], rel=0.15)
@@ -67,7 +73,7 @@ def test_demo_like_run_dirs_give_lr_law_knobs_and_a_wandb_fit_run(tmp_path):
     demo_like_runs(sweep, TINY_LAW, noise=0.005)
     write_runs(sweep / "extra", TINY_LAW, [{"n_layer": 4, "tokens": 1e6, "lr": 0.01, "seed": 0, "status": "diverged"}])
     out = tmp_path / "fit"
-    result = fit_runs([sweep], out, n_boot=10, wandb="offline")
+    result = fit_runs([sweep], out, FitOptions(n_boot=10, wandb="offline"))
     assert result["inputs"]["n_rows"] == 25 and result["inputs"]["group"] == "synthetic"
     assert any("1 diverged" in w for w in result["warnings"])
     assert any("tokens per parameter, outside the fitted" in w for w in result["warnings"])  # ~2000 vs <= 100
@@ -91,7 +97,7 @@ def test_wandb_fit_run_has_job_type_fit_group_and_tables(ladder_csv, tmp_path):
     from tests.helpers.wandb_records import find_wandb_files, read_wandb_file
 
     out = tmp_path / "fit"
-    result = fit_runs([ladder_csv], out, n_boot=0, plots=False, wandb="offline", wandb_group="study-1")
+    result = fit_runs([ladder_csv], out, quick(wandb="offline", wandb_group="study-1"))
     (path,) = find_wandb_files(out)
     run = read_wandb_file(path)
     assert (run.job_type, run.group, run.project) == ("fit", "study-1", "scaling")
@@ -121,7 +127,7 @@ def test_validation_curves_are_read_and_a_cut_last_line_is_tolerated(tmp_path):
 
 
 def test_target_tokens_gives_the_size_the_law_pairs_with_them(ladder_csv, tmp_path):
-    result = fit_runs([ladder_csv], tmp_path / "fit", target_tokens=1e12, n_boot=0, plots=False, wandb="disabled")
+    result = fit_runs([ladder_csv], tmp_path / "fit", quick(target_tokens=1e12))
     rec, par = result["recommendation"], result["parametric"]
     law = ParametricFit.from_constants(*(par[k] for k in ("E", "A", "B", "alpha", "beta")))
     c6 = (1e12 * law.G) ** (1 / law.b)  # C/6 at which D_opt = 1e12
@@ -132,8 +138,7 @@ def test_target_tokens_gives_the_size_the_law_pairs_with_them(ladder_csv, tmp_pa
 def test_nan_rows_are_excluded_with_a_warning(tmp_path):
     n, d, loss = ladder_grid(LAW, np.logspace(7, 9, 4), np.logspace(8.5, 10.5, 3), seed=1)
     loss[3] = math.nan
-    result = fit_runs([write_csv(tmp_path / "r.csv", n, d, loss)], tmp_path / "fit", n_boot=0, plots=False,
-                      wandb="disabled")
+    result = fit_runs([write_csv(tmp_path / "r.csv", n, d, loss)], tmp_path / "fit", quick())
     assert result["inputs"]["n_rows"] == 11
     assert any("NaN" in w for w in result["warnings"])
 
@@ -187,8 +192,7 @@ def test_loader_reads_run_dirs_written_by_the_real_trainer(tiny_cfg, tmp_path):
 
 
 def test_a_prediction_far_outside_the_fitted_runs_is_flagged(ladder_csv, tmp_path):
-    result = fit_runs([ladder_csv], tmp_path / "fit", predict=["1e9:2e10", "7e11:1.4e13"], n_boot=0,
-                      wandb="disabled")
+    result = fit_runs([ladder_csv], tmp_path / "fit", quick(predict=["1e9:2e10", "7e11:1.4e13"], plots=True))
     far = [w for w in result["warnings"] if w.startswith("--predict")]
     assert len(far) == 1 and far[0].startswith("--predict 7e+11:1.4e+13 is ")
     assert "x the largest fitted compute" in far[0] and "N 7e+11 against fitted" in far[0]
@@ -210,7 +214,7 @@ def test_a_failing_wandb_upload_keeps_the_fit_and_says_so(ladder_csv, tmp_path, 
         raise ConnectionError("api.wandb.ai unreachable\nretrying...")
 
     monkeypatch.setattr(scaling.fit.wandb_log, "log_fit", broken)
-    result = fit_runs([ladder_csv], tmp_path / "fit", n_boot=0, plots=False, wandb="offline")
+    result = fit_runs([ladder_csv], tmp_path / "fit", quick(wandb="offline"))
     assert result["outputs"]["wandb"] == {"mode": "offline", "error": "api.wandb.ai unreachable"}
     assert json.loads((tmp_path / "fit" / "fit.json").read_text()) == result
     assert "logging it to W&B failed: api.wandb.ai unreachable" in capsys.readouterr().err
@@ -255,7 +259,7 @@ def test_runs_with_different_tokenizers_are_compared_in_bits_per_byte(tmp_path):
     per_token_vocab = analyze_knobs(per_token)["knobs"]["data.path + model.vocab_size"]
     assert {c["best"] for c in per_token_vocab["comparisons"]} == {"data/v256 / 256"}
 
-    result = fit_runs([root], tmp_path / "fit", n_boot=0, plots=False, wandb="disabled")
+    result = fit_runs([root], tmp_path / "fit", quick())
     assert result["inputs"]["metric"] == "bpb"
     assert "Fitted metric: validation bits per byte" in (tmp_path / "fit" / "report.md").read_text()
     large_run = yaml.safe_load((tmp_path / "fit" / "large_run.yaml").read_text())
@@ -283,8 +287,7 @@ def test_isoflop_uses_the_best_setting_per_point_not_an_lr_sweeps_worse_runs(tmp
             for lr, penalty in ((1e-3, 0.0), (3e-3, 0.04), (1e-2, 0.12)):  # bad LRs hurt big models more
                 rows.append((n, d, float(law.predict(n, d)) + penalty * np.log10(n / 1e6), lr))
     n, d, loss, lr = (list(x) for x in zip(*rows, strict=True))
-    result = fit_runs([write_csv(tmp_path / "runs.csv", n, d, loss, lr=lr)], tmp_path / "fit", n_boot=0, plots=False,
-                      wandb="disabled")
+    result = fit_runs([write_csv(tmp_path / "runs.csv", n, d, loss, lr=lr)], tmp_path / "fit", quick())
     assert result["isoflop"]["a"] == pytest.approx(law.a, abs=0.02)
 
 
@@ -322,22 +325,21 @@ def test_inputs_the_law_cannot_describe_are_flagged(tmp_path, shape, expected):
         loss = 10.0 - np.asarray(loss)
     else:
         loss = np.full(len(loss), 3.0)
-    result = fit_runs([write_csv(tmp_path / "runs.csv", n, d, loss)], tmp_path / "fit", n_boot=0, plots=False,
-                      wandb="disabled", target_params=1e9)
+    result = fit_runs([write_csv(tmp_path / "runs.csv", n, d, loss)], tmp_path / "fit", quick(target_params=1e9))
     assert any(w.startswith(expected) for w in result["warnings"]), result["warnings"]
     if shape != "five":
         assert not any("tuned runs for a" in w for w in result["warnings"])
 
 
 def test_a_well_behaved_ladder_gets_neither_degenerate_warning(ladder_csv, tmp_path):
-    result = fit_runs([ladder_csv], tmp_path / "fit", n_boot=0, plots=False, wandb="disabled")
+    result = fit_runs([ladder_csv], tmp_path / "fit", quick())
     assert not any(w.startswith(("only ", "the final loss hardly")) for w in result["warnings"])
 
 
 def test_large_run_yaml_batch_tags_and_a_csvs_shared_batch_size(tmp_path):
     n, d, loss = ladder_grid(LAW, np.logspace(7, 9, 5), np.logspace(8.5, 10.5, 4), noise=0.01, seed=7)
     csv = write_csv(tmp_path / "runs.csv", n, d, loss, batch_size=[65536] * len(n))
-    result = fit_runs([csv], tmp_path / "fit", target_flops=1e21, n_boot=0, plots=False, wandb="disabled")
+    result = fit_runs([csv], tmp_path / "fit", quick(target_flops=1e21))
     rec = result["recommendation"]
     assert rec["batch_tokens"] == 65536 and rec["batch_source"] == "the runs' batch size (not swept)"
     text = (tmp_path / "fit" / "large_run.yaml").read_text()
@@ -352,5 +354,38 @@ def test_a_target_below_the_ladder_is_refused_before_anything_is_written(ladder_
     err = _cli_error(capsys, str(ladder_csv), "--out", str(out), "--target-params", "10")
     assert "--target-params 10 is below the smallest ladder shape" in err
     assert not out.exists()
-    tiny = fit_runs([ladder_csv], out, target_flops=1e6, n_boot=0, plots=False, wandb="disabled")
+    tiny = fit_runs([ladder_csv], out, quick(target_flops=1e6))
     assert any(w.startswith("the best shape for the target is the smallest") for w in tiny["warnings"])
+
+
+def test_the_cli_builds_the_same_options_as_the_python_api():
+    import argparse
+
+    from scaling.cli.fit import add_arguments, options_from_args
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    assert options_from_args(parser.parse_args(["runs.csv", "--out", "fit"])) == FitOptions()
+    args = parser.parse_args(["runs.csv", "--out", "fit", "--target-tokens", "1e12", "--predict", "1e9:2e10",
+                              "--params", "total", "--bootstrap", "7", "--no-exclude-diverged", "--ci", "0.9",
+                              "--gpu-throughput", "4e14", "--isoflop-window", "0.5", "--metric", "bpb",
+                              "--seed", "3", "--no-plots", "--wandb", "disabled", "--project", "p", "--group", "g"])
+    assert options_from_args(args) == FitOptions(
+        target_tokens=1e12, predict=("1e9:2e10",), params="total", n_boot=7, exclude_diverged=False, ci=0.9,
+        gpu_throughput=4e14, isoflop_window_dex=0.5, metric="bpb", seed=3, plots=False, wandb="disabled",
+        wandb_project="p", wandb_group="g")
+
+
+def test_fit_warnings_are_the_rules_in_order_and_a_new_rule_is_one_function(ladder_csv, tmp_path):
+    from scaling.fit.checks import WARNING_RULES, far_predictions, isoflop_skipped, run_checks
+    from scaling.fit.pipeline import fit_context
+
+    options = quick(predict=["7e11:1.4e13"])
+    ctx = fit_context([ladder_csv], options)
+    (far,), (skipped,) = far_predictions(ctx), isoflop_skipped(ctx)
+    assert far.startswith("--predict 7e+11:1.4e+13 is") and skipped.startswith("IsoFLOP: 1 budget(s)")
+    by_keywords = fit_runs([ladder_csv], tmp_path / "fit", predict=["7e11:1.4e13"], n_boot=0, plots=False,
+                           wandb="disabled")  # keywords replace fields of the default FitOptions
+    assert by_keywords["warnings"] == run_checks(ctx)
+    assert run_checks(ctx)[-2:] == [far, skipped]  # the order of WARNING_RULES
+    assert run_checks(ctx, [*WARNING_RULES, lambda c: [f"{len(c.tuned)} tuned runs"]])[-1] == "20 tuned runs"

@@ -6,6 +6,10 @@ Only the standard library is imported at the top; numpy/scipy/matplotlib/wandb l
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from scaling.fit.options import FitOptions
 
 
 def _positive_float(text: str) -> float:
@@ -67,14 +71,21 @@ def summary_lines(result: dict) -> list[str]:
     return lines
 
 
+def options_from_args(args: argparse.Namespace) -> FitOptions:
+    """The :class:`scaling.fit.options.FitOptions` of a parsed ``scaling fit`` command line."""
+    from scaling.fit.options import FitOptions
+
+    return FitOptions(target_flops=args.target_flops, target_params=args.target_params,
+                      target_tokens=args.target_tokens, predict=tuple(args.predict), params=args.params,
+                      n_boot=args.bootstrap, exclude_diverged=args.exclude_diverged, ci=args.ci,
+                      gpu_throughput=args.gpu_throughput, isoflop_window_dex=args.isoflop_window,
+                      seed=args.seed, plots=not args.no_plots, wandb=args.wandb, wandb_project=args.project,
+                      wandb_group=args.group, metric=args.metric)
+
+
 def run(args: argparse.Namespace) -> int:
     from scaling.fit.pipeline import fit_runs
 
-    result = fit_runs(args.inputs, args.out, target_flops=args.target_flops, target_params=args.target_params,
-                      target_tokens=args.target_tokens, predict=args.predict, params=args.params,
-                      n_boot=args.bootstrap, exclude_diverged=args.exclude_diverged, ci=args.ci,
-                      gpu_throughput=args.gpu_throughput, isoflop_window_dex=args.isoflop_window, seed=args.seed,
-                      plots=not args.no_plots, wandb=args.wandb, wandb_project=args.project, wandb_group=args.group,
-                      metric=args.metric)
+    result = fit_runs(args.inputs, args.out, options_from_args(args))
     print("\n".join(summary_lines(result)))
     return 0

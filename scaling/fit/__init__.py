@@ -3,7 +3,8 @@
 Public API:
 
 - :func:`fit_runs` — everything: inputs (run dirs, sweep dirs, CSV) → fit.json, report.md, plots,
-  large_run.yaml, a W&B fit run; returns the fit.json dict.
+  large_run.yaml, a W&B fit run; returns the fit.json dict. :class:`FitOptions` holds its settings.
+- :class:`FitContext` — what the steps of a fit found; :data:`WARNING_RULES` — the checks run on it.
 - :func:`load_points` / :class:`Points` — the one loader of fit inputs.
 - :func:`fit_parametric` / :class:`ParametricFit` / :data:`CHINCHILLA` — approach 3.
 - :func:`fit_isoflop` — approach 2; :func:`fit_envelope` — approach 1.
@@ -21,7 +22,10 @@ from data_pipelines.lazy import lazy_exports
 
 _EXPORTS: dict[str, str] = {
     "fit_runs": "scaling.fit.pipeline",
-    "best_settings": "scaling.fit.pipeline",
+    "FitOptions": "scaling.fit.options",
+    "FitContext": "scaling.fit.steps",
+    "WARNING_RULES": "scaling.fit.checks",
+    "best_settings": "scaling.fit.steps",
     "load_points": "scaling.fit.data",
     "Points": "scaling.fit.data",
     "Curve": "scaling.fit.data",

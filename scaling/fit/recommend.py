@@ -12,6 +12,8 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -20,6 +22,9 @@ from scaling.counting import count_params, flops_per_token
 from scaling.errors import ScalingError
 from scaling.fit.parametric import ParametricFit
 from scaling.ladder import ladder_shape
+
+if TYPE_CHECKING:
+    from scaling.fit.steps import FitContext
 
 FAR_EXTRAPOLATION = 100.0  # warn when the target compute exceeds the largest fitted run's by more than this
 FAR_AXIS = 30.0  # warn when a prediction's N or D lies this factor beyond the fitted range
@@ -136,3 +141,50 @@ def write_large_run_yaml(path, tree: dict) -> str:
              "# train.grad_accum by N (or raise the micro-batch while it fits in memory).\n"
     atomic_write_text(path, header + text)
     return text
+
+
+def _source(hparams: dict, name: str) -> str:
+    """Where the recommended value of a hyperparameter comes from, in words."""
+    entry = hparams.get(name)
+    if entry is None:
+        return "base config (not swept)"
+    if entry.get("prediction") is None:
+        return f"base config ({entry['note']})"
+    return "power law in N" if entry.get("law") else "measured optimum at one size"
+
+
+def recommend(ctx: FitContext, out: Path) -> tuple[dict, dict]:
+    """The large run: its config tree (for ``out``/large_run.yaml) and fit.json's ``recommendation``."""
+    points, hp, options = ctx.points, ctx.hparams, ctx.options
+    base, ladder, choice = ctx.target.base, ctx.target.ladder, ctx.target.choice
+    lr = hp.get("lr", {}).get("prediction")
+    batch = hp.get("batch_size", {}).get("prediction")
+    base_train = base.get("train", {})
+    base_batch = float(base_train.get("micro_batch_size", 16) * base_train.get("grad_accum", 1) *
+                       base_train.get("seq_len", ladder.seq_len))
+    batch_source = _source(hp, "batch_size")
+    measured = np.unique(points.batch_size[np.isfinite(points.batch_size)])
+    if batch is None and not points.configs and measured.size == 1:  # a CSV whose runs share one batch size
+        batch, batch_source = float(measured[0]), "the runs' batch size (not swept)"
+    tree = large_run_config(base, ladder, choice, lr=lr, batch_tokens=batch,
+                            group=options.wandb_group or points.group)
+    interval = next(p for p in ctx.uncertainty.predictions if p["recommended"])
+    cis, throughput = ctx.uncertainty.cis, options.gpu_throughput
+    recommendation = {
+        **{k: v for k, v in choice.items() if k != "index"},
+        "d_model": tree["model"]["d_model"], "n_head": tree["model"]["n_head"], "params_kind": options.params,
+        "tokens_per_param": choice["tokens"] / choice["params"],
+        "loss": interval["loss"], "lo": interval["lo"], "hi": interval["hi"],
+        "n_opt_ci": cis.get("n_opt"), "d_opt_ci": cis.get("d_opt"),
+        "lr": lr if lr is not None else tree["optim"].get("lr"),
+        "lr_ci": [hp["lr"]["lo"], hp["lr"]["hi"]] if "lo" in hp.get("lr", {}) else None,
+        "lr_source": _source(hp, "lr"),
+        "batch_tokens": batch if batch is not None else base_batch,
+        "batch_source": batch_source,
+        "extrapolation_factor": choice["flops"] / float(points.flops.max()),
+        "gpu_hours": choice["flops"] / throughput / 3600 if throughput else None,
+        "gpu_throughput": throughput, "a": {"approach3": ctx.law.a, "approach2": ctx.isoflop.a,
+                                            "approach1": ctx.envelope.a},
+        "config": str(out / "large_run.yaml"),
+    }
+    return tree, recommendation

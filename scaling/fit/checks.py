@@ -1,0 +1,205 @@
+"""The fit's warnings: small rules, each ``(FitContext) -> list[str]``, run in order by :func:`run_checks`.
+
+A new check is a new function appended to :data:`WARNING_RULES`; the order of the list is the order
+of the warnings in fit.json, report.md and the terminal.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import stats
+
+from scaling.fit.data import Points
+from scaling.fit.parametric import N_PARAMETERS
+from scaling.fit.recommend import FAR_AXIS, FAR_EXTRAPOLATION
+from scaling.fit.steps import DEFAULT_TARGET_FACTOR, FitContext
+
+PLAUSIBLE_A = (0.3, 0.7)  # N_opt ∝ C^a: published LLM fits fall in this range; outside it, say why
+MAX_BACKTEST_ERROR = 0.05  # mean relative error of predicting the largest size beyond which to warn
+MAX_A_DISAGREEMENT = 0.1  # |a| difference between approaches beyond which to warn
+
+
+def _span(values) -> str:
+    return f"{float(np.min(values)):.3g}–{float(np.max(values)):.3g}"
+
+
+def _factor(ctx: FitContext) -> float:
+    """The target's compute over the largest run's."""
+    return ctx.target.choice["flops"] / float(ctx.points.flops.max())
+
+
+def loader_notes(ctx: FitContext) -> list[str]:
+    """What loading left out or assumed (diverged runs, NaN rows, the metric chosen)."""
+    return list(ctx.points.notes)
+
+
+def worse_settings_left_out(ctx: FitContext) -> list[str]:
+    """Approach 3 saw only the best setting per (size, tokens)."""
+    if not ctx.dropped:
+        return []
+    return [f"approach 3 uses the best setting per (size, tokens): {ctx.dropped} run(s) of worse "
+            f"settings left out of the law (they feed the knob and hyperparameter analyses)"]
+
+
+def optimiser_not_converged(ctx: FitContext) -> list[str]:
+    """Approach 3's optimiser gave up."""
+    if ctx.law.converged:
+        return []
+    return [f"approach 3 optimiser did not report convergence: {ctx.law.message}"]
+
+
+def few_sizes(ctx: FitContext) -> list[str]:
+    """Fewer than four model sizes hardly pin the exponents down."""
+    sizes = len({n for n, _ in ctx.tuned.cells()})
+    if sizes >= 4:
+        return []
+    return [f"only {sizes} model sizes: alpha, beta and a are poorly determined; trust the intervals"]
+
+
+def exponent_at_bound(ctx: FitContext) -> list[str]:
+    """An exponent of approach 3 ended at the edge of its search range."""
+    alpha, beta = ctx.law.alpha, ctx.law.beta
+    if not (min(alpha, beta) < 0.01 or max(alpha, beta) > 2.9):
+        return []
+    return [f"an exponent sits at its bound (alpha={alpha:.3g}, beta={beta:.3g}): "
+            f"the data do not pin the law down"]
+
+
+def too_few_runs(ctx: FitContext) -> list[str]:
+    """No more tuned runs than the law has parameters: it interpolates, its intervals mean nothing."""
+    n = len(ctx.tuned)
+    if n > N_PARAMETERS:
+        return []
+    return [f"only {n} tuned runs for a {N_PARAMETERS}-parameter law: it passes through them "
+            f"exactly, so its intervals have no width to show, not certainty; add runs"]
+
+
+def loss_does_not_fall(ctx: FitContext) -> list[str]:
+    """The loss hardly falls with compute: the runs are probably not comparable."""
+    tuned: Points = ctx.tuned
+    rho = stats.spearmanr(tuned.flops, tuned.loss).statistic if np.ptp(tuned.loss) > 0 else 0.0
+    if rho < -0.3:
+        return []
+    return [f"the final loss hardly falls with compute across these runs (Spearman rho = {rho:.2f}): check "
+            f"that they are comparable (same data, tokenizer and validation set); the law describes them "
+            f"poorly"]
+
+
+def no_target_given(ctx: FitContext) -> list[str]:
+    """The target was the default multiple of the largest run's compute."""
+    flops = ctx.target.default_flops
+    if flops is None:
+        return []
+    return [f"no target given: recommending for {DEFAULT_TARGET_FACTOR:g}x the largest run's compute "
+            f"({flops:.3g} FLOPs); use --target-flops"]
+
+
+def smallest_shape(ctx: FitContext) -> list[str]:
+    """The law put the optimum at the ladder's smallest shape."""
+    choice = ctx.target.choice
+    if choice["index"] != 0:
+        return []
+    return [f"the best shape for the target is the smallest of the ladder ({choice['params']:.3g} params): "
+            f"the law puts the optimum at or below it, which usually means it is poorly determined"]
+
+
+def far_target(ctx: FitContext) -> list[str]:
+    """The target lies orders of magnitude beyond the runs' compute."""
+    factor = _factor(ctx)
+    if not factor >= FAR_EXTRAPOLATION:
+        return []
+    return [f"the target is {factor:.3g}x the largest fitted compute ({math.log10(factor):.1f} orders "
+            f"of magnitude): an extrapolation this far is a guess with error bars; "
+            f"validate with a run in between"]
+
+
+def tokens_per_param_outside(ctx: FitContext) -> list[str]:
+    """The recommended tokens per parameter lie outside the runs' range."""
+    choice = ctx.target.choice
+    ratio, fitted = choice["tokens"] / choice["params"], ctx.tuned.tokens / ctx.tuned.params
+    if fitted.min() / 2 <= ratio <= 2 * fitted.max():
+        return []
+    return [f"the recommended run has {ratio:.3g} tokens per parameter, outside the fitted "
+            f"{fitted.min():.3g}-{fitted.max():.3g}: the law is extrapolated along that axis too"]
+
+
+def _far_from_data(n: float, d: float, fitted: Points, max_flops: float) -> str:
+    """Why a prediction at (N, D) lies far outside the fitted runs ('' when it does not)."""
+    reasons = []
+    factor = 6.0 * n * d / max_flops
+    if factor >= FAR_EXTRAPOLATION:
+        reasons.append(f"{factor:.3g}x the largest fitted compute")
+    for name, value, seen in (("N", n, fitted.params), ("D", d, fitted.tokens)):
+        if value > FAR_AXIS * seen.max() or value < seen.min() / FAR_AXIS:
+            reasons.append(f"{name} {value:.3g} against fitted {_span(seen)}")
+    return ", ".join(reasons)
+
+
+def far_predictions(ctx: FitContext) -> list[str]:
+    """Each ``--predict`` point far outside the fitted runs."""
+    out = []
+    for n, d in ctx.extra:
+        far = _far_from_data(n, d, ctx.tuned, float(ctx.points.flops.max()))
+        if far:
+            out.append(f"--predict {n:.3g}:{d:.3g} is {far}: an extrapolation this far is a guess with error "
+                       f"bars wider than shown")
+    return out
+
+
+def few_bootstrap_fits(ctx: FitContext) -> list[str]:
+    """Fewer than half the bootstrap resamples could be fitted."""
+    n_boot, info = ctx.options.n_boot, ctx.uncertainty.info
+    if not n_boot or info["n_ok"] >= n_boot / 2:
+        return []
+    return [f"only {info['n_ok']} of {n_boot} bootstrap resamples could be fitted: intervals are rough"]
+
+
+def implausible_a(ctx: FitContext) -> list[str]:
+    """The allocation exponent a lies outside the range of published LLM fits."""
+    a = ctx.law.a
+    if PLAUSIBLE_A[0] <= a <= PLAUSIBLE_A[1]:
+        return []
+    a_ci = ctx.uncertainty.cis.get("a")
+    span = f" (interval {a_ci[0]:.2f}–{a_ci[1]:.2f})" if a_ci and None not in a_ci else ""
+    return [f"a = {a:.3f}{span} lies outside {PLAUSIBLE_A[0]}–{PLAUSIBLE_A[1]}, the range of published "
+            f"LLM fits (Chinchilla ~0.5): runs this small or short ({_span(ctx.tuned.params)} params, "
+            f"{_span(ctx.tuned.tokens)} tokens) sit in the early, fast-falling part of training where "
+            f"L(N, D) is not yet a clean power law; add larger sizes or longer runs before trusting N_opt"]
+
+
+def backtest_error(ctx: FitContext) -> list[str]:
+    """Predicting the largest size from the smaller ones misses by more than a few percent."""
+    error = ctx.backtest.get("mean_abs_rel_error")
+    if error is None or not error > MAX_BACKTEST_ERROR:
+        return []
+    return [f"backtest: predicting the largest size from the others is off by {100 * error:.1f}% on average; "
+            f"extrapolations are unreliable"]
+
+
+def approaches_disagree(ctx: FitContext) -> list[str]:
+    """Approaches 2 and 1 give an allocation exponent far from approach 3's."""
+    a = ctx.law.a
+    others = (("approach 2 (IsoFLOP)", ctx.isoflop.a), ("approach 1 (envelope)", ctx.envelope.a))
+    return [f"{name} gives a={other:.3f}, approach 3 a={a:.3f}: the approaches disagree"
+            for name, other in others if other is not None and abs(other - a) > MAX_A_DISAGREEMENT]
+
+
+def isoflop_skipped(ctx: FitContext) -> list[str]:
+    """IsoFLOP budgets without a usable minimum."""
+    skipped = ctx.isoflop.skipped
+    return [f"IsoFLOP: {len(skipped)} budget(s) skipped (see isoflop.skipped)"] if skipped else []
+
+
+WARNING_RULES = [
+    loader_notes, worse_settings_left_out, optimiser_not_converged, few_sizes, exponent_at_bound,
+    too_few_runs, loss_does_not_fall, no_target_given, smallest_shape, far_target, tokens_per_param_outside,
+    far_predictions, few_bootstrap_fits, implausible_a, backtest_error, approaches_disagree, isoflop_skipped,
+]
+"""Every warning rule, in the order their warnings are listed."""
+
+
+def run_checks(ctx: FitContext, rules=None) -> list[str]:
+    """The warnings of every rule in ``rules`` (default :data:`WARNING_RULES`), in order."""
+    return [w for rule in (WARNING_RULES if rules is None else rules) for w in rule(ctx)]

@@ -1,0 +1,214 @@
+"""The computing steps of a fit, each a function of what it needs, and :class:`FitContext`, what they found.
+
+Order (see :func:`scaling.fit.pipeline.fit_runs`): :func:`load` -> :func:`best_settings` ->
+:func:`fit_law` -> :func:`choose_target` -> :func:`estimate_uncertainty` -> the other approaches and
+analyses (:func:`isoflop_step`, :func:`envelope_step`, :func:`hparams_step`, :func:`knobs_step`,
+:func:`backtest_step`). The warning rules (:mod:`scaling.fit.checks`) and the recommendation
+(:func:`scaling.fit.recommend.recommend`) read the finished :class:`FitContext`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from scaling.fit.bootstrap import backtest, bootstrap, percentile_interval, prediction_interval
+from scaling.fit.data import Points, load_points
+from scaling.fit.envelope import EnvelopeFit, fit_envelope
+from scaling.fit.hparams import fit_hparam_laws
+from scaling.fit.isoflop import IsoFlopFit, fit_isoflop
+from scaling.fit.knobs import analyze_knobs
+from scaling.fit.options import FitOptions
+from scaling.fit.parametric import N_PARAMETERS, ParametricFit, fit_parametric
+from scaling.fit.recommend import Ladder, best_on_ladder, build_ladder, choose
+
+DEFAULT_TARGET_FACTOR = 10.0  # with no target given, recommend for 10× the largest run's compute
+FRONTIER_POINTS = 24
+
+
+@dataclass
+class Target:
+    """The large run the fit recommends: the config it starts from, the candidate shapes, the choice."""
+
+    base: dict
+    """Config of the largest tuned run (the defaults for CSV input); its knobs go into large_run.yaml."""
+    ladder: Ladder
+    """Candidate shapes on top of ``base``'s model."""
+    choice: dict
+    """The chosen shape, tokens and FLOPs (:func:`scaling.fit.recommend.choose`)."""
+    default_flops: float | None
+    """The compute recommended for when no target was given (``None`` when one was)."""
+
+
+@dataclass
+class Uncertainty:
+    """Approach 3's bootstrap: intervals of its constants, predictions and frontier."""
+
+    samples: dict[str, np.ndarray]
+    """Bootstrap values of every quantity (empty with no bootstrap)."""
+    info: dict
+    """Bootstrap counts (``n_boot``, ``n_ok``, ...)."""
+    point: dict[str, float]
+    """Every quantity at the fitted law itself."""
+    cis: dict[str, list]
+    """Intervals of the constants and allocations."""
+    predictions: list[dict]
+    """The ``--predict`` points, then the recommended run, each with its prediction interval."""
+    frontier_flops: np.ndarray
+    """Compute values of the loss frontier."""
+
+
+@dataclass
+class FitContext:
+    """Everything the steps computed: read by the warning rules, the recommendation and fit.json."""
+
+    options: FitOptions
+    points: Points
+    """Every loaded run."""
+    tuned: Points
+    """The best setting per (size, tokens): what the laws of tuned runs are fitted to."""
+    dropped: int
+    """How many runs of worse settings ``tuned`` left out."""
+    law: ParametricFit
+    """Approach 3."""
+    target: Target
+    extra: list[tuple[float, float]]
+    """The ``--predict`` points as (N, D)."""
+    uncertainty: Uncertainty
+    isoflop: IsoFlopFit
+    """Approach 2."""
+    envelope: EnvelopeFit
+    """Approach 1."""
+    hparams: dict
+    """LR and batch-size laws."""
+    knobs: dict
+    """Seed noise and knob effects at the sizes tried."""
+    backtest: dict
+    """Predicting the largest size from the others."""
+
+
+def load(inputs, options: FitOptions) -> Points:
+    """Run dirs, sweep dirs or CSV paths (or a ready :class:`Points`) as the points to fit."""
+    if isinstance(inputs, Points):
+        return inputs
+    if isinstance(inputs, (str, Path)):
+        inputs = [inputs]
+    return load_points(list(inputs), params=options.params, exclude_diverged=options.exclude_diverged,
+                       metric=options.metric)
+
+
+def best_settings(points: Points) -> tuple[Points, int]:
+    """Per (size, tokens), keep only the runs of the best setting (lowest seed-mean loss).
+
+    The scaling law is a law of *tuned* runs: an LR sweep's bad learning rates would bend it.
+    Returns the kept rows and how many were dropped.
+    """
+    knobs = sorted(points.knobs)
+    cells: dict[tuple, dict[tuple, list[int]]] = {}
+    for i, cell in enumerate(points.cells()):
+        setting = tuple(repr(points.knobs[k][i]) for k in knobs)
+        cells.setdefault(cell, {}).setdefault(setting, []).append(i)
+    keep = []
+    for settings in cells.values():
+        keep.extend(min(settings.values(), key=lambda idx: float(np.mean(points.loss[idx]))))
+    keep.sort()
+    return points.subset(keep), len(points) - len(keep)
+
+
+def fit_law(tuned: Points) -> ParametricFit:
+    """Approach 3, L(N, D) = E + A/N^α + B/D^β, fitted to the tuned runs."""
+    return fit_parametric(tuned.params, tuned.tokens, tuned.loss)
+
+
+def _base_config(points: Points) -> dict:
+    """The config the recommendation starts from: the largest run's (the defaults for CSV input)."""
+    if points.configs:
+        return points.configs[int(np.argmax(points.params))]
+    from scaling.config_loading import load_config, to_dict
+
+    return to_dict(load_config([]))
+
+
+def choose_target(points: Points, tuned: Points, law: ParametricFit, options: FitOptions) -> Target:
+    """The shape and tokens of the large run for the target in ``options`` (10x the compute without one)."""
+    base = _base_config(tuned)
+    seq_len = int(base.get("train", {}).get("seq_len", 256))
+    ladder = build_ladder(base.get("model", {}), seq_len, options.params)
+    default = None if options.has_target else DEFAULT_TARGET_FACTOR * float(points.flops.max())
+    choice = choose(law, ladder, flops=options.target_flops if default is None else default,
+                    params=options.target_params, tokens=options.target_tokens)
+    return Target(base, ladder, choice, default)
+
+
+def _quantities(ladder: Ladder, target_flops: float, predictions: list[tuple[float, float]],
+                frontier_c: np.ndarray):
+    """What each bootstrap refit contributes: constants, allocations, predicted losses, frontier."""
+
+    def q(fit: ParametricFit) -> dict[str, float]:
+        i = best_on_ladder(fit, target_flops, ladder)
+        out = {"E": fit.E, "A": fit.A, "B": fit.B, "alpha": fit.alpha, "beta": fit.beta, "a": fit.a,
+               "b": fit.b, "n_opt": float(ladder.params[i]),
+               "d_opt": float(target_flops / ladder.flops_per_token[i]),
+               "n_opt_closed_form": float(fit.n_opt(target_flops)),
+               "d_opt_closed_form": float(fit.d_opt(target_flops))}
+        for j, (n, d) in enumerate(predictions):
+            out[f"pred_{j}"] = float(fit.predict(n, d))
+        losses = fit.predict(ladder.params[None, :], frontier_c[:, None] / ladder.flops_per_token[None, :])
+        for j, v in enumerate(losses.min(axis=1)):
+            out[f"frontier_{j}"] = float(v)
+        return out
+
+    return q
+
+
+def estimate_uncertainty(points: Points, tuned: Points, law: ParametricFit, target: Target,
+                         extra: list[tuple[float, float]], options: FitOptions) -> Uncertainty:
+    """Bootstrap approach 3 over runs: intervals of its constants, of every prediction and of the frontier."""
+    choice, ci, seed, n_boot = target.choice, options.ci, options.seed, options.n_boot
+    preds = extra + [(choice["params"], choice["tokens"])]
+    max_c = float(points.flops.max())
+    frontier_c = np.logspace(np.log10(points.flops.min()), np.log10(max(choice["flops"], max_c)),
+                             FRONTIER_POINTS)
+    q = _quantities(target.ladder, choice["flops"], preds, frontier_c)
+    samples, info = bootstrap(tuned, law, q, n_boot=n_boot, seed=seed) if n_boot else ({}, {"n_boot": 0})
+    point = q(law)
+    cis = {k: percentile_interval(samples[k], ci) for k in samples
+           if not k.startswith(("pred_", "frontier_"))}
+    predictions = []
+    for j, (n, d) in enumerate(preds):
+        key = f"pred_{j}"
+        lo, hi = prediction_interval(samples.get(key), point[key], law.residuals, ci, n_params=N_PARAMETERS,
+                                     seed=seed + j)
+        predictions.append({"params": n, "tokens": d, "loss": point[key], "lo": lo, "hi": hi,
+                            "mean_ci": percentile_interval(samples[key], ci) if key in samples else None,
+                            "recommended": j == len(preds) - 1})
+    return Uncertainty(samples, info, point, cis, predictions, frontier_c)
+
+
+def isoflop_step(tuned: Points, options: FitOptions) -> IsoFlopFit:
+    """Approach 2 on the tuned runs: an LR sweep's worse settings would pull each parabola up and aside."""
+    return fit_isoflop(tuned.params, tuned.tokens, tuned.loss, tuned.flops,
+                       window_dex=options.isoflop_window_dex)
+
+
+def envelope_step(points: Points) -> EnvelopeFit:
+    """Approach 1, from the validation curves of every run."""
+    return fit_envelope(points.curves)
+
+
+def hparams_step(points: Points, target: Target, options: FitOptions) -> dict:
+    """LR and batch-size laws from every run, predicted at the recommended size."""
+    return fit_hparam_laws(points, target.choice["params"], n_boot=min(options.n_boot, 200), ci=options.ci,
+                           seed=options.seed)
+
+
+def knobs_step(points: Points) -> dict:
+    """Seed noise and each knob's effect against it, at the sizes tried."""
+    return analyze_knobs(points)
+
+
+def backtest_step(tuned: Points, options: FitOptions) -> dict:
+    """Approach 3 fitted without the largest size, scored on it."""
+    return backtest(tuned, options.ci, n_boot=min(options.n_boot, 100), seed=options.seed)
