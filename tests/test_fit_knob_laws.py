@@ -105,3 +105,30 @@ def test_a_null_knob_is_carried_no_more_often_than_the_nominal_rate():
         verdicts.append(knob_effects(pts, TARGET, n_boot=60, seed=draw)[0]["model.activation"]["verdict"])
     false_positives = sum(v != "undecided" for v in verdicts) / len(verdicts)
     assert false_positives <= 0.10, verdicts
+
+
+def test_scaling_fit_on_a_csv_with_a_knob_column_prints_the_verdict_and_carries_it(tmp_path, capsys):
+    import json
+
+    import yaml
+
+    from scaling.cli.main import main
+
+    pts = ladder({"gelu": law(), "swiglu": worth(1.5)}, np.random.default_rng(5), noise=0.005)
+    csv = tmp_path / "runs.csv"
+    lines = ["params,tokens,loss,seed,model.activation"]
+    lines += [f"{n:g},{d:g},{lo:.6f},{int(s)},{k}" for n, d, lo, s, k in
+              zip(pts.params, pts.tokens, pts.loss, pts.seed, pts.knobs["model.activation"], strict=True)]
+    csv.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "fit"
+    assert main(["fit", str(csv), "--out", str(out), "--bootstrap", "60", "--predict", "1e9:2e10", "--wandb", "disabled"]) == 0
+    printed = capsys.readouterr().out
+    assert "knob:   model.activation: carry, large run takes swiglu; gelu needs" in printed
+    result = json.loads((out / "fit.json").read_text())
+    e = result["knob_effects"]["model.activation"]
+    assert e["verdict"] == "carry" and e["best"] == "swiglu" and set(e["levels"]) == {"gelu", "swiglu"}
+    assert e["multiplier"]["gelu"]["lo"] <= 1.5 <= e["multiplier"]["gelu"]["hi"]
+    assert all(set(p["by_knob"]["model.activation"]) == {"gelu", "swiglu"} for p in result["predictions"])
+    assert yaml.safe_load((out / "large_run.yaml").read_text())["model"]["activation"] == "swiglu"
+    report = (out / "report.md").read_text()
+    assert "### model.activation: **carry** -> swiglu" in report and (out / "knob_0.png").is_file()

@@ -66,6 +66,13 @@ def summary_lines(result: dict) -> list[str]:
         f"report: {result['outputs']['report']}",
         f"config: {result['outputs']['large_run']}",
     ]
+    for knob, e in (result.get("knob_effects") or {}).items():
+        runner = e["multiplier"][e["runner_up"]]
+        ci = f" [{runner['lo']:.3g}, {runner['hi']:.3g}]" if runner["lo"] is not None else ""
+        cross = e["crossover_flops"].get(e["runner_up"])
+        lines.append(f"knob:   {knob}: {e['verdict']}, large run takes {r['knobs'][knob]['level']}; "
+                     f"{e['runner_up']} needs {runner['value']:.3g}x{ci} the compute of {e['best']}"
+                     + (f", crossing over at {cross:.3g} FLOPs" if cross else ""))
     lines += [f"plot:   {p}" for p in result["outputs"].get("plots", {}).values()]
     lines += [f"warning: {w}" for w in result["warnings"]]
     return lines

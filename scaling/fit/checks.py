@@ -192,10 +192,28 @@ def isoflop_skipped(ctx: FitContext) -> list[str]:
     return [f"IsoFLOP: {len(skipped)} budget(s) skipped (see isoflop.skipped)"] if skipped else []
 
 
+def knob_reverses(ctx: FitContext) -> list[str]:
+    """A knob whose best level at the target is not the best at the largest size tried."""
+    return [f"knob {knob}: {e['best_at_largest_size']} did best at the largest size tried, but {e['best']} is "
+            f"predicted best at the target; the large run takes {e['best']}"
+            for knob, e in ctx.knob_effects.effects.items() if e["verdict"] == "reverses"]
+
+
+def knob_one_ratio(ctx: FitContext) -> list[str]:
+    """Knob laws fitted on one tokens-per-parameter ratio cannot tell a parameter effect from a data effect."""
+    ratio = ctx.target.choice["tokens"] / ctx.target.choice["params"]
+    seen = np.unique(np.round(np.log10(ctx.points.tokens / ctx.points.params), 1))
+    if not ctx.knob_effects.effects or seen.size > 1 or abs(seen[0] - math.log10(ratio)) < 0.15:
+        return []
+    return [f"every knob run has {10 ** seen[0]:.3g} tokens per parameter, the target {ratio:.3g}: the knob laws "
+            "extrapolate along a ratio they never saw; add runs at a second ratio to judge knobs there"]
+
+
 WARNING_RULES = [
     loader_notes, worse_settings_left_out, optimiser_not_converged, few_sizes, exponent_at_bound,
     too_few_runs, loss_does_not_fall, no_target_given, smallest_shape, far_target, tokens_per_param_outside,
     far_predictions, few_bootstrap_fits, implausible_a, backtest_error, approaches_disagree, isoflop_skipped,
+    knob_reverses, knob_one_ratio,
 ]
 """Every warning rule, in the order their warnings are listed."""
 

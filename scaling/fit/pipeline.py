@@ -32,6 +32,7 @@ from scaling.fit.steps import (
     fit_law,
     hparams_step,
     isoflop_step,
+    knob_effects_step,
     knobs_step,
     load,
 )
@@ -82,7 +83,7 @@ def fit_context(inputs, options: FitOptions) -> FitContext:
         uncertainty=estimate_uncertainty(points, tuned, law, target, extra, options),
         isoflop=isoflop_step(tuned, options), envelope=envelope_step(points),
         hparams=hparams_step(points, target, options), knobs=knobs_step(points),
-        backtest=backtest_step(tuned, options),
+        knob_effects=knob_effects_step(points, target, extra, options), backtest=backtest_step(tuned, options),
     )
 
 
@@ -111,12 +112,14 @@ def fit_json(ctx: FitContext, recommendation: dict, warnings: list[str]) -> dict
     frontier = {"flops": unc.frontier_flops, "loss": [unc.point[k] for k in keys],
                 "ci": [percentile_interval(unc.samples[k], options.ci) if unc.samples else None
                        for k in keys]}
+    predictions = [{**p, "by_knob": by} for p, by in zip(unc.predictions, ctx.knob_effects.by_point, strict=True)]
     return _clean({
         "inputs": {"n_rows": len(points), "n_fitted": len(ctx.tuned), "params_kind": options.params,
                    "exclude_diverged": options.exclude_diverged, "group": points.group,
                    "metric": points.metric},
         "parametric": parametric, "isoflop": ctx.isoflop.to_dict(), "envelope": ctx.envelope.to_dict(),
-        "hparams": ctx.hparams, "knobs": ctx.knobs, "predictions": unc.predictions, "backtest": ctx.backtest,
+        "hparams": ctx.hparams, "knobs": ctx.knobs, "knob_effects": ctx.knob_effects.effects,
+        "knob_notes": ctx.knob_effects.notes, "predictions": predictions, "backtest": ctx.backtest,
         "recommendation": recommendation, "frontier": frontier, "warnings": warnings, "outputs": {},
     })
 

@@ -103,6 +103,34 @@ def plot_residuals(fit: ParametricFit, tuned: Points, path: Path) -> str:
     return _save(plt, fig, path)
 
 
+def plot_knob(result: dict, points: Points, knob: str, path: Path) -> str:
+    """Loss vs compute per level of ``knob``: each level's law along the target's tokens per parameter,
+    its interval at the target, and the runs that judged it (at their own tokens per parameter)."""
+    from scaling.fit.knob_laws import knob_data, loss_on_path
+    from scaling.fit.parametric import ParametricFit
+
+    e, rec = result["knob_effects"][knob], result["recommendation"]
+    n_t, d_t = rec["params"], rec["tokens"]
+    c_t = 6.0 * n_t * d_t
+    plt, fig, ax = _figure()
+    data = knob_data(points, knob)
+    flops = 6.0 * data.params * data.tokens
+    grid = np.geomspace(min(c_t, flops.min()) / 3, max(c_t, flops.max()) * 3, 120)
+    for i, name in enumerate(data.levels):
+        lv = e["levels"][name]
+        law = ParametricFit.from_constants(**e["laws"][name])
+        line, = ax.plot(grid, loss_on_path(law, n_t, d_t, grid / c_t), lw=1.2, label=f"{name} law")
+        if lv["lo"] is not None:
+            ax.errorbar([c_t], [lv["loss"]], yerr=[[lv["loss"] - lv["lo"]], [lv["hi"] - lv["loss"]]], fmt="o",
+                        color=line.get_color(), capsize=3, ms=4)
+        ax.scatter(flops[data.level == i], data.loss[data.level == i], color=line.get_color(), s=12, alpha=0.7)
+    ax.axvline(c_t, color="r", ls="--", lw=1, label="target (interval per level); dots: runs")
+    ax.set(xscale="log", yscale="log", xlabel="training FLOPs (6ND, along the target's tokens per parameter)",
+           ylabel="loss", title=f"{knob}: {e['verdict']} ({e['best']} best at the target)")
+    ax.legend(fontsize=7)
+    return _save(plt, fig, path)
+
+
 def write_plots(result: dict, points: Points, tuned: Points, fit: ParametricFit, out: Path) -> dict[str, str]:
     """Write every plot that the data support; returns name -> path."""
     made = {
@@ -111,4 +139,6 @@ def write_plots(result: dict, points: Points, tuned: Points, fit: ParametricFit,
         "lr": plot_lr(result, points, out / "lr_vs_loss.png"),
         "residuals": plot_residuals(fit, tuned, out / "residuals.png"),
     }
+    for j, knob in enumerate(result.get("knob_effects") or {}):
+        made[f"knob_{knob}"] = plot_knob(result, points, knob, out / f"knob_{j}.png")
     return {k: v for k, v in made.items() if v}

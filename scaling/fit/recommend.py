@@ -153,6 +153,51 @@ def _source(hparams: dict, name: str) -> str:
     return "power law in N" if entry.get("law") else "measured optimum at one size"
 
 
+def _lookup(tree: dict, dotted: str):
+    """The value at ``a.b.c`` in a nested dict, and whether the key exists."""
+    node = tree
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None, False
+        node = node[part]
+    return node, True
+
+
+def knob_levels(effects: dict, tree: dict) -> dict[str, dict]:
+    """Per knob judged at the target: the level the large run takes, and why (fit.json ``recommendation.knobs``).
+
+    ``carry`` and ``reverses`` take the level predicted best at the target; ``undecided`` keeps the
+    default config's level when it is one of the levels tried (else the level most runs used), so noise
+    does not pick it. A knob that is no config key (a CSV column) is only reported.
+    """
+    from scaling.config_loading import load_config, to_dict
+    from scaling.fit.knob_laws import level_name
+
+    defaults = to_dict(load_config([]))
+    out = {}
+    for knob, e in effects.items():
+        if e["verdict"] in ("carry", "reverses"):
+            level, why = e["best"], f"{e['verdict']}: predicted best at the target"
+        else:
+            default, known = _lookup(defaults, knob)
+            if known and level_name(default) in e["values"]:
+                level, why = level_name(default), "undecided: the default config's level"
+            else:
+                level = max(e["levels"], key=lambda lv: e["levels"][lv]["n_runs"])
+                why = "undecided: the level most runs used"
+        _, settable = _lookup(tree, knob)
+        out[knob] = {"level": level, "value": e["values"][level], "why": why, "in_config": settable}
+    return out
+
+
+def _set(tree: dict, dotted: str, value) -> None:
+    *path, last = dotted.split(".")
+    node = tree
+    for part in path:
+        node = node[part]
+    node[last] = value
+
+
 def recommend(ctx: FitContext, out: Path) -> tuple[dict, dict]:
     """The large run: its config tree (for ``out``/large_run.yaml) and fit.json's ``recommendation``."""
     points, hp, options = ctx.points, ctx.hparams, ctx.options
@@ -168,6 +213,10 @@ def recommend(ctx: FitContext, out: Path) -> tuple[dict, dict]:
         batch, batch_source = float(measured[0]), "the runs' batch size (not swept)"
     tree = large_run_config(base, ladder, choice, lr=lr, batch_tokens=batch,
                             group=options.wandb_group or points.group)
+    knobs = knob_levels(ctx.knob_effects.effects, tree)
+    for knob, k in knobs.items():
+        if k["in_config"]:
+            _set(tree, knob, k["value"])
     interval = next(p for p in ctx.uncertainty.predictions if p["recommended"])
     cis, throughput = ctx.uncertainty.cis, options.gpu_throughput
     recommendation = {
@@ -185,6 +234,7 @@ def recommend(ctx: FitContext, out: Path) -> tuple[dict, dict]:
         "gpu_hours": choice["flops"] / throughput / 3600 if throughput else None,
         "gpu_throughput": throughput, "a": {"approach3": ctx.law.a, "approach2": ctx.isoflop.a,
                                             "approach1": ctx.envelope.a},
+        "knobs": knobs,
         "config": str(out / "large_run.yaml"),
     }
     return tree, recommendation

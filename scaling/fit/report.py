@@ -104,6 +104,46 @@ def _knobs(k: dict) -> list[str]:
     return lines + [""]
 
 
+def _knob_effects(result: dict) -> list[str]:
+    effects, chosen = result.get("knob_effects") or {}, result["recommendation"].get("knobs", {})
+    notes = result.get("knob_notes") or []
+    if not effects and not notes:
+        return []
+    rec = result["recommendation"]
+    lines = ["## Knobs at the target", "",
+             f"Each knob level gets its own law, then is judged at the recommended run (N={_g(rec['params'])}, "
+             f"D={_g(rec['tokens'])}). The *compute multiplier* of a level is the compute it needs to reach the "
+             "best level's predicted loss, divided by the target's compute (the run grown along its own tokens per "
+             "parameter): 1.3 means that level wastes 30% of the compute. A *crossover* is the compute where two "
+             "levels' losses are equal: beyond it the other level wins.", ""]
+    for knob, e in effects.items():
+        best = e["best"]
+        lines += [f"### {knob}: **{e['verdict']}** -> {best}", "",
+                  f"{e['advice']}. Law: {e['law']} ({e['law_choice']['why']}); other knobs held at "
+                  f"{e['held_at'] or 'nothing'}; {e['n_boot']} bootstrap refits over runs.", "",
+                  "| level | predicted loss | interval | difference to best | compute multiplier | crossover FLOPs "
+                  "| runs | sizes |", "|---|---|---|---|---|---|---|---|"]
+        for name, lv in e["levels"].items():
+            d, m = e["difference"][name], e["multiplier"][name]
+            cross = e["crossover_flops"].get(name)
+            lines.append(f"| {name}{' (best)' if name == best else ''} | {_g(lv['loss'], 4)} | "
+                         f"{_ci([lv['lo'], lv['hi']], 4) if lv['lo'] is not None else 'n/a'} | "
+                         f"{d['value']:+.4f} {_ci([d['lo'], d['hi']]) if d['lo'] is not None else ''} | "
+                         f"{_g(m['value'])} {_ci([m['lo'], m['hi']]) if m['lo'] is not None else ''} | "
+                         f"{_g(cross) if cross else 'none in range'} | {lv['n_runs']} | "
+                         f"{', '.join(_g(s) for s in lv['sizes'])} |")
+        if e.get("best_at_largest_size") is not None:
+            lines.append(f"\nAt the largest size tried (N={_g(e['largest_size'])}) the best level was "
+                         f"{e['best_at_largest_size']}.")
+        if knob in chosen:
+            k = chosen[knob]
+            where = "large_run.yaml sets it" if k["in_config"] else "not a config key: set it yourself"
+            lines.append(f"\nThe large run takes **{k['level']}** ({k['why']}; {where}).")
+        lines.append("")
+    lines += [f"- {n}" for n in notes]
+    return lines + ([""] if notes else [])
+
+
 def _backtest(bt: dict) -> list[str]:
     if "skipped" in bt:
         return ["## Backtest", "", f"Skipped: {bt['skipped']}.", ""]
@@ -133,6 +173,7 @@ def render_report(result: dict) -> str:
               f"{_ci(p['mean_ci'], 4)} |" for p in result["predictions"]] + [""]
     lines += _backtest(result["backtest"])
     lines += _hparams(result["hparams"])
+    lines += _knob_effects(result)
     lines += _knobs(result["knobs"])
     plots = result["outputs"].get("plots", {})
     if plots:

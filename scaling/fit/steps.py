@@ -19,6 +19,7 @@ from scaling.fit.data import Points, load_points
 from scaling.fit.envelope import EnvelopeFit, fit_envelope
 from scaling.fit.hparams import fit_hparam_laws
 from scaling.fit.isoflop import IsoFlopFit, fit_isoflop
+from scaling.fit.knob_effects import knob_effects
 from scaling.fit.knobs import analyze_knobs
 from scaling.fit.options import FitOptions
 from scaling.fit.parametric import N_PARAMETERS, ParametricFit, fit_parametric
@@ -61,6 +62,18 @@ class Uncertainty:
 
 
 @dataclass
+class KnobEffects:
+    """Each knob judged at the target (:mod:`scaling.fit.knob_effects`)."""
+
+    effects: dict
+    """fit.json's ``knob_effects``: per knob its law, levels, differences, multipliers, crossovers, verdict."""
+    by_point: list[dict]
+    """Per (N, D) of :attr:`Uncertainty.predictions`, in that order: each knob level's predicted loss."""
+    notes: list[str]
+    """Knobs that could not be judged at the target, and why."""
+
+
+@dataclass
 class FitContext:
     """Everything the steps computed: read by the warning rules, the recommendation and fit.json."""
 
@@ -85,6 +98,8 @@ class FitContext:
     """LR and batch-size laws."""
     knobs: dict
     """Seed noise and knob effects at the sizes tried."""
+    knob_effects: KnobEffects
+    """Each knob's levels judged at the target by a law per level."""
     backtest: dict
     """Predicting the largest size from the others."""
 
@@ -207,6 +222,16 @@ def hparams_step(points: Points, target: Target, options: FitOptions) -> dict:
 def knobs_step(points: Points) -> dict:
     """Seed noise and each knob's effect against it, at the sizes tried."""
     return analyze_knobs(points)
+
+
+def knob_effects_step(points: Points, target: Target, extra: list[tuple[float, float]],
+                      options: FitOptions) -> KnobEffects:
+    """Every knob's levels judged at the recommended run and at each ``--predict`` point."""
+    choice = target.choice
+    effects, by_knob, notes = knob_effects(points, (choice["params"], choice["tokens"]), extra,
+                                           n_boot=min(options.n_boot, 200), ci=options.ci, seed=options.seed)
+    # knob_effects lists the target first; the predictions list it last
+    return KnobEffects(effects, by_knob[1:] + by_knob[:1], notes)
 
 
 def backtest_step(tuned: Points, options: FitOptions) -> dict:

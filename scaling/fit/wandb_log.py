@@ -32,6 +32,13 @@ def log_fit(result: dict, points: Points, out: Path, *, mode: str = "offline", p
             "fit/knobs": wandb.Table(columns=["knob", "verdict", "n_real", "n_comparisons"],
                                      data=[[k, v["verdict"], v["n_real"], v["n_comparisons"]]
                                            for k, v in result["knobs"]["knobs"].items()]),
+            "fit/knob_effects": wandb.Table(
+                columns=["knob", "level", "verdict", "loss", "lo", "hi", "difference", "multiplier", "multiplier_lo",
+                         "multiplier_hi", "crossover_flops"],
+                data=[[k, lv, e["verdict"], x["loss"], x["lo"], x["hi"], e["difference"][lv]["value"],
+                       e["multiplier"][lv]["value"], e["multiplier"][lv]["lo"], e["multiplier"][lv]["hi"],
+                       e["crossover_flops"].get(lv)]
+                      for k, e in (result.get("knob_effects") or {}).items() for lv, x in e["levels"].items()]),
         }
         images = {f"fit/plot/{name}": wandb.Image(path) for name, path in result["outputs"].get("plots", {}).items()}
         run.log({**tables, **images})
@@ -42,6 +49,10 @@ def log_fit(result: dict, points: Points, out: Path, *, mode: str = "offline", p
                 run.summary[f"fit/{key}_lo"], run.summary[f"fit/{key}_hi"] = interval
         for key in ("params", "tokens", "flops", "loss", "lo", "hi", "lr", "batch_tokens"):
             run.summary[f"recommendation/{key}"] = rec[key]
+        for knob, e in (result.get("knob_effects") or {}).items():
+            run.summary[f"knob/{knob}/verdict"] = e["verdict"]
+            run.summary[f"knob/{knob}/best"] = e["best"]
+            run.summary[f"knob/{knob}/runner_up_multiplier"] = e["multiplier"][e["runner_up"]]["value"]
         info = {"mode": mode, "id": run.id, "dir": str(Path(run.dir).parent) if run.dir else None}
     finally:
         run.finish()
