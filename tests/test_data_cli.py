@@ -63,7 +63,7 @@ def test_the_stdlib_preset_writes_to_the_preset_path_by_default(tmp_path, capsys
 
     import yaml
 
-    preset = yaml.safe_load(resources.files("configs").joinpath("data", "stdlib.yaml").read_text())
+    preset = yaml.safe_load(resources.files("scaling").joinpath("presets", "data", "stdlib.yaml").read_text())
     assert preset["path"] == STDLIB_PRESET_PATH
     monkeypatch.chdir(tmp_path)
     assert main(["prepare", "--preset", "stdlib", "--max-bytes", "80000", "--vocab-size", "400", "--quiet"]) == 0
