@@ -23,13 +23,14 @@ import re
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from data_pipelines.errors import DataError
 
 _GLOB_CHARS = set("*?[")
 _SNIFF_BYTES = 8192
+_BINARY_NAMED = 5  # binary files named in the manifest and the summary
 _COMPRESSED = (".gz", ".zst")
 _JSON_LINES = (".jsonl", ".json", ".ndjson")
 _PIECE_CHARS = 1 << 20  # a large plain-text file is read and encoded in pieces of about this many characters
@@ -49,9 +50,17 @@ class ReadStats:
     empty_documents: int = 0  # documents with no text, dropped
     documents: int = 0  # non-empty documents read
     duplicates_removed: int = 0  # exact repeats dropped by dedup
+    binary_files_skipped_names: list[str] = field(default_factory=list)  # the first few of those files
 
     def as_dict(self) -> dict:
+        """The counts (and the first names of binary files) as a plain dict, for the manifest."""
         return asdict(self)
+
+    def skip_binary(self, path: Path) -> None:
+        """Count ``path`` as a binary file skipped (naming it when it is among the first few)."""
+        self.binary_files_skipped += 1
+        if len(self.binary_files_skipped_names) < _BINARY_NAMED:
+            self.binary_files_skipped_names.append(str(path))
 
 
 # Counting replacement bytes needs a codec error handler that sees every bad byte range.
@@ -150,7 +159,18 @@ def resolve_sources(sources: list[str | Path]) -> list[Path]:
                 files.update(_walk(p))
             elif p.is_file():
                 files.add(p)
+    for p in files:
+        check_utf8_name(p)
     return sorted(files, key=lambda p: str(p))
+
+
+def check_utf8_name(path: str | Path, fix: str = "rename it or leave it out of the sources") -> None:
+    """Raise DataError (saying ``fix``) when ``path`` is not valid UTF-8: the manifest records names as text."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        shown = str(path).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        raise DataError(f"the name {shown} is not valid UTF-8; {fix}") from None
 
 
 def _walk(folder: Path) -> Iterator[Path]:
@@ -237,7 +257,7 @@ def _stream_documents(path: Path, suffix: str, compression: str | None, text_fie
     with _open_binary(path, compression) as f:
         head = f.peek(_SNIFF_BYTES)[:_SNIFF_BYTES] if hasattr(f, "peek") else b""
         if _is_binary(head):
-            stats.binary_files_skipped += 1
+            stats.skip_binary(path)
             return
         stats.files += 1
         if suffix not in _JSON_LINES:

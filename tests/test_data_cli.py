@@ -34,16 +34,41 @@ def test_prepare_and_verify_from_the_command_line(tmp_path, capsys):
     src.mkdir()
     for i in range(30):
         (src / f"{i}.txt").write_text(f"document number {i} says hello to the world. " * 20)
-    (src / "blob.bin").write_bytes(b"\x00" * 64)
+    for name in ("a.bin", "b.so", "c.png", "d.pyc", "e.zip", "f.o", "g.dat"):
+        (src / name).write_bytes(b"\x00" * 64)
     out = tmp_path / "out"
     assert main(["prepare", str(src), "--out", str(out), "--vocab-size", "300", "--val-fraction", "0.1",
                  "--quiet"]) == 0
     printed = capsys.readouterr().out
-    assert "1 binary files skipped" in printed and f"prepared {out}" in printed
+    assert "7 binary files skipped" in printed and f"prepared {out}" in printed
+    first = ", ".join(str(src / n) for n in ("a.bin", "b.so", "c.png", "d.pyc", "e.zip"))
+    assert f"  skipped as binary: {first} and 2 more\n" in printed
     ds = PreparedDataset.open(out, verify="full")
     assert ds.split_documents("train") + ds.split_documents("val") == 30 and ds.vocab_size == 300
+    val = ds.split_tokens("val")
+    assert 0 < val < 65536
+    assert (f"note: the val split has {val:,} tokens; runs evaluate on at most {val:,} "
+            "(data.val_tokens=65,536)") in printed
     assert main(["prepare", "--verify", str(out)]) == 0
     assert "ok:" in capsys.readouterr().out
+    one_line_error(capsys, ["prepare", str(src), "--out", str(out), "--vocab-size", "280", "--val-fraction", "0.1"],
+                   "already holds a dataset prepared with other settings (vocab_size: 300 there, 280 now)")
+
+
+def test_the_val_note_uses_the_runs_default_validation_size():
+    from data_pipelines import DEFAULT_VAL_TOKENS
+    from scaling.config import DataConfig
+
+    assert DataConfig().val_tokens == DEFAULT_VAL_TOKENS
+
+
+def test_without_a_val_split_the_summary_says_what_runs_validate_on(tmp_path, capsys):
+    for i in range(5):
+        (tmp_path / f"{i}.txt").write_text(f"text {i} " * 30)
+    assert main(["prepare", str(tmp_path), "--out", str(tmp_path / "out"), "--vocab-size", "260",
+                 "--val-fraction", "0", "--quiet"]) == 0
+    assert "note: no val split (--val-fraction 0): runs validate on the end of the train split" in \
+        capsys.readouterr().out
 
 
 def test_config_file_sets_options_and_flags_override_it(tmp_path, capsys):

@@ -186,7 +186,7 @@ def test_a_complete_dataset_is_not_prepared_again(tmp_path):
     stamps = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
     prepare_small(out, max_bytes=60_000)
     assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == stamps
-    with pytest.raises(DataError, match="other sources or settings.*--overwrite"):
+    with pytest.raises(DataError, match=r"other settings \(vocab_size: 1024 there, 600 now\).*--overwrite"):
         prepare_small(out, max_bytes=60_000, vocab_size=600)
     prepare_small(out, max_bytes=60_000, vocab_size=600, overwrite=True)
     assert PreparedDataset.open(out).vocab_size == 600
@@ -285,13 +285,19 @@ def _cases(t: Path, tok: Path) -> dict:
     for i in range(20):
         (t / "many" / f"{i}.txt").write_text(f"document {i} of several\n")
     return {
-        "no documents found": lambda out: prepare([str(t / "empty")], out, vocab_size=300, progress=False),
-        "vocab_size=10 is too small": lambda out: prepare([str(t / "many")], out, vocab_size=10, progress=False),
-        "no documents found ": lambda out: prepare([str(t / "empty")], out, tokenizer=tok, progress=False),
-        "cannot read": lambda out: prepare([str(t / "bad.txt.gz")], out, tokenizer=tok, progress=False),
-        "cannot read ": lambda out: prepare([str(t / "bad.md.zst")], out, tokenizer=tok, progress=False),
-        "went to validation": lambda out: prepare([str(t / "many")], out, tokenizer=tok, val_fraction=0.9999,
-                                                  shard_tokens=5, progress=False),
+        "no documents found": lambda out, **kw: prepare([str(t / "empty")], out, vocab_size=300, progress=False,
+                                                        **kw),
+        "vocab_size=10 is too small": lambda out, **kw: prepare([str(t / "many")], out, vocab_size=10,
+                                                                progress=False, **kw),
+        "no documents found ": lambda out, **kw: prepare([str(t / "empty")], out, tokenizer=tok, progress=False,
+                                                         **kw),
+        "cannot read": lambda out, **kw: prepare([str(t / "bad.txt.gz")], out, tokenizer=tok, progress=False,
+                                                 **kw),
+        "cannot read ": lambda out, **kw: prepare([str(t / "bad.md.zst")], out, tokenizer=tok, progress=False,
+                                                  **kw),
+        "went to validation": lambda out, **kw: prepare([str(t / "many")], out, tokenizer=tok,
+                                                        val_fraction=0.9999, shard_tokens=5, progress=False,
+                                                        **kw),
     }
 
 
@@ -307,7 +313,7 @@ def test_a_failed_prepare_leaves_no_debris_and_keeps_what_was_there(tmp_path, pr
     mine.mkdir()
     (mine / "notes.txt").write_text("keep me")
     with pytest.raises(DataError, match=case.strip()):
-        call(mine)
+        call(mine, overwrite=True)  # a folder holding other files is written into only with --overwrite
     assert [p.name for p in mine.iterdir()] == ["notes.txt"]
 
 
