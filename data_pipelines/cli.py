@@ -25,15 +25,21 @@ _CONFIG_KEYS = tuple(k for k in ("sources", "out", *_DEFAULTS) if k != "progress
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Register the options of ``scaling prepare``."""
     p.add_argument("sources", nargs="*", metavar="SOURCE",
-                   help="files, folders (recursive) or globs: text of any extension, .jsonl/.json, .gz/.zst, .parquet")
-    p.add_argument("--out", metavar="DIR", help="output folder (default for --preset: the preset's data path)")
-    p.add_argument("--vocab-size", type=int, help=f"size of the byte-level BPE vocabulary to train (default {_DEFAULTS['vocab_size']})")
+                   help="files, folders (recursive) or globs: text of any extension, .jsonl/.json, "
+                        ".gz/.zst, .parquet")
+    p.add_argument("--out", metavar="DIR",
+                   help="output folder: new, empty, or prepared before (default for --preset: its data path)")
+    p.add_argument("--vocab-size", type=int,
+                   help=f"size of the byte-level BPE vocabulary to train (default {_DEFAULTS['vocab_size']})")
     p.add_argument("--tokenizer", metavar="FILE", help="reuse this tokenizer.json instead of training one")
-    p.add_argument("--val-fraction", type=float, help=f"share of documents held out for validation (default {_DEFAULTS['val_fraction']})")
+    p.add_argument("--val-fraction", type=float,
+                   help=f"share of documents held out for validation (default {_DEFAULTS['val_fraction']})")
     p.add_argument("--workers", type=int, help="tokenizer processes (default 1: the tokenizer's own threads)")
     p.add_argument("--dedup", action="store_true", default=None, help="drop exact duplicate documents")
-    p.add_argument("--text-field", help=f"field of JSON lines / column of Parquet holding the text (default {_DEFAULTS['text_field']})")
-    p.add_argument("--shard-tokens", type=int, help=f"tokens per shard; bounds memory (default {_DEFAULTS['shard_tokens']})")
+    p.add_argument("--text-field", help="field of JSON lines / column of Parquet holding the text "
+                                        f"(default {_DEFAULTS['text_field']})")
+    p.add_argument("--shard-tokens", type=int,
+                   help=f"tokens per shard; bounds memory (default {_DEFAULTS['shard_tokens']})")
     p.add_argument("--eos-token", help="name of the end-of-document token in a --tokenizer you bring")
     p.add_argument("--overwrite", action="store_true", default=None,
                    help="replace the files prepare writes (a dataset prepared with other settings) in --out; "
@@ -111,7 +117,8 @@ def _settings(args: argparse.Namespace) -> dict:
             if value is not None and what is not None:
                 raise DataError(f"{key} in {path} must be {what}, not {value!r}")
         settings.update({k: v for k, v in loaded.items() if v is not None})
-    flags = {k: getattr(args, k) for k in _CONFIG_KEYS if k != "sources" and getattr(args, k, None) is not None}
+    flags = {k: getattr(args, k) for k in _CONFIG_KEYS
+             if k != "sources" and getattr(args, k, None) is not None}
     settings.update(flags)
     if args.sources:
         settings["sources"] = args.sources
@@ -138,7 +145,8 @@ def summary(manifest: dict, out: str | Path) -> str:
                      f"({per:.2f} bytes/token) in {len(s['shards'])} shards")
     t = manifest["tokenizer"]
     lines.append(f"  tokenizer: {t['vocab_size']:,} tokens, EOS {t['eos_token']!r}={t['eos_id']}, "
-                 f"sha256 {t['sha256']} ({'trained' if t['trained'] else 'given'}), dtype {manifest['dtype']}")
+                 f"sha256 {t['sha256']} ({'trained' if t['trained'] else 'given'}), "
+                 f"dtype {manifest['dtype']}")
     r = manifest["read"]
     lines.append(f"  read: {r['files']:,} files, {r['binary_files_skipped']:,} binary files skipped, "
                  f"{r['replaced_bytes']:,} undecodable bytes replaced, {r['empty_documents']:,} empty "

@@ -55,7 +55,7 @@ def option_defaults() -> dict[str, object]:
 
 
 def option_type_error(name: str, value: object) -> str | None:
-    """What ``value`` must be for the option ``name`` when it is not that (e.g. "a whole number"), else None."""
+    """What ``value`` must be for the option ``name`` (e.g. "a whole number") when it is not; else None."""
     declared = {f.name: str(f.type) for f in fields(PrepareOptions)}[name]
     check, what = _KINDS[declared.split("[")[0].split(" | ")[0]]
     return None if check(value) else what

@@ -58,10 +58,12 @@ def claim(out: Path, settings: dict, overwrite: bool) -> dict | None:
     recorded = _settings_of(manifest) if manifest is not None else (state or {}).get("settings", {})
     if not overwrite:
         if manifest is not None or state is not None:
-            what = "already holds a dataset prepared" if manifest is not None else "holds an unfinished prepare"
+            what = ("already holds a dataset prepared" if manifest is not None
+                    else "holds an unfinished prepare")
             raise DataError(f"{out} {what} with other settings ({differences(recorded, settings)}); "
                             "choose another --out or pass --overwrite to replace it")
-        named = ", ".join(others[:_NAMED]) + (f" and {len(others) - _NAMED} more" if len(others) > _NAMED else "")
+        more = len(others) - _NAMED
+        named = ", ".join(others[:_NAMED]) + (f" and {more} more" if more > 0 else "")
         raise DataError(f"{out} is not empty ({named}) and was not made by `scaling prepare`; choose a new "
                         "or empty --out, or pass --overwrite to replace only the files prepare writes")
     for path in out.iterdir():

@@ -219,7 +219,8 @@ def _encode_and_write(job: _Job, tokenizer: _Tokenizer, state: dict, show: _Prog
     try:
         docs = _kept(job.files, o, stats, whole=not encodes_in_pieces(tokenizer.tok))
         batch_bytes = _BATCH_BYTES_WORKERS if o.workers > 1 else _BATCH_BYTES_IN_PROCESS
-        for metas, flat, lengths in encoder.map(_batches(show.wrap(docs, stats, "encoding"), skip, batch_bytes)):
+        batches = _batches(show.wrap(docs, stats, "encoding"), skip, batch_bytes)
+        for metas, flat, lengths in encoder.map(batches):
             start = 0
             for (split, nbytes, end), n in zip(metas, lengths, strict=True):
                 writers[split].add(flat[start:start + n], nbytes, end)
@@ -237,14 +238,16 @@ def _verify(job: _Job, documents: dict[str, int], stats: ReadStats) -> None:
     _check_split(documents, job.options.val_fraction)
 
 
-def _write_manifest(job: _Job, tokenizer: _Tokenizer, writers: dict[str, SplitWriter], stats: ReadStats) -> dict:
+def _write_manifest(job: _Job, tokenizer: _Tokenizer, writers: dict[str, SplitWriter], stats: ReadStats
+                    ) -> dict:
     """Step 6: the manifest, written last (its presence means "complete"); the state file goes."""
     vocab = vocab_size_of(tokenizer.tok)
     manifest = {
         "format_version": FORMAT_VERSION,
         "dtype": dtype_name(token_dtype(vocab)),
-        "tokenizer": {"file": TOKENIZER, "sha256": tokenizer.sha256, "vocab_size": vocab, "eos_id": tokenizer.eos,
-                      "eos_token": tokenizer.eos_token, "trained": job.given is None},
+        "tokenizer": {"file": TOKENIZER, "sha256": tokenizer.sha256, "vocab_size": vocab,
+                      "eos_id": tokenizer.eos, "eos_token": tokenizer.eos_token,
+                      "trained": job.given is None},
         "splits": {s: w.summary() for s, w in writers.items()},
         "read": stats.as_dict(),
         "counting": "tokens include one EOS per document; bytes are the UTF-8 bytes of the document text "

@@ -168,7 +168,8 @@ def validation_windows(dataset: PreparedDataset, seq_len: int, max_tokens: int =
                       "validating on the end of the train split (also trained on)", stacklevel=2)
     total = (len(tokens) - 1) // seq_len
     if total < 1:
-        raise DataError(f"{dataset.path} has {len(tokens)} {split} tokens, fewer than seq_len+1={seq_len + 1}; "
+        raise DataError(f"{dataset.path} has {len(tokens)} {split} tokens, fewer than "
+                        f"seq_len+1={seq_len + 1}; "
                         "use a shorter train.seq_len or more data")
     n = max(1, min(total, int(max_tokens) // seq_len))
     if split == "val":

@@ -51,7 +51,8 @@ def test_prepare_and_verify_from_the_command_line(tmp_path, capsys):
             "(data.val_tokens=65,536)") in printed
     assert main(["prepare", "--verify", str(out)]) == 0
     assert "ok:" in capsys.readouterr().out
-    one_line_error(capsys, ["prepare", str(src), "--out", str(out), "--vocab-size", "280", "--val-fraction", "0.1"],
+    one_line_error(capsys, ["prepare", str(src), "--out", str(out), "--vocab-size", "280",
+                            "--val-fraction", "0.1"],
                    "already holds a dataset prepared with other settings (vocab_size: 300 there, 280 now)")
 
 
@@ -75,7 +76,8 @@ def test_config_file_sets_options_and_flags_override_it(tmp_path, capsys):
     src = tmp_path / "a.jsonl"
     src.write_text("".join(f'{{"body": "line {i} of some json text"}}\n' for i in range(20)))
     cfg = tmp_path / "prep.yaml"
-    cfg.write_text(f"sources: [{src}]\nout: {tmp_path / 'out'}\ntext_field: body\nvocab_size: 400\nval_fraction: 0.0\n")
+    cfg.write_text(f"sources: [{src}]\nout: {tmp_path / 'out'}\ntext_field: body\nvocab_size: 400\n"
+                   "val_fraction: 0.0\n")
     assert main(["prepare", "--config", str(cfg), "--vocab-size", "280", "--quiet"]) == 0
     ds = PreparedDataset.open(tmp_path / "out")
     assert ds.vocab_size <= 280 and ds.split_documents("train") == 20
@@ -91,13 +93,15 @@ def test_the_stdlib_preset_writes_to_the_preset_path_by_default(tmp_path, capsys
     preset = yaml.safe_load(resources.files("scaling").joinpath("presets", "data", "stdlib.yaml").read_text())
     assert preset["path"] == STDLIB_PRESET_PATH
     monkeypatch.chdir(tmp_path)
-    assert main(["prepare", "--preset", "stdlib", "--max-bytes", "80000", "--vocab-size", "400", "--quiet"]) == 0
+    assert main(["prepare", "--preset", "stdlib", "--max-bytes", "80000", "--vocab-size", "400",
+                 "--quiet"]) == 0
     ds = PreparedDataset.open(tmp_path / STDLIB_PRESET_PATH)
     assert 60_000 < ds.split_bytes("train") + ds.split_bytes("val") <= 80_000
 
 
 def test_missing_source_no_documents_and_a_non_tokenizer_exit_2(tmp_path, capsys):
-    one_line_error(capsys, ["prepare", str(tmp_path / "nope"), "--out", str(tmp_path / "o")], "source not found")
+    one_line_error(capsys, ["prepare", str(tmp_path / "nope"), "--out", str(tmp_path / "o")],
+                   "source not found")
     (tmp_path / "empty.txt").write_text("")
     one_line_error(capsys, ["prepare", str(tmp_path / "empty.txt"), "--out", str(tmp_path / "o")],
                    "no documents found")

@@ -65,7 +65,8 @@ def test_a_folder_prepare_did_not_make_is_refused_and_left_as_it_was(tmp_path, c
     out = tmp_path / "theirs"
     files = strangers(out)
     err = one_line_error(capsys, ["prepare", str(corpus), "--out", str(out), "--tokenizer", str(tokenizer),
-                                  "--quiet"], "is not empty (notes.txt, tokenizer.json, train-00000.bin and 1 more)")
+                                  "--quiet"],
+                         "is not empty (notes.txt, tokenizer.json, train-00000.bin and 1 more)")
     assert "--overwrite" in err
     assert tree(out) == files
 
@@ -110,7 +111,8 @@ def test_other_files_in_a_prepared_folder_survive_a_prepare_with_other_settings(
 def finished_shards(out: Path) -> dict[str, int]:
     """The token files an unfinished prepare recorded as done, with their modification times."""
     state = json.loads((out / ".prepare-state.json").read_text())
-    return {s["file"]: (out / s["file"]).stat().st_mtime_ns for shards in state["splits"].values() for s in shards}
+    return {s["file"]: (out / s["file"]).stat().st_mtime_ns
+            for shards in state["splits"].values() for s in shards}
 
 
 def fail_shard_write(monkeypatch, at: int, error: int) -> None:

@@ -153,7 +153,8 @@ def test_text_field_chooses_the_json_field_and_a_missing_one_is_named(tmp_path, 
             val_fraction=0.0, progress=False)
     assert documents(tmp_path / "out", "train") == ["the body"]
     with pytest.raises(DataError, match="no field 'body'.*--text-field"):
-        prepare([str(tmp_path / "d.jsonl")], tmp_path / "out2", tokenizer=tok, text_field="body", progress=False)
+        prepare([str(tmp_path / "d.jsonl")], tmp_path / "out2", tokenizer=tok, text_field="body",
+                progress=False)
 
 
 def test_tokenizer_training_is_deterministic_and_a_given_tokenizer_is_kept_byte_for_byte(tmp_path, corpus,
@@ -165,7 +166,8 @@ def test_tokenizer_training_is_deterministic_and_a_given_tokenizer_is_kept_byte_
     assert (tmp_path / "again" / "tokenizer.json").read_bytes() == (prepared / "tokenizer.json").read_bytes()
     reused = prepare([str(corpus)], tmp_path / "reused", tokenizer=prepared / "tokenizer.json",
                      val_fraction=0.2, shard_tokens=8000, progress=False)
-    assert reused["tokenizer"]["sha256"] == first["tokenizer"]["sha256"] and not reused["tokenizer"]["trained"]
+    assert reused["tokenizer"]["sha256"] == first["tokenizer"]["sha256"]
+    assert not reused["tokenizer"]["trained"]
     assert reused["splits"] == first["splits"]
 
 
@@ -235,7 +237,8 @@ def dying_write(path, data):
         os.kill(os.getpid(), signal.SIGKILL)
     real(path, data)
 w.atomic_write_bytes = dying_write
-prepare([sys.argv[1]], sys.argv[2], tokenizer=sys.argv[3], val_fraction=0.2, shard_tokens=8000, progress=False)
+prepare([sys.argv[1]], sys.argv[2], tokenizer=sys.argv[3], val_fraction=0.2, shard_tokens=8000,
+        progress=False)
 """
 
 
@@ -285,12 +288,12 @@ def _cases(t: Path, tok: Path) -> dict:
     for i in range(20):
         (t / "many" / f"{i}.txt").write_text(f"document {i} of several\n")
     return {
-        "no documents found": lambda out, **kw: prepare([str(t / "empty")], out, vocab_size=300, progress=False,
-                                                        **kw),
+        "no documents found": lambda out, **kw: prepare([str(t / "empty")], out, vocab_size=300,
+                                                        progress=False, **kw),
         "vocab_size=10 is too small": lambda out, **kw: prepare([str(t / "many")], out, vocab_size=10,
                                                                 progress=False, **kw),
-        "no documents found ": lambda out, **kw: prepare([str(t / "empty")], out, tokenizer=tok, progress=False,
-                                                         **kw),
+        "no documents found ": lambda out, **kw: prepare([str(t / "empty")], out, tokenizer=tok,
+                                                         progress=False, **kw),
         "cannot read": lambda out, **kw: prepare([str(t / "bad.txt.gz")], out, tokenizer=tok, progress=False,
                                                  **kw),
         "cannot read ": lambda out, **kw: prepare([str(t / "bad.md.zst")], out, tokenizer=tok, progress=False,
@@ -321,5 +324,6 @@ def test_an_out_path_that_is_a_file_is_a_one_line_error(tmp_path, prepared):
     (tmp_path / "a.txt").write_text("text")
     (tmp_path / "taken").write_text("a file")
     with pytest.raises(DataError, match="is a file; pass a folder"):
-        prepare([str(tmp_path / "a.txt")], tmp_path / "taken", tokenizer=prepared / "tokenizer.json", progress=False)
+        prepare([str(tmp_path / "a.txt")], tmp_path / "taken", tokenizer=prepared / "tokenizer.json",
+                progress=False)
     assert (tmp_path / "taken").read_text() == "a file"
