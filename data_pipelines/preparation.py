@@ -89,16 +89,17 @@ def run_prepare(options: PrepareOptions) -> dict:
     given_tok, given = _check_settings(options)
     files = _read_sources(options.sources)
     job = _Job(options, Path(options.out), files, given_tok, given, _settings_record(options, files, given))
-    done = claim(job.out, job.settings, options.overwrite)
-    if done is not None:
-        return done
-    with write_errors(job.out), removed_on_user_error(job.out):
-        state = _start(job)
-        show = _Progress(options.progress, len(job.files))
-        tokenizer = _tokenizer(job, state, show)
-        writers, stats = _encode_and_write(job, tokenizer, state, show)
-        _verify(job, {s: w.documents_done for s, w in writers.items()}, stats)
-        return _write_manifest(job, tokenizer, writers, stats)
+    with write_errors(job.out):
+        done = claim(job.out, job.settings, options.overwrite)
+        if done is not None:
+            return done
+        with removed_on_user_error(job.out):
+            state = _start(job)
+            show = _Progress(options.progress, len(job.files))
+            tokenizer = _tokenizer(job, state, show)
+            writers, stats = _encode_and_write(job, tokenizer, state, show)
+            _verify(job, {s: w.documents_done for s, w in writers.items()}, stats)
+            return _write_manifest(job, tokenizer, writers, stats)
 
 
 @dataclass
@@ -115,6 +116,8 @@ class _Job:
 
 @dataclass
 class _Tokenizer:
+    """The tokenizer the shards are encoded with, as written into the dataset."""
+
     tok: object
     text: str  # the tokenizer.json written into the dataset
     sha256: str
@@ -179,7 +182,7 @@ def _tokenizer(job: _Job, state: dict, show: _Progress) -> _Tokenizer:
     o, path = job.options, job.out / TOKENIZER
     if job.given is not None:
         tok, text = job.given_tok, job.given
-    elif state["tokenizer_sha256"] and path.is_file() and sha256_file(path) == state["tokenizer_sha256"]:
+    elif state.get("tokenizer_sha256") and path.is_file() and sha256_file(path) == state["tokenizer_sha256"]:
         text = path.read_text(encoding="utf-8")  # the interrupted run already trained it
         tok = load_tokenizer(path)
     else:
@@ -189,7 +192,7 @@ def _tokenizer(job: _Job, state: dict, show: _Progress) -> _Tokenizer:
         _verify(job, counts, stats)
         text = tok.to_str(pretty=True)
     sha = sha256_bytes(text.encode())
-    if state["tokenizer_sha256"] != sha:  # shards encoded with another tokenizer are not kept
+    if state.get("tokenizer_sha256") != sha:  # shards encoded with another tokenizer are not kept
         state.update(tokenizer_sha256=sha, splits={})
     atomic_write_text(path, text)
     eos_name, eos = eos_id(tok, o.eos_token)
@@ -208,7 +211,7 @@ def _encode_and_write(job: _Job, tokenizer: _Tokenizer, state: dict, show: _Prog
         atomic_write_json(out / STATE, state)
 
     for split in SPLITS:
-        kept = state["splits"].get(split, [])
+        kept = state.get("splits", {}).get(split, [])
         remove_stale_shards(out, split, len(kept))
         writers[split] = SplitWriter(out, split, dtype, o.shard_tokens, kept, save_state)
     save_state()
