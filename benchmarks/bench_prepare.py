@@ -131,7 +131,8 @@ def main() -> None:
               "shard_tokens default):")
         for label, src in (("corpus x1", sources), ("corpus x4", [str(four)])):
             code = ("import sys; from data_pipelines import prepare; "
-                    f"prepare(sys.argv[2:], sys.argv[1], tokenizer={str(tok_file)!r}, workers=2, progress=False)")
+                    f"prepare(sys.argv[2:], sys.argv[1], tokenizer={str(tok_file)!r}, workers=2, "
+                    "progress=False)")
             out = work / label.replace(" ", "_")
             tree, main_rss, worker, secs = _peak_rss_mb([sys.executable, "-c", code, str(out), *src])
             print(f"  {label}: tree {tree:.0f} MB (main {main_rss:.0f} MB, largest worker {worker:.0f} MB) "

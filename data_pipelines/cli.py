@@ -1,6 +1,7 @@
 """``scaling prepare``: turn your text into a tokenizer and verified token shards.
 
-Only the standard library is imported at the top; the pipeline is imported inside :func:`run`.
+Only the standard library and the options dataclass are imported at the top; the pipeline is imported
+inside :func:`run`. The command builds the same :class:`PrepareOptions` the Python API takes.
 """
 
 from __future__ import annotations
@@ -10,37 +11,39 @@ import difflib
 from importlib import resources
 from pathlib import Path
 
+from data_pipelines.options import PrepareOptions, option_defaults, option_type_error
+
 _BUILT_IN_CORPORA = ("stdlib",)
-# What each --config value must be: (check, description for the error).
-_WHOLE = (lambda v: isinstance(v, int) and not isinstance(v, bool), "a whole number")
-_TEXT = (lambda v: isinstance(v, str), "a string")
-_FLAG = (lambda v: isinstance(v, bool), "true or false")
-_CONFIG_TYPES = {
-    "sources": (lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v), "a list of paths"),
-    "out": _TEXT, "vocab_size": _WHOLE, "tokenizer": _TEXT,
-    "val_fraction": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool), "a number"),
-    "workers": _WHOLE, "dedup": _FLAG, "text_field": _TEXT, "shard_tokens": _WHOLE, "eos_token": _TEXT,
-    "overwrite": _FLAG, "preset": _TEXT, "max_bytes": _WHOLE,
-}
-# Settings a --config YAML may hold (the keyword arguments of data_pipelines.prepare, plus these).
-_CONFIG_KEYS = tuple(_CONFIG_TYPES)
+_DEFAULTS = option_defaults()
+# Settings of the command only (not of the pipeline), and what their --config value must be.
+_COMMAND_TYPES = {"preset": (lambda v: isinstance(v, str), "a string"),
+                  "max_bytes": (lambda v: isinstance(v, int) and not isinstance(v, bool), "a whole number")}
+# Settings a --config YAML may hold: the fields of PrepareOptions (but progress: see --quiet), and these.
+_CONFIG_KEYS = tuple(k for k in ("sources", "out", *_DEFAULTS) if k != "progress") + tuple(_COMMAND_TYPES)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Register the options of ``scaling prepare``."""
     p.add_argument("sources", nargs="*", metavar="SOURCE",
-                   help="files, folders (recursive) or globs: text of any extension, .jsonl/.json, .gz/.zst, .parquet")
-    p.add_argument("--out", metavar="DIR", help="output folder (default for --preset: the preset's data path)")
-    p.add_argument("--vocab-size", type=int, help="size of the byte-level BPE vocabulary to train (default 8192)")
+                   help="files, folders (recursive) or globs: text of any extension, .jsonl/.json, "
+                        ".gz/.zst, .parquet")
+    p.add_argument("--out", metavar="DIR",
+                   help="output folder: new, empty, or prepared before (default for --preset: its data path)")
+    p.add_argument("--vocab-size", type=int,
+                   help=f"size of the byte-level BPE vocabulary to train (default {_DEFAULTS['vocab_size']})")
     p.add_argument("--tokenizer", metavar="FILE", help="reuse this tokenizer.json instead of training one")
-    p.add_argument("--val-fraction", type=float, help="share of documents held out for validation (default 0.01)")
+    p.add_argument("--val-fraction", type=float,
+                   help=f"share of documents held out for validation (default {_DEFAULTS['val_fraction']})")
     p.add_argument("--workers", type=int, help="tokenizer processes (default 1: the tokenizer's own threads)")
     p.add_argument("--dedup", action="store_true", default=None, help="drop exact duplicate documents")
-    p.add_argument("--text-field", help="field of JSON lines / column of Parquet holding the text (default text)")
-    p.add_argument("--shard-tokens", type=int, help="tokens per shard; bounds memory (default 4194304)")
+    p.add_argument("--text-field", help="field of JSON lines / column of Parquet holding the text "
+                                        f"(default {_DEFAULTS['text_field']})")
+    p.add_argument("--shard-tokens", type=int,
+                   help=f"tokens per shard; bounds memory (default {_DEFAULTS['shard_tokens']})")
     p.add_argument("--eos-token", help="name of the end-of-document token in a --tokenizer you bring")
     p.add_argument("--overwrite", action="store_true", default=None,
-                   help="replace a dataset in --out that was prepared with other settings")
+                   help="replace the files prepare writes (a dataset prepared with other settings) in --out; "
+                        "other files there are kept")
     p.add_argument("--config", metavar="FILE", help="YAML file of these settings (flags override it)")
     p.add_argument("--preset", choices=_BUILT_IN_CORPORA, help="a built-in corpus instead of SOURCEs")
     p.add_argument("--max-bytes", type=int, help="with --preset: keep only about this many bytes of it")
@@ -52,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     """Run ``scaling prepare``; user errors raise DataError (printed as one line, exit code 2)."""
     from data_pipelines.dataset import PreparedDataset
     from data_pipelines.errors import DataError
-    from data_pipelines.preparation import prepare
+    from data_pipelines.preparation import run_prepare
     from data_pipelines.stdlib_corpus import stdlib_sources
 
     if args.verify:
@@ -75,10 +78,9 @@ def run(args: argparse.Namespace) -> int:
         raise DataError("nothing to prepare: pass SOURCE... (files, folders, globs) or --preset stdlib")
     if not settings.get("out"):
         raise DataError("pass --out DIR: where to write the prepared dataset")
-    quiet = settings.pop("quiet", False)
-    out = settings.pop("out")
-    manifest = prepare(settings.pop("sources"), out, progress=not quiet, **settings)
-    print(summary(manifest, out))
+    options = PrepareOptions(progress=not settings.pop("quiet", False), **settings)
+    manifest = run_prepare(options)
+    print(summary(manifest, options.out))
     return 0
 
 
@@ -107,11 +109,16 @@ def _settings(args: argparse.Namespace) -> dict:
         if isinstance(loaded.get("sources"), str):
             loaded["sources"] = [loaded["sources"]]
         for key, value in loaded.items():
-            ok, what = _CONFIG_TYPES[key]
-            if value is not None and not ok(value):
+            if key in _COMMAND_TYPES:
+                ok, what = _COMMAND_TYPES[key]
+                what = None if ok(value) else what
+            else:
+                what = option_type_error(key, value)
+            if value is not None and what is not None:
                 raise DataError(f"{key} in {path} must be {what}, not {value!r}")
         settings.update({k: v for k, v in loaded.items() if v is not None})
-    flags = {k: getattr(args, k) for k in _CONFIG_KEYS if k != "sources" and getattr(args, k, None) is not None}
+    flags = {k: getattr(args, k) for k in _CONFIG_KEYS
+             if k != "sources" and getattr(args, k, None) is not None}
     settings.update(flags)
     if args.sources:
         settings["sources"] = args.sources
@@ -130,7 +137,7 @@ def _preset_path(name: str) -> str:
 
 
 def summary(manifest: dict, out: str | Path) -> str:
-    """A few lines saying what was prepared and what was skipped or replaced on the way."""
+    """A few lines saying what was prepared, what was skipped on the way, and what a run will see of it."""
     lines = [f"prepared {out}"]
     for name, s in manifest["splits"].items():
         per = s["bytes"] / s["tokens"] if s["tokens"] else 0.0
@@ -138,9 +145,28 @@ def summary(manifest: dict, out: str | Path) -> str:
                      f"({per:.2f} bytes/token) in {len(s['shards'])} shards")
     t = manifest["tokenizer"]
     lines.append(f"  tokenizer: {t['vocab_size']:,} tokens, EOS {t['eos_token']!r}={t['eos_id']}, "
-                 f"sha256 {t['sha256']} ({'trained' if t['trained'] else 'given'}), dtype {manifest['dtype']}")
+                 f"sha256 {t['sha256']} ({'trained' if t['trained'] else 'given'}), "
+                 f"dtype {manifest['dtype']}")
     r = manifest["read"]
     lines.append(f"  read: {r['files']:,} files, {r['binary_files_skipped']:,} binary files skipped, "
-                 f"{r['replaced_bytes']:,} undecodable bytes replaced, {r['empty_documents']:,} empty documents, "
-                 f"{r['duplicates_removed']:,} duplicates removed")
+                 f"{r['replaced_bytes']:,} undecodable bytes replaced, {r['empty_documents']:,} empty "
+                 f"documents, {r['duplicates_removed']:,} duplicates removed")
+    names = r.get("binary_files_skipped_names", [])
+    if names:
+        more = r["binary_files_skipped"] - len(names)
+        lines.append(f"  skipped as binary: {', '.join(names)}" + (f" and {more:,} more" if more else ""))
+    lines.extend(_validation_note(manifest["splits"]["val"]["tokens"]))
     return "\n".join(lines)
+
+
+def _validation_note(val_tokens: int) -> list[str]:
+    """A line when the val split is smaller than the validation set a run asks for by default."""
+    from data_pipelines.sampler import DEFAULT_VAL_TOKENS
+
+    if val_tokens == 0:
+        return ["  note: no val split (--val-fraction 0): runs validate on the end of the train split, "
+                "which they also train on"]
+    if val_tokens < DEFAULT_VAL_TOKENS:
+        return [f"  note: the val split has {val_tokens:,} tokens; runs evaluate on at most {val_tokens:,} "
+                f"(data.val_tokens={DEFAULT_VAL_TOKENS:,}); raise --val-fraction for a larger val split"]
+    return []

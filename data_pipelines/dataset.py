@@ -85,7 +85,8 @@ class PreparedDataset:
         manifest_path = path / MANIFEST
         if not manifest_path.is_file():
             if (path / STATE).is_file():
-                raise DataError(f"preparing {path} did not finish; re-run the same `scaling prepare` command (it resumes)")
+                raise DataError(f"preparing {path} did not finish; re-run the same `scaling prepare` command "
+                                "(it resumes)")
             raise DataError(f"{path} is not a prepared dataset (no {MANIFEST}); {hint}")
         try:
             manifest = json.loads(manifest_path.read_text())
@@ -115,7 +116,8 @@ class PreparedDataset:
                     raise DataError(f"shard {f} is missing; {again}")
                 actual = f.stat().st_size
                 if actual != size:
-                    raise DataError(f"shard {f} has {actual} bytes, the manifest says {size} (truncated or altered); {again}")
+                    raise DataError(f"shard {f} has {actual} bytes, the manifest says {size} "
+                                    f"(truncated or altered); {again}")
                 if verify == "full" and sha256_file(f) != digest:
                     raise DataError(f"shard {f} fails its sha256 check (altered or corrupt); {again}")
 
@@ -146,7 +148,8 @@ class PreparedDataset:
         try:
             return self.manifest["splits"][split]
         except KeyError:
-            raise DataError(f"{self.path} has no split {split!r} (splits: {', '.join(self.manifest['splits'])})") from None
+            splits = ", ".join(self.manifest["splits"])
+            raise DataError(f"{self.path} has no split {split!r} (splits: {splits})") from None
 
     def split_tokens(self, split: str) -> int:
         """Tokens in ``split``, one EOS per document included."""
@@ -193,7 +196,8 @@ class PreparedDataset:
         return load_tokenizer(self.path / self.manifest["tokenizer"]["file"])
 
     def __repr__(self) -> str:
-        return f"PreparedDataset({str(self.path)!r}, vocab_size={self.vocab_size}, train_tokens={self.split_tokens('train')})"
+        return (f"PreparedDataset({str(self.path)!r}, vocab_size={self.vocab_size}, "
+                f"train_tokens={self.split_tokens('train')})")
 
 
 def check_compatible(dataset: PreparedDataset, model_vocab_size: int | None,
@@ -202,10 +206,11 @@ def check_compatible(dataset: PreparedDataset, model_vocab_size: int | None,
     than the model's embedding has rows. Raises DataError with the setting to change."""
     if expected_tokenizer_sha256 and dataset.tokenizer_sha256 != expected_tokenizer_sha256:
         raise DataError(
-            f"{dataset.path} was tokenized with tokenizer {dataset.tokenizer_sha256[:12]}, but the config names "
-            f"{expected_tokenizer_sha256[:12]} (data.tokenizer_sha256); prepare it with that tokenizer "
+            f"{dataset.path} was tokenized with tokenizer {dataset.tokenizer_sha256[:12]}, but the config "
+            f"names {expected_tokenizer_sha256[:12]} (data.tokenizer_sha256); prepare it with that tokenizer "
             f"(--tokenizer FILE) or update data.tokenizer_sha256")
     if model_vocab_size is not None and dataset.vocab_size > model_vocab_size:
         raise DataError(
-            f"{dataset.path} has a tokenizer of {dataset.vocab_size} tokens but model.vocab_size={model_vocab_size}; "
+            f"{dataset.path} has a tokenizer of {dataset.vocab_size} tokens but "
+            f"model.vocab_size={model_vocab_size}; "
             f"set model.vocab_size={dataset.vocab_size} or more")

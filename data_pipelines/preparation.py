@@ -1,28 +1,32 @@
 """``prepare``: your sources → a trained (or given) tokenizer → token shards → ``manifest.json``.
 
-Two passes over the sources: the first trains the tokenizer on the training split, the second
-encodes every kept document (a large plain-text file in pieces, so memory stays bounded; a document
-longer than the room left in a shard goes on in the next shard). Each document goes to train or val
-by a hash of its content, so the split does not depend on file names or order; with ``dedup`` an
-exact repeat of an earlier document is dropped. A corpus of one document with ``val_fraction`` > 0, or
-one whose documents all went to validation, stops with an error that says how to fix it. After each shard a small state file records progress: a re-run after a crash
-skips the finished shards and ends with byte-identical output. The manifest is written last; its
-presence means the dataset is complete.
+:func:`run_prepare` is six named steps: check the settings, read the sources (resolve the files and
+fingerprint them), get the tokenizer, encode and write the shards, verify what was written, write the
+manifest. The tokenizer is trained on a first pass over the training split; a second pass encodes every
+kept document (a large plain-text file in pieces, so memory stays bounded; a document longer than the
+room left in a shard goes on in the next shard). Each document goes to train or val by a hash of its
+content, so the split does not depend on file names or order; with ``dedup`` an exact repeat of an
+earlier document is dropped. A corpus of one document with ``val_fraction`` > 0, or one whose
+documents all went to validation, stops with an error that says how to fix it.
+
+Output goes only into a new or empty folder or one prepare made (see
+:mod:`data_pipelines.output_folder`). After each shard a small state file records progress: a re-run
+after a crash or a full disk skips the finished shards and ends with byte-identical output. The
+manifest is written last; its presence means the dataset is complete.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from data_pipelines.atomic import atomic_write_json, atomic_write_text
-from data_pipelines.errors import DataError, UserError
+from data_pipelines.errors import DataError
 from data_pipelines.format import (
     FORMAT_VERSION,
     MANIFEST,
@@ -34,7 +38,16 @@ from data_pipelines.format import (
     sha256_file,
     token_dtype,
 )
-from data_pipelines.sources import ReadStats, fingerprint, iter_documents, resolve_sources
+from data_pipelines.options import DEFAULT_SHARD_TOKENS, PrepareOptions
+from data_pipelines.output_folder import (
+    claim,
+    load_state,
+    remove_stale_shards,
+    remove_temp_files,
+    removed_on_user_error,
+    write_errors,
+)
+from data_pipelines.sources import ReadStats, check_utf8_name, fingerprint, iter_documents, resolve_sources
 from data_pipelines.tokenizer import (
     check_vocab_size,
     encodes_in_pieces,
@@ -45,7 +58,8 @@ from data_pipelines.tokenizer import (
 )
 from data_pipelines.writing import Encoder, SplitWriter
 
-DEFAULT_SHARD_TOKENS = 1 << 22  # 4M tokens: 8 MB per uint16 shard, the bound on the writer's memory
+__all__ = ["DEFAULT_SHARD_TOKENS", "PrepareOptions", "prepare", "run_prepare"]
+
 # Text per encoding batch: small batches balance the worker processes; in this process a big batch
 # lets the tokenizer's threads balance documents of very different sizes.
 _BATCH_BYTES_WORKERS = 1 << 18
@@ -53,218 +67,211 @@ _BATCH_BYTES_IN_PROCESS = 1 << 22
 _BATCH_DOCS = 2048
 
 
-def prepare(sources: list[str], out: str | Path, *, vocab_size: int = 8192, tokenizer: str | Path | None = None,
-            val_fraction: float = 0.01, workers: int = 1, dedup: bool = False, text_field: str = "text",
-            shard_tokens: int = DEFAULT_SHARD_TOKENS, progress: bool = True, eos_token: str | None = None,
-            overwrite: bool = False) -> dict:
+def prepare(sources: list[str | Path], out: str | Path, **options) -> dict:
     """Prepare ``sources`` (files, folders, globs) into a dataset folder ``out``; returns the manifest.
 
-    ``tokenizer`` reuses an existing ``tokenizer.json`` instead of training one of ``vocab_size``.
-    ``workers`` > 1 tokenizes in that many processes (the output does not depend on it).
+    ``options`` are the other fields of :class:`PrepareOptions` (``vocab_size``, ``tokenizer``, ...);
+    this is ``run_prepare(PrepareOptions(sources, out, **options))``."""
+    return run_prepare(PrepareOptions(sources, out, **options))
+
+
+def run_prepare(options: PrepareOptions) -> dict:
+    """Prepare a dataset as ``options`` say; returns the manifest.
+
+    ``options.tokenizer`` reuses an existing ``tokenizer.json`` instead of training one of
+    ``vocab_size``; ``workers`` > 1 tokenizes in that many processes (the output does not depend on it).
     When ``out`` already holds a complete dataset prepared from the same files with the same
-    settings, nothing is redone; one prepared with other settings is refused unless ``overwrite``.
-    An unfinished earlier run with the same settings is resumed. Settings are checked before anything
-    is written, and a call that stops with a user error (:class:`DataError`) removes what it created.
+    settings, nothing is redone; an unfinished earlier run with the same settings is resumed. A folder
+    holding anything else is refused unless ``overwrite``. Settings are checked before anything is
+    written; a call that stops with a user error (:class:`DataError`) removes what it created, except
+    after a write error (a full disk), where the same call resumes once the cause is fixed.
     """
-    if not 0.0 <= val_fraction < 1.0:
-        raise DataError(f"val_fraction={val_fraction} must be in [0, 1)")
-    if shard_tokens < 1 or workers < 1:
-        raise DataError("shard_tokens and workers must be positive")
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise DataError(f"--out {out} is a file; pass a folder for the prepared dataset")
-    files = resolve_sources(sources)
-    given = None
-    if tokenizer is not None:
-        tok = load_tokenizer(tokenizer)
-        given = Path(tokenizer).read_text(encoding="utf-8")
-        eos_id(tok, eos_token)
-    else:
-        check_vocab_size(vocab_size)
+    given_tok, given = _check_settings(options)
+    files = _read_sources(options.sources)
+    job = _Job(options, Path(options.out), files, given_tok, given, _settings_record(options, files, given))
+    with write_errors(job.out):
+        done = claim(job.out, job.settings, options.overwrite)
+        if done is not None:
+            return done
+        with removed_on_user_error(job.out):
+            state = _start(job)
+            show = _Progress(options.progress, len(job.files))
+            tokenizer = _tokenizer(job, state, show)
+            writers, stats = _encode_and_write(job, tokenizer, state, show)
+            _verify(job, {s: w.documents_done for s, w in writers.items()}, stats)
+            return _write_manifest(job, tokenizer, writers, stats)
+
+
+@dataclass
+class _Job:
+    """One prepare: its options and what the first steps found."""
+
+    options: PrepareOptions
+    out: Path
+    files: list[Path]
+    given_tok: object  # the tokenizer the user brought (None: train one)
+    given: str | None  # the text of its tokenizer.json
+    settings: dict  # what the manifest records under "prepare"; its key identifies the data
+
+
+@dataclass
+class _Tokenizer:
+    """The tokenizer the shards are encoded with, as written into the dataset."""
+
+    tok: object
+    text: str  # the tokenizer.json written into the dataset
+    sha256: str
+    eos_token: str
+    eos: int
+
+
+def _check_settings(options: PrepareOptions) -> tuple[object, str | None]:
+    """Step 1: refuse bad values before reading or writing anything.
+
+    Returns the tokenizer the user brought and the text of its file (None, None: one is trained)."""
+    options.check()
+    check_utf8_name(options.out, "choose an --out whose name is valid UTF-8")
+    if options.tokenizer is None:
+        check_vocab_size(options.vocab_size)
+        return None, None
+    tok = load_tokenizer(options.tokenizer)
+    eos_id(tok, options.eos_token)
+    return tok, Path(options.tokenizer).read_text(encoding="utf-8")
+
+
+def _read_sources(sources: list[str | Path]) -> list[Path]:
+    """Step 2: the files the sources name (the documents are read while training and encoding)."""
+    return resolve_sources(sources)
+
+
+def _settings_record(o: PrepareOptions, files: list[Path], given: str | None) -> dict:
+    """The settings that decide the output, and their hash (``settings_key``)."""
     settings = {
         "format_version": FORMAT_VERSION,
-        "sources": [str(s) for s in sources],
+        "sources": [str(s) for s in o.sources],
         "files": len(files),
         "source_fingerprint": fingerprint(files),
-        "vocab_size": None if given else vocab_size,
+        "vocab_size": None if given else o.vocab_size,
         "tokenizer_sha256": sha256_bytes(given.encode()) if given else None,
-        "eos_token": eos_token,
-        "val_fraction": val_fraction,
-        "dedup": dedup,
-        "text_field": text_field,
-        "shard_tokens": shard_tokens,
+        "eos_token": o.eos_token,
+        "val_fraction": o.val_fraction,
+        "dedup": o.dedup,
+        "text_field": o.text_field,
+        "shard_tokens": o.shard_tokens,
     }
-    key = sha256_bytes(json.dumps(settings, sort_keys=True).encode())
-    settings["settings_key"] = key
-
-    done = _existing(out, key, overwrite)
-    if done is not None:
-        return done
-    with _removed_on_user_error(out):
-        out.mkdir(parents=True, exist_ok=True)
-        for tmp in out.glob(".*.tmp"):  # a crash inside an atomic write leaves its temp file
-            tmp.unlink()
-        state = _load_state(out, key)
-        show = _Progress(progress, len(files))
-
-        if given is None:
-            if state is not None and (out / TOKENIZER).is_file():
-                tok = load_tokenizer(out / TOKENIZER)  # the interrupted run already trained it
-                tokenizer_json = (out / TOKENIZER).read_text(encoding="utf-8")
-            else:
-                stats = ReadStats()
-                counts = dict.fromkeys(SPLITS, 0)
-                train_docs = (text for split, text, _, end in _kept(files, text_field, val_fraction, dedup, stats, counts)
-                              if split == "train")
-                tok = train_tokenizer(show.wrap(train_docs, stats, "training tokenizer"), vocab_size)
-                _check_documents(stats, sources)
-                _check_split(counts, val_fraction)
-                tokenizer_json = tok.to_str(pretty=True)
-        else:
-            tokenizer_json = given
-        tok_sha = sha256_bytes(tokenizer_json.encode())
-        if state is not None and state.get("tokenizer_sha256") != tok_sha:
-            state = None
-        atomic_write_text(out / TOKENIZER, tokenizer_json)
-        eos_name, eos = eos_id(tok, eos_token)
-        vocab = vocab_size_of(tok)
-        dtype = token_dtype(vocab)
-
-        writers: dict[str, SplitWriter] = {}
-
-        def save_state() -> None:
-            atomic_write_json(out / STATE, {"settings_key": key, "tokenizer_sha256": tok_sha,
-                                            "splits": {s: w.shards for s, w in writers.items()}})
-
-        for split in SPLITS:
-            kept = (state or {}).get("splits", {}).get(split, [])
-            _remove_stale_shards(out, split, len(kept))
-            writers[split] = SplitWriter(out, split, dtype, shard_tokens, kept, save_state)
-        save_state()
-
-        stats = ReadStats()
-        skip = {s: w.documents_done for s, w in writers.items()}
-        encoder = Encoder(tok, tokenizer_json, eos, dtype, workers)
-        try:
-            docs = _kept(files, text_field, val_fraction, dedup, stats, whole=not encodes_in_pieces(tok))
-            batch_bytes = _BATCH_BYTES_WORKERS if workers > 1 else _BATCH_BYTES_IN_PROCESS
-            batches = _batches(show.wrap(docs, stats, "encoding"), skip, batch_bytes)
-            for metas, flat, lengths in encoder.map(batches):
-                start = 0
-                for (split, nbytes, end), n in zip(metas, lengths, strict=True):
-                    writers[split].add(flat[start:start + n], nbytes, end)
-                    start += n
-        finally:
-            encoder.close()
-        for w in writers.values():
-            w.flush()
-        _check_documents(stats, sources)
-        _check_split({s: w.documents_done for s, w in writers.items()}, val_fraction)
-
-        manifest = {
-            "format_version": FORMAT_VERSION,
-            "dtype": dtype_name(dtype),
-            "tokenizer": {"file": TOKENIZER, "sha256": tok_sha, "vocab_size": vocab, "eos_id": eos,
-                          "eos_token": eos_name, "trained": given is None},
-            "splits": {s: w.summary() for s, w in writers.items()},
-            "read": stats.as_dict(),
-            "counting": "tokens include one EOS per document; bytes are the UTF-8 bytes of the document text "
-                        "(bits per byte = loss_nats_per_token * tokens / bytes / ln 2)",
-            "prepare": settings,
-        }
-        atomic_write_json(out / MANIFEST, manifest)
-        (out / STATE).unlink(missing_ok=True)
-        return manifest
+    settings["settings_key"] = sha256_bytes(json.dumps(settings, sort_keys=True).encode())
+    return settings
 
 
-@contextmanager
-def _removed_on_user_error(out: Path) -> Iterator[None]:
-    """On a :class:`UserError` inside the block, remove what it created: ``out`` (and any parent folders
-    made for it) when it did not exist, else only the entries of ``out`` that were not there before.
-
-    Other exceptions (an interruption, a crash) leave everything in place for a resume."""
-    top = None  # the outermost folder this call creates
-    for folder in (out, *out.parents):
-        if folder.exists():
-            break
-        top = folder
-    before = None if top is not None else set(out.iterdir())
-    try:
-        yield
-    except UserError:
-        if top is not None:
-            shutil.rmtree(top, ignore_errors=True)
-        elif out.is_dir():
-            for path in set(out.iterdir()) - before:
-                if path.is_dir() and not path.is_symlink():
-                    shutil.rmtree(path, ignore_errors=True)
-                else:
-                    path.unlink(missing_ok=True)
-        raise
-
-
-def _existing(out: Path, key: str, overwrite: bool) -> dict | None:
-    """The manifest of a complete dataset with the same settings; None when work is needed."""
-    path = out / MANIFEST
-    if not path.is_file():
-        return None
-    try:
-        manifest = json.loads(path.read_text())
-        same = manifest["prepare"]["settings_key"] == key
-    except (ValueError, KeyError, TypeError):
-        same = False
-    if same:
-        from data_pipelines.dataset import PreparedDataset
-
-        try:
-            PreparedDataset.open(out, verify="fast")
-            return manifest
-        except DataError:  # damaged since (a truncated or deleted shard): prepare it again
-            path.unlink()
-            return None
-    if not overwrite:
-        raise DataError(f"{out} already holds a dataset prepared from other sources or settings; "
-                        "choose another --out or pass --overwrite")
-    path.unlink()
-    return None
-
-
-def _load_state(out: Path, key: str) -> dict | None:
-    """The progress of an interrupted run with the same settings, if its shards are intact."""
-    path = out / STATE
-    if not path.is_file():
-        return None
-    try:
-        state = json.loads(path.read_text())
-    except ValueError:
-        return None
-    if state.get("settings_key") != key:
-        return None
-    for shards in state.get("splits", {}).values():
-        for s in shards:
-            for name, digest in ((s["file"], s["sha256"]), (s["index"], s["index_sha256"])):
-                if not (out / name).is_file() or sha256_file(out / name) != digest:
-                    return None
+def _start(job: _Job) -> dict:
+    """Make the folder and mark it as prepare's own; the progress of an unfinished run to resume."""
+    job.out.mkdir(parents=True, exist_ok=True)
+    remove_temp_files(job.out)
+    state = load_state(job.out, job.settings["settings_key"])
+    if state is None:
+        state = {"settings_key": job.settings["settings_key"], "settings": job.settings,
+                 "tokenizer_sha256": None, "splits": {}}
+        atomic_write_json(job.out / STATE, state)
     return state
 
 
-def _remove_stale_shards(out: Path, split: str, keep: int) -> None:
-    for path in out.glob(f"{split}-*.*"):
-        if path.suffix in (".bin", ".idx") and path.stem[len(split) + 1:].isdigit():
-            if int(path.stem[len(split) + 1:]) >= keep:
-                path.unlink()
+def _tokenizer(job: _Job, state: dict, show: _Progress) -> _Tokenizer:
+    """Step 3: the tokenizer brought, the one an interrupted run trained, or a new one; written to ``out``.
+
+    Training reads the sources once and stops early when they hold no documents or no training split."""
+    o, path = job.options, job.out / TOKENIZER
+    if job.given is not None:
+        tok, text = job.given_tok, job.given
+    elif state.get("tokenizer_sha256") and path.is_file() and sha256_file(path) == state["tokenizer_sha256"]:
+        text = path.read_text(encoding="utf-8")  # the interrupted run already trained it
+        tok = load_tokenizer(path)
+    else:
+        stats, counts = ReadStats(), dict.fromkeys(SPLITS, 0)
+        train_docs = (text for split, text, _, _ in _kept(job.files, o, stats, counts) if split == "train")
+        tok = train_tokenizer(show.wrap(train_docs, stats, "training tokenizer"), o.vocab_size)
+        _verify(job, counts, stats)
+        text = tok.to_str(pretty=True)
+    sha = sha256_bytes(text.encode())
+    if state.get("tokenizer_sha256") != sha:  # shards encoded with another tokenizer are not kept
+        state.update(tokenizer_sha256=sha, splits={})
+    atomic_write_text(path, text)
+    eos_name, eos = eos_id(tok, o.eos_token)
+    return _Tokenizer(tok, text, sha, eos_name, eos)
 
 
-def _kept(files: list[Path], text_field: str, val_fraction: float, dedup: bool, stats: ReadStats,
-          counts: dict[str, int] | None = None, whole: bool = False) -> Iterator[tuple[str, str, int, bool]]:
+def _encode_and_write(job: _Job, tokenizer: _Tokenizer, state: dict, show: _Progress
+                      ) -> tuple[dict[str, SplitWriter], ReadStats]:
+    """Step 4: encode every kept document into the shards, skipping those finished shards hold."""
+    o, out = job.options, job.out
+    dtype = token_dtype(vocab_size_of(tokenizer.tok))
+    writers: dict[str, SplitWriter] = {}
+
+    def save_state() -> None:
+        state["splits"] = {s: w.shards for s, w in writers.items()}
+        atomic_write_json(out / STATE, state)
+
+    for split in SPLITS:
+        kept = state.get("splits", {}).get(split, [])
+        remove_stale_shards(out, split, len(kept))
+        writers[split] = SplitWriter(out, split, dtype, o.shard_tokens, kept, save_state)
+    save_state()
+
+    stats = ReadStats()
+    skip = {s: w.documents_done for s, w in writers.items()}
+    encoder = Encoder(tokenizer.tok, tokenizer.text, tokenizer.eos, dtype, o.workers)
+    try:
+        docs = _kept(job.files, o, stats, whole=not encodes_in_pieces(tokenizer.tok))
+        batch_bytes = _BATCH_BYTES_WORKERS if o.workers > 1 else _BATCH_BYTES_IN_PROCESS
+        batches = _batches(show.wrap(docs, stats, "encoding"), skip, batch_bytes)
+        for metas, flat, lengths in encoder.map(batches):
+            start = 0
+            for (split, nbytes, end), n in zip(metas, lengths, strict=True):
+                writers[split].add(flat[start:start + n], nbytes, end)
+                start += n
+    finally:
+        encoder.close()
+    for w in writers.values():
+        w.flush()
+    return writers, stats
+
+
+def _verify(job: _Job, documents: dict[str, int], stats: ReadStats) -> None:
+    """Step 5: refuse a result that holds no documents or no training split (``documents`` per split)."""
+    _check_documents(stats, job.options.sources)
+    _check_split(documents, job.options.val_fraction)
+
+
+def _write_manifest(job: _Job, tokenizer: _Tokenizer, writers: dict[str, SplitWriter], stats: ReadStats
+                    ) -> dict:
+    """Step 6: the manifest, written last (its presence means "complete"); the state file goes."""
+    vocab = vocab_size_of(tokenizer.tok)
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "dtype": dtype_name(token_dtype(vocab)),
+        "tokenizer": {"file": TOKENIZER, "sha256": tokenizer.sha256, "vocab_size": vocab,
+                      "eos_id": tokenizer.eos, "eos_token": tokenizer.eos_token,
+                      "trained": job.given is None},
+        "splits": {s: w.summary() for s, w in writers.items()},
+        "read": stats.as_dict(),
+        "counting": "tokens include one EOS per document; bytes are the UTF-8 bytes of the document text "
+                    "(bits per byte = loss_nats_per_token * tokens / bytes / ln 2)",
+        "prepare": job.settings,
+    }
+    atomic_write_json(job.out / MANIFEST, manifest)
+    (job.out / STATE).unlink(missing_ok=True)
+    return manifest
+
+
+def _kept(files: list[Path], o: PrepareOptions, stats: ReadStats, counts: dict[str, int] | None = None,
+          whole: bool = False) -> Iterator[tuple[str, str, int, bool]]:
     """Yield ``(split, text, utf8_bytes, ends_document)`` for every piece of every document kept after dedup.
 
     A large plain-text file comes in several pieces (all of one split, by the hash of its whole
     text); ``whole`` joins them into one text, for a tokenizer that cannot encode in pieces.
     ``counts`` (optional) is incremented per split for each kept document."""
     seen: set[bytes] = set()
-    threshold = int(val_fraction * 2**64)
-    for doc in iter_documents(files, text_field, stats):
+    threshold = int(o.val_fraction * 2**64)
+    for doc in iter_documents(files, o.text_field, stats):
         if isinstance(doc, str):
             data = doc.encode("utf-8")
             digest, pieces = hashlib.sha256(data).digest(), [(doc, len(data))]
@@ -274,7 +281,7 @@ def _kept(files: list[Path], text_field: str, val_fraction: float, dedup: bool, 
                 pieces = [("".join(doc.pieces(stats)), nbytes)]
             else:
                 pieces = ((p, len(p.encode("utf-8"))) for p in doc.pieces(stats))
-        if dedup:
+        if o.dedup:
             if digest[:16] in seen:
                 stats.duplicates_removed += 1
                 continue

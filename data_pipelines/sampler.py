@@ -21,6 +21,7 @@ import numpy as np
 from data_pipelines.dataset import PreparedDataset, ShardedTokens
 from data_pipelines.errors import DataError
 
+DEFAULT_VAL_TOKENS = 65536  # tokens of the fixed validation set a run evaluates on (its data.val_tokens)
 _STATE_VERSION = 1
 _MIX_STREAM = 0x6D6978  # separates the mixture generator from the permutation generators
 
@@ -150,7 +151,8 @@ class WindowSampler:
             stream.epoch, stream.position = int(s["epoch"]), int(s["position"])
 
 
-def validation_windows(dataset: PreparedDataset, seq_len: int, max_tokens: int) -> np.ndarray:
+def validation_windows(dataset: PreparedDataset, seq_len: int, max_tokens: int = DEFAULT_VAL_TOKENS
+                       ) -> np.ndarray:
     """A fixed validation set: int64 windows ``(n, seq_len + 1)`` with ``n * seq_len <= max_tokens``.
 
     The windows are spread evenly over the val split (the same windows for every run of the same
@@ -166,7 +168,8 @@ def validation_windows(dataset: PreparedDataset, seq_len: int, max_tokens: int) 
                       "validating on the end of the train split (also trained on)", stacklevel=2)
     total = (len(tokens) - 1) // seq_len
     if total < 1:
-        raise DataError(f"{dataset.path} has {len(tokens)} {split} tokens, fewer than seq_len+1={seq_len + 1}; "
+        raise DataError(f"{dataset.path} has {len(tokens)} {split} tokens, fewer than "
+                        f"seq_len+1={seq_len + 1}; "
                         "use a shorter train.seq_len or more data")
     n = max(1, min(total, int(max_tokens) // seq_len))
     if split == "val":

@@ -2,10 +2,10 @@
 and Parquet, turned into a stream of documents.
 
 One document is a whole plain-text file (any extension; a large one is read and yielded as a
-:class:`LargeText`, in pieces of about a million characters, so memory stays bounded), one line of a ``.jsonl``/``.json`` file
-(its ``text_field``), or one row of a ``.parquet`` file (its ``text_field`` column). ``.gz`` and
-``.zst`` files are decompressed on the fly and then read by their inner extension
-(``notes.jsonl.zst`` is JSON lines). Binary files (a NUL byte in the first 8 KiB) are skipped and
+:class:`LargeText`, in pieces of about a million characters, so memory stays bounded), one line of a
+``.jsonl``/``.json`` file (its ``text_field``), or one row of a ``.parquet`` file (its ``text_field``
+column). ``.gz`` and ``.zst`` files are decompressed on the fly and then read by their inner
+extension (``notes.jsonl.zst`` is JSON lines). Binary files (a NUL byte in the first 8 KiB) are skipped and
 counted; bytes that are not UTF-8 are replaced by U+FFFD and counted. Folders are walked
 recursively in sorted order, skipping hidden entries (names starting with ``.``).
 """
@@ -23,13 +23,14 @@ import re
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from data_pipelines.errors import DataError
 
 _GLOB_CHARS = set("*?[")
 _SNIFF_BYTES = 8192
+_BINARY_NAMED = 5  # binary files named in the manifest and the summary
 _COMPRESSED = (".gz", ".zst")
 _JSON_LINES = (".jsonl", ".json", ".ndjson")
 _PIECE_CHARS = 1 << 20  # a large plain-text file is read and encoded in pieces of about this many characters
@@ -49,9 +50,17 @@ class ReadStats:
     empty_documents: int = 0  # documents with no text, dropped
     documents: int = 0  # non-empty documents read
     duplicates_removed: int = 0  # exact repeats dropped by dedup
+    binary_files_skipped_names: list[str] = field(default_factory=list)  # the first few of those files
 
     def as_dict(self) -> dict:
+        """The counts (and the first names of binary files) as a plain dict, for the manifest."""
         return asdict(self)
+
+    def skip_binary(self, path: Path) -> None:
+        """Count ``path`` as a binary file skipped (naming it when it is among the first few)."""
+        self.binary_files_skipped += 1
+        if len(self.binary_files_skipped_names) < _BINARY_NAMED:
+            self.binary_files_skipped_names.append(str(path))
 
 
 # Counting replacement bytes needs a codec error handler that sees every bad byte range.
@@ -150,7 +159,18 @@ def resolve_sources(sources: list[str | Path]) -> list[Path]:
                 files.update(_walk(p))
             elif p.is_file():
                 files.add(p)
+    for p in files:
+        check_utf8_name(p)
     return sorted(files, key=lambda p: str(p))
+
+
+def check_utf8_name(path: str | Path, fix: str = "rename it or leave it out of the sources") -> None:
+    """Raise DataError (saying ``fix``) when ``path`` is not valid UTF-8: manifests record names as text."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        shown = str(path).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        raise DataError(f"the name {shown} is not valid UTF-8; {fix}") from None
 
 
 def _walk(folder: Path) -> Iterator[Path]:
@@ -229,7 +249,8 @@ def _reading(path: Path) -> Iterator[None]:
         yield
     except _read_errors() as e:
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise DataError(f"cannot read {path}: {first}; check that the file is complete and not corrupt") from e
+        raise DataError(f"cannot read {path}: {first}; check that the file is complete and not "
+                        "corrupt") from e
 
 
 def _stream_documents(path: Path, suffix: str, compression: str | None, text_field: str,
@@ -237,7 +258,7 @@ def _stream_documents(path: Path, suffix: str, compression: str | None, text_fie
     with _open_binary(path, compression) as f:
         head = f.peek(_SNIFF_BYTES)[:_SNIFF_BYTES] if hasattr(f, "peek") else b""
         if _is_binary(head):
-            stats.binary_files_skipped += 1
+            stats.skip_binary(path)
             return
         stats.files += 1
         if suffix not in _JSON_LINES:
@@ -254,7 +275,8 @@ def _stream_documents(path: Path, suffix: str, compression: str | None, text_fie
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as e:
-                raise DataError(f"{path} line {lineno} is not JSON ({e.msg}); one JSON object per line is expected") from e
+                raise DataError(f"{path} line {lineno} is not JSON ({e.msg}); one JSON object per line "
+                                "is expected") from e
             yield _field(record, text_field, f"{path} line {lineno}")
 
 
@@ -282,11 +304,13 @@ def _parquet_documents(path: Path, text_field: str, stats: ReadStats) -> Iterato
         raise DataError(f"cannot read {path} as Parquet: {e}") from e
     names = pf.schema_arrow.names
     if text_field not in names:
-        raise DataError(f"{path} has no column {text_field!r} (columns: {', '.join(names)}); pass --text-field NAME")
+        raise DataError(f"{path} has no column {text_field!r} (columns: {', '.join(names)}); "
+                        "pass --text-field NAME")
     column = pf.schema_arrow.field(text_field).type
     if not (pa.types.is_string(column) or pa.types.is_large_string(column) or pa.types.is_binary(column)
             or pa.types.is_large_binary(column)):
-        raise DataError(f"{path}: column {text_field!r} holds {column}, not text; pass --text-field NAME of a text column")
+        raise DataError(f"{path}: column {text_field!r} holds {column}, not text; pass --text-field NAME of "
+                        "a text column")
     stats.files += 1
     for batch in pf.iter_batches(columns=[text_field], batch_size=1024):
         for value in batch.column(0).to_pylist():

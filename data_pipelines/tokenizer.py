@@ -25,7 +25,8 @@ def check_vocab_size(vocab_size: object) -> None:
     if not isinstance(vocab_size, int) or isinstance(vocab_size, bool):
         raise DataError(f"vocab_size={vocab_size!r} must be a whole number (e.g. 8192)")
     if vocab_size < 256 + 2:
-        raise DataError(f"vocab_size={vocab_size} is too small: byte-level BPE needs at least 258 (256 bytes + EOS + PAD)")
+        raise DataError(f"vocab_size={vocab_size} is too small: byte-level BPE needs at least 258 "
+                        "(256 bytes + EOS + PAD)")
 
 
 def train_tokenizer(documents: Iterable[str], vocab_size: int):
@@ -57,7 +58,8 @@ def load_tokenizer(path: str | Path):
         return Tokenizer.from_str(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, ValueError, Exception) as e:  # tokenizers raises a plain Exception
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise DataError(f"{path} is not a HF tokenizers tokenizer.json ({first}); pass a file saved by Tokenizer.save") from e
+        raise DataError(f"{path} is not a HF tokenizers tokenizer.json ({first}); pass a file saved by "
+                        "Tokenizer.save") from e
 
 
 def eos_id(tok, eos_token: str | None = None) -> tuple[str, int]:

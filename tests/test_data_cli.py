@@ -34,23 +34,50 @@ def test_prepare_and_verify_from_the_command_line(tmp_path, capsys):
     src.mkdir()
     for i in range(30):
         (src / f"{i}.txt").write_text(f"document number {i} says hello to the world. " * 20)
-    (src / "blob.bin").write_bytes(b"\x00" * 64)
+    for name in ("a.bin", "b.so", "c.png", "d.pyc", "e.zip", "f.o", "g.dat"):
+        (src / name).write_bytes(b"\x00" * 64)
     out = tmp_path / "out"
     assert main(["prepare", str(src), "--out", str(out), "--vocab-size", "300", "--val-fraction", "0.1",
                  "--quiet"]) == 0
     printed = capsys.readouterr().out
-    assert "1 binary files skipped" in printed and f"prepared {out}" in printed
+    assert "7 binary files skipped" in printed and f"prepared {out}" in printed
+    first = ", ".join(str(src / n) for n in ("a.bin", "b.so", "c.png", "d.pyc", "e.zip"))
+    assert f"  skipped as binary: {first} and 2 more\n" in printed
     ds = PreparedDataset.open(out, verify="full")
     assert ds.split_documents("train") + ds.split_documents("val") == 30 and ds.vocab_size == 300
+    val = ds.split_tokens("val")
+    assert 0 < val < 65536
+    assert (f"note: the val split has {val:,} tokens; runs evaluate on at most {val:,} "
+            "(data.val_tokens=65,536)") in printed
     assert main(["prepare", "--verify", str(out)]) == 0
     assert "ok:" in capsys.readouterr().out
+    one_line_error(capsys, ["prepare", str(src), "--out", str(out), "--vocab-size", "280",
+                            "--val-fraction", "0.1"],
+                   "already holds a dataset prepared with other settings (vocab_size: 300 there, 280 now)")
+
+
+def test_the_val_note_uses_the_runs_default_validation_size():
+    from data_pipelines import DEFAULT_VAL_TOKENS
+    from scaling.config import DataConfig
+
+    assert DataConfig().val_tokens == DEFAULT_VAL_TOKENS
+
+
+def test_without_a_val_split_the_summary_says_what_runs_validate_on(tmp_path, capsys):
+    for i in range(5):
+        (tmp_path / f"{i}.txt").write_text(f"text {i} " * 30)
+    assert main(["prepare", str(tmp_path), "--out", str(tmp_path / "out"), "--vocab-size", "260",
+                 "--val-fraction", "0", "--quiet"]) == 0
+    assert "note: no val split (--val-fraction 0): runs validate on the end of the train split" in \
+        capsys.readouterr().out
 
 
 def test_config_file_sets_options_and_flags_override_it(tmp_path, capsys):
     src = tmp_path / "a.jsonl"
     src.write_text("".join(f'{{"body": "line {i} of some json text"}}\n' for i in range(20)))
     cfg = tmp_path / "prep.yaml"
-    cfg.write_text(f"sources: [{src}]\nout: {tmp_path / 'out'}\ntext_field: body\nvocab_size: 400\nval_fraction: 0.0\n")
+    cfg.write_text(f"sources: [{src}]\nout: {tmp_path / 'out'}\ntext_field: body\nvocab_size: 400\n"
+                   "val_fraction: 0.0\n")
     assert main(["prepare", "--config", str(cfg), "--vocab-size", "280", "--quiet"]) == 0
     ds = PreparedDataset.open(tmp_path / "out")
     assert ds.vocab_size <= 280 and ds.split_documents("train") == 20
@@ -63,16 +90,18 @@ def test_the_stdlib_preset_writes_to_the_preset_path_by_default(tmp_path, capsys
 
     import yaml
 
-    preset = yaml.safe_load(resources.files("configs").joinpath("data", "stdlib.yaml").read_text())
+    preset = yaml.safe_load(resources.files("scaling").joinpath("presets", "data", "stdlib.yaml").read_text())
     assert preset["path"] == STDLIB_PRESET_PATH
     monkeypatch.chdir(tmp_path)
-    assert main(["prepare", "--preset", "stdlib", "--max-bytes", "80000", "--vocab-size", "400", "--quiet"]) == 0
+    assert main(["prepare", "--preset", "stdlib", "--max-bytes", "80000", "--vocab-size", "400",
+                 "--quiet"]) == 0
     ds = PreparedDataset.open(tmp_path / STDLIB_PRESET_PATH)
     assert 60_000 < ds.split_bytes("train") + ds.split_bytes("val") <= 80_000
 
 
 def test_missing_source_no_documents_and_a_non_tokenizer_exit_2(tmp_path, capsys):
-    one_line_error(capsys, ["prepare", str(tmp_path / "nope"), "--out", str(tmp_path / "o")], "source not found")
+    one_line_error(capsys, ["prepare", str(tmp_path / "nope"), "--out", str(tmp_path / "o")],
+                   "source not found")
     (tmp_path / "empty.txt").write_text("")
     one_line_error(capsys, ["prepare", str(tmp_path / "empty.txt"), "--out", str(tmp_path / "o")],
                    "no documents found")

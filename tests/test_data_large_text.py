@@ -63,7 +63,8 @@ def test_a_large_file_is_one_document_spread_over_shards(tmp_path, tokenizer_fil
     src = tmp_path / "book.txt"
     src.write_text(big_text, encoding="utf-8", newline="")
     out = tmp_path / "ds"
-    m = prepare([str(src)], out, tokenizer=tokenizer_file, val_fraction=0.0, shard_tokens=30_000, progress=False)
+    m = prepare([str(src)], out, tokenizer=tokenizer_file, val_fraction=0.0, shard_tokens=30_000,
+                progress=False)
     shards = m["splits"]["train"]["shards"]
     assert len(shards) > 3 and all(s["tokens"] == 30_000 for s in shards[:-1])
     assert [s["documents"] for s in shards] == [0] * (len(shards) - 1) + [1]
@@ -110,7 +111,8 @@ def test_a_prepare_stopped_inside_a_large_document_resumes_to_identical_output(
     assert np.diff(PreparedDataset.open(tmp_path / "clean").document_ends("train")).min() > 0
 
 
-def test_a_tokenizer_that_cannot_encode_in_pieces_gets_the_large_file_whole(tmp_path, tokenizer_file, big_text,
+def test_a_tokenizer_that_cannot_encode_in_pieces_gets_the_large_file_whole(tmp_path, tokenizer_file,
+                                                                           big_text,
                                                                             small_pieces):
     import json
 
@@ -124,7 +126,8 @@ def test_a_tokenizer_that_cannot_encode_in_pieces_gets_the_large_file_whole(tmp_
     assert not encodes_in_pieces(tok)
     src = tmp_path / "book.txt"
     src.write_text(big_text, encoding="utf-8", newline="")
-    m = prepare([str(src)], tmp_path / "ds", tokenizer=given, val_fraction=0.0, shard_tokens=30_000, progress=False)
+    m = prepare([str(src)], tmp_path / "ds", tokenizer=given, val_fraction=0.0, shard_tokens=30_000,
+                progress=False)
     ds = PreparedDataset.open(tmp_path / "ds")
     prepare_for_encoding(tok)
     expected = tok.encode(big_text, add_special_tokens=False).ids + [ds.eos_id]

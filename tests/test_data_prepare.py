@@ -153,7 +153,8 @@ def test_text_field_chooses_the_json_field_and_a_missing_one_is_named(tmp_path, 
             val_fraction=0.0, progress=False)
     assert documents(tmp_path / "out", "train") == ["the body"]
     with pytest.raises(DataError, match="no field 'body'.*--text-field"):
-        prepare([str(tmp_path / "d.jsonl")], tmp_path / "out2", tokenizer=tok, text_field="body", progress=False)
+        prepare([str(tmp_path / "d.jsonl")], tmp_path / "out2", tokenizer=tok, text_field="body",
+                progress=False)
 
 
 def test_tokenizer_training_is_deterministic_and_a_given_tokenizer_is_kept_byte_for_byte(tmp_path, corpus,
@@ -165,7 +166,8 @@ def test_tokenizer_training_is_deterministic_and_a_given_tokenizer_is_kept_byte_
     assert (tmp_path / "again" / "tokenizer.json").read_bytes() == (prepared / "tokenizer.json").read_bytes()
     reused = prepare([str(corpus)], tmp_path / "reused", tokenizer=prepared / "tokenizer.json",
                      val_fraction=0.2, shard_tokens=8000, progress=False)
-    assert reused["tokenizer"]["sha256"] == first["tokenizer"]["sha256"] and not reused["tokenizer"]["trained"]
+    assert reused["tokenizer"]["sha256"] == first["tokenizer"]["sha256"]
+    assert not reused["tokenizer"]["trained"]
     assert reused["splits"] == first["splits"]
 
 
@@ -186,7 +188,7 @@ def test_a_complete_dataset_is_not_prepared_again(tmp_path):
     stamps = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
     prepare_small(out, max_bytes=60_000)
     assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == stamps
-    with pytest.raises(DataError, match="other sources or settings.*--overwrite"):
+    with pytest.raises(DataError, match=r"other settings \(vocab_size: 1024 there, 600 now\).*--overwrite"):
         prepare_small(out, max_bytes=60_000, vocab_size=600)
     prepare_small(out, max_bytes=60_000, vocab_size=600, overwrite=True)
     assert PreparedDataset.open(out).vocab_size == 600
@@ -235,7 +237,8 @@ def dying_write(path, data):
         os.kill(os.getpid(), signal.SIGKILL)
     real(path, data)
 w.atomic_write_bytes = dying_write
-prepare([sys.argv[1]], sys.argv[2], tokenizer=sys.argv[3], val_fraction=0.2, shard_tokens=8000, progress=False)
+prepare([sys.argv[1]], sys.argv[2], tokenizer=sys.argv[3], val_fraction=0.2, shard_tokens=8000,
+        progress=False)
 """
 
 
@@ -285,13 +288,19 @@ def _cases(t: Path, tok: Path) -> dict:
     for i in range(20):
         (t / "many" / f"{i}.txt").write_text(f"document {i} of several\n")
     return {
-        "no documents found": lambda out: prepare([str(t / "empty")], out, vocab_size=300, progress=False),
-        "vocab_size=10 is too small": lambda out: prepare([str(t / "many")], out, vocab_size=10, progress=False),
-        "no documents found ": lambda out: prepare([str(t / "empty")], out, tokenizer=tok, progress=False),
-        "cannot read": lambda out: prepare([str(t / "bad.txt.gz")], out, tokenizer=tok, progress=False),
-        "cannot read ": lambda out: prepare([str(t / "bad.md.zst")], out, tokenizer=tok, progress=False),
-        "went to validation": lambda out: prepare([str(t / "many")], out, tokenizer=tok, val_fraction=0.9999,
-                                                  shard_tokens=5, progress=False),
+        "no documents found": lambda out, **kw: prepare([str(t / "empty")], out, vocab_size=300,
+                                                        progress=False, **kw),
+        "vocab_size=10 is too small": lambda out, **kw: prepare([str(t / "many")], out, vocab_size=10,
+                                                                progress=False, **kw),
+        "no documents found ": lambda out, **kw: prepare([str(t / "empty")], out, tokenizer=tok,
+                                                         progress=False, **kw),
+        "cannot read": lambda out, **kw: prepare([str(t / "bad.txt.gz")], out, tokenizer=tok, progress=False,
+                                                 **kw),
+        "cannot read ": lambda out, **kw: prepare([str(t / "bad.md.zst")], out, tokenizer=tok, progress=False,
+                                                  **kw),
+        "went to validation": lambda out, **kw: prepare([str(t / "many")], out, tokenizer=tok,
+                                                        val_fraction=0.9999, shard_tokens=5, progress=False,
+                                                        **kw),
     }
 
 
@@ -307,7 +316,7 @@ def test_a_failed_prepare_leaves_no_debris_and_keeps_what_was_there(tmp_path, pr
     mine.mkdir()
     (mine / "notes.txt").write_text("keep me")
     with pytest.raises(DataError, match=case.strip()):
-        call(mine)
+        call(mine, overwrite=True)  # a folder holding other files is written into only with --overwrite
     assert [p.name for p in mine.iterdir()] == ["notes.txt"]
 
 
@@ -315,5 +324,6 @@ def test_an_out_path_that_is_a_file_is_a_one_line_error(tmp_path, prepared):
     (tmp_path / "a.txt").write_text("text")
     (tmp_path / "taken").write_text("a file")
     with pytest.raises(DataError, match="is a file; pass a folder"):
-        prepare([str(tmp_path / "a.txt")], tmp_path / "taken", tokenizer=prepared / "tokenizer.json", progress=False)
+        prepare([str(tmp_path / "a.txt")], tmp_path / "taken", tokenizer=prepared / "tokenizer.json",
+                progress=False)
     assert (tmp_path / "taken").read_text() == "a file"
