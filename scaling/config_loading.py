@@ -9,6 +9,7 @@ the key and, for a typo, the nearest valid key.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import hashlib
@@ -238,13 +239,15 @@ def to_yaml(cfg: DictConfig) -> str:
     return OmegaConf.to_yaml(cfg, resolve=True)
 
 
-def run_id(cfg: DictConfig) -> str:
+def run_id(cfg: DictConfig | dict) -> str:
     """A stable 12-hex-digit id: the hash of everything in the config that changes the result.
+
+    ``cfg`` is a resolved config or its plain tree (:func:`to_dict`).
 
     A branch's parent enters by its folder name (in a sweep: the trunk's run id), not its full path,
     so a sweep dir that is moved or mounted elsewhere keeps its ids.
     """
-    tree = to_dict(cfg)
+    tree = copy.deepcopy(cfg) if isinstance(cfg, dict) else to_dict(cfg)
     if tree["run"].get("branch_from"):
         tree["run"]["branch_from"] = Path(tree["run"]["branch_from"]).name
     for dotted in _NOT_IN_RUN_ID:
