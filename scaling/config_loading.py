@@ -9,7 +9,6 @@ the key and, for a typo, the nearest valid key.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import difflib
 import hashlib
@@ -247,7 +246,8 @@ def run_id(cfg: DictConfig | dict) -> str:
     A branch's parent enters by its folder name (in a sweep: the trunk's run id), not its full path,
     so a sweep dir that is moved or mounted elsewhere keeps its ids.
     """
-    tree = copy.deepcopy(cfg) if isinstance(cfg, dict) else to_dict(cfg)
+    # the two top levels are copied: only keys at those depths are dropped or rewritten below
+    tree = {k: dict(v) if isinstance(v, dict) else v for k, v in (cfg if isinstance(cfg, dict) else to_dict(cfg)).items()}
     if tree["run"].get("branch_from"):
         tree["run"]["branch_from"] = Path(tree["run"]["branch_from"]).name
     for dotted in _NOT_IN_RUN_ID:

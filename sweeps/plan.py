@@ -112,8 +112,6 @@ class Resolver:
 
     def tree(self, overrides: dict[str, Any]) -> dict:
         """The validated config of one run as a plain tree (errors name the run, as :func:`resolve_run_config`)."""
-        import copy
-
         from scaling.config import validate
 
         presets = tuple((k, v) for k, v in overrides.items() if k in self.groups)
@@ -121,7 +119,7 @@ class Resolver:
             base = self._base(presets)
             changed = [k for k in overrides if k not in self.groups
                        and (k not in self.spec.overrides or overrides[k] != self.spec.overrides[k])]
-            tree = copy.deepcopy(base[1])
+            tree = _copy_tree(base[1])
             for key in changed:
                 *parents, leaf = key.split(".")
                 _select(tree, ".".join(parents))[leaf] = self._typed(presets, base, key, overrides[key])
@@ -161,6 +159,15 @@ class Resolver:
                 OmegaConf.update(cfg, key, _select(pristine, key), merge=False)
             self.typed[cache_key] = typed
         return self.typed[cache_key]
+
+
+def _copy_tree(tree: Any) -> Any:
+    """A copy of a plain config tree (dicts, lists, scalars): several times faster than ``copy.deepcopy``."""
+    if isinstance(tree, dict):
+        return {k: _copy_tree(v) for k, v in tree.items()}
+    if isinstance(tree, list):
+        return [_copy_tree(v) for v in tree]
+    return tree
 
 
 def _namespace(tree: Any) -> Any:
