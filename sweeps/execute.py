@@ -117,6 +117,7 @@ def execute_run(sweep_dir: str | Path, run_id: str, *, train_cmd: list[str] | No
         attempt = sum(e.get("event") == "start" for e in store.attempts(run_id)) + 1
         store.record(run_id, {"event": "start", "attempt": attempt, "host": owner["host"],
                               "pid": owner["pid"], "launcher": launcher})
+    prune_empty_wandb_runs(run_dir)  # left by an attempt killed with its job (e.g. scancel), before it logged
     own_heartbeat = heartbeat is None
     heartbeat = heartbeat or Heartbeat()
     heartbeat.add(run_dir, owner)
