@@ -42,7 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, help="local: CPU threads per run (default: cores / workers)")
     p.add_argument("--retry-failed", action="store_true", help="also relaunch runs that failed")
     p.add_argument("--slurm", action="append", default=[], metavar="KEY=VALUE",
-                   help="slurm: override launcher.slurm settings, e.g. --slurm partition=gpu --slurm time_min=240")
+                   help="slurm: override launcher.slurm settings, e.g. --slurm partition=gpu --slurm time_min=240; "
+                        "max_concurrent counts the whole sweep (a new array gets what its live jobs leave)")
     p.add_argument("--wait", action="store_true", help="slurm: block until every run has ended")
     p.add_argument("--train-cmd", help="the trainer command (default: this python -m scaling train); "
                                        "e.g. to wrap it in a container")

@@ -74,7 +74,7 @@ def run_sweep(spec_path: str | Path, sweep_dir: str | Path | None = None, *, lau
     if launcher not in LAUNCHERS:
         raise ScalingError(f"unknown launcher {launcher!r}; use one of {', '.join(LAUNCHERS)}")
     check_data = train_cmd is None if check_data is None else check_data
-    spec, root, runs = plan(spec_path, sweep_dir, max_runs=max_runs, check_data=check_data)
+    spec, root, runs = plan(spec_path, sweep_dir, max_runs=max_runs)
     local = dict(spec.launcher.get("local") or {})
     unknown = [k for k in local if k not in ("workers", "threads")]
     if unknown:
@@ -88,6 +88,10 @@ def run_sweep(spec_path: str | Path, sweep_dir: str | Path | None = None, *, lau
 
         settings = SlurmSettings.from_dict({**(spec.launcher.get("slurm") or {}), **(slurm or {})})
         check_available()  # after the spec's own checks: a spec error is reported first
+    if check_data:
+        from sweeps.plan_checks import check_run_data
+
+        check_run_data(runs)
     if any(r.tree["logging"]["wandb"] == "online" for r in runs):
         from scaling.wandb_online import require_wandb_login
 
