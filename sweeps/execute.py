@@ -5,7 +5,8 @@ the job). The trainer is ``python -m scaling train`` with ``run.resume=auto``, s
 killed continues from its last checkpoint and a finished one is never trained again. The command
 is a parameter so tests can put a small stand-in trainer in its place.
 
-The trainer runs in its own session (Ctrl-C on the launcher does not reach it) and dies with the
+The trainer runs in its own session (Ctrl-C on the launcher does not reach it; the launcher kills it
+with :func:`kill_all` instead, at once, and it resumes next time) and dies with the
 launcher thread that started it (``PR_SET_PDEATHSIG`` on Linux), so a SIGKILLed launcher leaves no
 orphan training behind and its stale lock is reclaimed by the next launcher.
 """
