@@ -238,13 +238,16 @@ def to_yaml(cfg: DictConfig) -> str:
     return OmegaConf.to_yaml(cfg, resolve=True)
 
 
-def run_id(cfg: DictConfig) -> str:
+def run_id(cfg: DictConfig | dict) -> str:
     """A stable 12-hex-digit id: the hash of everything in the config that changes the result.
+
+    ``cfg`` is a resolved config or its plain tree (:func:`to_dict`).
 
     A branch's parent enters by its folder name (in a sweep: the trunk's run id), not its full path,
     so a sweep dir that is moved or mounted elsewhere keeps its ids.
     """
-    tree = to_dict(cfg)
+    # the two top levels are copied: only keys at those depths are dropped or rewritten below
+    tree = {k: dict(v) if isinstance(v, dict) else v for k, v in (cfg if isinstance(cfg, dict) else to_dict(cfg)).items()}
     if tree["run"].get("branch_from"):
         tree["run"]["branch_from"] = Path(tree["run"]["branch_from"]).name
     for dotted in _NOT_IN_RUN_ID:

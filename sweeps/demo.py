@@ -254,6 +254,17 @@ def summary(fit: dict, total_s: float, train_s: float) -> str:
     return "\n".join(lines)
 
 
+def wandb_sync_line(out: Path) -> str:
+    """Where the demo's offline W&B runs are and the one command that uploads them."""
+    return (f"W&B: offline runs under {out}/sweeps/*/runs/*/wandb and {out}/fit/wandb; to upload: "
+            f"wandb sync {out}/sweeps/*/runs/*/wandb/offline-run-* {out}/fit/wandb/offline-run-*")
+
+
 def run(args: argparse.Namespace) -> int:
+    import os
+
+    os.environ.setdefault("WANDB_SILENT", "true")  # W&B's own console lines; the one line below replaces them
     run_demo(args.out, quick=args.quick, workers=args.workers, wandb=args.wandb)
+    if args.wandb == "offline":
+        print(wandb_sync_line(Path(args.out).resolve()))
     return 0

@@ -5,7 +5,8 @@ the job). The trainer is ``python -m scaling train`` with ``run.resume=auto``, s
 killed continues from its last checkpoint and a finished one is never trained again. The command
 is a parameter so tests can put a small stand-in trainer in its place.
 
-The trainer runs in its own session (Ctrl-C on the launcher does not reach it) and dies with the
+The trainer runs in its own session (Ctrl-C on the launcher does not reach it; the launcher kills it
+with :func:`kill_all` instead, at once, and it resumes next time) and dies with the
 launcher thread that started it (``PR_SET_PDEATHSIG`` on Linux), so a SIGKILLed launcher leaves no
 orphan training behind and its stale lock is reclaimed by the next launcher.
 """
@@ -19,6 +20,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -36,6 +38,8 @@ from sweeps.locks import (
 from sweeps.store import LAUNCH_FILE, LOG_FILE, SweepStore
 
 _LIVE: set[subprocess.Popen] = set()  # trainers started by this process, for kill_all()
+_LIVE_LOCK = threading.Lock()
+_STOPPING = threading.Event()  # set by kill_all(): a trainer started after it is killed at once
 
 try:
     _LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
@@ -114,6 +118,7 @@ def execute_run(sweep_dir: str | Path, run_id: str, *, train_cmd: list[str] | No
         attempt = sum(e.get("event") == "start" for e in store.attempts(run_id)) + 1
         store.record(run_id, {"event": "start", "attempt": attempt, "host": owner["host"],
                               "pid": owner["pid"], "launcher": launcher})
+    prune_empty_wandb_runs(run_dir)  # left by an attempt killed with its job (e.g. scancel), before it logged
     own_heartbeat = heartbeat is None
     heartbeat = heartbeat or Heartbeat()
     heartbeat.add(run_dir, owner)
@@ -134,7 +139,10 @@ def execute_run(sweep_dir: str | Path, run_id: str, *, train_cmd: list[str] | No
                 log.write(f"cannot start the trainer: {e}\n".encode())
                 outcome = "failed"
                 return outcome
-        _LIVE.add(proc)
+        with _LIVE_LOCK:
+            _LIVE.add(proc)
+            if _STOPPING.is_set():  # Ctrl-C came while this trainer was starting
+                _kill_group(proc, wait=False)
         try:
             code = proc.wait()
         except SystemExit:  # submitit requeued the job (preemption or time-out) and exits
@@ -148,6 +156,7 @@ def execute_run(sweep_dir: str | Path, run_id: str, *, train_cmd: list[str] | No
             _LIVE.discard(proc)
         outcome = _outcome(store, run_id, code)
     finally:
+        prune_empty_wandb_runs(run_dir)
         heartbeat.remove(run_dir)
         if own_heartbeat:
             heartbeat.stop()
@@ -158,10 +167,35 @@ def execute_run(sweep_dir: str | Path, run_id: str, *, train_cmd: list[str] | No
     return outcome
 
 
-def kill_all() -> None:
-    """SIGKILL every trainer this process started (they resume from their checkpoints next time)."""
-    for proc in list(_LIVE):
+def kill_all() -> int:
+    """SIGKILL every trainer this process started, and any it starts from now until :func:`allow_starts`
+    (they resume from their checkpoints next time); returns how many were running."""
+    with _LIVE_LOCK:
+        _STOPPING.set()
+        live = list(_LIVE)
+    for proc in live:
         _kill_group(proc, wait=False)
+    return len(live)
+
+
+def allow_starts() -> None:
+    """Let trainers run again after :func:`kill_all` (a launcher calls it when it starts)."""
+    _STOPPING.clear()
+
+
+WANDB_HEADER_BYTES = 7  # a .wandb file this small holds the header and no record
+
+
+def prune_empty_wandb_runs(run_dir: Path) -> list[Path]:
+    """Remove the offline W&B folders of attempts that logged nothing (a run killed while W&B started),
+    so ``wandb sync RUN_DIR/wandb/offline-run-*`` uploads only attempts with data; returns what it removed."""
+    removed = []
+    for folder in sorted((run_dir / "wandb").glob("offline-run-*")):
+        files = list(folder.glob("*.wandb"))
+        if files and all(f.stat().st_size <= WANDB_HEADER_BYTES for f in files):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
 
 
 def _kill_group(proc: subprocess.Popen, wait: bool = True) -> None:

@@ -15,7 +15,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
 from scaling.errors import ScalingError
-from sweeps.execute import execute_run, kill_all
+from sweeps.execute import allow_starts, execute_run, kill_all
 from sweeps.locks import STALE_AFTER_S, Heartbeat
 from sweeps.store import SweepStore
 
@@ -63,43 +63,46 @@ def run_local(sweep_dir: str | Path, run_ids: list[str], *, workers: int = 1, th
     running: dict[Future, tuple[str, tuple]] = {}
     outcomes: dict[str, str] = {}
     heartbeat = Heartbeat()
+    allow_starts()
+    # Not a `with` block: its exit would wait for the running trainers before an interrupt could kill them.
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sweep-worker")
     try:
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sweep-worker") as pool:
-            while todo or running:
-                for rid in list(todo):
-                    if not free:
-                        break
-                    dep = deps.get(rid)
-                    if dep and not store.is_finished(dep):
-                        if dep in todo or any(r == dep for r, _ in running.values()):
-                            continue  # its trunk is ours and still to come
-                        if store.state(dep, stale_after_s=stale_after_s).state == "running":
-                            continue  # its trunk is being trained by another launcher
-                        todo.remove(rid)
-                        outcomes[rid] = "blocked"
-                        echo(f"{rid}: blocked (its trunk {dep} did not finish)")
-                        continue
-                    slot = free.pop(0)
-                    env, n_threads = slot[1]
+        while todo or running:
+            for rid in list(todo):
+                if not free:
+                    break
+                dep = deps.get(rid)
+                if dep and not store.is_finished(dep):
+                    if dep in todo or any(r == dep for r, _ in running.values()):
+                        continue  # its trunk is ours and still to come
+                    if store.state(dep, stale_after_s=stale_after_s).state == "running":
+                        continue  # its trunk is being trained by another launcher
                     todo.remove(rid)
-                    future = pool.submit(execute_run, store.root, rid, train_cmd=train_cmd, threads=n_threads,
-                                         env=env, launcher="local", retry_failed=retry_failed,
-                                         heartbeat=heartbeat, stale_after_s=stale_after_s)
-                    running[future] = (rid, slot)
-                if not running:
-                    if todo:
-                        wait([Future()], timeout=poll_s)  # only waiting on other launchers' trunks
+                    outcomes[rid] = "blocked"
+                    echo(f"{rid}: blocked (its trunk {dep} did not finish)")
                     continue
-                finished, _ = wait(list(running), timeout=poll_s, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    rid, slot = running.pop(future)
-                    free.append(slot)
-                    outcomes[rid] = future.result()
-                    if outcomes[rid] not in _NOT_STARTED or outcomes[rid] == "busy":
-                        echo(f"{rid}: {outcomes[rid]}")
-    except BaseException:
+                slot = free.pop(0)
+                env, n_threads = slot[1]
+                todo.remove(rid)
+                future = pool.submit(execute_run, store.root, rid, train_cmd=train_cmd, threads=n_threads,
+                                     env=env, launcher="local", retry_failed=retry_failed,
+                                     heartbeat=heartbeat, stale_after_s=stale_after_s)
+                running[future] = (rid, slot)
+            if not running:
+                if todo:
+                    wait([Future()], timeout=poll_s)  # only waiting on other launchers' trunks
+                continue
+            finished, _ = wait(list(running), timeout=poll_s, return_when=FIRST_COMPLETED)
+            for future in finished:
+                rid, slot = running.pop(future)
+                free.append(slot)
+                outcomes[rid] = future.result()
+                if outcomes[rid] not in _NOT_STARTED or outcomes[rid] == "busy":
+                    echo(f"{rid}: {outcomes[rid]}")
+    except BaseException:  # Ctrl-C: stop the trainers now (they resume next time), then let the threads end
         kill_all()
         raise
     finally:
+        pool.shutdown(wait=True, cancel_futures=True)
         heartbeat.stop()
     return outcomes

@@ -1,7 +1,10 @@
 """Expanding a spec into planned runs: resolved configs, stable ids, parameters, tokens and FLOPs.
 
 Every planned run is a fully resolved and validated run config, so a bad key or an inconsistent
-value fails here, before anything is launched. Its id is :func:`scaling.config_loading.run_id`,
+value fails here, before anything is launched. Resolving is the slow part of planning (each full
+omegaconf merge copies the whole config), so :class:`Resolver` builds the base config once per
+combination of presets and sets each run's swept values on it in place, then reads it back as a
+plain tree; anything it cannot set that way takes the full, slow path with its exact error message. Its id is :func:`scaling.config_loading.run_id`,
 the hash of everything that changes the result, so the same run planned twice (or by another
 launcher) gets the same id and the same run dir. The scaling generators size their runs with the
 trainer's own counting (:mod:`scaling.counting`): ``isoflop`` tokens are ``C / flops_per_token``.
@@ -35,7 +38,19 @@ class PlannedRun:
     flops: float  # training FLOPs of this run alone (a branch counts only its own tokens)
     role: str = "run"  # run | trunk | branch
     depends_on: str | None = None  # run id that must finish first (a branch's trunk)
-    config: Any = field(default=None, repr=False)  # the resolved DictConfig
+    tree: dict = field(default_factory=dict, repr=False)  # the resolved config as a plain nested dict
+
+    @property
+    def config(self):
+        """The resolved config as a DictConfig (made on each access; plans keep only the plain tree)."""
+        from omegaconf import OmegaConf
+
+        return OmegaConf.create(self.tree)
+
+    @property
+    def name(self) -> str:
+        """The run's display name (``run.name``)."""
+        return str(self.tree.get("run", {}).get("name") or self.run_id)
 
     @property
     def tags(self) -> list[str]:
@@ -44,7 +59,7 @@ class PlannedRun:
 
     def to_json(self) -> dict:
         """The plan entry as written to ``plan.json`` (no config object)."""
-        return {"run_id": self.run_id, "role": self.role, "depends_on": self.depends_on,
+        return {"run_id": self.run_id, "name": self.name, "role": self.role, "depends_on": self.depends_on,
                 "overrides": self.overrides, "swept": self.swept, "tags": self.tags, "params": self.params,
                 "non_embedding": self.non_embedding, "tokens": self.tokens, "flops": self.flops}
 
@@ -78,16 +93,112 @@ def resolve_run_config(spec: Spec, overrides: dict[str, Any]):
         raise ScalingError(f"{e} (in the run {swept})") from None
 
 
-def _batch_tokens(cfg) -> int:
-    return int(cfg.train.seq_len * cfg.train.micro_batch_size * cfg.train.grad_accum)
+class Resolver:
+    """Resolves many runs of one spec fast.
+
+    The base config is built once per combination of presets (a full omegaconf resolve); each
+    distinct ``(key, value)`` is typed once by setting it on that base through omegaconf (which
+    checks and converts it like the full path would); a run is then a copy of the base's plain
+    tree with its typed values set, validated by the same :func:`scaling.config.validate`.
+    Anything that fails on this path is resolved the full, slow way, which raises the exact error.
+    """
+
+    def __init__(self, spec: Spec):
+        from scaling.config_loading import GROUPS
+
+        self.spec, self.groups = spec, GROUPS
+        self.bases: dict[tuple, tuple[Any, dict]] = {}  # presets -> (DictConfig, its plain tree)
+        self.typed: dict[tuple, Any] = {}  # (presets, key, value as dotlist text) -> typed plain value
+
+    def tree(self, overrides: dict[str, Any]) -> dict:
+        """The validated config of one run as a plain tree (errors name the run, as :func:`resolve_run_config`)."""
+        from scaling.config import validate
+
+        presets = tuple((k, v) for k, v in overrides.items() if k in self.groups)
+        try:
+            base = self._base(presets)
+            changed = [k for k in overrides if k not in self.groups
+                       and (k not in self.spec.overrides or overrides[k] != self.spec.overrides[k])]
+            tree = _copy_tree(base[1])
+            for key in changed:
+                *parents, leaf = key.split(".")
+                _select(tree, ".".join(parents))[leaf] = self._typed(presets, base, key, overrides[key])
+            validate(_namespace(tree))
+            return tree
+        except ScalingError:
+            from scaling.config_loading import to_dict
+
+            return to_dict(resolve_run_config(self.spec, overrides))  # raises the exact error, or resolves
+
+    def _base(self, presets: tuple) -> tuple[Any, dict]:
+        from scaling.config_loading import to_dict
+
+        if presets not in self.bases:
+            cfg = resolve_run_config(self.spec, {**self.spec.overrides, **dict(presets)})
+            self.bases[presets] = (cfg, to_dict(cfg))
+        return self.bases[presets]
+
+    def _typed(self, presets: tuple, base: tuple[Any, dict], key: str, value: Any) -> Any:
+        """``value`` as the schema types ``key`` (set once on the base config through omegaconf)."""
+        from omegaconf import DictConfig, ListConfig, OmegaConf
+        from omegaconf.errors import OmegaConfBaseException
+
+        text = dotlist({key: value})[0]
+        cache_key = (presets, text)
+        if cache_key not in self.typed:
+            cfg, pristine = base
+            try:
+                OmegaConf.update(cfg, key, _select(OmegaConf.to_container(OmegaConf.from_dotlist([text])), key),
+                                 merge=False)
+                typed = OmegaConf.select(cfg, key)
+                if isinstance(typed, (DictConfig, ListConfig)):
+                    typed = OmegaConf.to_container(typed, resolve=True)
+            except (OmegaConfBaseException, ValueError, TypeError, KeyError) as e:
+                raise ScalingError(str(e)) from None  # the caller takes the full path for the exact message
+            finally:
+                OmegaConf.update(cfg, key, _select(pristine, key), merge=False)
+            self.typed[cache_key] = typed
+        return self.typed[cache_key]
 
 
-def _numbers(cfg) -> tuple[int, int, int, float]:
+def _copy_tree(tree: Any) -> Any:
+    """A copy of a plain config tree (dicts, lists, scalars): several times faster than ``copy.deepcopy``."""
+    if isinstance(tree, dict):
+        return {k: _copy_tree(v) for k, v in tree.items()}
+    if isinstance(tree, list):
+        return [_copy_tree(v) for v in tree]
+    return tree
+
+
+def _namespace(tree: Any) -> Any:
+    """A plain tree with attribute access (what :func:`scaling.config.validate` and the counting read)."""
+    from types import SimpleNamespace
+
+    if isinstance(tree, dict):
+        return SimpleNamespace(**{k: _namespace(v) for k, v in tree.items()})
+    if isinstance(tree, list):
+        return [_namespace(v) for v in tree]
+    return tree
+
+
+def _select(tree: dict, key: str) -> Any:
+    for part in key.split(".") if key else ():
+        tree = tree[part]
+    return tree
+
+
+def _batch_tokens(tree: dict) -> int:
+    train = tree["train"]
+    return int(train["seq_len"] * train["micro_batch_size"] * train["grad_accum"])
+
+
+def _numbers(tree: dict) -> tuple[int, int, int, float]:
     from scaling.counting import count_params, flops_per_token
 
-    count = count_params(cfg.model)
-    tokens = int(round(cfg.train.tokens))
-    return count.total, count.non_embedding, tokens, flops_per_token(cfg.model, cfg.train.seq_len)
+    model = _namespace(tree["model"])
+    count = count_params(model)
+    tokens = int(round(tree["train"]["tokens"]))
+    return count.total, count.non_embedding, tokens, flops_per_token(model, tree["train"]["seq_len"])
 
 
 def _models(where: str, section: dict) -> list[str]:
@@ -108,7 +219,7 @@ def _floats(where: str, values: Any) -> list[float]:
     return out
 
 
-def _ladder_points(spec: Spec, section: dict, point: dict) -> list[dict]:
+def _ladder_points(spec: Spec, section: dict, point: dict, resolver: Resolver) -> list[dict]:
     models = _models("ladder", section)
     if ("tokens" in section) == ("tokens_per_param" in section):
         raise ScalingError("ladder needs exactly one of tokens (absolute) or tokens_per_param (multiples)")
@@ -120,18 +231,18 @@ def _ladder_points(spec: Spec, section: dict, point: dict) -> list[dict]:
         if "tokens" in section:
             budgets = _floats("ladder.tokens", section["tokens"])
         else:
-            total, non_emb, _, _ = _numbers(resolve_run_config(spec, {**spec.overrides, **point, "model": model}))
+            total, non_emb, _, _ = _numbers(resolver.tree({**spec.overrides, **point, "model": model}))
             params = total if count == "total" else non_emb
             budgets = [m * params for m in _floats("ladder.tokens_per_param", section["tokens_per_param"])]
         out += [{"model": model, "train.tokens": float(round(t))} for t in budgets]
     return out
 
 
-def _isoflop_points(spec: Spec, section: dict, point: dict) -> list[dict]:
+def _isoflop_points(spec: Spec, section: dict, point: dict, resolver: Resolver) -> list[dict]:
     out = []
     for budget in _floats("isoflop.budgets", section.get("budgets")):
         for model in _models("isoflop", section):
-            cfg = resolve_run_config(spec, {**spec.overrides, **point, "model": model})
+            cfg = resolver.tree({**spec.overrides, **point, "model": model})
             tokens = budget / _numbers(cfg)[3]
             if tokens < _batch_tokens(cfg):
                 raise ScalingError(f"isoflop budget {budget:.3g} gives {model} {tokens:.0f} tokens, less than "
@@ -140,7 +251,7 @@ def _isoflop_points(spec: Spec, section: dict, point: dict) -> list[dict]:
     return out
 
 
-def _cooldown_runs(spec: Spec, section: dict, point: dict, runs_dir: Path) -> list[PlannedRun]:
+def _cooldown_runs(spec: Spec, section: dict, point: dict, runs_dir: Path, resolver: Resolver) -> list[PlannedRun]:
     """Per model: a constant-LR trunk with checkpoints at the branch points, and one decay branch each."""
     decay = float(section.get("decay_fraction", 0.2))
     if not 0 < decay < 1:
@@ -148,7 +259,7 @@ def _cooldown_runs(spec: Spec, section: dict, point: dict, runs_dir: Path) -> li
     finals = sorted(_floats("cooldowns.tokens", section.get("tokens")))
     runs = []
     for model in _models("cooldowns", section):
-        probe = resolve_run_config(spec, {**spec.overrides, **point, "model": model})
+        probe = resolver.tree({**spec.overrides, **point, "model": model})
         batch = _batch_tokens(probe)
         starts = [max(1, round(t * (1 - decay) / batch)) * batch for t in finals]
         if any(t - s < batch for t, s in zip(finals, starts, strict=True)):
@@ -156,7 +267,7 @@ def _cooldown_runs(spec: Spec, section: dict, point: dict, runs_dir: Path) -> li
                                f"batch ({batch} tokens); raise cooldowns.tokens or decay_fraction")
         trunk_swept = {**point, "model": model, "schedule.kind": "constant",
                        "train.tokens": float(max(starts)), "train.checkpoint_at_tokens": [float(s) for s in starts]}
-        trunk = _planned(spec, trunk_swept, role="trunk")
+        trunk = _planned(spec, resolver, trunk_swept, role="trunk")
         runs.append(trunk)
         for final, start in zip(finals, starts, strict=True):
             swept = {**point, "model": model, "schedule.kind": section.get("kind", "linear"),
@@ -164,43 +275,81 @@ def _cooldown_runs(spec: Spec, section: dict, point: dict, runs_dir: Path) -> li
                      "run.branch_at_tokens": float(start)}
             if "decay_shape" in section:
                 swept["schedule.decay_shape"] = section["decay_shape"]
-            branch = _planned(spec, swept, role="branch", depends_on=trunk.run_id)
+            branch = _planned(spec, resolver, swept, role="branch", depends_on=trunk.run_id)
             branch.flops = branch.flops * (final - start) / final
             runs.append(branch)
     return runs
 
 
-def _planned(spec: Spec, swept: dict, role: str = "run", depends_on: str | None = None) -> PlannedRun:
+_NAME_KEYS = {"optim.lr": "lr", "train.tokens": "tok", "optim.weight_decay": "wd"}  # short names in run names
+
+
+def _compact(value: Any) -> str:
+    """``0.006`` → ``6e-3``, ``100000.0`` → ``1e5``, ``0.1`` → ``0.1``: short numbers for run names."""
+    if isinstance(value, float) and value and not 1e-2 <= abs(value) < 1e4:
+        mantissa, exponent = f"{value:.2e}".split("e")
+        return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
+    return _fmt(value, short=True)
+
+
+def run_name(tree: dict, swept: dict, role: str = "run") -> str:
+    """A readable default ``run.name``: the model, the role of a trunk or branch, the swept values, the seed.
+
+    E.g. ``s330k lr=6e-3 tok=1e5 s1``; W&B shows it as the display name (the W&B id stays the run id).
+    """
+    parts = [str(tree["model"].get("name") or "custom")] + ([role] if role != "run" else [])
+    for key, value in swept.items():
+        if key in ("model", "run.seed") or key in _UNTAGGED:
+            continue
+        value = tree["train"]["tokens"] if key == "train.tokens" else value
+        parts.append(f"{_NAME_KEYS.get(key, key.rsplit('.', 1)[-1])}={_compact(value)}")
+    return " ".join([*parts, f"s{tree['run']['seed']}"])
+
+
+def _planned(spec: Spec, resolver: Resolver, swept: dict, role: str = "run",
+             depends_on: str | None = None) -> PlannedRun:
     from scaling.config_loading import run_id
 
     overrides = {**spec.overrides, **swept}
-    cfg = resolve_run_config(spec, overrides)
-    total, non_emb, tokens, fpt = _numbers(cfg)
-    return PlannedRun(run_id=run_id(cfg), overrides=overrides, swept=swept, params=total,
+    tree = resolver.tree(overrides)
+    total, non_emb, tokens, fpt = _numbers(tree)
+    rid = run_id(tree)
+    if not tree["run"].get("name"):  # not part of the run id: naming a run never retrains it
+        tree["run"]["name"] = run_name(tree, swept, role)
+    return PlannedRun(run_id=rid, overrides=overrides, swept=swept, params=total,
                       non_embedding=non_emb, tokens=tokens, flops=fpt * tokens, role=role,
-                      depends_on=depends_on, config=cfg)
+                      depends_on=depends_on, tree=tree)
 
 
-def plan_sweep(spec: Spec, sweep_dir: str | Path) -> list[PlannedRun]:
-    """All runs of a sweep, resolved and checked, in launch order (a trunk before its branches)."""
+def plan_sweep(spec: Spec, sweep_dir: str | Path, check_data: bool = False) -> list[PlannedRun]:
+    """All runs of a sweep, resolved and checked, in launch order (a trunk before its branches).
+
+    ``check_data`` also opens each distinct prepared dataset once and checks every run against it
+    (missing data, a tokenizer larger than ``model.vocab_size``), as ``scaling train`` would at start.
+    """
     runs_dir = Path(sweep_dir).resolve() / "runs"
+    resolver = Resolver(spec)
     points = [dict(itertools.chain.from_iterable(p.items() for p in combo))
               for combo in itertools.product(*(points for _, points in spec.parts))]
     planned: list[PlannedRun] = []
     for point in points:
         if spec.generator is None:
-            planned.append(_planned(spec, point))
+            planned.append(_planned(spec, resolver, point))
             continue
         kind, section = spec.generator
         if kind == "cooldowns":
-            planned += _cooldown_runs(spec, section, point, runs_dir)
+            planned += _cooldown_runs(spec, section, point, runs_dir, resolver)
             continue
         expand = _ladder_points if kind == "ladder" else _isoflop_points
-        planned += [_planned(spec, {**point, **g}) for g in expand(spec, section, point)]
+        planned += [_planned(spec, resolver, {**point, **g}) for g in expand(spec, section, point, resolver)]
     seen: set[str] = set()
     unique = [r for r in planned if not (r.run_id in seen or seen.add(r.run_id))]
     if not unique:
         raise ScalingError("the sweep has no runs")
+    if check_data:
+        from sweeps.plan_checks import check_run_data
+
+        check_run_data(unique)
     return unique
 
 

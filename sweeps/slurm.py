@@ -41,7 +41,7 @@ class SlurmSettings:
     cpus_per_task: int = 1  # CPU cores per run; also the trainer's train.threads
     mem_gb: float | None = None  # memory per run in GB; None = the partition's default
     time_min: int = 60  # time limit per attempt in minutes; a time-out requeues and resumes
-    max_concurrent: int = 64  # array concurrency cap (sbatch --array=...%N)
+    max_concurrent: int = 64  # runs of the sweep at once: a new array's cap (--array=...%N) less its live jobs
     max_requeues: int = 3  # time-outs a run may requeue after (preemptions do not count)
     signal_delay_s: int = 90  # USR2 this long before the time limit, so the job can requeue itself
     setup: list[str] = field(default_factory=list)  # shell lines run before the job (module load ...)
@@ -118,10 +118,12 @@ class SlurmRun:
         return submitit.helpers.DelayedSubmission(self, sweep_dir, run_id)
 
 
-def sbatch_params(settings: SlurmSettings, name: str, dependency: str | None = None) -> dict:
-    """submitit's SlurmExecutor parameters for a sweep's jobs."""
+def sbatch_params(settings: SlurmSettings, name: str, dependency: str | None = None,
+                  cap: int | None = None) -> dict:
+    """submitit's SlurmExecutor parameters for a sweep's jobs (``cap``: the array's concurrency, default
+    ``max_concurrent``)."""
     params = {"job_name": f"sweep-{name}", "time": settings.time_min, "cpus_per_task": settings.cpus_per_task,
-              "array_parallelism": settings.max_concurrent, "signal_delay_s": settings.signal_delay_s,
+              "array_parallelism": cap or settings.max_concurrent, "signal_delay_s": settings.signal_delay_s,
               "setup": list(settings.setup), "additional_parameters": dict(settings.additional),
               "stderr_to_stdout": True, "dependency": dependency}
     for key in ("partition", "account", "qos", "gpus_per_node"):
@@ -133,21 +135,42 @@ def sbatch_params(settings: SlurmSettings, name: str, dependency: str | None = N
     return {k: v for k, v in params.items() if v is not None}
 
 
-def _executor(folder: Path, settings: SlurmSettings, name: str, dependency: str | None):
+def _executor(folder: Path, settings: SlurmSettings, name: str, dependency: str | None, cap: int):
     import submitit
 
     executor = submitit.SlurmExecutor(folder=folder, max_num_timeout=settings.max_requeues,
                                       python=settings.python)
-    executor.update_parameters(**sbatch_params(settings, name, dependency))
+    executor.update_parameters(**sbatch_params(settings, name, dependency, cap))
     return executor
 
 
+def live_jobs(store: SweepStore, excluding: list[str]) -> int:
+    """How many of the sweep's earlier SLURM jobs (runs not in ``excluding``) are still queued or running."""
+    jobs = store.slurm_jobs()
+    ids = [j["job_id"] for rid, j in jobs.items() if rid not in excluding and not store.is_finished(rid)]
+    return sum(state in ACTIVE for state in job_states(ids).values())
+
+
+def array_cap(max_concurrent: int, live: int) -> int:
+    """A new array's concurrency so that the sweep stays within ``max_concurrent`` runs at once.
+
+    SLURM caps each array on its own, so the new one gets what its earlier arrays leave (at least 1,
+    and the cap stays fixed while those earlier jobs end).
+    """
+    return max(1, max_concurrent - live)
+
+
 def submit(store: SweepStore, run_ids: list[str], settings: SlurmSettings,
-           train_cmd: list[str] | None = None) -> dict[str, str]:
+           train_cmd: list[str] | None = None, echo=print) -> dict[str, str]:
     """Submit ``run_ids`` as job arrays; returns run id -> SLURM job id (``<array>_<task>``)."""
     check_available()
     deps = {r["run_id"]: r.get("depends_on") for r in store.plan()["runs"]}
     known = store.slurm_jobs()
+    live = live_jobs(store, run_ids)
+    cap = array_cap(settings.max_concurrent, live)
+    if live:
+        echo(f"warning: {live} job(s) of this sweep are still queued or running; the new array runs at most "
+             f"{cap} at once (max_concurrent={settings.max_concurrent} counts the whole sweep)")
     folder = store.root / "slurm" / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
     job = SlurmRun(train_cmd, settings.cpus_per_task)
     submitted: dict[str, str] = {}
@@ -162,7 +185,7 @@ def submit(store: SweepStore, run_ids: list[str], settings: SlurmSettings,
         if wait_for is not None:
             trunk_job = submitted.get(wait_for) or known[wait_for]["job_id"]
             dependency = f"afterok:{trunk_job}"
-        executor = _executor(folder, settings, store.plan()["name"], dependency)
+        executor = _executor(folder, settings, store.plan()["name"], dependency, cap)
         with executor.batch():
             jobs = [executor.submit(job, str(store.root), rid) for rid in ids]
         submitted.update({rid: j.job_id for rid, j in zip(ids, jobs, strict=True)})

@@ -61,6 +61,42 @@ _GENERATOR_KEYS = {
 DISTRIBUTIONS = ("uniform", "log_uniform", "log_uniform_values", "int_uniform", "q_uniform", "q_log_uniform",
                  "q_log_uniform_values", "choice", "categorical", "constant")
 _MAX_EXPONENT = 700.0  # math.exp overflows a float just above 709
+MAX_RUNS = 10_000  # a spec that expands to more runs is refused unless the caller raises the limit
+
+
+def _length(value: Any) -> int:
+    return len(value) if isinstance(value, list) else 1
+
+
+def count_runs(body: dict) -> int:
+    """How many runs a spec's parts make, counted from the lists without expanding them.
+
+    Exact for grid, zip, random, seeds and the generators, before duplicates (points that resolve
+    to the same run) are merged, so the count is an upper bound of the plan's size.
+    """
+    size = 1
+    grid = body.get("grid")
+    for values in grid.values() if isinstance(grid, dict) else ():
+        size *= _length(values)
+    if isinstance(body.get("zip"), dict) and body["zip"]:
+        size *= max(_length(v) for v in body["zip"].values())
+    if isinstance(body.get("random"), dict):
+        size *= max(1, int(body["random"].get("n", 1) or 1))
+    seeds = body.get("seeds")
+    if seeds is not None:
+        size *= seeds if isinstance(seeds, int) and not isinstance(seeds, bool) and seeds > 0 else _length(seeds)
+    for kind in GENERATORS:
+        section = body.get(kind)
+        if not isinstance(section, dict):
+            continue
+        models = _length(section.get("models"))
+        if kind == "ladder":
+            size *= models * _length(section.get("tokens", section.get("tokens_per_param")))
+        elif kind == "isoflop":
+            size *= models * _length(section.get("budgets"))
+        else:
+            size *= models * (1 + _length(section.get("tokens")))
+    return size
 
 
 @dataclass
@@ -262,8 +298,12 @@ def _from_wandb(raw: dict) -> dict:
     return out
 
 
-def parse_spec(raw: Any, source: str = "<spec>", base_dir: str | Path = ".") -> Spec:
-    """Check a spec mapping and turn it into a :class:`Spec`; every problem is one ScalingError line."""
+def parse_spec(raw: Any, source: str = "<spec>", base_dir: str | Path = ".",
+               max_runs: int | None = MAX_RUNS) -> Spec:
+    """Check a spec mapping and turn it into a :class:`Spec`; every problem is one ScalingError line.
+
+    A spec that would make more than ``max_runs`` runs (None: no limit) is refused before it is expanded.
+    """
     if not isinstance(raw, dict):
         raise ScalingError(f"{source}: a sweep spec must be a mapping (see configs/sweeps/ for examples)")
     for key in raw:
@@ -276,6 +316,10 @@ def parse_spec(raw: Any, source: str = "<spec>", base_dir: str | Path = ".") -> 
         translated = _from_wandb(body)
         body["overrides"] = {**_overrides("overrides", body.get("overrides")), **translated.pop("overrides")}
         body.update(translated)
+    size = count_runs(body)
+    if max_runs is not None and size > max_runs:
+        raise ScalingError(f"{source} expands to {size:,} runs, more than the limit of {max_runs:,}; shrink the "
+                           f"spec, or raise the limit with --max-runs {size}")
     base = [str((Path(base_dir) / p).resolve()) for p in _as_list("base", body.get("base") or [], True)]
     for path in base:
         if not Path(path).is_file():
@@ -305,10 +349,10 @@ def parse_spec(raw: Any, source: str = "<spec>", base_dir: str | Path = ".") -> 
     return spec
 
 
-def load_spec(path: str | Path) -> Spec:
+def load_spec(path: str | Path, max_runs: int | None = MAX_RUNS) -> Spec:
     """Read and check a sweep spec YAML file (a key given twice in one mapping is refused by read_yaml)."""
     from scaling.config_loading import read_yaml
 
     p = Path(path)
     raw = read_yaml(p, "sweep spec", "pass a YAML file (examples in configs/sweeps/)")
-    return parse_spec(raw, source=str(p), base_dir=p.parent)
+    return parse_spec(raw, source=str(p), base_dir=p.parent, max_runs=max_runs)

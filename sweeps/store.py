@@ -38,8 +38,25 @@ def read_json(path: Path) -> dict | None:
     """A JSON file's content, or None when it is missing or half-written."""
     try:
         return json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
+    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
         return None
+
+
+def is_damaged(path: Path) -> bool:
+    """True when ``path`` exists but does not hold a JSON object (truncated, garbled)."""
+    return path.exists() and not isinstance(read_json(path), dict)
+
+
+def number(value) -> float | None:
+    """``value`` as a float when it is a real number, else None (a string or null in a record)."""
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def failure_reason(error: str) -> str:
+    """A failed result's error in plain words: a run stopped by SIGTERM (``scancel``) was cancelled."""
+    if error.split(":", 1)[0].strip() == "SIGTERMException":
+        return "cancelled (SIGTERM); relaunch with --retry-failed (it resumes from its checkpoint)"
+    return error
 
 
 @dataclass
@@ -47,13 +64,14 @@ class RunState:
     """What is known about one run from its files (and, for SLURM, its job's state)."""
 
     run_id: str
-    state: str  # done | diverged | failed | running | queued | interrupted | pending
+    state: str  # done | diverged | failed | running | queued | interrupted | damaged | pending
     tokens: float | None = None  # last logged train/tokens
     loss: float | None = None  # last logged loss (val/loss if any, else train/loss)
     elapsed_s: float | None = None  # wall time of all attempts (result's wall_time_s when finished)
     error: str | None = None  # a short reason for failures
     attempts: int = 0
     job_id: str | None = None
+    name: str | None = None  # the run's display name (``run.name``; W&B shows it)
 
 
 class SweepStore:
@@ -80,14 +98,20 @@ class SweepStore:
 
     def plan(self) -> dict:
         """The written plan: ``{"name": ..., "runs": [...]}``."""
-        plan = read_json(self.root / "plan.json")
-        if plan is None:
-            raise ScalingError(f"{self.root} is not a sweep dir (no plan.json); start one with `scaling sweep run SPEC`")
-        return plan
+        path = self.root / "plan.json"
+        plan = read_json(path)
+        if isinstance(plan, dict) and isinstance(plan.get("runs"), list):
+            return plan
+        if path.exists():
+            raise ScalingError(f"{path} is damaged (not a complete plan); re-run `scaling sweep run SPEC --out "
+                               f"{self.root}` with the sweep's spec to write it again (finished runs are kept)")
+        raise ScalingError(f"{self.root} is not a sweep dir (no plan.json); start one with `scaling sweep run SPEC`")
 
     # -- per-run records --------------------------------------------------------------------------
     def result(self, run_id: str) -> dict | None:
-        return read_json(self.run_dir(run_id) / "result.json")
+        """The run's result.json, or None when it is missing or not a readable JSON object."""
+        result = read_json(self.run_dir(run_id) / "result.json")
+        return result if isinstance(result, dict) else None
 
     def is_finished(self, run_id: str) -> bool:
         result = self.result(run_id)
@@ -106,7 +130,7 @@ class SweepStore:
         """Why the run failed, or None when its latest attempt did not fail."""
         result = self.result(run_id)
         if result and result.get("status") == "failed":
-            return str(result.get("error") or "failed")
+            return failure_reason(str(result.get("error") or "failed"))
         events = self.attempts(run_id)
         if events and events[-1].get("event") == "end" and events[-1].get("outcome") == "failed":
             return f"exit code {events[-1].get('exit_code')}: {self.log_tail(run_id)}"
@@ -151,8 +175,10 @@ class SweepStore:
                     row = json.loads(line)
                 except json.JSONDecodeError:
                     continue
-                tokens = row.get("train/tokens", tokens)
-                loss = row.get("val/loss", row.get("train/loss", loss))
+                if not isinstance(row, dict):
+                    continue
+                tokens = number(row.get("train/tokens")) or tokens
+                loss = number(row.get("val/loss", row.get("train/loss"))) or loss
         return tokens, loss
 
     def state(self, run_id: str, job_state: str | None = None, stale_after_s: float = STALE_AFTER_S) -> RunState:
@@ -166,16 +192,19 @@ class SweepStore:
         lock = read_lock(self.run_dir(run_id))
         if result and result.get("status") in FINISHED:
             st.state = result["status"]
-            st.loss = result.get("final_val_loss", st.loss)
-            st.tokens = result.get("tokens", st.tokens)
-            st.elapsed_s = result.get("wall_time_s", st.elapsed_s)
+            st.loss = number(result.get("final_val_loss")) if "final_val_loss" in result else st.loss
+            st.tokens = number(result.get("tokens")) or st.tokens
+            st.elapsed_s = number(result.get("wall_time_s")) or st.elapsed_s
             return st
         if lock and not is_stale(lock, stale_after_s):
             st.state = "running"
             st.elapsed_s = time.time() - float(lock.get("acquired", time.time()))
             return st
         failure = self.failure(run_id)
-        if failure:
+        if is_damaged(self.run_dir(run_id) / "result.json"):
+            st.state = "damaged"
+            st.error = "result.json is unreadable (truncated?); the next `scaling sweep run` trains the run again"
+        elif failure:
             st.state, st.error = "failed", failure
         elif job_state in ("PENDING", "REQUEUED", "CONFIGURING", "REQUEUE_HOLD", "REQUEUE_FED", "RESIZING"):
             st.state = "queued"

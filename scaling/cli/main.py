@@ -20,7 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "prepare": ("data_pipelines.cli", "turn your text into a tokenizer and verified token shards"),
     "train": ("scaling.cli.train", "train one model (a run dir with config, metrics and result)"),
     "bench": ("scaling.cli.bench", "throughput and MFU of the trainer against a plain PyTorch loop"),
-    "sweep": ("sweeps.cli", "plan, run, watch sweeps of many runs (local or SLURM)"),
+    "sweep": ("sweeps.cli", "plan, run, follow (status, wait) sweeps of many runs (local or SLURM)"),
     "fit": ("scaling.cli.fit", "fit scaling laws to runs and recommend the large run"),
     "demo": ("sweeps.demo", "the whole study on the built-in corpus: prepare, sweep, fit"),
 }

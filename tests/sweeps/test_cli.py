@@ -19,9 +19,10 @@ def _run(capsys, *argv):
 
 def test_plan_prints_every_run_and_writes_nothing(tmp_path, capsys, write_spec, tiny):
     spec = write_spec(f"name: p\noverrides: {tiny}\ngrid: {{optim.lr: [1.0e-3, 3.0e-3]}}\n")
-    code, out, _ = _run(capsys, "sweep", "plan", str(spec), "--dir", str(tmp_path / "sweep"))
+    code, out, _ = _run(capsys, "sweep", "plan", str(spec), "--out", str(tmp_path / "sweep"), "--skip-data-check")
     assert code == 0 and "optim.lr=0.003" in out and out.strip().splitlines()[-1].startswith("sweep p: 2 runs")
-    code, out, _ = _run(capsys, "sweep", "plan", str(spec), "--dir", str(tmp_path / "sweep"), "--json")
+    code, out, _ = _run(capsys, "sweep", "plan", str(spec), "--dir", str(tmp_path / "sweep"), "--json",
+                        "--skip-data-check")
     assert [r["swept"]["optim.lr"] for r in json.loads(out)] == [1e-3, 3e-3]
     assert not (tmp_path / "sweep").exists()
 

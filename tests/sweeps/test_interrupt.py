@@ -1,0 +1,61 @@
+"""Stopping a local sweep: Ctrl-C kills the trainers at once, says so in one line and exits 130; the next
+launch resumes them. Attempts that logged nothing to W&B leave no empty offline folder behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from sweeps.execute import WANDB_HEADER_BYTES, prune_empty_wandb_runs
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}").exists() and "Z" not in Path(f"/proc/{pid}/stat").read_text().split()[2]
+
+
+def test_ctrl_c_stops_the_trainers_at_once_and_exits_130(tmp_path, write_spec, tiny, fake_train):
+    spec = write_spec(f"name: stop\noverrides: {tiny}\nseeds: 2\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "FAKE_STEP_S": "0.2", "FAKE_TOKENS_PER_STEP": "1000"}
+    cmd = [sys.executable, "-m", "scaling", "sweep", "run", str(spec), "--out", str(tmp_path / "sweep"),
+           "--workers", "2", "--train-cmd", " ".join(fake_train)]
+    launcher = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while len(fake_train.events()) < 2:  # both trainers (200 steps of 0.2 s each) have started
+        assert time.monotonic() < deadline and launcher.poll() is None, launcher.communicate()
+        time.sleep(0.1)
+    trainers = [int(line.split()[3]) for line in fake_train.log_path.read_text().splitlines()]
+    time.sleep(1.0)
+    sent = time.monotonic()
+    launcher.send_signal(signal.SIGINT)
+    out, err = launcher.communicate(timeout=30)
+    assert launcher.returncode == 130 and time.monotonic() - sent < 15
+    assert "Traceback" not in err and err.count("\n") == 1 and err.startswith("interrupted: trainers stopped")
+    assert not any(_alive(pid) for pid in trainers)
+    assert fake_train.count("finish") == {}
+    # the next launch resumes both from their checkpoints instead of starting over
+    env["FAKE_STEP_S"] = "0.001"
+    done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    restarts = [step for event, _, step in fake_train.events()[2:] if event == "start"]
+    assert len(restarts) == 2 and all(step > 0 for step in restarts)
+
+
+def test_offline_folders_of_attempts_that_logged_nothing_are_removed(tmp_path):
+    wandb_dir = tmp_path / "wandb"
+    empty = wandb_dir / "offline-run-20261130_100000-abc"
+    full = wandb_dir / "offline-run-20261130_090000-abc"
+    for folder, size in ((empty, WANDB_HEADER_BYTES), (full, 4096)):
+        folder.mkdir(parents=True)
+        (folder / "run-abc.wandb").write_bytes(b"x" * size)
+    assert prune_empty_wandb_runs(tmp_path) == [empty]
+    assert sorted(p.name for p in wandb_dir.iterdir()) == [full.name]
