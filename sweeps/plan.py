@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from scaling.counting import global_batch_tokens
 from scaling.errors import ScalingError
 from sweeps.spec import Spec
 
@@ -78,10 +79,6 @@ def resolve_run_config(spec: Spec, overrides: dict[str, Any]):
         raise ScalingError(f"{e} (in the run {swept})") from None
 
 
-def _batch_tokens(cfg) -> int:
-    return int(cfg.train.seq_len * cfg.train.micro_batch_size * cfg.train.grad_accum)
-
-
 def _numbers(cfg) -> tuple[int, int, int, float]:
     from scaling.counting import count_params, flops_per_token
 
@@ -133,9 +130,9 @@ def _isoflop_points(spec: Spec, section: dict, point: dict) -> list[dict]:
         for model in _models("isoflop", section):
             cfg = resolve_run_config(spec, {**spec.overrides, **point, "model": model})
             tokens = budget / _numbers(cfg)[3]
-            if tokens < _batch_tokens(cfg):
+            if tokens < global_batch_tokens(cfg):
                 raise ScalingError(f"isoflop budget {budget:.3g} gives {model} {tokens:.0f} tokens, less than "
-                                   f"one batch ({_batch_tokens(cfg)}); raise the budget or drop the model")
+                                   f"one batch ({global_batch_tokens(cfg)}); raise the budget or drop the model")
             out.append({"model": model, "train.tokens": float(round(tokens))})
     return out
 
@@ -149,7 +146,7 @@ def _cooldown_runs(spec: Spec, section: dict, point: dict, runs_dir: Path) -> li
     runs = []
     for model in _models("cooldowns", section):
         probe = resolve_run_config(spec, {**spec.overrides, **point, "model": model})
-        batch = _batch_tokens(probe)
+        batch = global_batch_tokens(probe)
         starts = [max(1, round(t * (1 - decay) / batch)) * batch for t in finals]
         if any(t - s < batch for t, s in zip(finals, starts, strict=True)):
             raise ScalingError(f"cooldowns: a decay of {decay} of {finals[0]:.0f} tokens is shorter than one "
