@@ -391,3 +391,17 @@ def test_counting_and_config_loading_import_without_torch():
     code = "import sys, scaling.counting, scaling.config_loading; print('torch' in sys.modules)"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.stdout.strip() == "False", proc.stderr
+
+
+@pytest.mark.slow
+def test_train_resolves_an_auto_vocab_into_its_run_dir_and_counts(tiny_cfg, tmp_path):
+    from scaling import train
+    from scaling.counting import count_params
+
+    cfg = tiny_cfg(run_dir=tmp_path / "auto")
+    cfg.model.vocab_size = "auto"  # as loaded before the data was prepared
+    result = train(cfg)
+    assert result.status == "done" and cfg.model.vocab_size == 512
+    assert result.params == count_params(cfg.model).total  # counted with the data's 512, not 8192
+    assert "vocab_size: 512\n" in (tmp_path / "auto" / "config.yaml").read_text()
+    assert result.run_id == run_id(tiny_cfg(run_dir=tmp_path / "auto"))  # the id of the explicit 512
