@@ -15,6 +15,7 @@ derived from these declarations. Every float must be finite.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import re
 import typing
@@ -254,9 +255,14 @@ def _check_value(key: str, value: Any, f: dataclasses.Field, hint: Any) -> None:
         raise ConfigError(f"{key}={value} must be {rule}")
 
 
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
 def _check_fields(node: Any, cls: type, prefix: str) -> None:
     """Check every field of dataclass ``cls`` in ``node`` (nested groups and list items too)."""
-    hints = typing.get_type_hints(cls)
+    hints = _hints(cls)
     for f in dataclasses.fields(cls):
         key, value, hint = f"{prefix}{f.name}", getattr(node, f.name), hints[f.name]
         if dataclasses.is_dataclass(hint):
