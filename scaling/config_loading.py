@@ -237,6 +237,9 @@ def load_config(config_files: Sequence[str | Path] = (), overrides: Sequence[str
     except OmegaConfBaseException as e:
         raise _translate(e) from None
     refuse_resolvers(cfg)
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if missing:
+        raise ConfigError(f"{missing[0]} has no value; set it (e.g. the path of every data.mixture source)")
     validate(cfg)
     resolve_vocab_size(cfg)
     return cfg

@@ -249,6 +249,9 @@ def test_a_mixture_weight_must_be_finite_and_positive(tmp_path):
     f.write_text("data:\n  mixture:\n    - {path: a, weight: 0.0}\n")
     with pytest.raises(ConfigError, match=r"^data.mixture\[0\].weight=0.0 must be positive$"):
         load_config([f])
+    f.write_text("data:\n  mixture:\n    - {weight: 1.0}\n")
+    with pytest.raises(ConfigError, match=r"^data.mixture\[0\].path has no value; set it"):
+        load_config([f])
 
 
 CHOICE_FIELDS = _fields(lambda f, hint: bool(field_choices(f)) and field_rule(f) is None)
