@@ -237,6 +237,10 @@ def load_config(config_files: Sequence[str | Path] = (), overrides: Sequence[str
     except OmegaConfBaseException as e:
         raise _translate(e) from None
     refuse_resolvers(cfg)
+    try:
+        OmegaConf.resolve(cfg)  # a reference to another key (`${train.tokens}`) becomes its value
+    except OmegaConfBaseException as e:
+        raise _translate(e) from None
     missing = sorted(OmegaConf.missing_keys(cfg))
     if missing:
         raise ConfigError(f"{missing[0]} has no value; set it (e.g. the path of every data.mixture source)")

@@ -82,6 +82,8 @@ def test_dotlist_override_reaches_the_built_model():
         (["model.vocab_size=many"], "model.vocab_size='many' is not one of auto or a positive number"),
         (["logging.tags=[a"], "override 'logging.tags=[a' is not a valid value"),
         (["logging.project=${oc.env:HOME}"], "logging.project='${oc.env:HOME}' calls a resolver"),
+        (["train.val_every_tokens=${nope.x}"],
+         "invalid config at train.val_every_tokens: Interpolation key 'nope.x' not found"),
         (["model.activation=tanh"], "model.activation='tanh' is not one of swiglu, gelu, relu2"),
         (["train.seq_len=2048"], "train.seq_len=2048 is longer than model.max_seq_len=1024"),
         (["optim.lr"], "is not key=value"),
