@@ -25,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def describe(cfg) -> str:
     """The derived numbers of a config: parameters, FLOPs per token, batch and steps, run id."""
-    from scaling.config_loading import resolve_vocab_size, run_id
+    from scaling.config_loading import data_vocab_sizes, resolve_vocab_size, run_id
     from scaling.counting import ASSUMED_VOCAB_SIZE, count_params, flops_per_token, global_batch_tokens
 
     counts = count_params(cfg.model)
@@ -39,7 +39,8 @@ def describe(cfg) -> str:
         f"tokens per parameter: {cfg.train.tokens / counts.total:.3g}",
     ]
     if cfg.model.vocab_size == "auto":
-        lines.append(f"vocabulary:           auto, from the data once prepared ({cfg.data.path} is not); "
+        unprepared = ", ".join(path for path, size in data_vocab_sizes(cfg).items() if size is None)
+        lines.append(f"vocabulary:           auto, from the data once prepared ({unprepared} is not); "
                      f"the counts above assume {ASSUMED_VOCAB_SIZE}")
     note = resolve_vocab_size(cfg)
     if note:
