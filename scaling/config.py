@@ -5,15 +5,57 @@ It is loaded by :func:`scaling.config_loading.load_config` as
 schema ← YAML file(s) ← presets (``model=gpt2-small``) ← dotlist overrides (``optim.lr=3e-4``),
 then checked by :func:`validate` before any compute. Token counts are floats so that ``2e6`` works
 on the command line; they are rounded where they become step counts.
+
+Each field carries its own rules: the comment after it is its documentation, and
+:func:`choice` / :func:`checked` declare its allowed values in the field's metadata. :func:`validate`,
+the config reference (``scaling config docs``) and the comments of the preset YAML files are all
+derived from these declarations. Every float must be finite.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import math
 import re
+import typing
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from scaling.errors import ConfigError
+
+POSITIVE = "positive"
+NON_NEGATIVE = "at least 0"
+FRACTION = "in [0, 1)"
+FRACTION_OR_ONE = "in [0, 1]"
+_RULES = {
+    POSITIVE: lambda v: v > 0,
+    NON_NEGATIVE: lambda v: v >= 0,
+    FRACTION: lambda v: 0 <= v < 1,
+    FRACTION_OR_ONE: lambda v: 0 <= v <= 1,
+}
+
+
+def choice(*choices: str) -> Any:
+    """A text field that must be one of ``choices`` (case-insensitive); the first is the default."""
+    return field(default=choices[0], metadata={"choices": choices})
+
+
+def checked(default: Any, rule: str, *choices: str) -> Any:
+    """A number field that must be ``rule`` (:data:`POSITIVE`, :data:`NON_NEGATIVE`, :data:`FRACTION`,
+    :data:`FRACTION_OR_ONE`) when set; ``choices`` are words it may hold instead (``auto``)."""
+    return field(default=default, metadata={"rule": rule, "choices": choices})
+
+
+def field_choices(f: dataclasses.Field) -> tuple[str, ...]:
+    """The words a field may hold, as declared on it (empty: any value of its type)."""
+    return tuple(f.metadata.get("choices", ()))
+
+
+def field_rule(f: dataclasses.Field) -> str | None:
+    """The sign or range rule of a number field, as declared on it (None: any finite value)."""
+    return f.metadata.get("rule")
 
 
 @dataclass
@@ -21,27 +63,36 @@ class ModelConfig:
     """Architecture of the decoder-only transformer (see :mod:`scaling.model`)."""
 
     name: str = "custom"  # preset this came from (informational; `model=<preset>` sets it)
-    n_layer: int = 2  # number of transformer blocks
-    d_model: int = 64  # residual stream width
-    n_head: int = 2  # attention (query) heads; d_model must be divisible by it
-    n_kv_head: int | None = None  # key/value heads: None = n_head (MHA), 1 = MQA, between = GQA
-    ffn_hidden: int | None = None  # MLP hidden size; None = 4*d_model (gelu/relu2) or 8/3*d_model rounded up to 32 (swiglu)
-    activation: str = "swiglu"  # swiglu | gelu | relu2
-    norm: str = "rmsnorm"  # rmsnorm | layernorm
-    norm_eps: float = 1e-5  # epsilon inside the norm
-    positions: str = "rope"  # rope | learned | none
-    rope_theta: float = 10000.0  # RoPE base frequency
-    max_seq_len: int = 1024  # longest sequence the model accepts (size of learned positions; RoPE cache)
+    n_layer: int = checked(2, POSITIVE)  # number of transformer blocks
+    d_model: int = checked(64, POSITIVE)  # residual stream width
+    n_head: int = checked(2, POSITIVE)  # attention (query) heads; d_model must be divisible by it
+    # key/value heads: None = n_head (MHA), 1 = MQA, between = GQA
+    n_kv_head: int | None = checked(None, POSITIVE)
+    # MLP hidden size; None = 4*d_model (gelu/relu2) or 8/3*d_model rounded up to 32 (swiglu)
+    ffn_hidden: int | None = checked(None, POSITIVE)
+    activation: str = choice("swiglu", "gelu", "relu2")  # MLP activation
+    norm: str = choice("rmsnorm", "layernorm")  # normalisation layer
+    norm_eps: float = checked(1e-5, POSITIVE)  # epsilon inside the norm
+    # position information: rotary, learned embeddings, or none
+    positions: str = choice("rope", "learned", "none")
+    rope_theta: float = checked(10000.0, POSITIVE)  # RoPE base frequency
+    # longest sequence the model accepts (size of learned positions; RoPE cache)
+    max_seq_len: int = checked(1024, POSITIVE)
     qk_norm: bool = False  # normalise queries and keys per head before attention
     tie_embeddings: bool = True  # share the input embedding and the output projection
-    parallel_residual: bool = False  # attention and MLP read the same input and add side by side (GPT-J style)
+    # attention and MLP read the same input and add side by side (GPT-J style)
+    parallel_residual: bool = False
     bias: bool = False  # biases in linear layers and LayerNorm
-    dropout: float = 0.0  # dropout on attention weights and residual branches
-    init_std: float = 0.02  # std of the normal init of weights and embeddings
+    dropout: float = checked(0.0, FRACTION)  # dropout on attention weights and residual branches
+    init_std: float = checked(0.02, POSITIVE)  # std of the normal init of weights and embeddings
     scaled_residual_init: bool = True  # divide the init std of residual output projections by sqrt(2*n_layer)
-    z_loss: float = 0.0  # weight of the z-loss (mean squared log-partition of the logits); 0 = off
-    vocab_size: int = 8192  # tokenizer vocabulary size (must cover the tokenizer of the data)
-    pad_vocab_to: int = 64  # round the embedding table up to a multiple of this (64 or 128 help matmul speed)
+    # weight of the z-loss (mean squared log-partition of the logits); 0 = off
+    z_loss: float = checked(0.0, NON_NEGATIVE)
+    # tokenizer size the embedding covers; auto = the data's (data.path or data.mixture), filled in when the
+    # config is loaded with its data prepared; a number smaller than the data's tokenizer is refused
+    vocab_size: int | str = checked("auto", POSITIVE, "auto")
+    # round the embedding table up to a multiple of this (64 or 128 help matmul speed)
+    pad_vocab_to: int = checked(64, POSITIVE)
 
 
 @dataclass
@@ -49,7 +100,7 @@ class MixtureSource:
     """One prepared dataset in a weighted mixture."""
 
     path: str = "???"  # prepared dataset directory (output of `scaling prepare`)
-    weight: float = 1.0  # relative sampling weight (normalised over the mixture)
+    weight: float = checked(1.0, POSITIVE)  # relative sampling weight (normalised over the mixture)
 
 
 @dataclass
@@ -57,58 +108,73 @@ class DataConfig:
     """Where the prepared token shards are and how they are read."""
 
     path: str = "data/stdlib"  # prepared dataset directory (output of `scaling prepare`)
-    mixture: list[MixtureSource] = field(default_factory=list)  # weighted datasets; when set, replaces `path` for training
-    tokenizer_sha256: str | None = None  # expected tokenizer hash; a dataset with another tokenizer is refused
-    verify: str = "fast"  # fast (sizes + manifest) | full (sha256 of every shard) check when opening
-    val_tokens: float = 65536  # size of the fixed validation subset, in tokens
+    # weighted datasets; when set, replaces `path` for training
+    mixture: list[MixtureSource] = field(default_factory=list)
+    # expected tokenizer hash; a dataset with another tokenizer is refused
+    tokenizer_sha256: str | None = None
+    # check when opening: fast = sizes + manifest, full = also sha256 of every shard
+    verify: str = choice("fast", "full")
+    val_tokens: float = checked(65536, POSITIVE)  # size of the fixed validation subset, in tokens
 
 
 @dataclass
 class OptimConfig:
     """AdamW with weight-decay groups and gradient clipping."""
 
-    lr: float = 3e-3  # peak learning rate
-    beta1: float = 0.9  # AdamW beta1
-    beta2: float = 0.95  # AdamW beta2
-    eps: float = 1e-8  # AdamW epsilon
-    weight_decay: float = 0.1  # decoupled weight decay on matrices (never on norms and biases)
+    lr: float = checked(3e-3, POSITIVE)  # peak learning rate
+    beta1: float = checked(0.9, FRACTION)  # AdamW beta1
+    beta2: float = checked(0.95, FRACTION)  # AdamW beta2
+    eps: float = checked(1e-8, POSITIVE)  # AdamW epsilon
+    # decoupled weight decay on matrices (never on norms and biases)
+    weight_decay: float = checked(0.1, NON_NEGATIVE)
     decay_embeddings: bool = False  # also apply weight decay to embeddings
-    grad_clip: float = 1.0  # clip the global gradient norm to this; 0 = no clipping
-    fused: str = "auto"  # auto (fused on CUDA) | true | false: fused AdamW kernel
+    grad_clip: float = checked(1.0, NON_NEGATIVE)  # clip the global gradient norm to this; 0 = no clipping
+    fused: str = choice("auto", "true", "false")  # fused AdamW kernel; auto = fused on CUDA
 
 
 @dataclass
 class ScheduleConfig:
     """Learning-rate schedule: linear warmup, then a decay shape, ending at final_lr_fraction * lr."""
 
-    kind: str = "cosine"  # cosine | linear | constant | wsd (warmup-stable-decay)
-    warmup_fraction: float = 0.05  # share of training steps spent in linear warmup from 0
-    final_lr_fraction: float = 0.1  # LR at the last step, as a fraction of the peak LR
-    decay_fraction: float = 0.2  # wsd only: share of training steps in the final decay
-    decay_shape: str = "linear"  # wsd only: linear | sqrt (1-sqrt) | cosine
+    # decay shape after warmup; wsd = warmup-stable-decay
+    kind: str = choice("cosine", "linear", "constant", "wsd")
+    warmup_fraction: float = checked(0.05, FRACTION)  # share of training steps spent in linear warmup from 0
+    # LR at the last step, as a fraction of the peak LR
+    final_lr_fraction: float = checked(0.1, FRACTION_OR_ONE)
+    decay_fraction: float = checked(0.2, FRACTION)  # wsd only: share of training steps in the final decay
+    # wsd only: shape of the final decay (sqrt = 1-sqrt)
+    decay_shape: str = choice("linear", "sqrt", "cosine")
 
 
 @dataclass
 class TrainConfig:
     """How long and how the model is trained; the global batch in tokens is derived."""
 
-    tokens: float = 2e6  # training length in tokens (steps = tokens / global batch tokens, rounded up)
-    seq_len: int = 256  # tokens per training sequence (must not exceed model.max_seq_len)
-    micro_batch_size: int = 16  # sequences per device per forward pass
-    grad_accum: int = 1  # micro-batches accumulated per optimiser step
-    val_every_tokens: float = 5e5  # validate every this many training tokens (and at the end)
-    checkpoint_every_tokens: float = 1e6  # save a resumable checkpoint every this many tokens (and at the end)
-    checkpoint_at_tokens: list[float] = field(default_factory=list)  # also keep checkpoints at these token counts (branch points for cooldowns)
-    log_every_steps: int = 10  # write train metrics every this many optimiser steps
-    precision: str = "auto"  # auto (32-true on CPU, bf16-mixed on GPU) | 32-true | bf16-mixed | 16-mixed
-    compile: str = "auto"  # auto (on for CUDA) | true | false: torch.compile the model
-    attention: str = "auto"  # auto (PyTorch picks the SDPA kernel) | flash | efficient | cudnn | math; not in the run id
-    accelerator: str = "auto"  # auto | cpu | gpu (cuda), passed to Lightning
+    # training length in tokens (steps = tokens / global batch tokens, rounded up)
+    tokens: float = checked(2e6, POSITIVE)
+    seq_len: int = checked(256, POSITIVE)  # tokens per training sequence (must not exceed model.max_seq_len)
+    micro_batch_size: int = checked(16, POSITIVE)  # sequences per device per forward pass
+    grad_accum: int = checked(1, POSITIVE)  # micro-batches accumulated per optimiser step
+    # validate every this many training tokens (and at the end)
+    val_every_tokens: float = checked(5e5, POSITIVE)
+    # save a resumable checkpoint every this many tokens (and at the end)
+    checkpoint_every_tokens: float = checked(1e6, POSITIVE)
+    # also keep checkpoints at these token counts (branch points for cooldowns)
+    checkpoint_at_tokens: list[float] = field(default_factory=list)
+    log_every_steps: int = checked(10, POSITIVE)  # write train metrics every this many optimiser steps
+    # numeric precision; auto = 32-true on CPU, bf16-mixed on GPU
+    precision: str = choice("auto", "32-true", "bf16-mixed", "16-mixed", "bf16-true", "64-true")
+    compile: str = choice("auto", "true", "false")  # torch.compile the model; auto = on for CUDA
+    # SDPA kernel; auto = PyTorch picks; not in the run id
+    attention: str = choice("auto", "flash", "efficient", "cudnn", "math")
+    accelerator: str = choice("auto", "cpu", "gpu", "cuda")  # device type, passed to Lightning
     devices: str = "auto"  # auto | N (devices per node) | GPU indices as "0,1", passed to Lightning
-    num_nodes: int = 1  # nodes, passed to Lightning
-    strategy: str = "auto"  # auto | ddp | ddp_spawn | fsdp (GPUs only; each block a shard unit), passed to Lightning
-    max_loss: float = 100.0  # a train loss above this (or NaN/Inf) stops the run as diverged
-    threads: int | None = None  # torch CPU threads; None = leave torch's default
+    num_nodes: int = checked(1, POSITIVE)  # nodes, passed to Lightning
+    # multi-device strategy (GPUs only; fsdp shards each block), passed to Lightning
+    strategy: str = choice("auto", "ddp", "fsdp", "ddp_spawn")
+    # a train loss above this (or NaN/Inf) stops the run as diverged
+    max_loss: float = checked(100.0, POSITIVE)
+    threads: int | None = checked(None, POSITIVE)  # torch CPU threads; None = leave torch's default
 
 
 @dataclass
@@ -118,16 +184,17 @@ class RunConfig:
     dir: str | None = None  # run directory; None = runs/<id>
     name: str | None = None  # human-readable name (W&B display name); None = the run id
     seed: int = 0  # seed for initialisation and data order
-    resume: str = "never"  # never | auto (continue the latest checkpoint in the run dir)
+    resume: str = choice("never", "auto")  # auto = continue the latest checkpoint in the run dir
     branch_from: str | None = None  # parent run dir to branch from (a cooldown of a constant/WSD trunk)
-    branch_at_tokens: float | None = None  # token count of the parent checkpoint to start from
+    # token count of the parent checkpoint to start from
+    branch_at_tokens: float | None = checked(None, POSITIVE)
 
 
 @dataclass
 class LoggingConfig:
     """W&B mirroring of runs; the run dir's files stay the source of truth."""
 
-    wandb: str = "offline"  # offline | online | disabled
+    wandb: str = choice("offline", "online", "disabled")  # W&B mode
     project: str = "scaling"  # W&B project
     entity: str | None = None  # W&B entity (team or user); None = your default
     group: str | None = None  # W&B group (a sweep sets it to the sweep name)
@@ -149,48 +216,6 @@ class Config:
     logging: LoggingConfig = field(default_factory=LoggingConfig)
 
 
-_CHOICES: dict[str, tuple[str, ...]] = {
-    "model.activation": ("swiglu", "gelu", "relu2"),
-    "model.norm": ("rmsnorm", "layernorm"),
-    "model.positions": ("rope", "learned", "none"),
-    "data.verify": ("fast", "full"),
-    "optim.fused": ("auto", "true", "false"),
-    "schedule.kind": ("cosine", "linear", "constant", "wsd"),
-    "schedule.decay_shape": ("linear", "sqrt", "cosine"),
-    "train.precision": ("auto", "32-true", "bf16-mixed", "16-mixed", "bf16-true", "64-true"),
-    "train.compile": ("auto", "true", "false"),
-    "train.attention": ("auto", "flash", "efficient", "cudnn", "math"),
-    "train.strategy": ("auto", "ddp", "fsdp", "ddp_spawn"),
-    "train.accelerator": ("auto", "cpu", "gpu", "cuda"),
-    "run.resume": ("never", "auto"),
-    "logging.wandb": ("offline", "online", "disabled"),
-}
-
-_POSITIVE: tuple[str, ...] = (
-    "model.n_layer", "model.d_model", "model.n_head", "model.n_kv_head", "model.ffn_hidden",
-    "model.norm_eps", "model.rope_theta", "model.max_seq_len", "model.init_std", "model.vocab_size",
-    "model.pad_vocab_to", "data.val_tokens", "optim.lr", "optim.eps", "train.tokens", "train.seq_len",
-    "train.micro_batch_size", "train.grad_accum", "train.val_every_tokens",
-    "train.checkpoint_every_tokens", "train.log_every_steps", "train.num_nodes", "train.max_loss",
-    "train.threads", "run.branch_at_tokens",
-)
-_NON_NEGATIVE: tuple[str, ...] = (
-    "model.dropout", "model.z_loss", "optim.weight_decay", "optim.grad_clip",
-    "schedule.warmup_fraction", "schedule.final_lr_fraction", "schedule.decay_fraction",
-)
-_FRACTIONS: tuple[str, ...] = (
-    "model.dropout", "optim.beta1", "optim.beta2", "schedule.warmup_fraction",
-    "schedule.final_lr_fraction", "schedule.decay_fraction",
-)
-
-
-def _get(cfg: Any, dotted: str) -> Any:
-    node = cfg
-    for part in dotted.split("."):
-        node = getattr(node, part)
-    return node
-
-
 _DEVICES = re.compile(r"auto|-1|[1-9]\d*|\d+(\s*,\s*\d+)+,?|\d+\s*,")  # auto, a count, or an index list
 
 
@@ -207,23 +232,54 @@ def parse_devices(setting: Any) -> str | int | list[int]:
     return [int(d) for d in text.split(",") if d.strip()]
 
 
+def _is_float_field(hint: Any) -> bool:
+    """Whether a field holds floats (``float``, ``float | None`` or ``list[float]``)."""
+    return hint is float or float in typing.get_args(hint)
+
+
+def _check_value(key: str, value: Any, f: dataclasses.Field, hint: Any) -> None:
+    """Apply the rules declared on field ``f`` to its ``value``."""
+    values = list(value) if isinstance(value, Sequence) and not isinstance(value, str) else [value]
+    if _is_float_field(hint):
+        for v in values:
+            if isinstance(v, float) and not math.isfinite(v):
+                raise ConfigError(f"{key}={v} must be a finite number")
+    choices, rule = field_choices(f), field_rule(f)
+    if value is None or not (choices or rule):
+        return
+    if isinstance(value, str):
+        if value.lower() not in choices:
+            number = f" or a {rule} number" if rule else ""
+            raise ConfigError(f"{key}={value!r} is not one of {', '.join(choices)}{number}")
+    elif rule and not _RULES[rule](value):
+        raise ConfigError(f"{key}={value} must be {rule}")
+
+
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _check_fields(node: Any, cls: type, prefix: str) -> None:
+    """Check every field of dataclass ``cls`` in ``node`` (nested groups and list items too)."""
+    hints = _hints(cls)
+    for f in dataclasses.fields(cls):
+        key, value, hint = f"{prefix}{f.name}", getattr(node, f.name), hints[f.name]
+        if dataclasses.is_dataclass(hint):
+            _check_fields(value, hint, f"{key}.")
+            continue
+        item = next((a for a in typing.get_args(hint) if dataclasses.is_dataclass(a)), None)
+        if item is not None:
+            for i, element in enumerate(value):
+                _check_fields(element, item, f"{key}[{i}].")
+            continue
+        _check_value(key, value, f, hint)
+
+
 def validate(cfg: Any) -> None:
-    """Check choices, signs and cross-field consistency; raise :class:`ConfigError` on the first problem."""
-    for key, choices in _CHOICES.items():
-        value = str(_get(cfg, key)).lower()
-        if value not in choices:
-            raise ConfigError(f"{key}={_get(cfg, key)!r} is not one of {', '.join(choices)}")
-    for key in _POSITIVE:
-        value = _get(cfg, key)
-        if value is not None and not value > 0:
-            raise ConfigError(f"{key}={value} must be positive")
-    for key in _NON_NEGATIVE:
-        if _get(cfg, key) < 0:
-            raise ConfigError(f"{key}={_get(cfg, key)} must not be negative")
-    for key in _FRACTIONS:
-        value = _get(cfg, key)
-        if not 0 <= value < 1 and not (key == "schedule.final_lr_fraction" and value == 1):
-            raise ConfigError(f"{key}={value} must be in [0, 1)")
+    """Check the rules declared on every field (choices, finite floats, signs and ranges), then the
+    cross-field consistency; raise :class:`ConfigError` on the first problem."""
+    _check_fields(cfg, Config, "")
     m = cfg.model
     if m.d_model % m.n_head:
         raise ConfigError(f"model.d_model={m.d_model} is not divisible by model.n_head={m.n_head}")
@@ -242,6 +298,3 @@ def validate(cfg: Any) -> None:
         raise ConfigError("schedule.warmup_fraction + schedule.decay_fraction must not exceed 1")
     if (cfg.run.branch_from is None) != (cfg.run.branch_at_tokens is None):
         raise ConfigError("run.branch_from and run.branch_at_tokens must be set together")
-    for i, source in enumerate(cfg.data.mixture):
-        if not source.weight > 0:
-            raise ConfigError(f"data.mixture[{i}].weight={source.weight} must be positive")

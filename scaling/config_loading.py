@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Sequence
 from importlib import resources
 from pathlib import Path
@@ -23,14 +25,18 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
 
 from scaling.config import Config, validate
-from scaling.errors import ConfigError
+from scaling.errors import ConfigError, DataError
 from scaling.ladder import ladder_names, ladder_preset
 
 GROUPS = tuple(f.name for f in dataclasses.fields(Config))
 
-# Fields that do not change what a run computes: left out of the run id.
-# where and how a run executes, not what it computes: the same run id whatever these say
-_NOT_IN_RUN_ID = ("run.dir", "run.name", "run.resume", "logging", "train.threads", "data.verify", "train.attention")
+# Keys that say where and how a run executes, not what it computes: left out of the run id (a whole
+# group when the key names one); the fit never treats them as knobs either.
+RUN_NEUTRAL_KEYS: tuple[str, ...] = (
+    "run.dir", "run.name", "run.resume", "logging", "train.threads", "data.verify", "train.attention",
+)
+# `${oc.env:HOME}`, `${oc.decode:...}`: a resolver call inside an interpolation (`${other.key}` is allowed)
+_RESOLVER_CALL = re.compile(r"\$\{\s*[\w.\-]+\s*:")
 
 
 def configs_dir() -> Path:
@@ -126,7 +132,8 @@ def _split_presets(tree: dict, source: str) -> tuple[dict, dict[str, str]]:
     return rest, presets
 
 
-def read_yaml(path: str | Path, what: str = "config file", hint: str = "pass an existing YAML file to --config"):
+def read_yaml(path: str | Path, what: str = "config file",
+              hint: str = "pass an existing YAML file to --config"):
     """Parse a YAML file; a missing or malformed file, or a key given twice in one mapping, is a
     one-line :class:`ConfigError` naming ``what``."""
     p = Path(path)
@@ -142,7 +149,8 @@ def read_yaml(path: str | Path, what: str = "config file", hint: str = "pass an 
 
 
 def refuse_duplicate_keys(text: str, source: str) -> None:
-    """Refuse, in one line, a YAML text that gives a mapping key twice (YAML loaders keep the last silently)."""
+    """Refuse, in one line, a YAML text that gives a mapping key twice (YAML loaders keep the last
+    silently)."""
     todo, seen = [(yaml.compose(text, Loader=yaml.SafeLoader), "")], set()
     while todo:
         node, where = todo.pop()
@@ -159,8 +167,8 @@ def refuse_duplicate_keys(text: str, source: str) -> None:
                 line = key.start_mark.line + 1
                 if key.value in first:
                     place = f" in {where}" if where else ""
-                    raise ConfigError(f"{source}: duplicate key {key.value!r}{place} (lines {first[key.value]} "
-                                       f"and {line}); give each key once")
+                    raise ConfigError(f"{source}: duplicate key {key.value!r}{place} "
+                                      f"(lines {first[key.value]} and {line}); give each key once")
                 first[key.value] = line
                 todo.append((value, f"{where}.{key.value}" if where else key.value))
 
@@ -222,10 +230,92 @@ def load_config(config_files: Sequence[str | Path] = (), overrides: Sequence[str
                 cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist([item]))
             except OmegaConfBaseException as e:
                 raise _translate(e, key) from None
+            except yaml.YAMLError as e:
+                first = str(e).splitlines()[0]
+                raise ConfigError(f"override {item!r} is not a valid value: {first}; write a list as "
+                                  f"{key}=[a,b] and quote values with special characters") from None
     except OmegaConfBaseException as e:
         raise _translate(e) from None
+    refuse_resolvers(cfg)
+    try:
+        OmegaConf.resolve(cfg)  # a reference to another key (`${train.tokens}`) becomes its value
+    except OmegaConfBaseException as e:
+        raise _translate(e) from None
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if missing:
+        raise ConfigError(f"{missing[0]} has no value; set it (e.g. the path of every data.mixture source)")
     validate(cfg)
+    resolve_vocab_size(cfg)
     return cfg
+
+
+def refuse_resolvers(cfg: DictConfig) -> None:
+    """Refuse, in one line naming the key, a value that calls a resolver (``${oc.env:VAR}``): config
+    values come from files and overrides only, never from the environment (they are logged to W&B).
+    A reference to another key (``${train.seq_len}``) is allowed."""
+    todo: list[tuple[str, Any]] = [("", OmegaConf.to_container(cfg, resolve=False))]
+    while todo:
+        where, node = todo.pop()
+        if isinstance(node, dict):
+            todo += [(f"{where}.{k}" if where else str(k), v) for k, v in node.items()]
+        elif isinstance(node, list):
+            todo += [(f"{where}[{i}]", v) for i, v in enumerate(node)]
+        elif isinstance(node, str) and _RESOLVER_CALL.search(node):
+            raise ConfigError(f"{where}={node!r} calls a resolver; give the value itself (config values may "
+                              "refer to other keys, like ${train.seq_len}, but not to the environment)")
+
+
+@functools.lru_cache(maxsize=64)
+def _manifest_vocab(manifest: Path, _stamp: tuple[int, int]) -> int:
+    try:
+        return int(json.loads(manifest.read_text())["tokenizer"]["vocab_size"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise DataError(f"{manifest} is damaged ({e}); prepare the dataset again") from None
+
+
+def data_vocab_sizes(cfg: DictConfig) -> dict[str, int | None]:
+    """Tokenizer size of each dataset the config trains on (``data.mixture`` sources, else
+    ``data.path``), read from its ``manifest.json``; None for a path with no prepared dataset."""
+    paths = [str(source.path) for source in cfg.data.mixture] or [str(cfg.data.path)]
+    sizes: dict[str, int | None] = {}
+    for path in paths:
+        manifest = Path(path) / "manifest.json"
+        stat = manifest.stat() if manifest.is_file() else None
+        sizes[path] = _manifest_vocab(manifest, (stat.st_mtime_ns, stat.st_size)) if stat else None
+    return sizes
+
+
+def resolve_vocab_size(cfg: DictConfig, required: bool = False) -> str | None:
+    """Resolve ``model.vocab_size: auto`` in place to the tokenizer size of the config's prepared data.
+
+    Data not prepared yet leaves ``auto`` (``required=True``, as when training, refuses it instead).
+    The datasets of a mixture must agree; an explicit ``model.vocab_size`` smaller than the tokenizer
+    is refused. Returns a one-line note when an explicit size is larger than the tokenizer (extra
+    embedding rows that no token uses), else None. Errors are one-line :class:`ConfigError`.
+    """
+    sizes = data_vocab_sizes(cfg)
+    missing = [path for path, size in sizes.items() if size is None]
+    vocab = cfg.model.vocab_size
+    if missing:
+        if required and vocab == "auto":
+            raise ConfigError(f"model.vocab_size is auto but {missing[0]} holds no prepared dataset to take "
+                              "it from; prepare it with `scaling prepare` or set model.vocab_size")
+        return None
+    if len(set(sizes.values())) > 1:
+        listing = ", ".join(f"{path} has {size}" for path, size in sizes.items())
+        raise ConfigError(f"data.mixture mixes tokenizers of different sizes ({listing}); "
+                          "prepare every source with the same one (--tokenizer FILE)")
+    data_vocab, where = next(iter(sizes.values())), ", ".join(sizes)
+    if vocab == "auto":
+        cfg.model.vocab_size = data_vocab
+        return None
+    if vocab < data_vocab:
+        raise ConfigError(f"model.vocab_size={vocab} is smaller than the {data_vocab}-token tokenizer of "
+                          f"{where}; set model.vocab_size=auto (or {data_vocab} or more)")
+    if vocab > data_vocab:
+        return (f"model.vocab_size={vocab} is larger than the {data_vocab}-token tokenizer of {where}: "
+                f"{vocab - data_vocab} embedding rows stay unused (model.vocab_size=auto follows the data)")
+    return None
 
 
 def to_dict(cfg: DictConfig) -> dict[str, Any]:
@@ -250,7 +340,7 @@ def run_id(cfg: DictConfig | dict) -> str:
     tree = {k: dict(v) if isinstance(v, dict) else v for k, v in (cfg if isinstance(cfg, dict) else to_dict(cfg)).items()}
     if tree["run"].get("branch_from"):
         tree["run"]["branch_from"] = Path(tree["run"]["branch_from"]).name
-    for dotted in _NOT_IN_RUN_ID:
+    for dotted in RUN_NEUTRAL_KEYS:
         *parents, leaf = dotted.split(".")
         node = tree
         for p in parents:

@@ -15,26 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from scaling.config import ModelConfig
-
-
-def padded_vocab_size(cfg: ModelConfig) -> int:
-    """Embedding rows: the vocab rounded up to a multiple of ``pad_vocab_to`` (faster matmuls)."""
-    m = cfg.pad_vocab_to
-    return ((cfg.vocab_size + m - 1) // m) * m
-
-
-def ffn_hidden_size(cfg: ModelConfig) -> int:
-    """MLP hidden width: ``ffn_hidden`` if set, else 4·d (gelu, relu2) or 8/3·d rounded up to 32 (swiglu)."""
-    if cfg.ffn_hidden is not None:
-        return cfg.ffn_hidden
-    if cfg.activation == "swiglu":
-        return int(math.ceil(8 * cfg.d_model / 3 / 32) * 32)
-    return 4 * cfg.d_model
-
-
-def kv_heads(cfg: ModelConfig) -> int:
-    """Number of key/value heads (``n_head`` when unset: plain multi-head attention)."""
-    return cfg.n_kv_head if cfg.n_kv_head is not None else cfg.n_head
+from scaling.counting import ffn_hidden_size, kv_heads, padded_vocab_size
 
 
 def make_norm(cfg: ModelConfig, dim: int) -> nn.Module:

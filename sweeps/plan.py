@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from scaling.counting import global_batch_tokens
 from scaling.errors import ScalingError
 from sweeps.spec import Spec
 
@@ -119,6 +120,8 @@ class Resolver:
             base = self._base(presets)
             changed = [k for k in overrides if k not in self.groups
                        and (k not in self.spec.overrides or overrides[k] != self.spec.overrides[k])]
+            if any(_needs_full_load(k, overrides[k]) for k in changed):
+                raise ScalingError("resolve the full way")
             tree = _copy_tree(base[1])
             for key in changed:
                 *parents, leaf = key.split(".")
@@ -161,6 +164,12 @@ class Resolver:
         return self.typed[cache_key]
 
 
+def _needs_full_load(key: str, value: Any) -> bool:
+    """Overrides the fast path cannot type alone: the data (``model.vocab_size: auto`` follows its
+    tokenizer) and interpolations (checked for resolvers when a config is loaded)."""
+    return key.startswith("data.") or key == "model.vocab_size" or "${" in str(value)
+
+
 def _copy_tree(tree: Any) -> Any:
     """A copy of a plain config tree (dicts, lists, scalars): several times faster than ``copy.deepcopy``."""
     if isinstance(tree, dict):
@@ -185,11 +194,6 @@ def _select(tree: dict, key: str) -> Any:
     for part in key.split(".") if key else ():
         tree = tree[part]
     return tree
-
-
-def _batch_tokens(tree: dict) -> int:
-    train = tree["train"]
-    return int(train["seq_len"] * train["micro_batch_size"] * train["grad_accum"])
 
 
 def _numbers(tree: dict) -> tuple[int, int, int, float]:
@@ -244,9 +248,10 @@ def _isoflop_points(spec: Spec, section: dict, point: dict, resolver: Resolver) 
         for model in _models("isoflop", section):
             cfg = resolver.tree({**spec.overrides, **point, "model": model})
             tokens = budget / _numbers(cfg)[3]
-            if tokens < _batch_tokens(cfg):
+            batch = global_batch_tokens(_namespace(cfg))
+            if tokens < batch:
                 raise ScalingError(f"isoflop budget {budget:.3g} gives {model} {tokens:.0f} tokens, less than "
-                                   f"one batch ({_batch_tokens(cfg)}); raise the budget or drop the model")
+                                   f"one batch ({batch}); raise the budget or drop the model")
             out.append({"model": model, "train.tokens": float(round(tokens))})
     return out
 
@@ -260,7 +265,7 @@ def _cooldown_runs(spec: Spec, section: dict, point: dict, runs_dir: Path, resol
     runs = []
     for model in _models("cooldowns", section):
         probe = resolver.tree({**spec.overrides, **point, "model": model})
-        batch = _batch_tokens(probe)
+        batch = global_batch_tokens(_namespace(probe))
         starts = [max(1, round(t * (1 - decay) / batch)) * batch for t in finals]
         if any(t - s < batch for t, s in zip(finals, starts, strict=True)):
             raise ScalingError(f"cooldowns: a decay of {decay} of {finals[0]:.0f} tokens is shorter than one "

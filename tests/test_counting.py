@@ -7,11 +7,20 @@ import re
 import pytest
 
 from scaling.config_loading import list_presets, load_config
-from scaling.counting import count_params, flops_per_token, mfu, peak_flops
+from scaling.counting import (
+    ASSUMED_VOCAB_SIZE,
+    count_params,
+    flops_per_token,
+    global_batch_tokens,
+    mfu,
+    peak_flops,
+)
+from scaling.errors import ConfigError
 from scaling.ladder import ASPECT_RATIO, ladder_names
 from scaling.model import build_model
 
-SMALL = ["model.n_layer=2", "model.d_model=48", "model.n_head=6", "model.vocab_size=300", "model.max_seq_len=64", "train.seq_len=64"]
+SMALL = ["model.n_layer=2", "model.d_model=48", "model.n_head=6", "model.vocab_size=300",
+         "model.max_seq_len=64", "train.seq_len=64"]
 
 
 @pytest.mark.parametrize(
@@ -31,7 +40,8 @@ def test_formula_equals_the_instantiated_model(overrides):
     model = build_model(cfg)
     counts = count_params(cfg)
     assert counts.total == sum(p.numel() for p in model.parameters())
-    embeddings = model.embed.weight.numel() + (model.pos_embed.weight.numel() if model.pos_embed is not None else 0)
+    positions = model.pos_embed.weight.numel() if model.pos_embed is not None else 0
+    embeddings = model.embed.weight.numel() + positions
     assert counts.non_embedding == counts.total - embeddings
 
 
@@ -72,9 +82,40 @@ def test_llama_family_sizes_match_their_names(preset, millions):
     assert abs(total / (millions * 1e6) - 1) < 0.1
 
 
-def test_every_preset_loads():
-    for name in list_presets("model"):
-        load_config(overrides=[f"model={name}", "train.seq_len=64"])
+# sizes of the named presets whose names do not say them (total parameters, published)
+_NAMED_SIZES = {"gpt2-small": 124e6, "gpt2-medium": 355e6, "llama-60m": 60e6, "llama-125m": 125e6,
+                "llama-350m": 350e6, "llama-1b": 1.1e9}
+
+
+@pytest.mark.parametrize("name", list_presets("model"))
+def test_every_model_preset_has_a_consistent_shape_and_the_size_its_name_says(name):
+    cfg = load_config(overrides=[f"model={name}"]).model
+    assert cfg.name == name
+    assert cfg.d_model % cfg.n_head == 0 and cfg.n_head % (cfg.n_kv_head or cfg.n_head) == 0
+    if cfg.positions == "rope":
+        assert (cfg.d_model // cfg.n_head) % 2 == 0
+    counts = count_params(cfg)
+    if name in ladder_names():  # a rung is named after its non-embedding count
+        assert abs(counts.non_embedding / _ladder_size(name) - 1) < 0.1
+    else:
+        assert abs(counts.total / _NAMED_SIZES[name] - 1) < 0.1
+        assert isinstance(cfg.vocab_size, int)  # a published architecture keeps its own vocabulary
+
+
+def test_an_auto_vocab_counts_as_the_assumed_size_and_cannot_build_a_model():
+    auto = load_config(overrides=["model=s330k", "data.path=/nonexistent"]).model
+    assert auto.vocab_size == "auto"
+    explicit = load_config(overrides=["model=s330k", f"model.vocab_size={ASSUMED_VOCAB_SIZE}"]).model
+    assert count_params(auto) == count_params(explicit)
+    with pytest.raises(ConfigError, match="model.vocab_size=auto is not resolved"):
+        build_model(auto)
+
+
+def test_global_batch_tokens_multiplies_micro_batch_sequence_accumulation_and_ranks():
+    cfg = load_config(overrides=["train.micro_batch_size=3", "train.seq_len=128", "train.grad_accum=5"])
+    assert global_batch_tokens(cfg) == 3 * 128 * 5
+    assert global_batch_tokens(cfg, world_size=4) == 3 * 128 * 5 * 4
+    assert global_batch_tokens(cfg, world_size=2, grad_accum=1) == 3 * 128 * 2
 
 
 def test_gpt2_small_flops_match_nanogpt_and_reproduce_its_mfu():

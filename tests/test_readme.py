@@ -1,10 +1,11 @@
-"""The README stays true: the two set-up commands, the generated config reference, the presets."""
+"""The README and the presets stay true: the set-up commands, the generated config reference and
+preset comments, the presets."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from scaling.cli.config_docs import config_reference
+from scaling.cli.config_docs import annotate_preset, config_reference, preset_files
 from scaling.config_loading import list_presets
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
@@ -24,3 +25,14 @@ def test_readme_config_reference_is_current():
 def test_readme_lists_every_model_preset():
     for name in list_presets("model"):
         assert f"`{name}`" in README, name
+
+
+def test_preset_comments_are_generated_from_the_schema():
+    files = preset_files(Path(__file__).resolve().parents[1] / "configs")
+    assert {group for _, group in files} == {"model", "data"} and len(files) >= 7
+    for path, group in files:
+        text = path.read_text()
+        fix = "run .venv/bin/python scripts/update_readme_reference.py"
+        assert annotate_preset(text, group) == text, f"{path}: {fix}"
+    assert "activation: swiglu  # str: MLP activation; one of swiglu | gelu | relu2\n" in \
+        (Path(__file__).resolve().parents[1] / "configs" / "model" / "llama-60m.yaml").read_text()

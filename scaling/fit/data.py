@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from scaling.config_loading import read_yaml
+from scaling.config_loading import RUN_NEUTRAL_KEYS, read_yaml
 from scaling.errors import ScalingError
 from scaling.fit.basics import representative
 from scaling.training.run_files import CONFIG_FILE, RESULT_FILE, read_metrics, val_rows
@@ -36,10 +36,11 @@ METRICS = ("auto", "loss", "bpb")
 METRIC_LABELS = {"loss": "validation loss (nats/token)", "bpb": "validation bits per byte"}
 # config keys whose values fix how text becomes tokens: runs that differ in one compare in bits per byte
 _TOKENIZATION_KEYS = ("model.vocab_size", "data.tokenizer_sha256", "data.path", "data.mixture")
-# config keys that identify a run or only steer logging/checkpointing: never knobs
-_NOT_KNOBS = ("run.", "logging.", "data.val_tokens", "train.val_every_tokens", "train.checkpoint",
-              "train.log_every_steps", "train.tokens", "train.accelerator", "train.devices", "train.threads",
-              "train.compile", "train.attention", "train.num_nodes", "train.strategy", "data.verify", "optim.fused")
+# config keys that are never knobs: the run-neutral ones, and those that identify a run or only steer
+# validation, checkpointing and placement
+_NOT_KNOBS = (*RUN_NEUTRAL_KEYS, "run.", "data.val_tokens", "train.val_every_tokens", "train.checkpoint",
+              "train.log_every_steps", "train.tokens", "train.accelerator", "train.devices",
+              "train.compile", "train.num_nodes", "train.strategy", "optim.fused")
 
 
 @dataclass

@@ -7,11 +7,12 @@ import platform
 import lightning.pytorch as pl
 import torch
 
+from scaling.counting import global_batch_tokens
+
 
 def batch_tokens(trainer: pl.Trainer, pl_module: pl.LightningModule) -> int:
     """Global batch in tokens: micro-batch × seq_len × accumulation × world size."""
-    train = pl_module.cfg.train
-    return train.micro_batch_size * train.seq_len * trainer.accumulate_grad_batches * trainer.world_size
+    return global_batch_tokens(pl_module.cfg, trainer.world_size, trainer.accumulate_grad_batches)
 
 
 def gather_from_ranks(obj) -> list:

@@ -22,8 +22,8 @@ import torch
 from omegaconf import DictConfig
 
 from scaling.config import parse_devices, validate
-from scaling.config_loading import load_config, run_id, to_yaml
-from scaling.counting import count_params, flops_per_token
+from scaling.config_loading import load_config, resolve_vocab_size, run_id, to_yaml
+from scaling.counting import count_params, flops_per_token, global_batch_tokens
 from scaling.errors import ScalingError
 from scaling.training.run_files import (
     CONFIG_FILE,
@@ -201,11 +201,14 @@ def train(cfg, callbacks=(), run_dir: str | Path | None = None) -> RunResult:
     started = time.time()
     cfg = as_config(cfg)
     validate(cfg)
+    vocab_note = resolve_vocab_size(cfg, required=True)  # `auto` becomes the data's number before the id
     rid = run_id(cfg)
     run_dir = Path(run_dir or cfg.run.dir or Path("runs") / rid)
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     main = _is_main_process()
+    if vocab_note and main:
+        print(f"note: {vocab_note}", file=sys.stderr)
 
     check_run_dir(run_dir, rid)
     previous = read_result(run_dir)
@@ -247,7 +250,7 @@ def train(cfg, callbacks=(), run_dir: str | Path | None = None) -> RunResult:
         plugins=_cluster_plugins(),
     )
     world = trainer.num_devices * trainer.num_nodes
-    batch_tokens = cfg.train.micro_batch_size * cfg.train.seq_len * cfg.train.grad_accum * world
+    batch_tokens = global_batch_tokens(cfg, world)
     total_steps = max(1, math.ceil(cfg.train.tokens / batch_tokens))
     val_every_steps = max(1, round(cfg.train.val_every_tokens / batch_tokens))
     trainer.fit_loop.epoch_loop.max_steps = total_steps
