@@ -6,6 +6,7 @@ A spec is a mapping with these keys (every one optional except that something mu
     base: [../run.yaml]             # run config file(s), relative to the spec file
     overrides: [model=s100k, train.tokens=2e5]   # applied to every run (list or mapping)
     grid: {optim.lr: [1e-3, 3e-3]}  # cartesian product over dotlist keys
+    knobs: {model.activation: [swiglu, gelu]}   # every level crossed with the size generator's runs
     zip: {optim.lr: [1e-3, 3e-3], optim.beta2: [0.95, 0.99]}   # paired lists, same length
     random: {n: 8, seed: 0, params: {optim.lr: {distribution: log_uniform_values, min: 1e-4, max: 1e-2}}}
     seeds: 3                        # or a list [0, 1, 2]; sets run.seed
@@ -18,8 +19,10 @@ W&B's sweep YAML is accepted too (``method: grid|random``, ``parameters`` with `
 ``values``, ``min``/``max``, ``q`` and ``distribution``). Distributions mean what they mean in W&B:
 ``log_uniform`` takes ``min``/``max`` as natural-log exponents (values e^min..e^max), while
 ``log_uniform_values`` takes the values themselves; the ``q_`` forms round to a multiple of ``q``.
-The parts are combined by cartesian product: generator (ladder / isoflop / cooldowns) × grid × zip ×
-random × seeds. The base ``overrides`` may be
+The parts are combined by cartesian product: generator (ladder / isoflop / cooldowns) × knobs × grid ×
+zip × random × seeds. ``knobs`` is a grid meant for the fit's knob laws: it needs a ladder or isoflop
+generator (each level gets the same sizes and budgets) and at least two levels per key, and it leaves
+learning rate and batch size to the hyperparameter laws. The base ``overrides`` may be
 overridden by any part; two parts that set the same key conflict and are refused, and so does a part
 that sets a key the generator sets (``model`` and ``train.tokens``; for cooldowns also the schedule and
 branch keys). A key given twice in one mapping of the file is refused too.
@@ -38,7 +41,7 @@ import yaml
 
 from scaling.errors import ScalingError
 
-SPEC_KEYS = ("name", "base", "overrides", "grid", "zip", "random", "seeds", "ladder", "isoflop",
+SPEC_KEYS = ("name", "base", "overrides", "knobs", "grid", "zip", "random", "seeds", "ladder", "isoflop",
              "cooldowns", "launcher", "method", "parameters", "program", "metric", "description",
              "project", "entity", "command", "early_terminate", "run_cap")
 _WANDB_IGNORED = ("program", "metric", "description", "project", "entity", "command", "early_terminate",
@@ -75,9 +78,10 @@ def count_runs(body: dict) -> int:
     to the same run) are merged, so the count is an upper bound of the plan's size.
     """
     size = 1
-    grid = body.get("grid")
-    for values in grid.values() if isinstance(grid, dict) else ():
-        size *= _length(values)
+    for part in ("grid", "knobs"):
+        section = body.get(part)
+        for values in section.values() if isinstance(section, dict) else ():
+            size *= _length(values)
     if isinstance(body.get("zip"), dict) and body["zip"]:
         size *= max(_length(v) for v in body["zip"].values())
     if isinstance(body.get("random"), dict):
@@ -176,12 +180,27 @@ def generator_keys(kind: str, section: dict) -> tuple[str, ...]:
     return _GENERATOR_KEYS[kind] + optional
 
 
-def _grid(section: Any) -> list[dict]:
+def _grid(section: Any, where: str = "grid") -> list[dict]:
     points: list[dict] = [{}]
-    for key, values in _check_keys_any("grid", section).items():
-        check_config_key("grid", key)
-        points = [{**p, key: v} for p in points for v in _as_list(f"grid.{key}", values)]
+    for key, values in _check_keys_any(where, section).items():
+        check_config_key(where, key)
+        points = [{**p, key: v} for p in points for v in _as_list(f"{where}.{key}", values)]
     return points
+
+
+# keys the hyperparameter laws judge: a knob study that swept them would judge them at one size only
+_HPARAM_KEYS = ("optim.lr", "train.micro_batch_size", "train.grad_accum", "train.seq_len")
+
+
+def _knobs(section: Any) -> list[dict]:
+    """Every combination of the knobs' levels (a grid of at least two levels per key, no LR or batch)."""
+    for key, values in _check_keys_any("knobs", section).items():
+        if key in _HPARAM_KEYS:
+            raise ScalingError(f"knobs.{key}: learning rate and batch size are judged by the hyperparameter laws; "
+                               "sweep them under grid: instead")
+        if len(_as_list(f"knobs.{key}", values)) < 2:
+            raise ScalingError(f"knobs.{key}: a knob needs at least two levels to compare")
+    return _grid(section, "knobs")
 
 
 def _check_keys_any(where: str, section: Any) -> dict:
@@ -332,7 +351,10 @@ def parse_spec(raw: Any, source: str = "<spec>", base_dir: str | Path = ".",
     if generators:
         spec.generator = (generators[0], _check_keys(generators[0], body[generators[0]],
                                                      _SECTION_KEYS[generators[0]]))
-    expanders = {"grid": _grid, "zip": _zip, "random": _random_points, "seeds": _seeds}
+    if "knobs" in body and (spec.generator is None or spec.generator[0] == "cooldowns"):
+        raise ScalingError(f"{source}: knobs: needs a ladder: or isoflop: generator, so that every level gets the "
+                           "same sizes and budgets")
+    expanders = {"knobs": _knobs, "grid": _grid, "zip": _zip, "random": _random_points, "seeds": _seeds}
     for part, expand in expanders.items():
         if part in body:
             spec.parts.append((part, expand(body[part])))

@@ -47,3 +47,26 @@ def test_a_real_cooldown_sweep_branches_from_its_trunk(tmp_path, real_spec):
                                     "tokens": b.config.run.branch_at_tokens}
         rows = [json.loads(x) for x in (store.run_dir(b.run_id) / "metrics.jsonl").read_text().splitlines()]
         assert min(r["train/tokens"] for r in rows if "train/tokens" in r) > b.config.run.branch_at_tokens
+
+
+@pytest.mark.slow
+def test_a_real_knob_study_goes_from_sweep_run_to_a_verdict_in_the_fit(tmp_path, tiny_corpus, write_spec):
+    import yaml
+
+    from scaling.fit import fit_runs
+    from scaling.fit.knob_effects import VERDICTS
+
+    spec = write_spec(
+        f"name: knob-study\noverrides: [data.path={tiny_corpus}, train.seq_len=64, train.micro_batch_size=8, "
+        "train.val_every_tokens=5120, data.val_tokens=4096, train.log_every_steps=10, train.accelerator=cpu, "
+        "logging.wandb=disabled, model.max_seq_len=64]\n"
+        "ladder: {models: [s100k, s330k, s800k], tokens: [10240, 20480]}\n"
+        "knobs: {model.activation: [swiglu, gelu]}\n")
+    root, outcomes = run_sweep(spec, tmp_path / "sweep", threads=1, echo=lambda *_: None)
+    assert len(outcomes) == 12 and set(outcomes.values()) == {"done"}
+    result = fit_runs(root, tmp_path / "fit", n_boot=40, wandb="disabled", plots=False)
+    effect = result["knob_effects"]["model.activation"]
+    assert effect["verdict"] in VERDICTS and set(effect["levels"]) == {"swiglu", "gelu"}
+    assert all(len(level["sizes"]) == 3 and level["n_runs"] == 6 for level in effect["levels"].values())
+    carried = result["recommendation"]["knobs"]["model.activation"]["level"]
+    assert yaml.safe_load((tmp_path / "fit" / "large_run.yaml").read_text())["model"]["activation"] == carried

@@ -207,3 +207,25 @@ def test_example_specs_in_configs_plan(tmp_path):
         runs = plan_sweep(spec, tmp_path / spec.name)
         assert runs, path
         assert all(r.run_id == run_id(r.config) for r in runs), path  # ids are the resolved configs' hashes
+
+
+def test_knobs_give_every_level_the_same_sizes_and_budgets(tmp_path):
+    runs = _plan("overrides: [model.vocab_size=512, train.seq_len=64, train.micro_batch_size=4]\n"
+                 "ladder: {models: [s100k, s330k], tokens: [2e5, 4e5]}\n"
+                 "knobs: {model.activation: [swiglu, gelu]}\n", tmp_path)
+    cells = {}
+    for r in runs:
+        cells.setdefault(r.config.model.activation, set()).add((r.config.model.n_layer, r.config.train.tokens))
+    assert len(runs) == 8 and cells["swiglu"] == cells["gelu"] and len(cells["gelu"]) == 4
+
+
+@pytest.mark.parametrize("body, message", [
+    ("knobs: {model.activation: [swiglu, gelu]}\n", "knobs: needs a ladder: or isoflop: generator"),
+    ("ladder: {models: [s100k], tokens: [2e5]}\nknobs: {optim.lr: [1.0e-3, 2.0e-3]}\n",
+     "knobs.optim.lr: learning rate and batch size are judged by the hyperparameter laws"),
+    ("ladder: {models: [s100k], tokens: [2e5]}\nknobs: {model.activation: [gelu]}\n",
+     "knobs.model.activation: a knob needs at least two levels"),
+])
+def test_a_knobs_block_that_cannot_judge_a_knob_is_refused(tmp_path, body, message):
+    with pytest.raises(ScalingError, match=message):
+        _plan(f"overrides: {TINY}\n{body}".replace("train.tokens=2e5]", "]"), tmp_path)
