@@ -83,10 +83,15 @@ def _wandb_logger(cfg: DictConfig, rid: str, run_dir: Path):
 
     save_dir = Path(cfg.logging.wandb_dir or run_dir)
     save_dir.mkdir(parents=True, exist_ok=True)
-    return WandbLogger(name=cfg.run.name or rid, id=rid, project=cfg.logging.project, entity=cfg.logging.entity,
+    mode = "offline" if cfg.logging.wandb == "offline" else "online"
+    logger = WandbLogger(name=cfg.run.name or rid, id=rid, project=cfg.logging.project, entity=cfg.logging.entity,
                        group=cfg.logging.group, job_type=cfg.logging.job_type, tags=list(cfg.logging.tags),
                        save_dir=str(save_dir), offline=cfg.logging.wandb == "offline", resume="allow",
-                       log_model=False, settings=wandb.Settings(silent=True))
+                       log_model=False, settings=wandb.Settings(silent=True, mode=mode))
+    # Silent from W&B's set-up on, before the run starts: its notices and run summaries go to the
+    # run's debug log only.
+    wandb.setup(settings=wandb.Settings(silent=True, mode=mode))
+    return logger
 
 
 @dataclass(frozen=True)
