@@ -33,7 +33,7 @@ def test_a_compiled_run_computes_the_eager_losses_and_saves_plain_checkpoint_key
     assert result.status == "done"
     assert step_losses(tmp_path / "compiled") == pytest.approx(eager_losses, abs=1e-4)
     # The compiled wrapper stays out of the module tree: checkpoints load into an eager model.
-    ckpt = torch.load(tmp_path / "compiled" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    ckpt = torch.load(tmp_path / "compiled" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     keys = {k.removeprefix("model.") for k in ckpt["state_dict"]}
     assert keys == set(build_model(cfg.model).state_dict())
 
