@@ -8,7 +8,8 @@ from scaling.cli import main
 from scaling.training.progress import format_eta, progress_line
 from tests.helpers.runs import run_cli, tiny_overrides
 
-PROGRESS = re.compile(r"^step (\d+)/20, [\d,]+/10,240 tokens \(\d+%\), loss \d+\.\d{4}, [\d,]+ tok/s, ETA \d+s$")
+PROGRESS = re.compile(r"^step (\d+)/20, [\d,]+/10,240 tokens \(\d+%\), loss \d+\.\d{4}, "
+                      r"[\d,]+ tok/s, ETA \d+s$")
 
 
 def test_a_progress_line_has_tokens_loss_speed_and_eta():
@@ -31,10 +32,11 @@ def test_progress_every_zero_prints_none(tiny_corpus, tmp_path, capsys):
 
 def test_wandb_says_one_line_where_the_offline_run_is_and_how_to_sync(tiny_corpus, tmp_path):
     run_dir = tmp_path / "run"
-    proc = run_cli("train", *tiny_overrides(tiny_corpus, run_dir, "logging.wandb=offline", "train.tokens=1024"),
-                   env={"WANDB_SILENT": "false"})
+    args = tiny_overrides(tiny_corpus, run_dir, "logging.wandb=offline", "train.tokens=1024")
+    proc = run_cli("train", *args, env={"WANDB_SILENT": "false"})
     assert proc.returncode == 0, proc.stderr[-2000:]
-    wandb_lines = [line for line in (proc.stdout + proc.stderr).splitlines() if line.lower().startswith("wandb")]
+    output = (proc.stdout + proc.stderr).splitlines()
+    wandb_lines = [line for line in output if line.lower().startswith("wandb")]
     assert len(wandb_lines) == 1, wandb_lines
     folder = next((run_dir / "wandb").glob("offline-run-*"))
     assert wandb_lines[0] == f"wandb: offline run in {folder}; sync with: wandb sync {folder}"

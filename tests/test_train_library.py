@@ -9,7 +9,8 @@ from scaling.training.run_files import read_metrics, train_rows
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 # The python block of the README's "Using the trainer as a library" section, run as it is.
-README_EXAMPLE = README.split("## Using the trainer as a library", 1)[1].split("```python", 1)[1].split("```", 1)[0]
+README_EXAMPLE = README.split("## Using the trainer as a library", 1)[1].split("```python", 1)[1]
+README_EXAMPLE = README_EXAMPLE.split("```", 1)[0]
 
 
 def test_readme_library_example_trains_inside_a_users_own_trainer(tiny_corpus, tmp_path, capsys):
@@ -25,7 +26,8 @@ def test_readme_library_example_trains_inside_a_users_own_trainer(tiny_corpus, t
     assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()
     val = float(trainer.callback_metrics["val/loss"])
     assert val < math.log(512) - 0.8  # learned: chance is ln(vocab)
-    assert model.last_lr == pytest.approx(model.cfg.optim.lr * model.cfg.schedule.final_lr_fraction)  # schedule ends at max_steps
+    # the schedule ends at max_steps
+    assert model.last_lr == pytest.approx(model.cfg.optim.lr * model.cfg.schedule.final_lr_fraction)
     assert "bits/byte" in capsys.readouterr().out
     bpb = float(trainer.callback_metrics["val/bpb"])  # the data module's bytes per token reached the module
     assert 0 < bpb < val / math.log(2)  # BPE packs more than one byte into a token
@@ -44,7 +46,7 @@ def test_the_schedule_spans_max_steps_when_given_else_train_tokens_over_the_batc
     from scaling import LanguageModel
 
     model = LanguageModel(tiny_cfg("train.tokens=10240"))
-    model.trainer = _library_trainer(max_steps=-1, accumulate_grad_batches=2)  # 8 × 64 × 2 = 1024 tokens a step
+    model.trainer = _library_trainer(max_steps=-1, accumulate_grad_batches=2)  # 8 × 64 × 2 = 1024 a step
     assert model.total_steps() == 10
     model.trainer = _library_trainer(max_steps=7)
     assert model.total_steps() == 7
@@ -57,9 +59,10 @@ def test_resuming_with_another_schedule_length_is_refused(tiny_cfg, tmp_path):
     _library_trainer(4, [TokenCheckpoints(tmp_path, every_tokens=2048)]).fit(
         LanguageModel(cfg), datamodule=TokenDataModule.from_config(cfg))
     ckpt = tmp_path / "checkpoints" / "last.ckpt"
-    with pytest.raises(ScalingError, match="the checkpoint's LR schedule spans 4 steps but this run's spans 6"):
+    with pytest.raises(ScalingError, match="LR schedule spans 4 steps but this run's spans 6"):
         _library_trainer(6).fit(LanguageModel(cfg), datamodule=TokenDataModule.from_config(cfg),
                                 ckpt_path=ckpt, weights_only=True)
     resumed = _library_trainer(4)  # the same length resumes
-    resumed.fit(LanguageModel(cfg), datamodule=TokenDataModule.from_config(cfg), ckpt_path=ckpt, weights_only=True)
+    resumed.fit(LanguageModel(cfg), datamodule=TokenDataModule.from_config(cfg), ckpt_path=ckpt,
+                weights_only=True)
     assert resumed.global_step == 4

@@ -85,7 +85,6 @@ def test_a_loss_above_the_bound_counts_as_diverged(tiny_cfg):
 
 def test_resuming_from_a_checkpoint_of_another_model_shape_is_a_one_line_error(tiny_corpus, tmp_path):
     from scaling import load_config, train
-
     from scaling.config_loading import to_yaml
 
     trained, run_dir = tmp_path / "trained", tmp_path / "run"

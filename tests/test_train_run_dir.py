@@ -3,6 +3,7 @@ files detected and recovered from, checkpoints read without running code, stops 
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -167,20 +168,20 @@ def test_a_crafted_parent_checkpoint_of_a_branch_is_refused_without_running_it(t
     assert not marker.exists()
 
 
-def test_checkpoints_load_weights_only():
-    from scaling.training.checkpointing import rng_state, set_rng_state
-
+def test_rng_states_are_plain_values_that_load_weights_only_and_restore_the_draws():
     import random
 
     import numpy as np
     import torch
+
+    from scaling.training.checkpointing import rng_state, set_rng_state
 
     state = rng_state()
     expected = (random.random(), float(np.random.rand()), float(torch.rand(())))
     set_rng_state(state)
     assert (random.random(), float(np.random.rand()), float(torch.rand(()))) == expected
     # Plain tensors, lists, ints and floats: torch's weights-only loader takes them as they are.
-    buffer = __import__("io").BytesIO()
+    buffer = io.BytesIO()
     torch.save(state, buffer)
     buffer.seek(0)
     torch.load(buffer, weights_only=True)
@@ -202,7 +203,8 @@ train(load_config([], sys.argv[2:]), callbacks=[StopAt()])
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("signal_name", "error"), [("SIGINT", "interrupted"), ("SIGTERM", "cancelled (SIGTERM)")])
+@pytest.mark.parametrize(("signal_name", "error"),
+                         [("SIGINT", "interrupted"), ("SIGTERM", "cancelled (SIGTERM)")])
 def test_a_stopped_run_says_interrupted_or_cancelled(tiny_corpus, tmp_path, signal_name, error):
     run_dir = tmp_path / "run"
     proc = subprocess.run([sys.executable, "-c", STOP_AT, signal_name, *tiny_overrides(tiny_corpus, run_dir)],

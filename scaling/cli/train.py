@@ -15,8 +15,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ``--overwrite`` and ``--progress-every SECONDS``."""
     add_config_arguments(parser)
     parser.add_argument("--overwrite", action="store_true",
-                        help="remove the trainer's files (config, metrics, result, checkpoints, W&B runs) from "
-                             "run.dir first and train from the start; other files stay")
+                        help="remove the trainer's files (config, metrics, result, checkpoints, W&B runs) "
+                             "from run.dir first and train from the start; other files stay")
     parser.add_argument("--progress-every", type=float, default=30.0, metavar="SECONDS",
                         help="when stderr is not a terminal (SLURM, CI), print a progress line this often "
                              "(0: never; default 30)")

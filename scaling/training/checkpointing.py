@@ -50,8 +50,9 @@ def load_checkpoint(path: str | Path) -> dict:
     except pickle.UnpicklingError as e:
         if "weights_only" not in str(e) and "Unsupported global" not in str(e):
             raise DamagedCheckpoint(f"checkpoint {path} is damaged ({_first_line(e)})") from None
-        raise ScalingError(f"refusing checkpoint {path}: it holds objects other than tensors and plain values "
-                           "(loading it could run code); use a checkpoint written by scaling train") from None
+        raise ScalingError(f"refusing checkpoint {path}: it holds objects other than tensors and plain "
+                           "values (loading it could run code); use a checkpoint written by "
+                           "scaling train") from None
     except (RuntimeError, EOFError, OSError, ValueError) as e:
         raise DamagedCheckpoint(f"checkpoint {path} is damaged ({_first_line(e)})") from None
 
@@ -68,7 +69,8 @@ def resume_checkpoint(run_dir: str | Path) -> tuple[Path, dict] | None:
     Both damaged (or only a damaged one): a one-line :class:`ScalingError` saying how to restart.
     """
     folder = checkpoint_dir(run_dir)
-    candidates = [folder / name for name in (LAST_CHECKPOINT, PREVIOUS_CHECKPOINT) if (folder / name).is_file()]
+    names = (LAST_CHECKPOINT, PREVIOUS_CHECKPOINT)
+    candidates = [folder / name for name in names if (folder / name).is_file()]
     damage = []
     for path in candidates:
         try:
@@ -77,7 +79,8 @@ def resume_checkpoint(run_dir: str | Path) -> tuple[Path, dict] | None:
             damage.append(str(e))
             continue
         if damage:
-            print(f"notice: {damage[0]}; resuming from {path} (step {int(ckpt['global_step'])})", file=sys.stderr)
+            step = int(ckpt["global_step"])
+            print(f"notice: {damage[0]}; resuming from {path} (step {step})", file=sys.stderr)
         return path, ckpt
     if damage:
         raise ScalingError(f"{'; '.join(damage)}; nothing to resume from: run again with --overwrite "
@@ -100,8 +103,9 @@ def set_rng_state(state: dict) -> None:
     """Restore what :func:`rng_state` returned."""
     random.setstate(state["python"])
     numpy_state = state["numpy"]
-    np.random.set_state((numpy_state["kind"], numpy_state["keys"].numpy().astype(np.uint32), numpy_state["pos"],
-                         numpy_state["has_gauss"], numpy_state["cached_gaussian"]))
+    keys = numpy_state["keys"].numpy().astype(np.uint32)
+    np.random.set_state((numpy_state["kind"], keys, numpy_state["pos"], numpy_state["has_gauss"],
+                         numpy_state["cached_gaussian"]))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])

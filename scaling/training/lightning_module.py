@@ -209,8 +209,9 @@ class LanguageModel(pl.LightningModule):
         saved_steps = meta.get("schedule_steps")
         if saved_steps is not None and saved_steps != self.total_steps():
             raise ScalingError(
-                f"the checkpoint's LR schedule spans {saved_steps} steps but this run's spans {self.total_steps()} "
-                "(train.tokens over the global batch, or the Trainer's max_steps); resume with the same length")
+                f"the checkpoint's LR schedule spans {saved_steps} steps but this run's spans "
+                f"{self.total_steps()} (train.tokens over the global batch, or the Trainer's max_steps); "
+                "resume with the same length")
 
 def check_shapes(saved: dict, expected: dict, saved_model: dict | None = None) -> None:
     """Raise a one-line :class:`ScalingError` when a checkpoint's tensors do not fit this model."""

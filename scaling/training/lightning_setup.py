@@ -49,7 +49,7 @@ def build_strategy(setting: str, accelerator: str):
 
 
 def device_count(accelerator: str, devices) -> int:
-    """How many devices of ``accelerator`` Lightning will use for ``devices`` (as :func:`parse_devices` gives)."""
+    """How many devices of ``accelerator`` Lightning uses for ``devices`` (as :func:`parse_devices` gives)."""
     from lightning.pytorch.accelerators import CPUAccelerator, CUDAAccelerator
 
     kind = CUDAAccelerator if accelerator == "gpu" else CPUAccelerator

@@ -24,8 +24,8 @@ def format_eta(seconds: float) -> str:
     return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
-def progress_line(step: int, total_steps: int, per_step: int, loss: float | None, tokens_per_sec: float | None,
-                  ) -> str:
+def progress_line(step: int, total_steps: int, per_step: int, loss: float | None,
+                  tokens_per_sec: float | None) -> str:
     """The update for ``step`` of ``total_steps`` steps of ``per_step`` tokens each."""
     tokens, total = step * per_step, total_steps * per_step
     parts = [f"step {step}/{total_steps}", f"{tokens:,}/{total:,} tokens ({tokens / total:.0%})"]
@@ -61,7 +61,8 @@ class ProgressLine(StepEndCallback):
             return
         per_step = batch_tokens(trainer, pl_module)
         seconds = now - self._last_time
-        rate = (step - self._last_step) * per_step / seconds if seconds > 0 and step > self._last_step else None
+        done = step - self._last_step
+        rate = done * per_step / seconds if seconds > 0 and done > 0 else None
         loss = float(pl_module.last_loss) if pl_module.last_loss is not None else None
         print(progress_line(step, trainer.max_steps, per_step, loss, rate), file=self.stream or sys.stderr,
               flush=True)

@@ -56,10 +56,11 @@ def check_same_run(run_dir: Path, rid: str) -> None:
     try:
         existing = run_id(load_config([path]))
     except ScalingError as e:
-        raise ScalingError(f"{path} is not a valid run config ({e}); remove it or choose another run.dir") from None
+        raise ScalingError(f"{path} is not a valid run config ({e}); remove it or choose another "
+                           "run.dir") from None
     if existing != rid:
-        raise ScalingError(f"run dir {str(run_dir)!r} holds run {existing} (its config.yaml), not this config's "
-                           f"run {rid}; choose another run.dir, or pass --overwrite to replace it")
+        raise ScalingError(f"run dir {str(run_dir)!r} holds run {existing} (its config.yaml), not this "
+                           f"config's run {rid}; choose another run.dir, or pass --overwrite to replace it")
 
 
 def check_ours(run_dir: Path) -> None:

@@ -84,10 +84,10 @@ def _wandb_logger(cfg: DictConfig, rid: str, run_dir: Path):
     save_dir = Path(cfg.logging.wandb_dir or run_dir)
     save_dir.mkdir(parents=True, exist_ok=True)
     mode = "offline" if cfg.logging.wandb == "offline" else "online"
-    logger = WandbLogger(name=cfg.run.name or rid, id=rid, project=cfg.logging.project, entity=cfg.logging.entity,
-                       group=cfg.logging.group, job_type=cfg.logging.job_type, tags=list(cfg.logging.tags),
-                       save_dir=str(save_dir), offline=cfg.logging.wandb == "offline", resume="allow",
-                       log_model=False, settings=wandb.Settings(silent=True, mode=mode))
+    logger = WandbLogger(name=cfg.run.name or rid, id=rid, project=cfg.logging.project,
+                         entity=cfg.logging.entity, group=cfg.logging.group, job_type=cfg.logging.job_type,
+                         tags=list(cfg.logging.tags), save_dir=str(save_dir), offline=mode == "offline",
+                         resume="allow", log_model=False, settings=wandb.Settings(silent=True, mode=mode))
     # Silent from W&B's set-up on, before the run starts: its notices and run summaries go to the
     # run's debug log only.
     wandb.setup(settings=wandb.Settings(silent=True, mode=mode))
@@ -153,11 +153,12 @@ def _check_run_dir(cfg: DictConfig, rid: str, run_dir: Path, overwrite: bool):
         if cfg.run.resume == "auto":
             return previous, None
         raise ScalingError(f"run dir {str(run_dir)!r} already holds a finished run ({previous.status}); "
-                           "pass run.resume=auto to return it, --overwrite to train it again, or choose another run.dir")
+                           "pass run.resume=auto to return it, --overwrite to train it again, or choose "
+                           "another run.dir")
     if cfg.run.resume != "auto":
         if last_checkpoint(run_dir) is not None:
-            raise ScalingError(f"run dir {str(run_dir)!r} already has a checkpoint; pass run.resume=auto to continue "
-                               "it, --overwrite to start it again, or choose another run.dir")
+            raise ScalingError(f"run dir {str(run_dir)!r} already has a checkpoint; pass run.resume=auto to "
+                               "continue it, --overwrite to start it again, or choose another run.dir")
         return None, None
     return None, resume_checkpoint(run_dir)
 
@@ -170,8 +171,9 @@ def _plan_branch(cfg: DictConfig, batch_tokens: int, total_steps: int) -> tuple[
     ckpt = load_checkpoint(path)
     meta, step = ckpt.get("scaling", {}), int(ckpt["global_step"])
     if meta.get("batch_tokens", batch_tokens) != batch_tokens:
-        raise ScalingError(f"the parent's batch is {meta['batch_tokens']} tokens but this run's is {batch_tokens}; "
-                           "a branch must keep the trunk's batch (micro_batch_size × seq_len × grad_accum × devices)")
+        raise ScalingError(f"the parent's batch is {meta['batch_tokens']} tokens but this run's is "
+                           f"{batch_tokens}; a branch must keep the trunk's batch "
+                           "(micro_batch_size × seq_len × grad_accum × devices)")
     if step >= total_steps:
         raise ScalingError(f"train.tokens={cfg.train.tokens:g} is not past run.branch_at_tokens="
                            f"{cfg.run.branch_at_tokens:g}: a branch's train.tokens is its total at the end")
@@ -192,7 +194,8 @@ def _log_run_info(cfg: DictConfig, rid: str, plan: _Plan, wandb_logger) -> None:
     """The derived numbers to W&B, and one line saying where the offline run is and how to sync it."""
     counts = count_params(cfg.model)
     wandb_logger.log_hyperparams({"run_id": rid, "derived": {
-        "params": counts.total, "params_non_embedding": counts.non_embedding, "batch_tokens": plan.batch_tokens,
+        "params": counts.total, "params_non_embedding": counts.non_embedding,
+        "batch_tokens": plan.batch_tokens,
         "total_steps": plan.total_steps, "flops_per_token": flops_per_token(cfg.model, cfg.train.seq_len),
         "world_size": plan.world_size}})
     if cfg.logging.wandb == "offline":
@@ -285,8 +288,8 @@ def train(cfg, callbacks=(), run_dir: str | Path | None = None, overwrite: bool 
             raise
         except BaseException as e:
             if trainer.is_global_zero:
-                result = _result(cfg, rid, run_dir, trainer, model, metrics, monitor, plan.batch_tokens, started,
-                                 status=STATUS_FAILED, error=failure_message(e, trainer))
+                result = _result(cfg, rid, run_dir, trainer, model, metrics, monitor, plan.batch_tokens,
+                                 started, status=STATUS_FAILED, error=failure_message(e, trainer))
                 write_result(run_dir, result)
                 _finish_wandb(wandb_logger, result, exit_code=1)
             raise
@@ -302,14 +305,16 @@ def train(cfg, callbacks=(), run_dir: str | Path | None = None, overwrite: bool 
         status, error = STATUS_FAILED, f"interrupted at step {trainer.global_step} of {plan.total_steps}"
     else:
         status, error = STATUS_DONE, None
-    result = _result(cfg, rid, run_dir, trainer, model, metrics, monitor, plan.batch_tokens, started, status, error)
+    result = _result(cfg, rid, run_dir, trainer, model, metrics, monitor, plan.batch_tokens, started, status,
+                     error)
     if trainer.is_global_zero:
         write_result(run_dir, result)
         _finish_wandb(wandb_logger, result, exit_code=0 if status == STATUS_DONE else 1)
     return result
 
 
-def _result(cfg, rid, run_dir, trainer, model, metrics, monitor, batch_tokens, started, status, error=None) -> RunResult:
+def _result(cfg, rid, run_dir, trainer, model, metrics, monitor, batch_tokens, started, status,
+            error=None) -> RunResult:
     counts = count_params(cfg.model)
     tokens = trainer.global_step * batch_tokens
     tokens_per_sec, run_mfu = metrics.run_throughput(trainer, model)
@@ -319,11 +324,14 @@ def _result(cfg, rid, run_dir, trainer, model, metrics, monitor, batch_tokens, s
         status=status, run_id=rid, run_dir=str(run_dir), params=counts.total,
         params_non_embedding=counts.non_embedding, tokens=tokens,
         flops=flops_per_token(cfg.model, cfg.train.seq_len) * tokens,
-        final_val_loss=metrics.final_val_loss, best_val_loss=metrics.best_val_loss, val_bpb=metrics.final_val_bpb,
-        final_train_loss=metrics.final_train_loss, tokens_per_sec=tokens_per_sec, mfu=run_mfu, wall_time_s=metrics.wall_time(),
-        hardware=hardware(trainer.strategy.root_device, trainer.world_size), seed=cfg.run.seed, git_sha=git_sha(),
+        final_val_loss=metrics.final_val_loss, best_val_loss=metrics.best_val_loss,
+        val_bpb=metrics.final_val_bpb, final_train_loss=metrics.final_train_loss,
+        tokens_per_sec=tokens_per_sec, mfu=run_mfu, wall_time_s=metrics.wall_time(),
+        hardware=hardware(trainer.strategy.root_device, trainer.world_size), seed=cfg.run.seed,
+        git_sha=git_sha(),
         steps=trainer.global_step, lr=cfg.optim.lr, batch_tokens=batch_tokens, seq_len=cfg.train.seq_len,
-        model=cfg.model.name, diverged_at_step=monitor.diverged_at_step, last_good_loss=monitor.last_good_loss,
+        model=cfg.model.name, diverged_at_step=monitor.diverged_at_step,
+        last_good_loss=monitor.last_good_loss,
         parent=({"run_dir": str(cfg.run.branch_from), "tokens": cfg.run.branch_at_tokens}
                 if cfg.run.branch_from is not None else None),
         error=error,
