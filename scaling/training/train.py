@@ -1,11 +1,14 @@
-"""``train(cfg) -> RunResult``: one run from config to a finished run dir.
+"""``train(cfg) -> RunResult``: one run from config to a finished run dir, in named steps.
 
-The steps: check the config and the run dir (an existing ``config.yaml`` must be the same run; a
-finished run is returned as it is), open the data (fast one-line errors), write ``config.yaml``,
-build the :class:`LanguageModel`, :class:`TokenDataModule`, callbacks and W&B logger, fit with
-Lightning (from ``last.ckpt`` on ``run.resume=auto``, or from a parent's checkpoint for a cooldown
-branch), and write ``result.json`` once, atomically: ``done``, ``diverged`` (exit code 3) or
-``failed`` (written before the exception propagates).
+1. Check the run dir (:mod:`scaling.training.run_dir`): writable, the trainer's own (an existing
+   ``config.yaml`` must be the same run), finished (returned as it is on ``run.resume=auto``), and
+   what to resume from (``last.ckpt``, or ``previous.ckpt`` when the last one is damaged).
+2. Resolve everything the Trainer needs before it exists: data (fast one-line errors), devices and
+   world size, the global batch, the number of steps and the validation interval, a branch's parent.
+3. Build the Trainer with those numbers, the callbacks and the W&B logger; write ``config.yaml``.
+4. Fit, from the checkpoint (read weights-only) on a resume or a cooldown branch.
+5. Write ``result.json`` once, atomically: ``done``, ``diverged`` (exit code 3) or ``failed``
+   (written before the exception propagates; ``interrupted`` / ``cancelled (SIGTERM)`` for stops).
 """
 
 from __future__ import annotations
