@@ -30,7 +30,7 @@ def test_branch_starts_at_the_trunks_weights_and_ends_at_the_final_lr(trunk, tin
     first = FirstWeights()
     cfg = tiny_cfg("schedule.kind=wsd", f"run.branch_from={trunk}", "run.branch_at_tokens=5120", "train.tokens=7680")
     result = train(cfg, callbacks=[first])
-    saved = torch.load(trunk / "checkpoints" / "tokens-5120.ckpt", weights_only=False)
+    saved = torch.load(trunk / "checkpoints" / "tokens-5120.ckpt", weights_only=True)
     assert saved["global_step"] == 10
     for key, tensor in saved["state_dict"].items():
         assert torch.equal(first.state[key], tensor), key

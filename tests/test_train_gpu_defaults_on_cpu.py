@@ -11,13 +11,16 @@ def step_losses(run_dir) -> list[float]:
     return [r["train/loss"] for r in train_rows(read_metrics(run_dir))]
 
 
-@pytest.fixture
-def eager_losses(tiny_cfg, tmp_path):
-    from scaling import train
+@pytest.fixture(scope="module")
+def eager_losses(tiny_corpus, tmp_path_factory):
+    """The plain fp32 eager run's step losses, trained once for every test here."""
+    from scaling import load_config, train
+    from tests.helpers.runs import tiny_overrides
 
-    result = train(tiny_cfg(run_dir=tmp_path / "eager"))
+    run_dir = tmp_path_factory.mktemp("eager") / "run"
+    result = train(load_config([], tiny_overrides(tiny_corpus, run_dir)))
     assert result.status == "done"
-    return step_losses(tmp_path / "eager")
+    return step_losses(run_dir)
 
 
 @pytest.mark.slow
@@ -30,7 +33,7 @@ def test_a_compiled_run_computes_the_eager_losses_and_saves_plain_checkpoint_key
     assert result.status == "done"
     assert step_losses(tmp_path / "compiled") == pytest.approx(eager_losses, abs=1e-4)
     # The compiled wrapper stays out of the module tree: checkpoints load into an eager model.
-    ckpt = torch.load(tmp_path / "compiled" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    ckpt = torch.load(tmp_path / "compiled" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     keys = {k.removeprefix("model.") for k in ckpt["state_dict"]}
     assert keys == set(build_model(cfg.model).state_dict())
 
@@ -57,8 +60,8 @@ def test_fused_adamw_matches_the_unfused_update(tiny_cfg, tmp_path, eager_losses
 
 def test_the_gpu_defaults_are_bf16_mixed_compiled_and_fused():
     from scaling.training.lightning_module import resolve_compile
+    from scaling.training.lightning_setup import resolve_accelerator, resolve_precision
     from scaling.training.optim import use_fused
-    from scaling.training.train import resolve_accelerator, resolve_precision
 
     assert resolve_precision("auto", "gpu") == "bf16-mixed" and resolve_precision("auto", "cpu") == "32-true"
     assert resolve_compile("auto", "cuda") and not resolve_compile("auto", "cpu")

@@ -1,6 +1,7 @@
 """Exact resume after SIGKILL, divergence as a result, and checkpoints that do not fit the model."""
 
 import math
+import shutil
 import subprocess
 import sys
 
@@ -84,12 +85,15 @@ def test_a_loss_above_the_bound_counts_as_diverged(tiny_cfg):
 
 def test_resuming_from_a_checkpoint_of_another_model_shape_is_a_one_line_error(tiny_corpus, tmp_path):
     from scaling import load_config, train
+    from scaling.config_loading import to_yaml
 
-    run_dir = tmp_path / "run"
-    train(load_config([], tiny_overrides(tiny_corpus, run_dir, "train.tokens=1024")))
-    (run_dir / "config.yaml").unlink()  # so the check of the checkpoint itself is what answers
-    (run_dir / "result.json").unlink()
+    trained, run_dir = tmp_path / "trained", tmp_path / "run"
+    train(load_config([], tiny_overrides(tiny_corpus, trained, "train.tokens=1024")))
+    # A run dir of the narrower model holding the wider model's checkpoint: the checkpoint answers.
     args = tiny_overrides(tiny_corpus, run_dir, "train.tokens=1024", "model.d_model=32", "run.resume=auto")
+    (run_dir / "checkpoints").mkdir(parents=True)
+    (run_dir / "config.yaml").write_text(to_yaml(load_config([], args)))
+    shutil.copy(trained / "checkpoints" / "last.ckpt", run_dir / "checkpoints" / "last.ckpt")
     proc = run_cli("train", *args)
     assert proc.returncode == 2, proc.stderr[-3000:]
     # Lightning's own start-up lines may precede it; the error itself is one line, no traceback.

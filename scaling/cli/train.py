@@ -11,8 +11,15 @@ from scaling.cli.config import add_config_arguments
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--config FILE`` and ``OVERRIDES`` (e.g. ``model=s1.5m data.path=data/stdlib train.tokens=2e6``)."""
+    """``--config FILE`` and ``OVERRIDES`` (e.g. ``model=s1.5m data.path=data/stdlib train.tokens=2e6``),
+    ``--overwrite`` and ``--progress-every SECONDS``."""
     add_config_arguments(parser)
+    parser.add_argument("--overwrite", action="store_true",
+                        help="remove the trainer's files (config, metrics, result, checkpoints, W&B runs) "
+                             "from run.dir first and train from the start; other files stay")
+    parser.add_argument("--progress-every", type=float, default=30.0, metavar="SECONDS",
+                        help="when stderr is not a terminal (SLURM, CI), print a progress line this often "
+                             "(0: never; default 30)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -21,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, args.overrides)  # config errors before the heavy imports
     from scaling.training.train import train
 
-    result = train(cfg)
+    result = train(cfg, overwrite=args.overwrite, progress_every_s=args.progress_every)
     summary = (f"{result.status}: run {result.run_id} in {result.run_dir}, {result.steps} steps, "
                f"{result.tokens:,} tokens")
     if result.final_val_loss is not None:

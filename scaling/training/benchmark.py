@@ -91,14 +91,14 @@ def trainer_loop(cfg, batches, warmup: int, steps: int, device, precision: str) 
     trainer = pl.Trainer(accelerator="gpu" if torch.device(device).type == "cuda" else "cpu", devices=1,
                          precision=precision, max_steps=warmup + steps, logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
-                         callbacks=[DivergenceMonitor(), MetricsLogger(None, cfg.train.log_every_steps), clock])
+                         callbacks=[DivergenceMonitor(check_every_steps=cfg.train.log_every_steps), MetricsLogger(None, cfg.train.log_every_steps), clock])
     trainer.fit(LanguageModel(cfg, log_to_loggers=False), datamodule=Batches())
     return steps * batches[0][:, :-1].numel() / clock.seconds
 
 
 def bench_settings(cfg) -> tuple[str, str, bool]:
     """``(device, precision, compile)`` for both loops, resolved exactly as the trainer resolves them."""
-    from scaling.training.train import resolve_accelerator, resolve_precision
+    from scaling.training.lightning_setup import resolve_accelerator, resolve_precision
 
     accelerator = resolve_accelerator(cfg.train.accelerator)
     device = "cuda" if accelerator == "gpu" else "cpu"
@@ -112,11 +112,10 @@ def bench_settings(cfg) -> tuple[str, str, bool]:
 
 def run_benchmark(overrides: list[str], warmup: int = 5, steps: int = 50, rounds: int = 2) -> list[BenchResult]:
     """Benchmark both loops on the config given by ``overrides``; prints and returns the results."""
-    from scaling.training.train import quiet_lightning
+    from scaling.training.lightning_setup import quiet_lightning
 
     cfg = load_config([], overrides)
     device, precision, compile_model = bench_settings(cfg)
-    quiet_lightning()
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     torch.set_float32_matmul_precision("high")
@@ -124,7 +123,8 @@ def run_benchmark(overrides: list[str], warmup: int = 5, steps: int = 50, rounds
     best = {"plain": 0.0, "trainer": 0.0}
     for _ in range(rounds):
         best["plain"] = max(best["plain"], plain_loop(cfg, batches, warmup, steps, device, precision, compile_model))
-        best["trainer"] = max(best["trainer"], trainer_loop(cfg, batches, warmup, steps, device, precision))
+        with quiet_lightning():
+            best["trainer"] = max(best["trainer"], trainer_loop(cfg, batches, warmup, steps, device, precision))
     name = torch.cuda.get_device_name() if device == "cuda" else None
     fpt = flops_per_token(cfg.model, cfg.train.seq_len)
     results = [BenchResult(k, v, mfu(v, fpt, name)) for k, v in best.items()]

@@ -2,16 +2,23 @@
 
 ``checkpoints/last.ckpt`` is rewritten every ``every_tokens`` training tokens and at the end; a
 ``tokens-<N>.ckpt`` is kept the first time training reaches each of ``at_tokens`` (the branch
-points of cooldowns). A checkpoint holds what an exact resume needs: model, optimiser, scheduler,
+points of cooldowns); the ``last.ckpt`` it replaces stays as ``previous.ckpt``, so a damaged last
+checkpoint (a disk filled up, a copy cut short) still leaves one to resume from. A checkpoint holds what an exact resume needs: model, optimiser, scheduler,
 loop counters (Lightning), the data streams of every rank (:class:`TokenDataModule`), the
 callbacks' state and the RNG states of every rank (here). Nothing is saved after a divergence.
+
+Every value in a checkpoint is a tensor or a plain Python value (RNG states included), so
+:func:`load_checkpoint` reads it with ``torch.load(weights_only=True)``: a file from elsewhere
+cannot run code when it is read, it is refused.
 """
 
 from __future__ import annotations
 
 import os
+import pickle
 import random
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,23 +28,84 @@ from scaling.errors import ScalingError
 from scaling.training.callbacks_common import StepEndCallback, batch_tokens, gather_from_ranks
 from scaling.training.run_files import (
     LAST_CHECKPOINT,
+    PREVIOUS_CHECKPOINT,
     checkpoint_dir,
     token_checkpoint_name,
     token_checkpoints,
 )
 
 
+class DamagedCheckpoint(ScalingError):
+    """A checkpoint file that cannot be read as one (truncated, empty, not a torch file)."""
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """A checkpoint's contents, read without running any code from the file.
+
+    A file holding other objects than tensors and plain values is refused with a one-line
+    :class:`ScalingError`; an unreadable one raises :class:`DamagedCheckpoint`.
+    """
+    try:
+        return torch.load(path, map_location="cpu", mmap=True, weights_only=True)
+    except pickle.UnpicklingError as e:
+        if "weights_only" not in str(e) and "Unsupported global" not in str(e):
+            raise DamagedCheckpoint(f"checkpoint {path} is damaged ({_first_line(e)})") from None
+        raise ScalingError(f"refusing checkpoint {path}: it holds objects other than tensors and plain "
+                           "values (loading it could run code); use a checkpoint written by "
+                           "scaling train") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as e:
+        raise DamagedCheckpoint(f"checkpoint {path} is damaged ({_first_line(e)})") from None
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+def resume_checkpoint(run_dir: str | Path) -> tuple[Path, dict] | None:
+    """The checkpoint a ``run.resume=auto`` continues from and its contents, None without one.
+
+    ``last.ckpt`` first; when it is damaged, ``previous.ckpt`` with a one-line notice on stderr.
+    Both damaged (or only a damaged one): a one-line :class:`ScalingError` saying how to restart.
+    """
+    folder = checkpoint_dir(run_dir)
+    names = (LAST_CHECKPOINT, PREVIOUS_CHECKPOINT)
+    candidates = [folder / name for name in names if (folder / name).is_file()]
+    damage = []
+    for path in candidates:
+        try:
+            ckpt = load_checkpoint(path)
+        except DamagedCheckpoint as e:
+            damage.append(str(e))
+            continue
+        if damage:
+            step = int(ckpt["global_step"])
+            print(f"notice: {damage[0]}; resuming from {path} (step {step})", file=sys.stderr)
+        return path, ckpt
+    if damage:
+        raise ScalingError(f"{'; '.join(damage)}; nothing to resume from: run again with --overwrite "
+                           "(or train(..., overwrite=True)) to start the run from the beginning")
+    return None
+
+
 def rng_state() -> dict:
-    """Every random generator a training step may draw from, on this process."""
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    """Every random generator a training step may draw from, on this process, as tensors and plain values."""
+    kind, keys, pos, has_gauss, cached_gaussian = np.random.get_state()
+    state = {"python": random.getstate(), "torch": torch.get_rng_state(),
+             "numpy": {"kind": str(kind), "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                       "has_gauss": int(has_gauss), "cached_gaussian": float(cached_gaussian)}}
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
 
 def set_rng_state(state: dict) -> None:
+    """Restore what :func:`rng_state` returned."""
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    numpy_state = state["numpy"]
+    keys = numpy_state["keys"].numpy().astype(np.uint32)
+    np.random.set_state((numpy_state["kind"], keys, numpy_state["pos"], numpy_state["has_gauss"],
+                         numpy_state["cached_gaussian"]))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -46,7 +114,8 @@ def set_rng_state(state: dict) -> None:
 class TokenCheckpoints(StepEndCallback):
     """Saves ``last.ckpt`` every ``every_tokens`` tokens and at the end, and ``tokens-<N>.ckpt`` at ``at_tokens``.
 
-    ``skip_if`` (a :class:`DivergenceMonitor`) suppresses saving once the run has diverged.
+    ``skip_if`` (a :class:`DivergenceMonitor`) suppresses saving once the run has diverged: it is asked
+    (:meth:`DivergenceMonitor.diverged_now`) only on the steps that would save.
     """
 
     def __init__(self, run_dir: str | Path, every_tokens: float, at_tokens=(), skip_if=None):
@@ -57,27 +126,31 @@ class TokenCheckpoints(StepEndCallback):
         self._pending_rng: dict | None = None
 
     def on_step_end(self, trainer, pl_module) -> None:
-        if self.skip_if is not None and self.skip_if.diverged:
-            return
         per_step = batch_tokens(trainer, pl_module)
         tokens = trainer.global_step * per_step
         previous = tokens - per_step
         keep = [t for t in self.at_tokens if previous < t <= tokens]
         crossed_interval = int(tokens // self.every_tokens) > int(previous // self.every_tokens)
         last_step = trainer.max_steps > 0 and trainer.global_step >= trainer.max_steps
-        if keep or crossed_interval or last_step:
-            self.save(trainer, self.dir / LAST_CHECKPOINT)
-            for target in keep:
-                if trainer.is_global_zero:
-                    tmp = self.dir / f".{token_checkpoint_name(target)}.tmp"
-                    shutil.copyfile(self.dir / LAST_CHECKPOINT, tmp)
-                    os.replace(tmp, self.dir / token_checkpoint_name(target))
+        if not (keep or crossed_interval or last_step):
+            return
+        if self.skip_if is not None and self.skip_if.diverged_now(trainer):
+            return  # weights of a diverged run are not worth keeping
+        self.save(trainer, self.dir / LAST_CHECKPOINT)
+        for target in keep:
+            if trainer.is_global_zero:
+                tmp = self.dir / f".{token_checkpoint_name(target)}.tmp"
+                shutil.copyfile(self.dir / LAST_CHECKPOINT, tmp)
+                os.replace(tmp, self.dir / token_checkpoint_name(target))
 
     def save(self, trainer, path: Path) -> None:
-        """Save a full checkpoint to ``path`` atomically (temp file, then rename on rank 0)."""
+        """Save a full checkpoint to ``path`` atomically (temp file, then rename on rank 0); a
+        ``last.ckpt`` it replaces becomes ``previous.ckpt``."""
         tmp = path.with_name(f".{path.name}.tmp")
         trainer.save_checkpoint(tmp, weights_only=False)  # all ranks take part; rank 0 writes
         if trainer.is_global_zero:
+            if path.name == LAST_CHECKPOINT and path.is_file():
+                os.replace(path, path.with_name(PREVIOUS_CHECKPOINT))
             os.replace(tmp, path)
         trainer.strategy.barrier("TokenCheckpoints.save")
 

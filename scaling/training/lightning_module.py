@@ -1,7 +1,9 @@
 """``LanguageModel``: the LightningModule around :class:`scaling.model.Transformer`.
 
 It owns the forward/backward, the optimiser (AdamW groups from :mod:`scaling.training.optim`), the
-LR schedule (:mod:`scaling.training.schedules`), gradient clipping with the pre-clip norm kept for
+LR schedule (:mod:`scaling.training.schedules`, over :meth:`LanguageModel.total_steps` steps: the
+Trainer's ``max_steps`` when set, else ``train.tokens`` over the global batch; a resume that would
+change that length is refused), gradient clipping with the pre-clip norm kept for
 logging, and the validation loss. Everything else a run does (metrics files, throughput, divergence,
 checkpoints) lives in callbacks, so ``training_step`` stays short and the module drops into any
 ``lightning.Trainer``. Batches are int64 token windows of shape (batch, seq_len + 1).
@@ -88,6 +90,7 @@ class LanguageModel(pl.LightningModule):
         self.last_loss: torch.Tensor | None = None  # mean train loss of the last optimiser step
         self._micro_losses: list[torch.Tensor] = []
         self._compiled = None
+        self._schedule = None  # built with the optimiser, once the Trainer is known
         self._val_sum = self._val_count = None
 
     # --- forward -----------------------------------------------------------------------------
@@ -136,10 +139,14 @@ class LanguageModel(pl.LightningModule):
 
     # --- optimisation --------------------------------------------------------------------------
     def total_steps(self) -> int:
-        """Optimiser steps of the whole run: the trainer's ``max_steps`` (or its estimate)."""
+        """Optimiser steps the LR schedule spans: the Trainer's ``max_steps`` when it has one, else
+        ``train.tokens`` over the global batch (micro-batch × seq_len × accumulation × world size)."""
         if self.trainer.max_steps and self.trainer.max_steps > 0:
             return int(self.trainer.max_steps)
-        return int(self.trainer.estimated_stepping_batches)
+        train = self.cfg.train
+        per_step = (train.micro_batch_size * train.seq_len * self.trainer.accumulate_grad_batches
+                    * self.trainer.world_size)
+        return max(1, math.ceil(train.tokens / per_step))
 
     def lr_schedule(self):
         """The LR factor (of ``optim.lr``) as a function of the 0-based optimiser step."""
@@ -152,53 +159,59 @@ class LanguageModel(pl.LightningModule):
         return Schedule.from_config(self.cfg.schedule, self.total_steps())
 
     def configure_optimizers(self):
-        optimizer = build_optimizer(self.model, self.cfg.optim, self.device)
-        schedule = self.lr_schedule()
-        # A lambda (not the schedule object) so the checkpoint stores no schedule state:
-        # a cooldown branch resumes a trunk's scheduler with its own decay.
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: schedule(step))
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        # No LR scheduler object: optimizer_step sets each step's LR from the step count, so a
+        # checkpoint holds no schedule state and a resume or a cooldown branch follows this run's
+        # own schedule from the step it starts at.
+        self._schedule = self.lr_schedule()
+        return build_optimizer(self.model, self.cfg.optim, self.device)
 
-    def on_train_start(self) -> None:
-        # After a restore (resume or branch) set the LR the schedule gives for the next step and
-        # the schedule's base LR, so a branch decays from its own peak rather than the trunk's.
-        schedule = self.lr_schedule()
-        for config in self.trainer.lr_scheduler_configs:
-            sched = config.scheduler
-            sched.base_lrs = [self.cfg.optim.lr] * len(sched.optimizer.param_groups)
-            for group in sched.optimizer.param_groups:
-                group["lr"] = self.cfg.optim.lr * schedule(self.global_step)
-            sched._last_lr = [g["lr"] for g in sched.optimizer.param_groups]
-
-    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None):
-        # Called once per optimiser step: the place to sum up the step for the callbacks.
-        # Clip to optim.grad_clip (the Trainer's own gradient_clip_val is not used) and keep the
-        # pre-clip norm: one pass over the gradients gives both.
+    def optimizer_step(self, epoch, batch_idx, optimizer, optimizer_closure=None) -> None:
+        if self._schedule is None:
+            self._schedule = self.lr_schedule()
+        lr = self.cfg.optim.lr * self._schedule(self.global_step)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)  # runs the last micro-batch
+        # The step is complete: its loss is the mean over its micro-batches, for the callbacks.
         self.last_loss = torch.stack(self._micro_losses).mean()
         self._micro_losses.clear()
+        self.last_lr = lr
+
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None):
+        # Clip to optim.grad_clip (the Trainer's own gradient_clip_val is not used) and keep the
+        # pre-clip norm: one pass over the gradients gives both.
         max_norm = self.cfg.optim.grad_clip if self.cfg.optim.grad_clip > 0 else math.inf
         # The Trainer's wrapped model (the FSDP root under strategy=fsdp), else the plain model.
-        wrapped = self._trainer.model if self._trainer is not None and self._trainer.model is not None else self.model
+        wrapped = self.trainer.model if self.trainer.model is not None else self.model
         self.last_grad_norm = clip_gradients(wrapped, max_norm)
-        self.last_lr = optimizer.param_groups[0]["lr"]
-
 
     # --- checkpoints -----------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         from scaling.config_loading import run_id
 
         checkpoint.setdefault("scaling", {}).update(
-            run_id=run_id(self.cfg), model=OmegaConf.to_container(self.cfg.model, resolve=True))
+            run_id=run_id(self.cfg), model=OmegaConf.to_container(self.cfg.model, resolve=True),
+            schedule_steps=self.total_steps(), branch=list(self.branch) if self.branch is not None else None,
+            next_lr=self.cfg.optim.lr * self.lr_schedule()(self.global_step))
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         from scaling.config_loading import run_id
 
-        check_shapes(checkpoint.get("state_dict", {}), self.state_dict(), checkpoint.get("scaling", {}).get("model"))
-        if checkpoint.get("scaling", {}).get("run_id") != run_id(self.cfg):
+        meta = checkpoint.get("scaling", {})
+        check_shapes(checkpoint.get("state_dict", {}), self.state_dict(), meta.get("model"))
+        other_run = meta.get("run_id") != run_id(self.cfg)
+        if other_run:
             # Another run's checkpoint (a cooldown branch of a trunk): take its weights, optimiser,
             # data stream and RNG, but start this run's own metrics summary.
             checkpoint.pop("callbacks", None)
-
+        if other_run and self.branch is not None:
+            return  # a branch decays on its own schedule from the trunk's step
+        saved_steps = meta.get("schedule_steps")
+        if saved_steps is not None and saved_steps != self.total_steps():
+            raise ScalingError(
+                f"the checkpoint's LR schedule spans {saved_steps} steps but this run's spans "
+                f"{self.total_steps()} (train.tokens over the global batch, or the Trainer's max_steps); "
+                "resume with the same length")
 
 def check_shapes(saved: dict, expected: dict, saved_model: dict | None = None) -> None:
     """Raise a one-line :class:`ScalingError` when a checkpoint's tensors do not fit this model."""

@@ -2,7 +2,7 @@
 
 A run dir holds ``config.yaml`` (the resolved config, written at the start), ``metrics.jsonl``
 (one JSON object per logged step), ``result.json`` (written once at the end, atomically) and
-``checkpoints/`` (``last.ckpt`` for resume, ``tokens-<N>.ckpt`` at branch points). This module
+``checkpoints/`` (``last.ckpt`` and ``previous.ckpt`` for resume, ``tokens-<N>.ckpt`` at branch points). This module
 imports only the standard library and the atomic writers, so reading runs stays cheap.
 """
 
@@ -21,6 +21,7 @@ METRICS_FILE = "metrics.jsonl"
 RESULT_FILE = "result.json"
 CHECKPOINT_DIR = "checkpoints"
 LAST_CHECKPOINT = "last.ckpt"
+PREVIOUS_CHECKPOINT = "previous.ckpt"  # the last.ckpt before the latest one, kept for a damaged latest
 
 STATUS_DONE, STATUS_DIVERGED, STATUS_FAILED = "done", "diverged", "failed"
 FINISHED_STATUSES = (STATUS_DONE, STATUS_DIVERGED)  # a re-launch returns these without training

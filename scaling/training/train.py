@@ -1,11 +1,14 @@
-"""``train(cfg) -> RunResult``: one run from config to a finished run dir.
+"""``train(cfg) -> RunResult``: one run from config to a finished run dir, in named steps.
 
-The steps: check the config and the run dir (an existing ``config.yaml`` must be the same run; a
-finished run is returned as it is), open the data (fast one-line errors), write ``config.yaml``,
-build the :class:`LanguageModel`, :class:`TokenDataModule`, callbacks and W&B logger, fit with
-Lightning (from ``last.ckpt`` on ``run.resume=auto``, or from a parent's checkpoint for a cooldown
-branch), and write ``result.json`` once, atomically: ``done``, ``diverged`` (exit code 3) or
-``failed`` (written before the exception propagates).
+1. Check the run dir (:mod:`scaling.training.run_dir`): writable, the trainer's own (an existing
+   ``config.yaml`` must be the same run), finished (returned as it is on ``run.resume=auto``), and
+   what to resume from (``last.ckpt``, or ``previous.ckpt`` when the last one is damaged).
+2. Resolve everything the Trainer needs before it exists: data (fast one-line errors), devices and
+   world size, the global batch, the number of steps and the validation interval, a branch's parent.
+3. Build the Trainer with those numbers, the callbacks and the W&B logger; write ``config.yaml``.
+4. Fit, from the checkpoint (read weights-only) on a resume or a cooldown branch.
+5. Write ``result.json`` once, atomically: ``done``, ``diverged`` (exit code 3) or ``failed``
+   (written before the exception propagates; ``interrupted`` / ``cancelled (SIGTERM)`` for stops).
 """
 
 from __future__ import annotations
@@ -15,18 +18,33 @@ import os
 import subprocess
 import sys
 import time
-import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from omegaconf import DictConfig
 
 from scaling.config import parse_devices, validate
-from scaling.config_loading import load_config, resolve_vocab_size, run_id, to_yaml
+from scaling.config_loading import resolve_vocab_size, run_id, to_yaml
 from scaling.counting import count_params, flops_per_token, global_batch_tokens
 from scaling.errors import ScalingError
+from scaling.training.lightning_setup import (
+    build_strategy,
+    check_accelerator,
+    cluster_plugins,
+    device_count,
+    quiet_lightning,
+    resolve_accelerator,
+    resolve_precision,
+)
+from scaling.training.run_dir import (
+    check_ours,
+    check_same_run,
+    check_writable_dir,
+    previous_result,
+    remove_trainer_files,
+)
 from scaling.training.run_files import (
-    CONFIG_FILE,
     FINISHED_STATUSES,
     STATUS_DIVERGED,
     STATUS_DONE,
@@ -34,7 +52,6 @@ from scaling.training.run_files import (
     RunResult,
     last_checkpoint,
     metrics_path,
-    read_result,
     truncate_metrics,
     write_config,
     write_result,
@@ -60,135 +77,158 @@ def git_sha() -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
-def resolve_accelerator(setting: str) -> str:
-    """``train.accelerator``: ``auto`` is ``gpu`` when CUDA is available, else ``cpu``."""
-    if setting == "auto":
-        return "gpu" if torch.cuda.is_available() else "cpu"
-    return "gpu" if setting == "cuda" else setting  # Lightning's two names for one thing
-
-
-def check_accelerator(accelerator: str) -> None:
-    """Refuse ``train.accelerator=gpu`` in one line when no CUDA GPU is visible."""
-    if accelerator == "gpu" and not torch.cuda.is_available():
-        raise ScalingError(f"train.accelerator={accelerator} but no CUDA GPU is visible here; "
-                           "use train.accelerator=auto or cpu, or run on a GPU machine")
-
-
-def resolve_precision(setting: str, accelerator: str) -> str:
-    """``train.precision``: ``auto`` is ``bf16-mixed`` on GPUs, ``32-true`` on CPUs."""
-    if setting == "auto":
-        return "bf16-mixed" if accelerator == "gpu" else "32-true"
-    return setting
-
-
-def build_strategy(setting: str, accelerator: str):
-    """``train.strategy`` for Lightning: ``fsdp`` shards every transformer block (one FSDP unit each,
-    so a block's weights are gathered only while it runs) and needs GPUs; others pass through."""
-    if setting != "fsdp":
-        return setting
-    if accelerator != "gpu":
-        raise ScalingError("train.strategy=fsdp needs GPUs (Lightning runs FSDP on CUDA only); "
-                           "use train.strategy=ddp on CPUs")
-    from lightning.pytorch.strategies import FSDPStrategy
-
-    from scaling.model import Block
-
-    return FSDPStrategy(auto_wrap_policy={Block})
-
-
-def check_run_dir(run_dir: Path, rid: str) -> None:
-    """An existing ``config.yaml`` (e.g. written by a sweep launcher) must describe the same run."""
-    path = run_dir / CONFIG_FILE
-    if not path.is_file():
-        return
-    try:
-        existing = run_id(load_config([path]))
-    except ScalingError as e:
-        raise ScalingError(f"{path} is not a valid run config ({e}); remove it or choose another run.dir") from None
-    if existing != rid:
-        raise ScalingError(f"run dir {str(run_dir)!r} holds run {existing} (its config.yaml), not this config's "
-                           f"run {rid}; choose another run.dir")
-
-
-def _read_checkpoint_meta(path: Path) -> dict:
-    ckpt = torch.load(path, map_location="cpu", mmap=True, weights_only=False)
-    return {"step": int(ckpt["global_step"]), "lr": ckpt["optimizer_states"][0]["param_groups"][0]["lr"],
-            **ckpt.get("scaling", {})}
-
-
-def _plan_branch(cfg: DictConfig, batch_tokens: int, total_steps: int) -> tuple[Path, tuple[int, float]]:
-    """The parent's checkpoint and ``(start_step, start_lr)`` of a cooldown branch."""
-    from scaling.training.checkpointing import branch_checkpoint
-
-    path = branch_checkpoint(cfg.run.branch_from, cfg.run.branch_at_tokens)
-    meta = _read_checkpoint_meta(path)
-    if meta.get("batch_tokens", batch_tokens) != batch_tokens:
-        raise ScalingError(f"the parent's batch is {meta['batch_tokens']} tokens but this run's is {batch_tokens}; "
-                           "a branch must keep the trunk's batch (micro_batch_size × seq_len × grad_accum × devices)")
-    if meta["step"] >= total_steps:
-        raise ScalingError(f"train.tokens={cfg.train.tokens:g} is not past run.branch_at_tokens="
-                           f"{cfg.run.branch_at_tokens:g}: a branch's train.tokens is its total at the end")
-    return path, (meta["step"], float(meta["lr"]))
-
-
-def _cluster_plugins() -> list:
-    """Inside a SLURM job, keep Lightning's cluster environment but not its requeue handler.
-
-    The sweep launcher (submitit) owns preemption: it requeues the job and the run resumes from its
-    checkpoint. Two requeue handlers in one process would race (FACTS.md).
-    """
-    from lightning.pytorch.plugins.environments import SLURMEnvironment
-
-    return [SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else []
-
-
-_QUIETED = False
-
-
-def quiet_lightning() -> None:
-    """Silence Lightning's advice that does not apply to this trainer (one data stream, no srun).
-
-    Safe to call often: warning filters replace their duplicates, the log filter goes in once.
-    """
-    global _QUIETED
-    for pattern in (r".*does not have many workers.*", r".*`weights_only` was not set.*", r".*srun.*",
-                    r".*val_check_interval.*", r".*LeafSpec.*", r".*litlogger.*",
-                    r".*defined a `validation_step` but have no `val_dataloader`.*"):
-        warnings.filterwarnings("ignore", message=pattern)
-    if _QUIETED:
-        return
-    _QUIETED = True
-    import logging
-
-    class _DropTips(logging.Filter):
-        def filter(self, record: logging.LogRecord) -> bool:
-            text = record.getMessage()
-            return "litlogger" not in text and "val_check_interval" not in text and "srun" not in text
-
-    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
-        logging.getLogger(name).addFilter(_DropTips())
-
-
 def _wandb_logger(cfg: DictConfig, rid: str, run_dir: Path):
+    """W&B through Lightning, silent on the console (W&B's own log stays in its run folder)."""
     if cfg.logging.wandb == "disabled":
         return None
+    import wandb
     from lightning.pytorch.loggers import WandbLogger
 
     save_dir = Path(cfg.logging.wandb_dir or run_dir)
     save_dir.mkdir(parents=True, exist_ok=True)
-    return WandbLogger(name=cfg.run.name or rid, id=rid, project=cfg.logging.project, entity=cfg.logging.entity,
-                       group=cfg.logging.group, job_type=cfg.logging.job_type, tags=list(cfg.logging.tags),
-                       save_dir=str(save_dir), offline=cfg.logging.wandb == "offline", resume="allow",
-                       log_model=False)
+    mode = "offline" if cfg.logging.wandb == "offline" else "online"
+    logger = WandbLogger(name=cfg.run.name or rid, id=rid, project=cfg.logging.project,
+                         entity=cfg.logging.entity, group=cfg.logging.group, job_type=cfg.logging.job_type,
+                         tags=list(cfg.logging.tags), save_dir=str(save_dir), offline=mode == "offline",
+                         resume="allow", log_model=False, settings=wandb.Settings(silent=True, mode=mode))
+    # Silent from W&B's set-up on, before the run starts: its notices and run summaries go to the
+    # run's debug log only.
+    wandb.setup(settings=wandb.Settings(silent=True, mode=mode))
+    return logger
 
 
-def train(cfg, callbacks=(), run_dir: str | Path | None = None) -> RunResult:
+@dataclass(frozen=True)
+class _Plan:
+    """What the Trainer is built from, all resolved before it exists."""
+
+    accelerator: str
+    devices: object
+    precision: str
+    world_size: int
+    batch_tokens: int  # global batch in tokens
+    total_steps: int
+    val_every_steps: int
+
+
+def _plan(cfg: DictConfig) -> _Plan:
+    accelerator = resolve_accelerator(cfg.train.accelerator)
+    check_accelerator(accelerator)
+    devices = parse_devices(cfg.train.devices)
+    world = device_count(accelerator, devices) * cfg.train.num_nodes
+    batch_tokens = global_batch_tokens(cfg, world)
+    return _Plan(accelerator=accelerator, devices=devices,
+                 precision=resolve_precision(cfg.train.precision, accelerator), world_size=world,
+                 batch_tokens=batch_tokens, total_steps=max(1, math.ceil(cfg.train.tokens / batch_tokens)),
+                 val_every_steps=max(1, round(cfg.train.val_every_tokens / batch_tokens)))
+
+
+def _build_trainer(cfg: DictConfig, plan: _Plan, callbacks: list, logger):
+    import lightning.pytorch as pl
+
+    trainer = pl.Trainer(
+        accelerator=plan.accelerator, devices=plan.devices, num_nodes=cfg.train.num_nodes,
+        strategy=build_strategy(cfg.train.strategy, plan.accelerator), precision=plan.precision,
+        accumulate_grad_batches=cfg.train.grad_accum, logger=logger or False, callbacks=callbacks,
+        enable_checkpointing=False, enable_progress_bar=sys.stderr.isatty(), enable_model_summary=False,
+        num_sanity_val_steps=0, use_distributed_sampler=False, max_steps=plan.total_steps, max_epochs=-1,
+        check_val_every_n_epoch=None, val_check_interval=plan.val_every_steps * cfg.train.grad_accum,
+        plugins=cluster_plugins(),
+    )
+    if trainer.num_devices * trainer.num_nodes != plan.world_size:
+        raise RuntimeError(f"Lightning chose {trainer.num_devices * trainer.num_nodes} processes, "
+                           f"the plan {plan.world_size}")
+    return trainer
+
+
+def _check_run_dir(cfg: DictConfig, rid: str, run_dir: Path, overwrite: bool):
+    """``(finished result or None, (checkpoint path, contents) to resume from or None)``."""
+    from scaling.training.checkpointing import resume_checkpoint
+
+    check_writable_dir(run_dir)
+    if overwrite:
+        if run_dir.is_dir() and _is_main_process():
+            remove_trainer_files(run_dir)
+        return None, None
+    check_same_run(run_dir, rid)
+    check_ours(run_dir)
+    previous = previous_result(run_dir)
+    if previous is not None and previous.status in FINISHED_STATUSES:
+        if cfg.run.resume == "auto":
+            return previous, None
+        raise ScalingError(f"run dir {str(run_dir)!r} already holds a finished run ({previous.status}); "
+                           "pass run.resume=auto to return it, --overwrite to train it again, or choose "
+                           "another run.dir")
+    if cfg.run.resume != "auto":
+        if last_checkpoint(run_dir) is not None:
+            raise ScalingError(f"run dir {str(run_dir)!r} already has a checkpoint; pass run.resume=auto to "
+                               "continue it, --overwrite to start it again, or choose another run.dir")
+        return None, None
+    return None, resume_checkpoint(run_dir)
+
+
+def _plan_branch(cfg: DictConfig, batch_tokens: int, total_steps: int) -> tuple[Path, tuple[int, float]]:
+    """The parent's checkpoint and ``(start_step, start_lr)`` of a cooldown branch."""
+    from scaling.training.checkpointing import branch_checkpoint, load_checkpoint
+
+    path = branch_checkpoint(cfg.run.branch_from, cfg.run.branch_at_tokens)
+    ckpt = load_checkpoint(path)
+    meta, step = ckpt.get("scaling", {}), int(ckpt["global_step"])
+    if meta.get("batch_tokens", batch_tokens) != batch_tokens:
+        raise ScalingError(f"the parent's batch is {meta['batch_tokens']} tokens but this run's is "
+                           f"{batch_tokens}; a branch must keep the trunk's batch "
+                           "(micro_batch_size × seq_len × grad_accum × devices)")
+    if step >= total_steps:
+        raise ScalingError(f"train.tokens={cfg.train.tokens:g} is not past run.branch_at_tokens="
+                           f"{cfg.run.branch_at_tokens:g}: a branch's train.tokens is its total at the end")
+    return path, (step, float(meta["next_lr"]))
+
+
+def _start_files(cfg: DictConfig, run_dir: Path, resume: tuple[Path, dict] | None) -> None:
+    """Write ``config.yaml`` and make ``metrics.jsonl`` end where training restarts."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_config(run_dir, to_yaml(cfg))
+    if resume is not None:  # rows past the checkpoint are trained again: drop them
+        truncate_metrics(run_dir, int(resume[1]["global_step"]))
+    else:  # a fresh start (or a new branch), e.g. after a crash before the first checkpoint
+        metrics_path(run_dir).unlink(missing_ok=True)
+
+
+def _log_run_info(cfg: DictConfig, rid: str, plan: _Plan, wandb_logger) -> None:
+    """The derived numbers to W&B, and one line saying where the offline run is and how to sync it."""
+    counts = count_params(cfg.model)
+    wandb_logger.log_hyperparams({"run_id": rid, "derived": {
+        "params": counts.total, "params_non_embedding": counts.non_embedding,
+        "batch_tokens": plan.batch_tokens,
+        "total_steps": plan.total_steps, "flops_per_token": flops_per_token(cfg.model, cfg.train.seq_len),
+        "world_size": plan.world_size}})
+    if cfg.logging.wandb == "offline":
+        folder = wandb_logger.experiment.settings.sync_dir
+        print(f"wandb: offline run in {folder}; sync with: wandb sync {folder}", file=sys.stderr)
+
+
+def failure_message(error: BaseException, trainer) -> str:
+    """One line for ``result.json``'s ``error`` of a run that stopped on ``error``."""
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    if isinstance(error, SIGTERMException):
+        return "cancelled (SIGTERM)"
+    if isinstance(error, KeyboardInterrupt) or (isinstance(error, SystemExit) and trainer.interrupted):
+        return "interrupted"  # Ctrl-C: Lightning shuts down and exits with SystemExit(1)
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text.splitlines()[0]}" if text else type(error).__name__
+
+
+def train(cfg, callbacks=(), run_dir: str | Path | None = None, overwrite: bool = False,
+          progress_every_s: float = 30.0) -> RunResult:
     """Train one model as ``cfg`` says and return its result (also written to ``<run dir>/result.json``).
 
     ``cfg`` is a config from :func:`scaling.load_config` (or a :class:`~scaling.Config`, or a dict
     of overrides of the defaults). ``callbacks`` are extra Lightning callbacks. A user error
     (config, data, run dir, checkpoint shape) raises :class:`ScalingError` before anything is
-    trained; a diverged run returns status ``diverged``.
+    trained; a diverged run returns status ``diverged``. ``overwrite`` first removes the files the
+    trainer writes in the run dir (and only those), so the run starts again. When stderr is not a
+    terminal (logs of SLURM jobs, CI), a progress line is printed every ``progress_every_s`` seconds
+    (0: never).
     """
     import lightning.pytorch as pl
 
@@ -197,6 +237,7 @@ def train(cfg, callbacks=(), run_dir: str | Path | None = None) -> RunResult:
     from scaling.training.divergence import DivergenceMonitor
     from scaling.training.lightning_module import LanguageModel, as_config, check_attention_kernel
     from scaling.training.metrics import MetricsLogger
+    from scaling.training.progress import ProgressLine
 
     started = time.time()
     cfg = as_config(cfg)
@@ -210,101 +251,76 @@ def train(cfg, callbacks=(), run_dir: str | Path | None = None) -> RunResult:
     if vocab_note and main:
         print(f"note: {vocab_note}", file=sys.stderr)
 
-    check_run_dir(run_dir, rid)
-    previous = read_result(run_dir)
-    if previous is not None and previous.status in FINISHED_STATUSES:
-        if cfg.run.resume == "auto":
-            return previous
-        raise ScalingError(f"run dir {str(run_dir)!r} already holds a finished run ({previous.status}); "
-                           "pass run.resume=auto to return it, or choose another run.dir")
-    resume_from = last_checkpoint(run_dir)
-    if resume_from is not None and cfg.run.resume != "auto":
-        raise ScalingError(f"run dir {str(run_dir)!r} already has a checkpoint; pass run.resume=auto to continue "
-                           "it, or choose another run.dir")
+    # 1. The run dir: ours, writable, not finished; what to resume from.
+    finished, resume = _check_run_dir(cfg, rid, run_dir, overwrite)
+    if finished is not None:
+        return finished
 
+    # 2. Everything the Trainer needs, resolved before it is built (fast one-line errors first).
     datamodule = TokenDataModule.from_config(cfg)  # missing or unprepared data fails here, in one line
-    accelerator = resolve_accelerator(cfg.train.accelerator)
-    check_accelerator(accelerator)
+    plan = _plan(cfg)
     require_wandb_login(cfg.logging.wandb, "logging.wandb")
-    strategy = build_strategy(cfg.train.strategy, accelerator)
-    precision = resolve_precision(cfg.train.precision, accelerator)
-    devices = parse_devices(cfg.train.devices)
     if main:  # one probe, on the device rank 0 will use (no CUDA context on others' GPUs)
-        check_attention_kernel(cfg.train.attention, accelerator, precision,
-                               device_index=devices[0] if isinstance(devices, list) else 0)
+        check_attention_kernel(cfg.train.attention, plan.accelerator, plan.precision,
+                               device_index=plan.devices[0] if isinstance(plan.devices, list) else 0)
+    branch, start_from = None, resume[0] if resume else None
+    if cfg.run.branch_from is not None:
+        parent_ckpt, branch = _plan_branch(cfg, plan.batch_tokens, plan.total_steps)
+        start_from = start_from or parent_ckpt
     torch.set_float32_matmul_precision("high")  # TF32 matmuls on GPUs that have them
-    wandb_logger = _wandb_logger(cfg, rid, run_dir)
-    monitor = DivergenceMonitor(cfg.train.max_loss)
+
+    # 3. The Trainer, with its length and validation interval fixed at construction.
+    monitor = DivergenceMonitor(cfg.train.max_loss, check_every_steps=cfg.train.log_every_steps)
     metrics = MetricsLogger(run_dir, cfg.train.log_every_steps)
     checkpoints = TokenCheckpoints(run_dir, cfg.train.checkpoint_every_tokens, cfg.train.checkpoint_at_tokens,
                                    skip_if=monitor)
-    quiet_lightning()
-    trainer = pl.Trainer(
-        accelerator=accelerator, devices=devices, num_nodes=cfg.train.num_nodes,
-        strategy=strategy, precision=precision,
-        accumulate_grad_batches=cfg.train.grad_accum, logger=wandb_logger or False,
-        callbacks=[monitor, metrics, checkpoints, *callbacks], enable_checkpointing=False,
-        enable_progress_bar=sys.stderr.isatty(), enable_model_summary=False, num_sanity_val_steps=0,
-        use_distributed_sampler=False, default_root_dir=str(run_dir), max_steps=-1, max_epochs=-1,
-        check_val_every_n_epoch=None, val_check_interval=1,  # set from tokens below
-        plugins=_cluster_plugins(),
-    )
-    world = trainer.num_devices * trainer.num_nodes
-    batch_tokens = global_batch_tokens(cfg, world)
-    total_steps = max(1, math.ceil(cfg.train.tokens / batch_tokens))
-    val_every_steps = max(1, round(cfg.train.val_every_tokens / batch_tokens))
-    trainer.fit_loop.epoch_loop.max_steps = total_steps
-    trainer.val_check_interval = trainer.val_check_batch = val_every_steps * cfg.train.grad_accum
+    extra = [ProgressLine(progress_every_s)] if progress_every_s > 0 and not sys.stderr.isatty() else []
+    with quiet_lightning():
+        wandb_logger = _wandb_logger(cfg, rid, run_dir)
+        trainer = _build_trainer(cfg, plan, [monitor, metrics, checkpoints, *extra, *callbacks], wandb_logger)
+        pl.seed_everything(cfg.run.seed, verbose=False)  # initial weights and dropout follow run.seed
+        model = LanguageModel(cfg, branch=branch, log_to_loggers=False)
+        if main:
+            _start_files(cfg, run_dir, resume)
+        if wandb_logger is not None and trainer.is_global_zero:
+            _log_run_info(cfg, rid, plan, wandb_logger)
 
-    branch, start_from = None, resume_from
-    if cfg.run.branch_from is not None:
-        parent_ckpt, branch = _plan_branch(cfg, batch_tokens, total_steps)
-        start_from = resume_from or parent_ckpt
-    pl.seed_everything(cfg.run.seed, verbose=False)  # initial weights and dropout follow run.seed
-    model = LanguageModel(cfg, branch=branch, log_to_loggers=False)
+        # 4. Fit (from last.ckpt on a resume, or a parent's checkpoint for a branch).
+        try:
+            # Checkpoints hold tensors and plain values only: loaded without running code from the file.
+            trainer.fit(model, datamodule=datamodule, ckpt_path=str(start_from) if start_from else None,
+                        weights_only=True)
+        except ScalingError:
+            raise
+        except BaseException as e:
+            if trainer.is_global_zero:
+                result = _result(cfg, rid, run_dir, trainer, model, metrics, monitor, plan.batch_tokens,
+                                 started, status=STATUS_FAILED, error=failure_message(e, trainer))
+                write_result(run_dir, result)
+                _finish_wandb(wandb_logger, result, exit_code=1)
+            raise
 
-    if main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        write_config(run_dir, to_yaml(cfg))
-        if resume_from is not None:  # rows past the checkpoint are trained again: drop them
-            truncate_metrics(run_dir, _read_checkpoint_meta(resume_from)["step"])
-        else:  # a fresh start (or a new branch), e.g. after a crash before the first checkpoint
-            metrics_path(run_dir).unlink(missing_ok=True)
-    if wandb_logger is not None and trainer.is_global_zero:
-        counts = count_params(cfg.model)
-        wandb_logger.log_hyperparams({"run_id": rid, "derived": {
-            "params": counts.total, "params_non_embedding": counts.non_embedding, "batch_tokens": batch_tokens,
-            "total_steps": total_steps, "flops_per_token": flops_per_token(cfg.model, cfg.train.seq_len),
-            "world_size": world}})
-
-    try:
-        # Our own checkpoints hold RNG and sampler states (numpy objects): a full, not weights-only, load.
-        trainer.fit(model, datamodule=datamodule, ckpt_path=str(start_from) if start_from else None,
-                    weights_only=False)
-    except ScalingError:
-        raise
-    except BaseException as e:
-        if trainer.is_global_zero:
-            result = _result(cfg, rid, run_dir, trainer, model, metrics, monitor, batch_tokens, started,
-                             status=STATUS_FAILED, error=f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
-            write_result(run_dir, result)
-            _finish_wandb(wandb_logger, result, exit_code=1)
-        raise
-
+    # 5. The result (a run resumed from its final checkpoint validates the model it restored).
+    finished_steps = not monitor.diverged and trainer.global_step >= plan.total_steps
+    if finished_steps and metrics.last_val_step != trainer.global_step:
+        with quiet_lightning():
+            trainer.validate(model, datamodule=datamodule, verbose=False)
     if monitor.diverged:
         status, error = STATUS_DIVERGED, None
-    elif trainer.interrupted or trainer.global_step < total_steps:
-        status, error = STATUS_FAILED, f"interrupted at step {trainer.global_step} of {total_steps}"
+    elif trainer.interrupted or trainer.global_step < plan.total_steps:
+        status, error = STATUS_FAILED, f"interrupted at step {trainer.global_step} of {plan.total_steps}"
     else:
         status, error = STATUS_DONE, None
-    result = _result(cfg, rid, run_dir, trainer, model, metrics, monitor, batch_tokens, started, status, error)
+    result = _result(cfg, rid, run_dir, trainer, model, metrics, monitor, plan.batch_tokens, started, status,
+                     error)
     if trainer.is_global_zero:
         write_result(run_dir, result)
         _finish_wandb(wandb_logger, result, exit_code=0 if status == STATUS_DONE else 1)
     return result
 
 
-def _result(cfg, rid, run_dir, trainer, model, metrics, monitor, batch_tokens, started, status, error=None) -> RunResult:
+def _result(cfg, rid, run_dir, trainer, model, metrics, monitor, batch_tokens, started, status,
+            error=None) -> RunResult:
     counts = count_params(cfg.model)
     tokens = trainer.global_step * batch_tokens
     tokens_per_sec, run_mfu = metrics.run_throughput(trainer, model)
@@ -314,11 +330,14 @@ def _result(cfg, rid, run_dir, trainer, model, metrics, monitor, batch_tokens, s
         status=status, run_id=rid, run_dir=str(run_dir), params=counts.total,
         params_non_embedding=counts.non_embedding, tokens=tokens,
         flops=flops_per_token(cfg.model, cfg.train.seq_len) * tokens,
-        final_val_loss=metrics.final_val_loss, best_val_loss=metrics.best_val_loss, val_bpb=metrics.final_val_bpb,
-        final_train_loss=metrics.final_train_loss, tokens_per_sec=tokens_per_sec, mfu=run_mfu, wall_time_s=metrics.wall_time(),
-        hardware=hardware(trainer.strategy.root_device, trainer.world_size), seed=cfg.run.seed, git_sha=git_sha(),
+        final_val_loss=metrics.final_val_loss, best_val_loss=metrics.best_val_loss,
+        val_bpb=metrics.final_val_bpb, final_train_loss=metrics.final_train_loss,
+        tokens_per_sec=tokens_per_sec, mfu=run_mfu, wall_time_s=metrics.wall_time(),
+        hardware=hardware(trainer.strategy.root_device, trainer.world_size), seed=cfg.run.seed,
+        git_sha=git_sha(),
         steps=trainer.global_step, lr=cfg.optim.lr, batch_tokens=batch_tokens, seq_len=cfg.train.seq_len,
-        model=cfg.model.name, diverged_at_step=monitor.diverged_at_step, last_good_loss=monitor.last_good_loss,
+        model=cfg.model.name, diverged_at_step=monitor.diverged_at_step,
+        last_good_loss=monitor.last_good_loss,
         parent=({"run_dir": str(cfg.run.branch_from), "tokens": cfg.run.branch_at_tokens}
                 if cfg.run.branch_from is not None else None),
         error=error,
