@@ -83,7 +83,7 @@ def test_scores_are_the_choices_log_likelihoods(tiny_corpus):
     assert scores["bpb"] == pytest.approx(expected_bpb, rel=1e-5)
 
 
-def test_the_shipped_task_has_four_choices_and_balanced_answer_positions():
+def test_the_shipped_task_offers_reorderings_of_the_right_line_at_balanced_positions():
     task = load_task("stdlib-nextline")
     assert len(task.items) == 300 and set(SHIPPED_TASKS) == {"stdlib-nextline"}
     counts = [0] * 4
@@ -91,7 +91,9 @@ def test_the_shipped_task_has_four_choices_and_balanced_answer_positions():
         assert len(item.choices) == 4 and len(set(item.choices)) == 4
         right = item.choices[item.label]
         indent = len(right) - len(right.lstrip(" "))
-        assert all(len(c) - len(c.lstrip(" ")) == indent for c in item.choices)  # indentation gives nothing away
+        for choice in item.choices:  # same bytes, same words, same indentation: only the order differs
+            assert sorted(choice.strip().split(" ")) == sorted(right.strip().split(" ")) and choice[-1] == "\n"
+            assert len(choice) - len(choice.lstrip(" ")) == indent
         counts[item.label] += 1
     assert all(45 <= c <= 105 for c in counts), counts
 

@@ -1,10 +1,14 @@
 """The shipped offline task ``stdlib-nextline``: the real next line of a Python function among four.
 
 Each item shows the last lines of a function from the interpreter's standard library (up to the
-line to predict) and offers four lines: the one that follows in the source and three drawn at
-random from other functions of the same library, with the same indentation (so the indentation
-alone does not give the answer away). Built deterministically from a list of files and a seed;
-``scripts/build_stdlib_task.py`` writes the file the package ships.
+line to predict) and offers four lines: the one that follows in the source and three reorderings of
+its own space-separated words, at the same indentation. Every choice has the same bytes and the
+same tokens in another order, so length and token frequencies give nothing away: a model that
+knows only which tokens are common scores chance (25 %), and accuracy rises with what it learned
+of code's structure and of the context. (Distractor lines drawn from other functions leave models
+small enough for a CPU at chance: they rank lines by their own frequency, not by the context.)
+Built deterministically from a list of files and a seed; ``scripts/build_stdlib_task.py`` writes
+the file the package ships.
 
 The items come from the same library the built-in corpus trains on, so the task measures how well a
 model learned that code, memorisation included; it is a downstream metric that needs no download,
@@ -20,6 +24,7 @@ from pathlib import Path
 
 CONTEXT_LINES = 8  # lines of the function shown before the line to predict
 MIN_CHARS, MAX_CHARS = 12, 72  # length of a candidate line without its indentation
+MIN_WORDS = 4  # space-separated words of a line to predict (enough distinct reorderings)
 N_CHOICES = 4
 
 
@@ -37,7 +42,7 @@ def _docstring_lines(fn: ast.AST) -> set[int]:
 def _candidate(line: str) -> bool:
     text = line.strip()
     return (MIN_CHARS <= len(text) <= MAX_CHARS and not text.startswith(("#", '"', "'")) and "\t" not in line
-            and text.isascii())
+            and "  " not in text and text.isascii())
 
 
 def function_targets(source: str) -> list[tuple[list[str], str]]:
@@ -64,25 +69,34 @@ def function_targets(source: str) -> list[tuple[list[str], str]]:
     return out
 
 
+def reorderings(line: str, n: int, rng: random.Random) -> list[str]:
+    """Up to ``n`` distinct reorderings of ``line``'s space-separated words (indentation kept), none
+    equal to ``line``, in a deterministic order for a given ``rng`` state."""
+    indent, words = " " * _indent(line), line.strip().split(" ")
+    found: list[str] = []
+    for _ in range(50):
+        shuffled = words[:]
+        rng.shuffle(shuffled)
+        candidate = indent + " ".join(shuffled)
+        if candidate != line and candidate not in found:
+            found.append(candidate)
+        if len(found) == n:
+            break
+    return found
+
+
 def build_items(files: list[Path], n_items: int, seed: int = 0) -> list[dict]:
     """``n_items`` task items from ``files`` (deterministic for the same files, order and seed)."""
-    pairs, pool = [], {}
+    pairs = []
     for path in files:
-        for context, line in function_targets(Path(path).read_text(encoding="utf-8", errors="replace")):
-            pairs.append((context, line))
-            pool.setdefault(_indent(line), []).append(line)
+        pairs += function_targets(Path(path).read_text(encoding="utf-8", errors="replace"))
     rng = random.Random(seed)
     rng.shuffle(pairs)
     items = []
     for context, line in pairs:
-        same_indent = pool[_indent(line)]
-        distractors: list[str] = []
-        for _ in range(50):
-            other = rng.choice(same_indent)
-            if other.strip() != line.strip() and other not in distractors and other not in context:
-                distractors.append(other)
-            if len(distractors) == N_CHOICES - 1:
-                break
+        if len(line.strip().split(" ")) < MIN_WORDS:
+            continue
+        distractors = reorderings(line, N_CHOICES - 1, rng)
         if len(distractors) < N_CHOICES - 1:
             continue
         choices = [line, *distractors]
