@@ -40,3 +40,19 @@ def test_downstream_eval_logs_task_metrics_every_interval_and_at_the_end(tiny_cf
     assert model.model.training  # restored to training mode after each scoring
     logged = (tmp_path / "csv" / "metrics.csv").read_text().splitlines()[0]
     assert "eval/stdlib-nextline/bpb" in logged
+
+
+def test_the_callback_is_built_from_an_eval_group_and_absent_without_tasks(tiny_cfg, tiny_corpus):
+    from omegaconf import OmegaConf
+
+    from data_pipelines import PreparedDataset
+    from scaling import TokenDataModule
+    from scaling.training.eval_callback import DownstreamEval
+
+    data = TokenDataModule.from_config(tiny_cfg())
+    off = OmegaConf.create({"eval": {"tasks": [], "every_tokens": 1e6, "limit": None}})
+    assert DownstreamEval.from_config(off, data, None) is None
+    on = OmegaConf.create({"eval": {"tasks": ["stdlib-nextline"], "every_tokens": 4096, "limit": 5}})
+    callback = DownstreamEval.from_config(on, data, "run")
+    assert [t.name for t in callback.tasks] == ["stdlib-nextline"] and len(callback.tasks[0].items) == 5
+    assert callback.every_tokens == 4096 and callback.eos_id == PreparedDataset.open(tiny_corpus).eos_id

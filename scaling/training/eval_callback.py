@@ -35,6 +35,17 @@ class DownstreamEval(StepEndCallback):
         self.final: dict[str, float] = {}  # the last scores as metric names, for result.json
         self.last_eval_step: int | None = None
 
+    @classmethod
+    def from_config(cls, cfg, datamodule, run_dir: str | Path | None) -> DownstreamEval | None:
+        """The callback a run config's ``eval`` group asks for (``eval.tasks``, ``eval.every_tokens``,
+        ``eval.limit``), scored with the tokenizer of the run's data; None when no tasks are set."""
+        group = cfg.get("eval") if hasattr(cfg, "get") else getattr(cfg, "eval", None)
+        if group is None or not group.tasks:
+            return None
+        dataset = datamodule.datasets[0][0]
+        return cls(list(group.tasks), group.every_tokens, dataset.tokenizer(), dataset.eos_id, run_dir=run_dir,
+                   limit=group.get("limit"))
+
     def on_step_end(self, trainer, pl_module) -> None:
         per_step = batch_tokens(trainer, pl_module)
         tokens = trainer.global_step * per_step
