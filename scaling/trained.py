@@ -46,6 +46,9 @@ def load_model_weights(path: str | Path) -> dict:
     import torch
 
     path = Path(path)
+    if path.is_dir():
+        raise ScalingError(f"checkpoint {str(path)!r} is a folder (a sharded checkpoint); export needs one "
+                           "consolidated .ckpt file")
     if not path.is_file():
         raise ScalingError(f"checkpoint {str(path)!r} not found; pass a .ckpt file of the run")
     try:
