@@ -166,3 +166,20 @@ def test_a_checkpoint_that_needs_full_unpickling_is_refused(tmp_path):
     with pytest.raises(ScalingError, match="is not a run dir"):
         export_run(tmp_path, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_every_model_preset_maps_onto_its_architecture_with_matching_weight_shapes():
+    from scaling.config_loading import list_presets
+    from scaling.export.architectures import hf_config, hf_weights
+    from scaling.export.writer import check_layout, expected_weight_shapes
+
+    seen = set()
+    for preset in list_presets("model"):
+        m = load_config(overrides=[f"model={preset}"]).model
+        arch = choose_architecture(m)
+        seen.add(arch)
+        with torch.device("meta"):  # shapes only: the large presets are never allocated
+            state = build_model(m).state_dict()
+        config = hf_config(arch, m, eos_id=0, pad_id=1)
+        check_layout(hf_weights(arch, state, m), expected_weight_shapes(config), bool(m.tie_embeddings), arch)
+    assert seen == {"llama", "gpt2"}

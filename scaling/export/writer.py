@@ -35,7 +35,7 @@ def _pad_token(tok) -> tuple[str | None, int | None]:
     return None, None
 
 
-def _expected_keys(config) -> dict[str, tuple[int, ...]]:
+def expected_weight_shapes(config) -> dict[str, tuple[int, ...]]:
     """Parameter names and shapes of the transformers model for ``config``, without allocating it."""
     import torch
     import transformers
@@ -45,7 +45,9 @@ def _expected_keys(config) -> dict[str, tuple[int, ...]]:
     return {k: tuple(v.shape) for k, v in model.state_dict().items()}
 
 
-def _check_layout(weights: dict, expected: dict[str, tuple[int, ...]], tied: bool, arch: str) -> None:
+def check_layout(weights: dict, expected: dict[str, tuple[int, ...]], tied: bool, arch: str) -> None:
+    """Raise unless ``weights`` has exactly the names and shapes transformers expects (``lm_head`` left
+    out when tied)."""
     wanted = {k: s for k, s in expected.items() if not (tied and k == "lm_head.weight")}
     missing, extra = sorted(set(wanted) - set(weights)), sorted(set(weights) - set(wanted))
     wrong = sorted(k for k in set(wanted) & set(weights) if tuple(weights[k].shape) != wanted[k])
@@ -68,7 +70,7 @@ def write_model_folder(trained: TrainedModel, out: str | Path) -> Path:
     config = hf_config(arch, m, trained.eos_id, pad_id)
     config.architectures = [ARCHITECTURES[arch]]
     weights = hf_weights(arch, trained.model.state_dict(), m)
-    _check_layout(weights, _expected_keys(config), bool(m.tie_embeddings), arch)
+    check_layout(weights, expected_weight_shapes(config), bool(m.tie_embeddings), arch)
 
     tmp = out.with_name(f".{out.name}.partial")
     shutil.rmtree(tmp, ignore_errors=True)
