@@ -22,6 +22,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("scaling.cli.bench", "throughput and MFU of the trainer against a plain PyTorch loop"),
     "sweep": ("sweeps.cli", "plan, run, follow (status, wait) sweeps of many runs (local or SLURM)"),
     "fit": ("scaling.cli.fit", "fit scaling laws to runs and recommend the large run"),
+    "export": ("scaling.cli.export", "write a run's model as a Hugging Face transformers folder"),
+    "eval": ("scaling.cli.eval", "score a run on multiple-choice tasks (accuracy, bits per byte)"),
     "demo": ("sweeps.demo", "the whole study on the built-in corpus: prepare, sweep, fit"),
 }
 
