@@ -204,6 +204,16 @@ class LoggingConfig:
 
 
 @dataclass
+class EvalConfig:
+    """Downstream multiple-choice tasks scored during training (``scaling eval`` scores a finished run)."""
+
+    # shipped task names (stdlib-nextline) or JSONL files; empty = no downstream evaluation
+    tasks: list[str] = field(default_factory=list)
+    every_tokens: float = checked(5e6, POSITIVE)  # score the tasks every this many training tokens, and at the end
+    limit: int | None = checked(None, POSITIVE)  # score only the first N items of each task (None = all)
+
+
+@dataclass
 class Config:
     """The whole configuration of one training run."""
 
@@ -214,6 +224,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     run: RunConfig = field(default_factory=RunConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
 
 
 _DEVICES = re.compile(r"auto|-1|[1-9]\d*|\d+(\s*,\s*\d+)+,?|\d+\s*,")  # auto, a count, or an index list

@@ -33,7 +33,7 @@ GROUPS = tuple(f.name for f in dataclasses.fields(Config))
 # Keys that say where and how a run executes, not what it computes: left out of the run id (a whole
 # group when the key names one); the fit never treats them as knobs either.
 RUN_NEUTRAL_KEYS: tuple[str, ...] = (
-    "run.dir", "run.name", "run.resume", "logging", "train.threads", "data.verify", "train.attention",
+    "run.dir", "run.name", "run.resume", "logging", "eval", "train.threads", "data.verify", "train.attention",
 )
 # `${oc.env:HOME}`, `${oc.decode:...}`: a resolver call inside an interpolation (`${other.key}` is allowed)
 _RESOLVER_CALL = re.compile(r"\$\{\s*[\w.\-]+\s*:")

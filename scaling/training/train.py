@@ -28,6 +28,7 @@ from scaling.config import parse_devices, validate
 from scaling.config_loading import resolve_vocab_size, run_id, to_yaml
 from scaling.counting import count_params, flops_per_token, global_batch_tokens
 from scaling.errors import ScalingError
+from scaling.training.eval_callback import DownstreamEval
 from scaling.training.lightning_setup import (
     build_strategy,
     check_accelerator,
@@ -275,6 +276,8 @@ def train(cfg, callbacks=(), run_dir: str | Path | None = None, overwrite: bool 
     checkpoints = TokenCheckpoints(run_dir, cfg.train.checkpoint_every_tokens, cfg.train.checkpoint_at_tokens,
                                    skip_if=monitor)
     extra = [ProgressLine(progress_every_s)] if progress_every_s > 0 and not sys.stderr.isatty() else []
+    downstream = DownstreamEval.from_config(cfg, datamodule, run_dir)  # None without eval.tasks
+    extra += [downstream] if downstream else []
     with quiet_lightning():
         wandb_logger = _wandb_logger(cfg, rid, run_dir)
         trainer = _build_trainer(cfg, plan, [monitor, metrics, checkpoints, *extra, *callbacks], wandb_logger)
@@ -313,6 +316,8 @@ def train(cfg, callbacks=(), run_dir: str | Path | None = None, overwrite: bool 
         status, error = STATUS_DONE, None
     result = _result(cfg, rid, run_dir, trainer, model, metrics, monitor, plan.batch_tokens, started, status,
                      error)
+    if downstream:  # the last scores of each task go into result.json (and so the W&B summary)
+        result.extra.update(downstream.final)
     if trainer.is_global_zero:
         write_result(run_dir, result)
         _finish_wandb(wandb_logger, result, exit_code=0 if status == STATUS_DONE else 1)
