@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -192,6 +193,7 @@ def train(cfg, callbacks=(), run_dir: str | Path | None = None) -> RunResult:
     """
     import lightning.pytorch as pl
 
+    from scaling.training.callbacks_common import RankHosts
     from scaling.training.checkpointing import TokenCheckpoints
     from scaling.training.data_module import TokenDataModule
     from scaling.training.divergence import DivergenceMonitor
@@ -235,12 +237,13 @@ def train(cfg, callbacks=(), run_dir: str | Path | None = None) -> RunResult:
     metrics = MetricsLogger(run_dir, cfg.train.log_every_steps)
     checkpoints = TokenCheckpoints(run_dir, cfg.train.checkpoint_every_tokens, cfg.train.checkpoint_at_tokens,
                                    skip_if=monitor)
+    rank_hosts = RankHosts()
     quiet_lightning()
     trainer = pl.Trainer(
         accelerator=accelerator, devices=devices, num_nodes=cfg.train.num_nodes,
         strategy=strategy, precision=precision,
         accumulate_grad_batches=cfg.train.grad_accum, logger=wandb_logger or False,
-        callbacks=[monitor, metrics, checkpoints, *callbacks], enable_checkpointing=False,
+        callbacks=[monitor, metrics, checkpoints, rank_hosts, *callbacks], enable_checkpointing=False,
         enable_progress_bar=sys.stderr.isatty(), enable_model_summary=False, num_sanity_val_steps=0,
         use_distributed_sampler=False, default_root_dir=str(run_dir), max_steps=-1, max_epochs=-1,
         check_val_every_n_epoch=None, val_check_interval=1,  # set from tokens below
@@ -282,8 +285,8 @@ def train(cfg, callbacks=(), run_dir: str | Path | None = None) -> RunResult:
         raise
     except BaseException as e:
         if trainer.is_global_zero:
-            result = _result(cfg, rid, run_dir, trainer, model, metrics, monitor, batch_tokens, started,
-                             status=STATUS_FAILED, error=f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+            result = _result(cfg, rid, run_dir, trainer, model, metrics, monitor, rank_hosts.hosts, batch_tokens,
+                             started, status=STATUS_FAILED, error=f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
             write_result(run_dir, result)
             _finish_wandb(wandb_logger, result, exit_code=1)
         raise
@@ -294,14 +297,16 @@ def train(cfg, callbacks=(), run_dir: str | Path | None = None) -> RunResult:
         status, error = STATUS_FAILED, f"interrupted at step {trainer.global_step} of {total_steps}"
     else:
         status, error = STATUS_DONE, None
-    result = _result(cfg, rid, run_dir, trainer, model, metrics, monitor, batch_tokens, started, status, error)
+    result = _result(cfg, rid, run_dir, trainer, model, metrics, monitor, rank_hosts.hosts, batch_tokens, started,
+                     status, error)
     if trainer.is_global_zero:
         write_result(run_dir, result)
         _finish_wandb(wandb_logger, result, exit_code=0 if status == STATUS_DONE else 1)
     return result
 
 
-def _result(cfg, rid, run_dir, trainer, model, metrics, monitor, batch_tokens, started, status, error=None) -> RunResult:
+def _result(cfg, rid, run_dir, trainer, model, metrics, monitor, hosts, batch_tokens, started, status,
+            error=None) -> RunResult:
     counts = count_params(cfg.model)
     tokens = trainer.global_step * batch_tokens
     tokens_per_sec, run_mfu = metrics.run_throughput(trainer, model)
@@ -318,7 +323,8 @@ def _result(cfg, rid, run_dir, trainer, model, metrics, monitor, batch_tokens, s
         model=cfg.model.name, diverged_at_step=monitor.diverged_at_step, last_good_loss=monitor.last_good_loss,
         parent=({"run_dir": str(cfg.run.branch_from), "tokens": cfg.run.branch_at_tokens}
                 if cfg.run.branch_from is not None else None),
-        error=error,
+        error=error, num_nodes=trainer.num_nodes, world_size=trainer.world_size,
+        hosts=hosts or [socket.gethostname()],  # empty when it failed before fitting started
     )
 
 
