@@ -19,7 +19,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
 
     p = sub.add_parser("run", help="launch the unfinished runs of a spec, locally or on SLURM")
-    p.add_argument("spec", help="sweep spec YAML")
+    p.add_argument("spec", nargs="?", help="sweep spec YAML (or, with --config, the first override)")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="with --config: overrides of the run config")
+    p.add_argument("--config", help="instead of a spec: one run config (e.g. a fit's large_run.yaml), run as a "
+                                    "sweep of one run named after the file")
     p.add_argument("--dir", help="sweep dir (default runs/sweeps/<name>)")
     p.add_argument("--launcher", default="local", help="local (subprocesses here) or slurm (submitit job arrays)")
     p.add_argument("--workers", type=int, help="local: runs at once (one GPU each when there are GPUs)")
@@ -55,6 +58,19 @@ def _key_values(items: list[str]) -> dict:
     return out
 
 
+def _spec_of(args: argparse.Namespace):
+    """The spec file, or with ``--config`` a one-run spec of that run config and the overrides."""
+    from scaling.errors import ScalingError
+
+    if args.config is None:
+        if args.spec is None or args.overrides:
+            raise ScalingError("give one sweep spec YAML, or --config RUN.yaml [KEY=VALUE ...] for a single run")
+        return args.spec
+    from sweeps.launch import config_spec
+
+    return config_spec(args.config, [*([args.spec] if args.spec else []), *args.overrides])
+
+
 def _wait(sweep_dir, poll: float, timeout: float | None) -> int:
     from sweeps.status import format_status, wait_for
 
@@ -79,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.sweep_command == "run":
         train_cmd = shlex.split(args.train_cmd) if args.train_cmd else None
-        root, _ = launch.run_sweep(args.spec, args.dir, launcher=args.launcher, workers=args.workers,
+        root, _ = launch.run_sweep(_spec_of(args), args.dir, launcher=args.launcher, workers=args.workers,
                                    threads=args.threads, retry_failed=args.retry_failed,
                                    slurm=_key_values(args.slurm), train_cmd=train_cmd)
         if args.launcher == "slurm" and not args.wait:
