@@ -169,8 +169,10 @@ def test_a_requeued_two_node_job_resumes_from_its_checkpoint_and_ends_with_the_u
     subprocess.run(["scancel", "--batch", "--signal=USR2", job], check=True)
     _wait_until(lambda: any(e["event"] == "end" for e in store.attempts(rid)), what="the first attempt's end")
     assert [e.get("outcome") for e in store.attempts(rid) if e["event"] == "end"] == ["requeued"]
-    _wait_until(lambda: subprocess.run(["scontrol", "update", f"jobid={job}", "StartTime=now+2"],
-                                       capture_output=True).returncode == 0, what="requeued job")
+    # a requeued job waits ~2 minutes before it may start again; once it is pending, let it start now+2
+    _wait_until(lambda: subprocess.run(["squeue", "-h", "-j", job, "-o", "%T"], capture_output=True,
+                                       text=True).stdout.strip() == "PENDING", what="the job pending again")
+    subprocess.run(["scontrol", "update", f"jobid={job}", "StartTime=now+2"], check=True, capture_output=True)
     ref_dir = _reference(tmp_path, tiny_corpus, *common)
     states = wait_for(root, poll_s=1.0, timeout_s=600)
     assert states is not None and states[0].state == "done"
