@@ -52,7 +52,7 @@ class SlurmSettings:
     nodes: int = 1  # nodes per run (the runs' train.num_nodes; a run that sets it itself keeps its own)
     tasks_per_node: int | None = None  # ranks per node (train.devices); None = gpus_per_node, else 1
     cpus_per_task: int = 1  # CPU cores per rank; also the trainer's train.threads
-    mem_gb: float | None = None  # memory per run in GB; None = the partition's default
+    mem_gb: float | None = None  # memory per node of a run in GB; None = the partition's default
     time_min: int = 60  # time limit per attempt in minutes; a time-out requeues and resumes
     max_concurrent: int = 64  # array concurrency cap (sbatch --array=...%N)
     max_requeues: int = 3  # time-outs a run may requeue after (preemptions do not count)

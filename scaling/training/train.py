@@ -25,7 +25,7 @@ from omegaconf import DictConfig
 from scaling.config import parse_devices, validate
 from scaling.config_loading import load_config, run_id, to_yaml
 from scaling.counting import count_params, flops_per_token
-from scaling.errors import ScalingError
+from scaling.errors import EXIT_STOPPED, ScalingError
 from scaling.training.run_files import (
     CONFIG_FILE,
     FINISHED_STATUSES,
@@ -192,6 +192,7 @@ def train(cfg, callbacks=(), run_dir: str | Path | None = None) -> RunResult:
     trained; a diverged run returns status ``diverged``.
     """
     import lightning.pytorch as pl
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
 
     from scaling.training.callbacks_common import RankHosts
     from scaling.training.checkpointing import TokenCheckpoints
@@ -283,6 +284,8 @@ def train(cfg, callbacks=(), run_dir: str | Path | None = None) -> RunResult:
                     weights_only=False)
     except ScalingError:
         raise
+    except SIGTERMException:  # the scheduler stops the job (preemption, requeue): not a failed run
+        raise SystemExit(EXIT_STOPPED) from None
     except BaseException as e:
         if trainer.is_global_zero:
             result = _result(cfg, rid, run_dir, trainer, model, metrics, monitor, rank_hosts.hosts, batch_tokens,

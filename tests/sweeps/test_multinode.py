@@ -104,6 +104,30 @@ def test_a_run_config_file_is_a_sweep_of_one_run_named_after_it(tmp_path, tiny_c
     assert "give one sweep spec YAML, or --config RUN.yaml" in capsys.readouterr().err
 
 
+@pytest.mark.slow
+def test_a_trainer_stopped_by_sigterm_leaves_no_failed_result_and_its_attempt_is_interrupted(tmp_path, tiny_corpus):
+    import signal
+    import sys
+
+    from scaling.errors import EXIT_STOPPED
+    from sweeps.execute import _outcome
+
+    store = SweepStore(tmp_path)
+    run_dir = store.run_dir("r1")
+    args = tiny_overrides(tiny_corpus, run_dir, "train.tokens=1e6", "train.checkpoint_every_tokens=1024")
+    proc = subprocess.Popen([sys.executable, "-m", "scaling", "train", *args], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        _wait_until(lambda: len(read_metrics(run_dir)) >= 3, timeout=120, what="training")
+        proc.send_signal(signal.SIGTERM)  # what SLURM sends every process of a job it preempts or requeues
+        assert proc.wait(timeout=60) == EXIT_STOPPED, proc.stderr.read().decode()[-2000:]
+    finally:
+        proc.kill()
+    assert read_result(run_dir) is None and (run_dir / "checkpoints" / "last.ckpt").exists()
+    # a sweep counts the attempt as interrupted (resumable), not failed
+    assert _outcome(store, "r1", EXIT_STOPPED) == "interrupted" and store.failure("r1") is None
+
+
 @pytest.fixture
 def two_nodes(slurm_cluster):
     """The cluster has at least two idle nodes (SLURM_LOCAL_NODES=2 scripts/slurm_local.sh start)."""
