@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A real SLURM cluster on this machine (one node, or several), to try the SLURM launcher and to test it in CI.
 #
-#   scripts/slurm_local.sh start    # write a config, start slurmctld + slurmd(s), wait until the nodes are idle
+#   scripts/slurm_local.sh start    # write a config, start slurmctld + slurmd(s), wait for idle nodes
 #   eval "$(scripts/slurm_local.sh env)"   # export SLURM_CONF so sbatch/squeue/scancel find the cluster
 #   scaling sweep run configs/sweeps/lr_seeds.yaml --launcher slurm
 #   scripts/slurm_local.sh status   # daemons and the nodes' states
@@ -20,9 +20,9 @@
 # UTS namespace (its own hostname and address), all joined by a bridge that also carries the controller's
 # address <subnet>.1; node i is <subnet>.(10+i). Each slurmd sees $SLURM_LOCAL_DIR/hosts as /etc/hosts (a
 # bind mount in its own mount namespace) naming every node, so a job's ranks find each other by the
-# hostnames SLURM lists (MASTER_ADDR for torch.distributed); the machine's own /etc/hosts is not touched. The interface and
-# namespace names start with a tag derived from SLURM_LOCAL_DIR, so two clusters on one machine do not
-# meet, and `stop` removes exactly what `start` recorded in $SLURM_LOCAL_DIR/created.
+# hostnames SLURM lists (MASTER_ADDR for torch.distributed); the machine's own /etc/hosts is not touched.
+# The interface and namespace names start with a tag derived from SLURM_LOCAL_DIR, so two clusters on one
+# machine do not meet, and `stop` removes exactly what `start` recorded in $SLURM_LOCAL_DIR/created.
 #
 # Pitfalls this script takes care of:
 # - A fresh state dir restarts job ids at 1 and submitit would read an old job's result from a reused
@@ -113,7 +113,8 @@ EOF
     echo "NodeName=localhost NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem_mb State=UNKNOWN" >> "$CONF"
   else
     for i in $(seq 1 "$NODES"); do
-      echo "NodeName=node$i NodeAddr=$SUBNET.$((10 + i)) CPUs=$cpus RealMemory=$mem_mb State=UNKNOWN" >> "$CONF"
+      echo "NodeName=node$i NodeAddr=$SUBNET.$((10 + i)) CPUs=$cpus RealMemory=$mem_mb State=UNKNOWN" \
+        >> "$CONF"
     done
   fi
   echo "PartitionName=debug Nodes=$(node_names | paste -sd,) Default=YES MaxTime=INFINITE State=UP" >> "$CONF"
@@ -130,7 +131,7 @@ make_network() {
   ip link add "${TAG}br" type bridge && echo "link ${TAG}br" >> "$CREATED"
   ip addr add "$CTL_ADDR/24" dev "${TAG}br"
   ip link set "${TAG}br" up
-  hosts=$(printf '127.0.0.1 localhost\n%s localhost-controller\n' "$CTL_ADDR"
+  hosts=$(echo "127.0.0.1 localhost"
           for i in $(seq 1 "$NODES"); do echo "$SUBNET.$((10 + i)) node$i"; done)
   for i in $(seq 1 "$NODES"); do
     ns="${TAG}n$i" host_if="${TAG}h$i" node_if="${TAG}p$i"
