@@ -13,8 +13,14 @@ import sys
 EXIT_INTERRUPTED = 130  # the shell's code for a command stopped by Ctrl-C (128 + SIGINT)
 
 
-def _planning_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("spec", help="sweep spec YAML (examples in configs/sweeps/)")
+def _planning_arguments(p: argparse.ArgumentParser, for_run: bool = False) -> None:
+    if for_run:  # `sweep run` also takes one run config instead of a spec
+        p.add_argument("spec", nargs="?", help="sweep spec YAML (or, with --config, the first override)")
+        p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="with --config: overrides of the run config")
+        p.add_argument("--config", help="instead of a spec: one run config (e.g. a fit's large_run.yaml), run as a "
+                                        "sweep of one run named after the file")
+    else:
+        p.add_argument("spec", help="sweep spec YAML (examples in configs/sweeps/)")
     p.add_argument("--out", "--dir", dest="dir", help="sweep dir (default runs/sweeps/<name>)")
     p.add_argument("--max-runs", type=int, default=10_000,
                    help="refuse a spec that expands to more runs than this, before expanding it (default 10,000)")
@@ -36,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     p = sub.add_parser("run", help="launch the unfinished runs of a spec, locally or on SLURM (Ctrl-C stops "
                                    "local trainers; they resume on the next run)")
-    _planning_arguments(p)
+    _planning_arguments(p, for_run=True)
     p.add_argument("--launcher", default="local", help="local (subprocesses here) or slurm (submitit job arrays)")
     p.add_argument("--workers", type=int, help="local: runs at once (one GPU each when there are GPUs)")
     p.add_argument("--threads", type=int, help="local: CPU threads per run (default: cores / workers)")
@@ -74,6 +80,19 @@ def _key_values(items: list[str]) -> dict:
         key, value = item.split("=", 1)
         out[key.strip()] = yaml.safe_load(value)
     return out
+
+
+def _spec_of(args: argparse.Namespace):
+    """The spec file, or with ``--config`` a one-run spec of that run config and the overrides."""
+    from scaling.errors import ScalingError
+
+    if args.config is None:
+        if args.spec is None or args.overrides:
+            raise ScalingError("give one sweep spec YAML, or --config RUN.yaml [KEY=VALUE ...] for a single run")
+        return args.spec
+    from sweeps.launch import config_spec
+
+    return config_spec(args.config, [*([args.spec] if args.spec else []), *args.overrides])
 
 
 def _sweep_dir(args: argparse.Namespace) -> str:
@@ -114,7 +133,8 @@ def run(args: argparse.Namespace) -> int:
         try:
             root, _ = _launch(args, train_cmd)
         except KeyboardInterrupt:
-            again = f"scaling sweep run {args.spec}" + (f" --out {args.dir}" if args.dir else "")
+            what = f"--config {args.config}" if args.config else args.spec
+            again = f"scaling sweep run {what}" + (f" --out {args.dir}" if args.dir else "")
             print(f"interrupted: trainers stopped; `{again}` resumes them from their checkpoints", file=sys.stderr)
             return EXIT_INTERRUPTED
         if args.launcher == "slurm" and not args.wait:
@@ -137,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
 def _launch(args: argparse.Namespace, train_cmd: list[str] | None):
     from sweeps import launch
 
-    return launch.run_sweep(args.spec, args.dir, launcher=args.launcher, workers=args.workers,
+    return launch.run_sweep(_spec_of(args), args.dir, launcher=args.launcher, workers=args.workers,
                             threads=args.threads, retry_failed=args.retry_failed, slurm=_key_values(args.slurm),
                             train_cmd=train_cmd, max_runs=args.max_runs,
                             check_data=False if args.skip_data_check else None)

@@ -24,7 +24,7 @@ import threading
 import time
 from pathlib import Path
 
-from scaling.errors import EXIT_DIVERGED, ScalingError
+from scaling.errors import EXIT_DIVERGED, EXIT_STOPPED, ScalingError
 from sweeps.locks import (
     STALE_AFTER_S,
     Heartbeat,
@@ -78,8 +78,8 @@ def train_args(store: SweepStore, entry: dict, group: str, threads: int | None) 
 
 def _outcome(store: SweepStore, run_id: str, code: int) -> str:
     result = store.result(run_id) or {}
-    if code < 0:
-        return "interrupted"  # killed by a signal: preemption, scancel, a SIGKILL; resumable
+    if code < 0 or code == EXIT_STOPPED:
+        return "interrupted"  # killed or stopped by a signal: preemption, scancel, a SIGKILL; resumable
     if code == 0 and result.get("status") == "done":
         return "done"
     if code == EXIT_DIVERGED or result.get("status") == "diverged":

@@ -9,7 +9,7 @@ from sweeps.execute import check_train_cmd
 from sweeps.local import positive_count
 from sweeps.locks import STALE_AFTER_S
 from sweeps.plan import PlannedRun, plan_sweep
-from sweeps.spec import MAX_RUNS, Spec, load_spec
+from sweeps.spec import MAX_RUNS, Spec, load_spec, parse_spec
 from sweeps.store import SweepStore
 
 LAUNCHERS = ("local", "slurm")
@@ -20,12 +20,43 @@ def default_dir(spec: Spec) -> Path:
     return Path("runs") / "sweeps" / spec.name
 
 
-def plan(spec_path: str | Path, sweep_dir: str | Path | None = None, *, max_runs: int | None = MAX_RUNS,
+def config_spec(config: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Spec:
+    """A sweep of one run: a run config file (e.g. a fit's ``large_run.yaml``) and dotlist overrides,
+    named after the file."""
+    path = Path(config)
+    if not path.is_file():
+        raise ScalingError(f"run config {str(path)!r} not found; give the YAML file `scaling fit` or you wrote")
+    return parse_spec({"name": path.stem, "base": [path.name], "overrides": list(overrides)}, source=str(path),
+                      base_dir=path.parent)
+
+
+def _spec(spec: str | Path | Spec, max_runs: int | None) -> Spec:
+    return spec if isinstance(spec, Spec) else load_spec(spec, max_runs=max_runs)
+
+
+def plan(spec_path: str | Path | Spec, sweep_dir: str | Path | None = None, *, max_runs: int | None = MAX_RUNS,
          check_data: bool = False) -> tuple[Spec, Path, list[PlannedRun]]:
-    """Read, check and expand a spec (refused above ``max_runs`` runs; data checked on ``check_data``); nothing is written."""
-    spec = load_spec(spec_path, max_runs=max_runs)
+    """Read, check and expand a spec (a file, or a :class:`Spec` such as :func:`config_spec`'s; refused above
+    ``max_runs`` runs; data checked on ``check_data``); nothing is written."""
+    spec = _spec(spec_path, max_runs)
     root = Path(sweep_dir) if sweep_dir else default_dir(spec)
     return spec, root, plan_sweep(spec, root, check_data=check_data)
+
+
+def with_job_shape(spec: Spec, settings) -> Spec:
+    """The spec with ``launcher.slurm``'s nodes and tasks per node as the runs' ``train.num_nodes`` and
+    ``train.devices``; a grid or other part that sets them keeps its own values (a sweep may mix shapes)."""
+    from dataclasses import replace
+
+    from sweeps.slurm import job_overrides
+
+    shape = job_overrides(settings)
+    for key, value in shape.items():
+        if key in spec.overrides and str(spec.overrides[key]) != str(value):
+            raise ScalingError(f"the spec's overrides set {key}={spec.overrides[key]} but launcher.slurm asks for "
+                               f"{value} ({'nodes' if key == 'train.num_nodes' else 'tasks_per_node'}); "
+                               "keep one of them")
+    return replace(spec, overrides={**shape, **spec.overrides}) if shape else spec
 
 
 def to_launch(store: SweepStore, runs: list[PlannedRun], retry_failed: bool) -> tuple[list[str], list[str]]:
@@ -58,7 +89,7 @@ def launch_line(name: str, total: int, ids: list[str], failed: list[str], launch
     return line + f"launching {len(ids)} ({launcher}) in {root}"
 
 
-def run_sweep(spec_path: str | Path, sweep_dir: str | Path | None = None, *, launcher: str = "local",
+def run_sweep(spec_path: str | Path | Spec, sweep_dir: str | Path | None = None, *, launcher: str = "local",
               workers: int | None = None, threads: int | None = None, retry_failed: bool = False,
               slurm: dict | None = None, train_cmd: list[str] | None = None,
               stale_after_s: float = STALE_AFTER_S, max_runs: int | None = MAX_RUNS,
@@ -74,7 +105,8 @@ def run_sweep(spec_path: str | Path, sweep_dir: str | Path | None = None, *, lau
     if launcher not in LAUNCHERS:
         raise ScalingError(f"unknown launcher {launcher!r}; use one of {', '.join(LAUNCHERS)}")
     check_data = train_cmd is None if check_data is None else check_data
-    spec, root, runs = plan(spec_path, sweep_dir, max_runs=max_runs)
+    spec = _spec(spec_path, max_runs)
+    root = Path(sweep_dir) if sweep_dir else default_dir(spec)
     local = dict(spec.launcher.get("local") or {})
     unknown = [k for k in local if k not in ("workers", "threads")]
     if unknown:
@@ -82,12 +114,20 @@ def run_sweep(spec_path: str | Path, sweep_dir: str | Path | None = None, *, lau
     workers = positive_count("--workers", workers) or positive_count("launcher.local.workers", local.get("workers", 1))
     threads = positive_count("--threads", threads) or positive_count("launcher.local.threads", local.get("threads"))
     check_train_cmd(train_cmd)
-    settings = None
+    settings, shapes = None, None
     if launcher == "slurm":
-        from sweeps.slurm import SlurmSettings, check_available
+        from sweeps.slurm import SlurmSettings, check_available, run_shape
 
         settings = SlurmSettings.from_dict({**(spec.launcher.get("slurm") or {}), **(slurm or {})})
+        runs = plan_sweep(with_job_shape(spec, settings), root)
+        shapes = {r.run_id: run_shape(r.run_id, r.config.train, settings) for r in runs}
         check_available()  # after the spec's own checks: a spec error is reported first
+    else:
+        runs = plan_sweep(spec, root)
+        several = next((r for r in runs if r.tree["train"]["num_nodes"] > 1), None)
+        if several is not None:
+            raise ScalingError(f"run {several.run_id} has train.num_nodes={several.tree['train']['num_nodes']}: "
+                               "runs on several nodes need --launcher slurm")
     if check_data:
         from sweeps.plan_checks import check_run_data
 
@@ -105,7 +145,7 @@ def run_sweep(spec_path: str | Path, sweep_dir: str | Path | None = None, *, lau
     if launcher == "slurm":
         from sweeps.slurm import submit
 
-        jobs = submit(store, ids, settings, train_cmd, echo=echo)
+        jobs = submit(store, ids, settings, train_cmd, shapes, echo=echo)
         arrays = sorted({j.split("_")[0] for j in jobs.values()})
         echo(f"submitted {len(jobs)} runs as SLURM job array(s) {', '.join(arrays)}; "
              f"watch with `scaling sweep status {store.root}`")

@@ -6,6 +6,13 @@ When SLURM signals a preemption or time-out (USR2, ``signal_delay_s`` before the
 requeues the task; the trainer, killed with the job, resumes from its last checkpoint in the next
 attempt. submitit owns requeueing: nothing else in the job requeues.
 
+A run of several ranks (``launcher.slurm.nodes`` × ``tasks_per_node``, or its own ``train.num_nodes``
+× ``train.devices``) is one job of that many nodes and tasks. Its batch step alone runs
+:func:`~sweeps.execute.execute_run` (one lock, one attempt record), which starts the trainer's ranks
+with ``srun``; Lightning's SLURM environment gives each its global rank, and only global rank 0
+writes the run's files. The batch step gets the USR2 signal (``--signal=B:USR2``) and requeues the
+whole job: every rank is stopped with it, and all resume from the last checkpoint, same world size.
+
 A cooldown branch is submitted with ``--dependency=afterok:<its trunk's job>`` when the trunk is
 still to run, and ``--kill-on-invalid-dep=yes``: when the trunk fails SLURM cancels the branch jobs
 rather than keeping them queued forever. Every submission gets a fresh submitit folder under ``SWEEP_DIR/slurm/`` because a
@@ -17,14 +24,18 @@ from __future__ import annotations
 import getpass
 import os
 import re
+import shlex
 import shutil
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from scaling.errors import ScalingError
 from sweeps.store import SweepStore
+
+Shape = tuple[int, int]  # (nodes, tasks per node) of one run's job
 
 ACTIVE = ("PENDING", "RUNNING", "REQUEUED", "CONFIGURING", "COMPLETING", "SUSPENDED", "REQUEUE_HOLD",
           "REQUEUE_FED", "RESIZING")
@@ -37,9 +48,11 @@ class SlurmSettings:
     partition: str | None = None  # sbatch --partition
     account: str | None = None  # sbatch --account
     qos: str | None = None  # sbatch --qos
-    gpus_per_node: int | None = None  # GPUs per run (one node per run)
-    cpus_per_task: int = 1  # CPU cores per run; also the trainer's train.threads
-    mem_gb: float | None = None  # memory per run in GB; None = the partition's default
+    gpus_per_node: int | None = None  # GPUs per node of a run
+    nodes: int = 1  # nodes per run (the runs' train.num_nodes; a run that sets it itself keeps its own)
+    tasks_per_node: int | None = None  # ranks per node (train.devices); None = gpus_per_node, else 1
+    cpus_per_task: int = 1  # CPU cores per rank; also the trainer's train.threads
+    mem_gb: float | None = None  # memory per node of a run in GB; None = the partition's default
     time_min: int = 60  # time limit per attempt in minutes; a time-out requeues and resumes
     max_concurrent: int = 64  # runs of the sweep at once: a new array's cap (--array=...%N) less its live jobs
     max_requeues: int = 3  # time-outs a run may requeue after (preemptions do not count)
@@ -58,7 +71,39 @@ class SlurmSettings:
                 close = difflib.get_close_matches(key, names, n=1)
                 hint = f"; did you mean {close[0]}?" if close else f"; valid keys: {', '.join(names)}"
                 raise ScalingError(f"launcher.slurm: unknown key {key!r}{hint}")
+        for key in ("nodes", "tasks_per_node", "gpus_per_node", "cpus_per_task"):
+            value = values.get(key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ScalingError(f"launcher.slurm.{key}={value!r} is not a whole number of at least 1")
         return cls(**values)
+
+    def ranks_per_node(self) -> int:
+        """Tasks (ranks) per node: ``tasks_per_node``, else one per GPU, else one."""
+        return self.tasks_per_node or self.gpus_per_node or 1
+
+
+def job_overrides(settings: SlurmSettings) -> dict:
+    """``train.num_nodes``/``train.devices`` the runs of a sweep get from ``launcher.slurm`` (none for one rank)."""
+    nodes, tasks = settings.nodes, settings.ranks_per_node()
+    return {} if nodes * tasks == 1 else {"train.num_nodes": nodes, "train.devices": tasks}
+
+
+def run_shape(run_id: str, train, settings: SlurmSettings) -> Shape:
+    """The job of one run, from its ``train.num_nodes`` and ``train.devices`` (``auto``: the launcher's
+    tasks per node); a run that wants more ranks per node than its node has GPUs is refused in one line."""
+    from scaling.config import parse_devices
+
+    devices = parse_devices(train.devices)
+    if devices == "auto":
+        tasks = settings.ranks_per_node()
+    elif isinstance(devices, list):
+        tasks = len(devices)
+    else:
+        tasks = devices if devices > 0 else settings.ranks_per_node()  # -1: every device of the node
+    if settings.gpus_per_node and tasks > settings.gpus_per_node:
+        raise ScalingError(f"run {run_id}: {tasks} ranks per node (train.devices={train.devices}) but "
+                           f"launcher.slurm.gpus_per_node={settings.gpus_per_node}; give each rank a GPU")
+    return int(train.num_nodes), tasks
 
 
 CONTROLLER_TIMEOUT_S = 15.0  # how long `sinfo` may take to reach the controller
@@ -96,16 +141,28 @@ def check_available() -> None:
 class SlurmRun:
     """The callable each array task runs (pickled by submitit; made checkpointable below)."""
 
-    def __init__(self, train_cmd: list[str] | None, threads: int | None):
+    def __init__(self, train_cmd: list[str] | None, threads: int | None, shape: Shape = (1, 1)):
         self.train_cmd = train_cmd
         self.threads = threads
+        self.shape = shape
+
+    def trainer_command(self) -> list[str] | None:
+        """The trainer; for several ranks, started once per task by ``srun`` across the job's nodes."""
+        nodes, tasks = self.shape
+        if nodes * tasks == 1:
+            return self.train_cmd
+        from sweeps.execute import train_command
+
+        return ["srun", "--kill-on-bad-exit=1", f"--nodes={nodes}", f"--ntasks={nodes * tasks}",
+                f"--ntasks-per-node={tasks}", f"--cpus-per-task={self.threads or 1}",
+                *(self.train_cmd or train_command())]
 
     def __call__(self, sweep_dir: str, run_id: str) -> str:
         from sweeps.execute import execute_run
 
         job = os.environ.get("SLURM_ARRAY_JOB_ID")
         job = f"{job}_{os.environ.get('SLURM_ARRAY_TASK_ID')}" if job else os.environ.get("SLURM_JOB_ID", "?")
-        outcome = execute_run(sweep_dir, run_id, train_cmd=self.train_cmd, threads=self.threads,
+        outcome = execute_run(sweep_dir, run_id, train_cmd=self.trainer_command(), threads=self.threads,
                               launcher=f"slurm:{job}")
         if outcome == "failed":  # a failed job keeps `afterok` dependants (cooldown branches) from starting
             raise RuntimeError(f"run {run_id} failed; see {Path(sweep_dir) / 'runs' / run_id / 'train.log'}")
@@ -119,9 +176,9 @@ class SlurmRun:
 
 
 def sbatch_params(settings: SlurmSettings, name: str, dependency: str | None = None,
-                  cap: int | None = None) -> dict:
-    """submitit's SlurmExecutor parameters for a sweep's jobs (``cap``: the array's concurrency, default
-    ``max_concurrent``)."""
+                  cap: int | None = None, shape: Shape = (1, 1)) -> dict:
+    """submitit's SlurmExecutor parameters for a sweep's jobs of one shape (nodes, tasks per node);
+    ``cap``: the array's concurrency (default ``max_concurrent``)."""
     params = {"job_name": f"sweep-{name}", "time": settings.time_min, "cpus_per_task": settings.cpus_per_task,
               "array_parallelism": cap or settings.max_concurrent, "signal_delay_s": settings.signal_delay_s,
               "setup": list(settings.setup), "additional_parameters": dict(settings.additional),
@@ -132,15 +189,22 @@ def sbatch_params(settings: SlurmSettings, name: str, dependency: str | None = N
         params["mem"] = f"{int(settings.mem_gb * 1024)}M"
     if dependency is not None:  # SLURM cancels the job when its trunk fails, instead of holding it forever
         params["additional_parameters"].setdefault("kill_on_invalid_dep", "yes")
+    nodes, tasks = shape
+    if nodes * tasks > 1:  # the batch step runs the launcher once; it starts the ranks with srun
+        params.update(nodes=nodes, ntasks_per_node=tasks, use_srun=False)
+        params["additional_parameters"].setdefault("signal", f"B:USR2@{settings.signal_delay_s}")
     return {k: v for k, v in params.items() if v is not None}
 
 
-def _executor(folder: Path, settings: SlurmSettings, name: str, dependency: str | None, cap: int):
+def _executor(folder: Path, settings: SlurmSettings, name: str, dependency: str | None, cap: int,
+              shape: Shape):
     import submitit
 
-    executor = submitit.SlurmExecutor(folder=folder, max_num_timeout=settings.max_requeues,
-                                      python=settings.python)
-    executor.update_parameters(**sbatch_params(settings, name, dependency, cap))
+    python = settings.python or shlex.quote(sys.executable)
+    if shape[0] * shape[1] > 1:  # the batch shell becomes python, so the USR2 sent to it reaches submitit
+        python = f"exec {python}"
+    executor = submitit.SlurmExecutor(folder=folder, max_num_timeout=settings.max_requeues, python=python)
+    executor.update_parameters(**sbatch_params(settings, name, dependency, cap, shape))
     return executor
 
 
@@ -161,8 +225,12 @@ def array_cap(max_concurrent: int, live: int) -> int:
 
 
 def submit(store: SweepStore, run_ids: list[str], settings: SlurmSettings,
-           train_cmd: list[str] | None = None, echo=print) -> dict[str, str]:
-    """Submit ``run_ids`` as job arrays; returns run id -> SLURM job id (``<array>_<task>``)."""
+           train_cmd: list[str] | None = None, shapes: dict[str, Shape] | None = None,
+           echo=print) -> dict[str, str]:
+    """Submit ``run_ids`` as job arrays; returns run id -> SLURM job id (``<array>_<task>``).
+
+    ``shapes`` gives a run's (nodes, tasks per node) (see :func:`run_shape`); one node, one task otherwise.
+    """
     check_available()
     deps = {r["run_id"]: r.get("depends_on") for r in store.plan()["runs"]}
     known = store.slurm_jobs()
@@ -172,20 +240,20 @@ def submit(store: SweepStore, run_ids: list[str], settings: SlurmSettings,
         echo(f"warning: {live} job(s) of this sweep are still queued or running; the new array runs at most "
              f"{cap} at once (max_concurrent={settings.max_concurrent} counts the whole sweep)")
     folder = store.root / "slurm" / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
-    job = SlurmRun(train_cmd, settings.cpus_per_task)
     submitted: dict[str, str] = {}
-    # one array for the runs that can start now, then one per trunk for branches waiting on it
-    groups: dict[str | None, list[str]] = {}
+    # one array per job shape for the runs that can start now, then per trunk for branches waiting on it
+    groups: dict[tuple[str | None, Shape], list[str]] = {}
     for rid in run_ids:
         dep = deps.get(rid)
         wait_for = dep if dep and not store.is_finished(dep) and (dep in run_ids or dep in known) else None
-        groups.setdefault(wait_for, []).append(rid)
-    for wait_for, ids in sorted(groups.items(), key=lambda kv: kv[0] is not None):
+        groups.setdefault((wait_for, (shapes or {}).get(rid, (1, 1))), []).append(rid)
+    for (wait_for, shape), ids in sorted(groups.items(), key=lambda kv: (kv[0][0] is not None, kv[0][1])):
         dependency = None
         if wait_for is not None:
             trunk_job = submitted.get(wait_for) or known[wait_for]["job_id"]
             dependency = f"afterok:{trunk_job}"
-        executor = _executor(folder, settings, store.plan()["name"], dependency, cap)
+        executor = _executor(folder, settings, store.plan()["name"], dependency, cap, shape)
+        job = SlurmRun(train_cmd, settings.cpus_per_task, shape)
         with executor.batch():
             jobs = [executor.submit(job, str(store.root), rid) for rid in ids]
         submitted.update({rid: j.job_id for rid, j in zip(ids, jobs, strict=True)})

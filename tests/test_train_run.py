@@ -2,6 +2,7 @@
 
 import json
 import math
+import socket
 
 import pytest
 import torch
@@ -17,7 +18,7 @@ from scaling.training.run_files import read_metrics, train_rows, val_rows
 RESULT_KEYS = {"status", "run_id", "params", "params_non_embedding", "tokens", "flops", "final_val_loss",
                "best_val_loss", "val_bpb", "final_train_loss", "tokens_per_sec", "mfu", "wall_time_s", "hardware",
                "seed", "git_sha", "steps", "lr", "batch_tokens", "seq_len", "model", "diverged_at_step",
-               "last_good_loss", "parent", "error"}
+               "last_good_loss", "parent", "error", "num_nodes", "world_size", "hosts"}
 TRAIN_KEYS = {"step", "train/loss", "train/lr", "train/tokens", "train/grad_norm", "perf/tokens_per_sec",
               "perf/mfu", "perf/step_time"}
 
@@ -71,6 +72,7 @@ def test_result_json_holds_the_contract(learned):
     counts = count_params(cfg.model)
     assert on_disk["params"] == counts.total and on_disk["params_non_embedding"] == counts.non_embedding
     assert on_disk["tokens"] == 30720 and on_disk["steps"] == 60 and on_disk["batch_tokens"] == 512
+    assert (on_disk["num_nodes"], on_disk["world_size"], on_disk["hosts"]) == (1, 1, [socket.gethostname()])
     assert on_disk["flops"] == pytest.approx(flops_per_token(cfg.model, 64) * 30720)
     assert on_disk["run_id"] == run_id(cfg) and on_disk["parent"] is None and on_disk["mfu"] is None
     assert on_disk["final_train_loss"] == train_rows(read_metrics(run_dir))[-1]["train/loss"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import platform
+import socket
 
 import lightning.pytorch as pl
 import torch
@@ -22,6 +23,16 @@ def gather_from_ranks(obj) -> list:
         torch.distributed.all_gather_object(out, obj)
         return out
     return [obj]
+
+
+class RankHosts(pl.Callback):
+    """The hostname of every rank, in rank order, gathered once when fitting starts (for ``result.json``)."""
+
+    def __init__(self) -> None:
+        self.hosts: list[str] = []
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.hosts = gather_from_ranks(socket.gethostname())
 
 
 def device_name(device: torch.device) -> str | None:

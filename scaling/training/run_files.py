@@ -57,6 +57,9 @@ class RunResult:
     last_good_loss: float | None = None
     parent: dict | None = None  # {"run_dir", "tokens"} for a cooldown branch
     error: str | None = None  # one line, for failed runs
+    num_nodes: int | None = None  # nodes the run trained on
+    world_size: int | None = None  # ranks (processes) that trained it, all nodes together
+    hosts: list[str] | None = None  # hostname of each rank, in rank order
     extra: dict[str, Any] = field(default_factory=dict)  # further keys found in result.json
 
     @property

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -27,7 +28,7 @@ from omegaconf import DictConfig
 from scaling.config import parse_devices, validate
 from scaling.config_loading import resolve_vocab_size, run_id, to_yaml
 from scaling.counting import count_params, flops_per_token, global_batch_tokens
-from scaling.errors import ScalingError
+from scaling.errors import EXIT_STOPPED, ScalingError
 from scaling.training.eval_callback import DownstreamEval
 from scaling.training.lightning_setup import (
     build_strategy,
@@ -208,11 +209,8 @@ def _log_run_info(cfg: DictConfig, rid: str, plan: _Plan, wandb_logger) -> None:
 
 
 def failure_message(error: BaseException, trainer) -> str:
-    """One line for ``result.json``'s ``error`` of a run that stopped on ``error``."""
-    from lightning.pytorch.utilities.exceptions import SIGTERMException
-
-    if isinstance(error, SIGTERMException):
-        return "cancelled (SIGTERM)"
+    """One line for ``result.json``'s ``error`` of a run that stopped on ``error`` (a SIGTERM writes no
+    result: the run stays resumable, see :func:`train`)."""
     if isinstance(error, KeyboardInterrupt) or (isinstance(error, SystemExit) and trainer.interrupted):
         return "interrupted"  # Ctrl-C: Lightning shuts down and exits with SystemExit(1)
     text = str(error).strip()
@@ -232,7 +230,9 @@ def train(cfg, callbacks=(), run_dir: str | Path | None = None, overwrite: bool 
     (0: never).
     """
     import lightning.pytorch as pl
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+    from scaling.training.callbacks_common import RankHosts
     from scaling.training.checkpointing import TokenCheckpoints
     from scaling.training.data_module import TokenDataModule
     from scaling.training.divergence import DivergenceMonitor
@@ -278,9 +278,11 @@ def train(cfg, callbacks=(), run_dir: str | Path | None = None, overwrite: bool 
     extra = [ProgressLine(progress_every_s)] if progress_every_s > 0 and not sys.stderr.isatty() else []
     downstream = DownstreamEval.from_config(cfg, datamodule, run_dir)  # None without eval.tasks
     extra += [downstream] if downstream else []
+    rank_hosts = RankHosts()  # every rank's hostname, for result.json
     with quiet_lightning():
         wandb_logger = _wandb_logger(cfg, rid, run_dir)
-        trainer = _build_trainer(cfg, plan, [monitor, metrics, checkpoints, *extra, *callbacks], wandb_logger)
+        trainer = _build_trainer(cfg, plan, [monitor, metrics, checkpoints, rank_hosts, *extra, *callbacks],
+                                 wandb_logger)
         pl.seed_everything(cfg.run.seed, verbose=False)  # initial weights and dropout follow run.seed
         model = LanguageModel(cfg, branch=branch, log_to_loggers=False)
         if main:
@@ -295,10 +297,12 @@ def train(cfg, callbacks=(), run_dir: str | Path | None = None, overwrite: bool 
                         weights_only=True)
         except ScalingError:
             raise
+        except SIGTERMException:  # the scheduler stops the job (preemption, requeue, scancel): resumable,
+            raise SystemExit(EXIT_STOPPED) from None  # so no failed result.json that would end the run
         except BaseException as e:
             if trainer.is_global_zero:
-                result = _result(cfg, rid, run_dir, trainer, model, metrics, monitor, plan.batch_tokens,
-                                 started, status=STATUS_FAILED, error=failure_message(e, trainer))
+                result = _result(cfg, rid, run_dir, trainer, model, metrics, monitor, rank_hosts.hosts,
+                                 plan.batch_tokens, started, status=STATUS_FAILED, error=failure_message(e, trainer))
                 write_result(run_dir, result)
                 _finish_wandb(wandb_logger, result, exit_code=1)
             raise
@@ -314,8 +318,8 @@ def train(cfg, callbacks=(), run_dir: str | Path | None = None, overwrite: bool 
         status, error = STATUS_FAILED, f"interrupted at step {trainer.global_step} of {plan.total_steps}"
     else:
         status, error = STATUS_DONE, None
-    result = _result(cfg, rid, run_dir, trainer, model, metrics, monitor, plan.batch_tokens, started, status,
-                     error)
+    result = _result(cfg, rid, run_dir, trainer, model, metrics, monitor, rank_hosts.hosts, plan.batch_tokens,
+                     started, status, error)
     if downstream:  # the last scores of each task go into result.json (and so the W&B summary)
         result.extra.update(downstream.final)
     if trainer.is_global_zero:
@@ -324,7 +328,7 @@ def train(cfg, callbacks=(), run_dir: str | Path | None = None, overwrite: bool 
     return result
 
 
-def _result(cfg, rid, run_dir, trainer, model, metrics, monitor, batch_tokens, started, status,
+def _result(cfg, rid, run_dir, trainer, model, metrics, monitor, hosts, batch_tokens, started, status,
             error=None) -> RunResult:
     counts = count_params(cfg.model)
     tokens = trainer.global_step * batch_tokens
@@ -345,7 +349,8 @@ def _result(cfg, rid, run_dir, trainer, model, metrics, monitor, batch_tokens, s
         last_good_loss=monitor.last_good_loss,
         parent=({"run_dir": str(cfg.run.branch_from), "tokens": cfg.run.branch_at_tokens}
                 if cfg.run.branch_from is not None else None),
-        error=error,
+        error=error, num_nodes=trainer.num_nodes, world_size=trainer.world_size,
+        hosts=hosts or [socket.gethostname()],  # empty when it failed before fitting started
     )
 
 
