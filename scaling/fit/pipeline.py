@@ -17,7 +17,7 @@ from scaling.fit.bootstrap import backtest, bootstrap, percentile_interval, pred
 from scaling.fit.data import Points, load_points
 from scaling.fit.envelope import fit_envelope
 from scaling.fit.hparams import fit_hparam_laws
-from scaling.fit.isoflop import fit_isoflop
+from scaling.fit.isoflop import fit_isoflop_points
 from scaling.fit.knobs import analyze_knobs
 from scaling.fit.parametric import N_PARAMETERS, ParametricFit, fit_parametric
 from scaling.fit.recommend import (
@@ -158,13 +158,15 @@ def fit_runs(inputs, out_dir, *, target_flops: float | None = None, target_param
              target_tokens: float | None = None, predict=(), params: str = "non-embedding", n_boot: int = 200,
              exclude_diverged: bool = True, ci: float = 0.95, gpu_throughput: float | None = None,
              isoflop_window_dex: float | None = 0.75, seed: int = 0, plots: bool = True, wandb: str = "offline",
-             wandb_project: str = "scaling", wandb_group: str | None = None, metric: str = "auto") -> dict:
+             wandb_project: str = "scaling", wandb_group: str | None = None, metric: str = "auto",
+             isoflop_method: str = "interpolate") -> dict:
     """Fit scaling laws to runs (or a CSV) and write fit.json, report.md, plots and large_run.yaml.
 
     ``inputs``: run dirs, sweep dirs, CSV paths, or a ready :class:`Points`. ``gpu_throughput``:
     achieved training FLOP/s per GPU, for the GPU-hours estimate. ``metric``: auto | loss | bpb, the
-    validation metric fitted (auto: bits per byte when the runs differ in tokenization). Returns the
-    fit.json content.
+    validation metric fitted (auto: bits per byte when the runs differ in tokenization).
+    ``isoflop_method``: interpolate | parabola, the approach-2 method whose a is reported (both are
+    computed, under ``isoflop.methods``). Returns the fit.json content.
     """
     if not 0 < ci < 1:
         raise ScalingError(f"ci must be between 0 and 1, got {ci}")
@@ -251,8 +253,8 @@ def fit_runs(inputs, out_dir, *, target_flops: float | None = None, target_param
     parametric = {**par.to_dict(), "ci": cis, "ci_level": ci, "bootstrap": boot_info,
                   "n_opt_closed_form": point_q["n_opt_closed_form"], "d_opt_closed_form": point_q["d_opt_closed_form"],
                   "flops_per_param_token": 6.0}
-    # tuned runs only: an LR sweep's worse settings would pull each IsoFLOP parabola up and aside
-    iso = fit_isoflop(tuned.params, tuned.tokens, tuned.loss, tuned.flops, window_dex=isoflop_window_dex)
+    # tuned runs only: an LR sweep's worse settings would pull each IsoFLOP profile up and aside
+    iso = fit_isoflop_points(tuned, points, method=isoflop_method, window_dex=isoflop_window_dex, ci=ci, seed=seed)
     env = fit_envelope(points.curves)
     hp = fit_hparam_laws(points, choice["params"], n_boot=min(n_boot, 200), ci=ci, seed=seed)
     knobs = analyze_knobs(points)
