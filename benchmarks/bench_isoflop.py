@@ -37,8 +37,8 @@ def _row(name: str, noise: float, errors: list[float], covered: list[bool], widt
     e = np.asarray(errors)
     cover = f"{100 * np.mean(covered):.0f}%" if covered else "n/a"
     width = f"{np.mean(widths):.3f}" if widths else "n/a"
-    return (f"| {name} | {100 * noise:g}% | {e.mean():+.4f} | {np.abs(e).mean():.4f} | {np.abs(e).max():.4f} | "
-            f"{cover} | {width} |")
+    return (f"| {name} | {100 * noise:g}% | {e.mean():+.4f} | {np.abs(e).mean():.4f} | "
+            f"{np.abs(e).max():.4f} | {cover} | {width} |")
 
 
 def main() -> None:
@@ -63,7 +63,8 @@ def main() -> None:
                     covered.append(s["a_ci"][0] <= LAW.a <= s["a_ci"][1])
                     widths.append(s["a_ci"][1] - s["a_ci"][0])
             parabola = fit_isoflop(n, d, loss, c, method="parabola", n_draws=0)
-            law = fit_power_law([b["flops"] for b in parabola.budgets], [b["n_opt"] for b in parabola.budgets])
+            optima = [(b["flops"], b["n_opt"]) for b in parabola.budgets]
+            law = fit_power_law(*zip(*optima, strict=True))
             stats.setdefault("parabola, unweighted", ([], [], []))[0].append(law.exponent - LAW.a)
         for method, (errors, covered, widths) in stats.items():
             print(_row(method, noise, errors, covered, widths), flush=True)

@@ -141,8 +141,8 @@ def test_a_published_style_csv_with_runs_sharing_budgets(tmp_path, capsys):
     for lr, penalty in ((1e-3, 0.0), (3e-3, 0.05)):
         for key, values in zip(rows, (n, d, loss + penalty, flops, np.full(n.size, lr)), strict=True):
             rows[key] += list(values)
-    path = write_csv(tmp_path / "isoflops.csv", rows["params"], rows["tokens"], rows["loss"], flops=rows["flops"],
-                     lr=rows["lr"])
+    path = write_csv(tmp_path / "isoflops.csv", rows["params"], rows["tokens"], rows["loss"],
+                     flops=rows["flops"], lr=rows["lr"])
     assert main(["fit", str(path), "--out", str(tmp_path / "fit"), "--bootstrap", "0", "--no-plots",
                  "--wandb", "disabled", "--isoflop-method", "parabola"]) == 0
     iso = json.loads((tmp_path / "fit" / "fit.json").read_text())["isoflop"]

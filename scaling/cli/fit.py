@@ -36,8 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gpu-throughput", type=_positive_float, metavar="FLOP/S",
                         help="achieved training FLOP/s per GPU, for a GPU-hours estimate")
     parser.add_argument("--isoflop-method", choices=["interpolate", "parabola"], default="interpolate",
-                        help="approach 2's minimum per budget: an interpolant of the profile (default, as published "
-                             "IsoFLOP studies compute it) or a parabola near the best size; both are in fit.json")
+                        help="approach 2's minimum per budget: an interpolant of the profile (default, as "
+                             "published IsoFLOP studies compute it) or a parabola near the best size; both "
+                             "are in fit.json")
     parser.add_argument("--isoflop-window", type=float, default=0.75, metavar="DEX",
                         help="IsoFLOP parabola half-width in decades of N around each minimum (default 0.75)")
     parser.add_argument("--metric", choices=["auto", "loss", "bpb"], default="auto",

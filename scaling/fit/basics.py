@@ -126,7 +126,8 @@ def windowed_minimum(u, values, window: float | None = None, min_points: int = 3
     if levels.size < 3:
         return None
     means = np.array([values[u == lv].mean() for lv in levels])
-    vertex, value, at_edge = (float(x[0]) for x in parabola_vertices(levels, means[:, None], window, min_points))
+    found = parabola_vertices(levels, means[:, None], window, min_points)
+    vertex, value, at_edge = (float(x[0]) for x in found)
     best = int(np.argmin(means))
     if at_edge:  # no bracketed minimum: report the best point tried, flagged
         return Minimum(vertex, value, np.flatnonzero(u == levels[best]), True)

@@ -16,7 +16,8 @@ Runs of (nearly) equal training FLOPs form a budget. Per budget:
 N*(C) ∝ C^a is then a regression of log N* on log C weighted by 1/uncertainty². The interval of a
 comes from the same fit repeated on every noisy copy; where the optima scatter about the line more
 than their uncertainties explain (reduced χ² > 1), the interval is widened by √χ² and made to cover
-the regression's t-interval too, so a noise level that is too small cannot make it look tight. L*(C), the loss at each optimum, is fitted as
+the regression's t-interval too, so a noise level that is too small cannot make it look tight.
+L*(C), the loss at each optimum, is fitted as
 E + A·C^−α (it levels off at the irreducible loss E, so a pure power law would mislead far out).
 """
 
@@ -105,7 +106,8 @@ def fit_loss_law(flops, loss, start: LossLaw | None = None) -> LossLaw | None:
     log_a, log_e, alpha = best.x
     r = best.fun
     resid = float(np.sqrt(r @ r / (r.size - 3))) if r.size > 3 else float("nan")
-    return LossLaw(float(np.exp(log_e)), float(np.exp(log_a) * ref ** alpha), float(alpha), int(c.size), resid)
+    return LossLaw(float(np.exp(log_e)), float(np.exp(log_a) * ref ** alpha), float(alpha), int(c.size),
+                   resid)
 
 
 @dataclass
@@ -113,15 +115,15 @@ class IsoFlopFit:
     """Per-budget optima, the laws through them and their intervals, for one method."""
 
     method: str = "interpolate"
-    budgets: list[dict] = field(default_factory=list)  # flops, n_opt, d_opt, loss_opt, n_opt_log_std, sizes, ...
-    skipped: list[dict] = field(default_factory=list)  # flops, n_runs, reason (and the profile where there is one)
+    budgets: list[dict] = field(default_factory=list)  # flops, n_opt, d_opt, loss_opt, n_opt_log10_std, ...
+    skipped: list[dict] = field(default_factory=list)  # flops, n_runs, reason (and sizes, losses if any)
     n_opt: PowerLaw | None = None
     d_opt: PowerLaw | None = None
     loss_law: LossLaw | None = None
     a_ci: list[float] | None = None
     b_ci: list[float] | None = None
     ci_level: float = 0.95
-    scatter_ratio: float | None = None  # √(reduced χ²) of the weighted N* regression; > 1 widened the interval
+    scatter_ratio: float | None = None  # √(reduced χ²) of the weighted N* regression; > 1 widens a_ci
     noise: float | None = None
     noise_source: str = ""
     n_draws: int = 0
@@ -142,8 +144,9 @@ class IsoFlopFit:
 
     def summary(self) -> dict:
         """The few numbers that compare methods: a, b, intervals, budgets used and dropped."""
-        return {"a": self.a, "a_ci": self.a_ci, "b": self.b, "b_ci": self.b_ci, "n_budgets": len(self.budgets),
-                "n_skipped": len(self.skipped), "scatter_ratio": self.scatter_ratio,
+        return {"a": self.a, "a_ci": self.a_ci, "b": self.b, "b_ci": self.b_ci,
+                "n_budgets": len(self.budgets), "n_skipped": len(self.skipped),
+                "scatter_ratio": self.scatter_ratio,
                 "loss_law": self.loss_law.to_dict() if self.loss_law else None}
 
     def to_dict(self) -> dict:
@@ -170,7 +173,8 @@ def _weighted_slopes(x: np.ndarray, y: np.ndarray, w: np.ndarray, ok: np.ndarray
     return np.where(enough & (sxx > 0), slopes, np.nan)
 
 
-def _widened(interval: list[float] | None, law: PowerLaw, ratio: float | None, ci: float) -> list[float] | None:
+def _widened(interval: list[float] | None, law: PowerLaw, ratio: float | None,
+             ci: float) -> list[float] | None:
     """The noise interval, and where the optima scatter beyond their uncertainties (``ratio`` > 1) also
     widened ×ratio and stretched to cover the regression's own t-interval, whose standard error is
     measured from that scatter (a stated noise too small to move the optima cannot make a tight one)."""
@@ -220,7 +224,8 @@ def fit_isoflop(params, tokens, loss, flops, *, method: str = "interpolate", set
             continue
         if not point.interior[0]:
             end = "smallest" if point.log_n[0] <= prof.log_n[0] else "largest"
-            fit.skipped.append({**entry, "reason": f"the minimum is at the {end} size tried: add sizes beyond it"})
+            fit.skipped.append({**entry, "reason": f"the minimum is at the {end} size tried: add sizes "
+                                                   f"beyond it"})
             continue
         spread = MIN_SPREAD_GAPS * prof.mean_gap
         u_draws = loss_draws = np.zeros(0)
@@ -228,15 +233,17 @@ def fit_isoflop(params, tokens, loss, flops, *, method: str = "interpolate", set
             draws = find_minima(method, prof.log_n, prof.best_loss(noisy), window_dex)
             ok = draws.interior
             if ok.sum() < n_draws / 2:
-                fit.skipped.append({**entry, "reason": f"the minimum leaves the sizes tried in {n_draws - ok.sum()} "
-                                                       f"of {n_draws} noisy copies: add sizes around it"})
+                fit.skipped.append({**entry, "reason": f"the minimum leaves the sizes tried in "
+                                                       f"{n_draws - ok.sum()} of {n_draws} noisy copies: "
+                                                       f"add sizes around it"})
                 continue
             spread = max(float(np.std(draws.log_n[ok])), spread) * n_draws / ok.sum()
             u_draws, loss_draws = np.where(ok, draws.log_n, np.nan), np.where(ok, draws.loss, np.nan)
         # tokens at the optimum: log D is (nearly) linear in log N along an IsoFLOP line
         slope, icept = np.polyfit(np.log10(n[idx]), np.log10(d[idx]), 1)
         fit.budgets.append({**entry, "n_opt": float(10 ** point.log_n[0]),
-                            "d_opt": float(10 ** (icept + slope * point.log_n[0])), "loss_opt": float(point.loss[0]),
+                            "d_opt": float(10 ** (icept + slope * point.log_n[0])),
+                            "loss_opt": float(point.loss[0]),
                             "n_opt_log10_std": spread, "n_sizes": sizes, "d_per_n_slope": float(slope),
                             "n_draws_ok": int(np.isfinite(u_draws).sum())})
         draws_u.append(u_draws)
@@ -290,12 +297,12 @@ def _method_note(fits: dict[str, IsoFlopFit]) -> str:
     parts = [f"the interpolated profile gives a={interp.a:.3f}, the parabola a={parab.a:.3f} "
              f"(difference {parab.a - interp.a:+.3f})."]
     if used["interpolate"] != used["parabola"]:
-        parts.append(f"They use different budgets ({len(interp.budgets)} vs {len(parab.budgets)}): a budget whose "
-                     f"minimum is bracketed for one method but not the other moves the fit.")
-    parts.append("A parabola assumes a profile symmetric in log N about its minimum; real profiles rise faster "
-                 "towards small models, so its vertex shifts with how the sizes tried sit around the optimum "
-                 "(uneven spacing, more sizes on one side). The interpolant follows the measured profile and "
-                 "is the reference.")
+        parts.append(f"They use different budgets ({len(interp.budgets)} vs {len(parab.budgets)}): a "
+                     f"budget whose minimum is bracketed for one method but not the other moves the fit.")
+    parts.append("A parabola assumes a profile symmetric in log N about its minimum; real profiles rise "
+                 "faster towards small models, so its vertex shifts with how the sizes tried sit around the "
+                 "optimum (uneven spacing, more sizes on one side). The interpolant follows the measured "
+                 "profile and is the reference.")
     return " ".join(parts)
 
 
@@ -318,5 +325,6 @@ def fit_isoflop_points(tuned: Points, noise_from: Points, *, method: str = "inte
     noise, source = isoflop_noise(noise_from)
     knobs = sorted(tuned.knobs)
     setting = [tuple(repr(tuned.knobs[k][i]) for k in knobs) for i in range(len(tuned))]
-    return fit_isoflop_methods(tuned.params, tuned.tokens, tuned.loss, tuned.flops, method=method, setting=setting,
-                               noise=noise, noise_source=source, ci=ci, seed=seed, window_dex=window_dex)
+    return fit_isoflop_methods(tuned.params, tuned.tokens, tuned.loss, tuned.flops, method=method,
+                               setting=setting, noise=noise, noise_source=source, ci=ci, seed=seed,
+                               window_dex=window_dex)

@@ -38,7 +38,8 @@ class Profile:
 
     def best_loss(self, loss: np.ndarray) -> np.ndarray:
         """Per size, the best setting's seed-mean loss; ``loss`` is (rows,) or (rows, draws)."""
-        return np.stack([np.min([loss[idx].mean(axis=0) for idx in settings], axis=0) for settings in self.groups])
+        return np.stack([np.min([loss[idx].mean(axis=0) for idx in settings], axis=0)
+                         for settings in self.groups])
 
     @property
     def mean_gap(self) -> float:

@@ -254,7 +254,8 @@ def fit_runs(inputs, out_dir, *, target_flops: float | None = None, target_param
                   "n_opt_closed_form": point_q["n_opt_closed_form"], "d_opt_closed_form": point_q["d_opt_closed_form"],
                   "flops_per_param_token": 6.0}
     # tuned runs only: an LR sweep's worse settings would pull each IsoFLOP profile up and aside
-    iso = fit_isoflop_points(tuned, points, method=isoflop_method, window_dex=isoflop_window_dex, ci=ci, seed=seed)
+    iso = fit_isoflop_points(tuned, points, method=isoflop_method, window_dex=isoflop_window_dex, ci=ci,
+                             seed=seed)
     env = fit_envelope(points.curves)
     hp = fit_hparam_laws(points, choice["params"], n_boot=min(n_boot, 200), ci=ci, seed=seed)
     knobs = analyze_knobs(points)

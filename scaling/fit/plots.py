@@ -72,15 +72,17 @@ def plot_isoflop(result: dict, points: Points, path: Path) -> str | None:
     colours = plt.cm.viridis(np.linspace(0, 0.9, len(profiles)))
     for b, colour in zip(sorted(profiles, key=lambda b: b["flops"]), colours, strict=True):
         ax.plot(b["sizes"], b["losses"], "o", ms=3, color=colour, label=f"C={b['flops']:.2g}")
-        curve_n, curve_loss = profile_curve(iso["method"], np.log10(b["sizes"]), b["losses"], iso["window_dex"])
+        curve_n, curve_loss = profile_curve(iso["method"], np.log10(b["sizes"]), b["losses"],
+                                            iso["window_dex"])
         ax.plot(curve_n, curve_loss, "-", lw=0.8, color=colour)
         if "n_opt" in b:
             ax.plot([b["n_opt"]], [b["loss_opt"]], "kx", ms=8)
     law, loss_law = iso["n_opt_law"], iso["loss_law"]
     if law and loss_law:
         cs = np.geomspace(min(b["flops"] for b in profiles), max(b["flops"] for b in profiles), 50)
-        ax.plot(law["coef"] * cs ** law["exponent"], loss_law["E"] + loss_law["A"] * cs ** -loss_law["alpha"], "k--",
-                lw=1, label=f"N*(C), L*(C) = {loss_law['E']:.3g} + {loss_law['A']:.3g}·C^-{loss_law['alpha']:.3g}")
+        ax.plot(law["coef"] * cs ** law["exponent"], loss_law["E"] + loss_law["A"] * cs ** -loss_law["alpha"],
+                "k--", lw=1, label=f"N*(C), L*(C) = {loss_law['E']:.3g} + {loss_law['A']:.3g}"
+                                   f"·C^-{loss_law['alpha']:.3g}")
     ax.set(xscale="log", xlabel="params", ylabel=_metric_label(points),
            title=f"IsoFLOP profiles ({iso['method']}; x = optimum)")
     ax.legend(fontsize=6, ncol=2)
@@ -88,12 +90,14 @@ def plot_isoflop(result: dict, points: Points, path: Path) -> str | None:
         cs = np.array([b["flops"] for b in iso["budgets"]])
         n_opt = np.array([b["n_opt"] for b in iso["budgets"]])
         spread = 10 ** np.array([b["n_opt_log10_std"] for b in iso["budgets"]])
-        right.errorbar(cs, n_opt, yerr=[n_opt - n_opt / spread, n_opt * spread - n_opt], fmt="ko", ms=4, capsize=3,
+        right.errorbar(cs, n_opt, yerr=[n_opt - n_opt / spread, n_opt * spread - n_opt], fmt="ko", ms=4,
+                       capsize=3,
                        label="N* per budget (±1σ)")
         if law:
             span = f" [{iso['a_ci'][0]:.3f}, {iso['a_ci'][1]:.3f}]" if iso["a_ci"] else ""
             line = np.geomspace(cs.min(), cs.max(), 50)
-            right.plot(line, law["coef"] * line ** law["exponent"], "k-", lw=1, label=f"N* ∝ C^{iso['a']:.3f}{span}")
+            right.plot(line, law["coef"] * line ** law["exponent"], "k-", lw=1,
+                       label=f"N* ∝ C^{iso['a']:.3f}{span}")
         right.set(xscale="log", yscale="log", xlabel="training FLOPs", ylabel="N* (params)",
                   title="Compute-optimal size")
         right.legend(fontsize=7)
