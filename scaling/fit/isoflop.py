@@ -203,7 +203,7 @@ def fit_isoflop(params, tokens, loss, flops, *, method: str = "interpolate", set
                      window_dex=window_dex if method == "parabola" else None,
                      noise_source=noise_source or ("given" if noise is not None else DEFAULT_NOISE_SOURCE))
     sigma = np.full(lo.size, noise) if noise is not None else DEFAULT_RELATIVE_NOISE * lo
-    noisy = lo[:, None] + sigma[:, None] * np.random.default_rng(seed).standard_normal((lo.size, n_draws))
+    rng = np.random.default_rng(seed)
     draws_u, draws_loss = [], []
     for idx in group_budgets(c, tolerance_dex):
         budget = float(np.exp(np.mean(np.log(c[idx]))))
@@ -216,7 +216,8 @@ def fit_isoflop(params, tokens, loss, flops, *, method: str = "interpolate", set
         if sizes < min_sizes:
             fit.skipped.append({**entry, "reason": f"{sizes} size(s) (< {min_sizes})"})
             continue
-        best = prof.best_loss(lo)
+        best = prof.best_loss(lo[idx])
+        noisy = lo[idx, None] + sigma[idx, None] * rng.standard_normal((idx.size, n_draws))
         entry.update(sizes=(10 ** prof.log_n).tolist(), losses=best.tolist())
         point = find_minima(method, prof.log_n, best, window_dex)
         if not np.isfinite(point.log_n[0]):

@@ -33,11 +33,12 @@ class Profile:
 
     flops: float  # geometric mean of the budget's runs' FLOPs
     log_n: np.ndarray  # log10 of each distinct size, ascending
-    groups: list[list[np.ndarray]]  # per size, per setting: row indices (seeds of that setting)
-    rows: np.ndarray  # every row of the budget
+    groups: list[list[np.ndarray]]  # per size, per setting: positions in ``rows`` (seeds of that setting)
+    rows: np.ndarray  # the budget's row indices in the input
 
     def best_loss(self, loss: np.ndarray) -> np.ndarray:
-        """Per size, the best setting's seed-mean loss; ``loss`` is (rows,) or (rows, draws)."""
+        """Per size, the best setting's seed-mean loss; ``loss`` holds the budget's rows in the order of
+        ``rows``, (rows,) or (rows, copies)."""
         return np.stack([np.min([loss[idx].mean(axis=0) for idx in settings], axis=0)
                          for settings in self.groups])
 
@@ -54,8 +55,8 @@ def build_profile(flops: float, rows: np.ndarray, params: np.ndarray, setting: l
     groups = []
     for level in levels:
         members: dict = {}
-        for i in rows[sizes == level]:
-            members.setdefault(setting[i], []).append(int(i))
+        for pos in np.flatnonzero(sizes == level):
+            members.setdefault(setting[rows[pos]], []).append(int(pos))
         groups.append([np.array(v) for v in members.values()])
     return Profile(float(flops), np.log10(levels), groups, rows)
 
