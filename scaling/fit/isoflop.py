@@ -303,7 +303,8 @@ def _method_note(fits: dict[str, IsoFlopFit]) -> str:
     parts.append("A parabola assumes a profile symmetric in log N about its minimum; real profiles rise "
                  "faster towards small models, so its vertex shifts with how the sizes tried sit around the "
                  "optimum (uneven spacing, more sizes on one side). The interpolant follows the measured "
-                 "profile and is the reference.")
+                 "profile, as published IsoFLOP studies read it, but with noisy losses it follows the noise "
+                 "too, where the parabola averages over nearby sizes: compare the two intervals.")
     return " ".join(parts)
 
 
