@@ -42,16 +42,18 @@ def test_default_method_recovers_the_exponent_and_each_optimum_on_an_uneven_grid
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # 50 fits: about a minute on a quiet 2-core box
 @pytest.mark.parametrize("noise", [0.005, 0.01])
 def test_interval_holds_the_true_exponent_in_most_of_50_noisy_uneven_grids(noise):
     hits, errors = [], []
     for seed in range(50):
         n, d, loss, c = isoflop_grid(LAW, BUDGETS, noise=noise, seed=seed)
-        fit = fit_isoflop(n, d, loss, c, noise=noise * float(np.median(loss)), seed=seed, n_draws=400)
+        fit = fit_isoflop(n, d, loss, c, noise=noise * float(np.median(loss)), seed=seed, n_draws=300)
         hits.append(fit.a_ci[0] <= LAW.a <= fit.a_ci[1])
         errors.append(fit.a - LAW.a)
     assert sum(hits) >= 44  # a 95% interval: 47.5 of 50 expected, 44 is 2.3 binomial sd below
-    assert abs(np.mean(errors)) < 0.02  # no bias hidden by wide intervals
+    # no bias hidden by wide intervals: the mean error within 3 standard errors of zero
+    assert abs(np.mean(errors)) < 3 * np.std(errors) / np.sqrt(len(errors))
 
 
 def test_a_budget_whose_minimum_is_at_an_end_of_the_sizes_is_dropped_and_listed():

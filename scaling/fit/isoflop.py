@@ -98,7 +98,7 @@ def fit_loss_law(flops, loss, start: LossLaw | None = None) -> LossLaw | None:
         starts = [(np.log(start.A) - start.alpha * np.log(ref), np.log(max(start.E, 1e-9)), start.alpha)]
     else:
         starts = [(np.log(max(np.exp(y.mean()) - f * low, 1e-3 * low)), np.log(max(f * low, 1e-9)), al)
-                  for al in (0.05, 0.15, 0.3, 0.6) for f in (0.0, 0.5, 0.8, 0.95)]
+                  for al in (0.1, 0.3) for f in (0.0, 0.5, 0.8, 0.95)]
     upper_e = np.log(low)
     fits = [least_squares(residual, np.clip(s, (-50, -21, 0), (50, upper_e - 1e-9, 3)),
                           jac=jacobian, bounds=((-50, -21, 0), (50, upper_e, 3))) for s in starts]
