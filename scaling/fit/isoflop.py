@@ -10,15 +10,16 @@ Runs of (nearly) equal training FLOPs form a budget. Per budget:
 3. its uncertainty: the whole step repeated on ``n_draws`` copies of the runs with each loss
    perturbed by the run-to-run noise (the measured seed spread, else 0.5% of the loss). The spread
    of log N* over the copies, never below a third of the spacing of the sizes (a profile read on a
-   grid of sizes cannot place its minimum more finely than that), is the budget's uncertainty.
-   A budget whose minimum leaves the sizes tried in half of the copies or more is dropped too.
+   grid of sizes cannot place its minimum more finely than that) and scaled up by the share of
+   copies whose minimum left the sizes tried, is the budget's uncertainty. A budget whose minimum
+   leaves the sizes tried in half of the copies or more is dropped too.
 
 N*(C) ∝ C^a is then a regression of log N* on log C weighted by 1/uncertainty². The interval of a
 comes from the same fit repeated on every noisy copy; where the optima scatter about the line more
 than their uncertainties explain (reduced χ² > 1), the interval is widened by √χ² and made to cover
 the regression's t-interval too, so a noise level that is too small cannot make it look tight.
-L*(C), the loss at each optimum, is fitted as
-E + A·C^−α (it levels off at the irreducible loss E, so a pure power law would mislead far out).
+L*(C), the loss at each optimum, is fitted as E + A·C^−α (it levels off at the irreducible loss E,
+so a pure power law would mislead far out).
 """
 
 from __future__ import annotations
