@@ -1,11 +1,11 @@
-"""Approaches 2 (IsoFLOP) and 1 (envelope), and the shared windowed parabola."""
+"""Approaches 2 (IsoFLOP, both methods) and 1 (envelope), and the shared windowed parabola."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from scaling.fit.basics import fit_power_law, windowed_minimum
+from scaling.fit.basics import fit_power_law, parabola_vertices, windowed_minimum
 from scaling.fit.data import Curve
 from scaling.fit.envelope import fit_envelope
 from scaling.fit.isoflop import fit_isoflop, group_budgets
@@ -27,8 +27,8 @@ def _isoflop_grid(noise: float = 0.0, seed: int = 0):
 
 def test_isoflop_window_recovers_the_exponent_where_a_global_parabola_does_not():
     n, d, loss, c = _isoflop_grid()
-    windowed = fit_isoflop(n, d, loss, c, window_dex=0.75)
-    global_ = fit_isoflop(n, d, loss, c, window_dex=None)
+    windowed = fit_isoflop(n, d, loss, c, method="parabola", window_dex=0.75)
+    global_ = fit_isoflop(n, d, loss, c, method="parabola", window_dex=None)
     assert len(windowed.budgets) == 4
     assert windowed.a == pytest.approx(LAW.a, abs=0.01)
     assert abs(global_.a - LAW.a) > 0.03  # the asymmetric profile drags a wide parabola's vertex
@@ -36,17 +36,19 @@ def test_isoflop_window_recovers_the_exponent_where_a_global_parabola_does_not()
         assert b["n_opt"] == pytest.approx(LAW.n_opt(b["flops"]), rel=0.1)
 
 
-def test_isoflop_window_stays_close_with_noise():
+@pytest.mark.parametrize("method", ["parabola", "interpolate"])
+def test_isoflop_stays_close_with_noise(method):
     n, d, loss, c = _isoflop_grid(noise=0.003, seed=4)
-    assert fit_isoflop(n, d, loss, c).a == pytest.approx(LAW.a, abs=0.03)
+    assert fit_isoflop(n, d, loss, c, method=method, noise=0.003 * 3).a == pytest.approx(LAW.a, abs=0.03)
 
 
-def test_isoflop_skips_a_budget_whose_minimum_is_at_the_edge_of_the_sizes():
+@pytest.mark.parametrize("method", ["parabola", "interpolate"])
+def test_isoflop_skips_a_budget_whose_minimum_is_at_the_edge_of_the_sizes(method):
     n, d, loss, c = _isoflop_grid()
     keep = ~((c == 1e18) & (n < 1e8))  # the smallest budget keeps only sizes above its optimum
-    fit = fit_isoflop(n[keep], d[keep], loss[keep], c[keep])
+    fit = fit_isoflop(n[keep], d[keep], loss[keep], c[keep], method=method)
     assert [s["flops"] for s in fit.skipped] == [pytest.approx(1e18)]
-    assert "edge" in fit.skipped[0]["reason"]
+    assert "smallest size" in fit.skipped[0]["reason"]
     assert len(fit.budgets) == 3
 
 
@@ -62,6 +64,19 @@ def test_windowed_minimum_averages_seeds_and_flags_edges():
     assert best.u == pytest.approx(1.5)
     assert not best.at_edge
     assert windowed_minimum(u, u, window=None).at_edge  # monotone: best is the first point
+
+
+def test_parabola_vertices_of_many_columns_match_one_windowed_minimum_each():
+    u = np.array([0.0, 0.4, 0.7, 1.5, 2.0, 2.2, 3.0])
+    rng = np.random.default_rng(0)
+    columns = (u[:, None] - rng.uniform(0, 3, 40)) ** 2 + rng.normal(0, 0.3, (u.size, 40))
+    vertex, value, at_edge = parabola_vertices(u, columns, window=0.8)
+    for j in range(columns.shape[1]):
+        one = windowed_minimum(u, columns[:, j], window=0.8)
+        if one is None:
+            assert np.isnan(vertex[j])
+        else:
+            assert (vertex[j], value[j], at_edge[j]) == (pytest.approx(one.u), pytest.approx(one.value), one.at_edge)
 
 
 def test_power_law_fit_recovers_exponent_and_coefficient():

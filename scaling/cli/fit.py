@@ -39,6 +39,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="leave diverged runs out (default on; the count is reported)")
     parser.add_argument("--gpu-throughput", type=_positive_float, metavar="FLOP/S",
                         help="achieved training FLOP/s per GPU, for a GPU-hours estimate")
+    parser.add_argument("--isoflop-method", choices=["interpolate", "parabola"], default="interpolate",
+                        help="approach 2's minimum per budget: an interpolant of the profile (default, as "
+                             "published IsoFLOP studies compute it) or a parabola near the best size; both "
+                             "are in fit.json")
     parser.add_argument("--isoflop-window", type=float, default=0.75, metavar="DEX",
                         help="IsoFLOP parabola half-width in decades of N around each minimum (default 0.75)")
     parser.add_argument("--metric", choices=["auto", "loss", "bpb"], default="auto",
@@ -86,7 +90,7 @@ def options_from_args(args: argparse.Namespace) -> FitOptions:
                       target_tokens=args.target_tokens, predict=tuple(args.predict), params=args.params,
                       n_boot=args.bootstrap, exclude_diverged=args.exclude_diverged, ci=args.ci,
                       gpu_throughput=args.gpu_throughput, isoflop_window_dex=args.isoflop_window,
-                      seed=args.seed, plots=not args.no_plots, wandb=args.wandb, wandb_project=args.project,
+                      isoflop_method=args.isoflop_method, seed=args.seed, plots=not args.no_plots, wandb=args.wandb, wandb_project=args.project,
                       wandb_group=args.group, metric=args.metric)
 
 

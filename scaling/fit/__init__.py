@@ -7,7 +7,8 @@ Public API:
 - :class:`FitContext` — what the steps of a fit found; :data:`WARNING_RULES` — the checks run on it.
 - :func:`load_points` / :class:`Points` — the one loader of fit inputs.
 - :func:`fit_parametric` / :class:`ParametricFit` / :data:`CHINCHILLA` — approach 3.
-- :func:`fit_isoflop` — approach 2; :func:`fit_envelope` — approach 1.
+- :func:`fit_isoflop` / :func:`fit_isoflop_methods` — approach 2 (interpolated or parabola profiles);
+  :func:`fit_envelope` — approach 1.
 - :func:`fit_hparam_laws` — LR and batch-size laws; :func:`analyze_knobs` — seeds and Welch's t-tests.
 - :func:`bootstrap`, :func:`backtest`, :func:`prediction_interval` — uncertainty.
 - :func:`build_ladder`, :func:`choose` — turning a budget into a concrete shape.
@@ -34,6 +35,7 @@ _EXPORTS: dict[str, str] = {
     "CHINCHILLA": "scaling.fit.parametric",
     "fit_isoflop": "scaling.fit.isoflop",
     "IsoFlopFit": "scaling.fit.isoflop",
+    "fit_isoflop_methods": "scaling.fit.isoflop",
     "fit_envelope": "scaling.fit.envelope",
     "EnvelopeFit": "scaling.fit.envelope",
     "fit_power_law": "scaling.fit.basics",

@@ -49,17 +49,22 @@ class PowerLaw:
                 "log_resid_std": self.log_resid_std, "n_points": self.n_points}
 
 
-def fit_power_law(x, y) -> PowerLaw | None:
-    """Least-squares line through (log x, log y); None with fewer than 2 distinct x."""
+def fit_power_law(x, y, log_sigma=None) -> PowerLaw | None:
+    """Least-squares line through (log x, log y); None with fewer than 2 distinct x.
+
+    ``log_sigma``: each point's uncertainty in log y; points then weigh 1/σ² (weighted least squares).
+    """
     lx, ly = np.log(np.asarray(x, dtype=float)), np.log(np.asarray(y, dtype=float))
     if np.unique(lx).size < 2:
         return None
-    slope, intercept = np.polyfit(lx, ly, 1)
+    w = np.ones_like(lx) if log_sigma is None else 1.0 / np.asarray(log_sigma, dtype=float) ** 2
+    slope, intercept = np.polyfit(lx, ly, 1, w=np.sqrt(w))
     se = resid = float("nan")
     if lx.size > 2:
         r = ly - (intercept + slope * lx)
-        resid = float(np.sqrt(np.sum(r ** 2) / (lx.size - 2)))
-        se = resid / float(np.sqrt(np.sum((lx - lx.mean()) ** 2)))
+        resid = float(np.sqrt(np.sum(w * r ** 2) / np.sum(w) * lx.size / (lx.size - 2)))
+        centre = np.sum(w * lx) / np.sum(w)
+        se = float(np.sqrt(np.sum(w * r ** 2) / (lx.size - 2) / np.sum(w * (lx - centre) ** 2)))
     return PowerLaw(float(np.exp(intercept)), float(slope), se, resid, int(lx.size))
 
 
@@ -71,6 +76,39 @@ class Minimum:
     value: float  # parabola value at the vertex
     used: np.ndarray  # indices of the points the parabola was fitted to
     at_edge: bool  # the empirical minimum is the smallest or largest u tried: only a bound, not an optimum
+
+
+def window_around(levels: np.ndarray, best: int, window: float | None, min_points: int = 3) -> np.ndarray:
+    """Mask of the ``levels`` within ``window`` of ``levels[best]`` (all for None), grown to the
+    ``min_points`` nearest when it holds fewer."""
+    distance = np.abs(levels - levels[best])
+    chosen = distance <= window if window is not None else np.ones_like(distance, dtype=bool)
+    if chosen.sum() < min_points:
+        chosen = np.zeros_like(chosen)
+        chosen[np.argsort(distance, kind="stable")[:min_points]] = True
+    return chosen
+
+
+def parabola_vertices(levels: np.ndarray, means: np.ndarray, window: float | None = None,
+                      min_points: int = 3) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`windowed_minimum` for many columns at once: ``means`` is (levels × copies) over distinct,
+    ascending ``levels``. Returns per column the vertex, the value there and whether the best level is
+    the first or last (then the vertex is that level and the value its mean); the vertex and value are
+    NaN where the windowed parabola opens downwards."""
+    best = np.argmin(means, axis=0)
+    cols = np.arange(means.shape[1])
+    u, value = levels[best].astype(float), means[best, cols].astype(float)
+    at_edge = (best == 0) | (best == levels.size - 1)
+    for b in np.unique(best[~at_edge]):
+        which = np.flatnonzero(best == b)
+        chosen = window_around(levels, int(b), window, min_points)
+        c2, c1, c0 = np.polyfit(levels[chosen], means[chosen][:, which], 2)
+        opens_up = c2 > 0
+        # a vertex outside the fitted points is an extrapolation of the parabola: clamp it to them
+        vertex = np.clip(-c1 / (2 * np.where(opens_up, c2, 1.0)), levels[chosen].min(), levels[chosen].max())
+        u[which] = np.where(opens_up, vertex, np.nan)
+        value[which] = np.where(opens_up, c0 + c1 * vertex + c2 * vertex ** 2, np.nan)
+    return u, value, at_edge
 
 
 def windowed_minimum(u, values, window: float | None = None, min_points: int = 3) -> Minimum | None:
@@ -88,22 +126,15 @@ def windowed_minimum(u, values, window: float | None = None, min_points: int = 3
     if levels.size < 3:
         return None
     means = np.array([values[u == lv].mean() for lv in levels])
+    found = parabola_vertices(levels, means[:, None], window, min_points)
+    vertex, value, at_edge = (float(x[0]) for x in found)
     best = int(np.argmin(means))
-    if best in (0, levels.size - 1):  # no bracketed minimum: report the best point tried, flagged
-        return Minimum(float(levels[best]), float(means[best]), np.flatnonzero(u == levels[best]), True)
-    distance = np.abs(levels - levels[best])
-    chosen = distance <= window if window is not None else np.ones_like(distance, dtype=bool)
-    if chosen.sum() < min_points:
-        chosen = np.zeros_like(chosen)
-        chosen[np.argsort(distance, kind="stable")[:min_points]] = True
-    c2, c1, c0 = np.polyfit(levels[chosen], means[chosen], 2)
-    if not c2 > 0:
+    if at_edge:  # no bracketed minimum: report the best point tried, flagged
+        return Minimum(vertex, value, np.flatnonzero(u == levels[best]), True)
+    if not np.isfinite(vertex):
         return None
-    vertex = -c1 / (2 * c2)
-    # a vertex outside the fitted points is an extrapolation of the parabola: clamp it to them
-    vertex = float(np.clip(vertex, levels[chosen].min(), levels[chosen].max()))
-    used = np.flatnonzero(np.isin(u, levels[chosen]))
-    return Minimum(vertex, float(c0 + c1 * vertex + c2 * vertex ** 2), used, False)
+    used = np.flatnonzero(np.isin(u, levels[window_around(levels, best, window, min_points)]))
+    return Minimum(vertex, value, used, False)
 
 
 _PINNED = False  # inside single_threaded_blas already

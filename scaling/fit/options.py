@@ -32,6 +32,9 @@ class FitOptions:
     """Achieved training FLOP/s per GPU, for the GPU-hours estimate (none: no estimate)."""
     isoflop_window_dex: float | None = 0.75
     """IsoFLOP parabola half-width in decades of N around each budget's minimum."""
+    isoflop_method: str = "interpolate"
+    """Approach 2's minimum per budget: ``interpolate`` (an Akima interpolant of the profile, as published
+    IsoFLOP studies compute it) or ``parabola`` (near the best size); fit.json holds both."""
     seed: int = 0
     """Seed of the bootstrap resamples."""
     plots: bool = True
@@ -52,6 +55,8 @@ class FitOptions:
             raise ScalingError(f"ci must be between 0 and 1, got {self.ci}")
         if self.n_boot < 0:
             raise ScalingError(f"--bootstrap must be >= 0, got {self.n_boot}")
+        if self.isoflop_method not in ("interpolate", "parabola"):
+            raise ScalingError(f"--isoflop-method must be interpolate or parabola, not {self.isoflop_method!r}")
         self.predictions()
 
     @property

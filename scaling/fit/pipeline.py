@@ -81,7 +81,7 @@ def fit_context(inputs, options: FitOptions) -> FitContext:
     return FitContext(
         options=options, points=points, tuned=tuned, dropped=dropped, law=law, target=target, extra=extra,
         uncertainty=estimate_uncertainty(points, tuned, law, target, extra, options),
-        isoflop=isoflop_step(tuned, options), envelope=envelope_step(points),
+        isoflop=isoflop_step(tuned, points, options), envelope=envelope_step(points),
         hparams=hparams_step(points, target, options), knobs=knobs_step(points),
         knob_effects=knob_effects_step(points, target, extra, options), backtest=backtest_step(tuned, options),
     )

@@ -15,13 +15,13 @@ def _metric_label(points: Points) -> str:
     return "final " + METRIC_LABELS[points.metric]
 
 
-def _figure():
+def _figure(ncols: int = 1):
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=110)
+    fig, ax = plt.subplots(1, ncols, figsize=(6.4 if ncols == 1 else 5.5 * ncols, 4.4), dpi=110)
     return plt, fig, ax
 
 
@@ -59,22 +59,48 @@ def plot_loss_vs_compute(result: dict, points: Points, path: Path) -> str:
 
 
 def plot_isoflop(result: dict, points: Points, path: Path) -> str | None:
+    """Left: each budget's profile (best run per size), the fitted profile and its optimum, and the
+    optima's path (N*(C), L*(C)) from the two fitted laws. Right: N* against C with its uncertainty
+    and the fitted N*(C) ∝ C^a."""
     iso = result["isoflop"]
-    if not iso["budgets"] and not iso["skipped"]:
+    profiles = [b for b in iso["budgets"] + iso["skipped"] if "sizes" in b]
+    if not profiles:
         return None
-    from scaling.fit.isoflop import group_budgets
+    from scaling.fit.isoflop_profile import profile_curve
 
-    plt, fig, ax = _figure()
-    for idx in group_budgets(points.flops):
-        if np.unique(points.params[idx]).size < 2:
-            continue
-        order = idx[np.argsort(points.params[idx])]
-        ax.plot(points.params[order], points.loss[order], "o-", ms=3, lw=0.8,
-                label=f"C={np.exp(np.mean(np.log(points.flops[idx]))):.2g}")
-    for b in iso["budgets"]:
-        ax.plot([b["n_opt"]], [b["loss_opt"]], "kx", ms=8)
-    ax.set(xscale="log", xlabel="params", ylabel=_metric_label(points), title="IsoFLOP profiles (x = fitted optimum)")
+    plt, fig, (ax, right) = _figure(ncols=2)
+    colours = plt.cm.viridis(np.linspace(0, 0.9, len(profiles)))
+    for b, colour in zip(sorted(profiles, key=lambda b: b["flops"]), colours, strict=True):
+        ax.plot(b["sizes"], b["losses"], "o", ms=3, color=colour, label=f"C={b['flops']:.2g}")
+        curve_n, curve_loss = profile_curve(iso["method"], np.log10(b["sizes"]), b["losses"],
+                                            iso["window_dex"])
+        ax.plot(curve_n, curve_loss, "-", lw=0.8, color=colour)
+        if "n_opt" in b:
+            ax.plot([b["n_opt"]], [b["loss_opt"]], "kx", ms=8)
+    law, loss_law = iso["n_opt_law"], iso["loss_law"]
+    if law and loss_law:
+        cs = np.geomspace(min(b["flops"] for b in profiles), max(b["flops"] for b in profiles), 50)
+        ax.plot(law["coef"] * cs ** law["exponent"], loss_law["E"] + loss_law["A"] * cs ** -loss_law["alpha"],
+                "k--", lw=1, label=f"N*(C), L*(C) = {loss_law['E']:.3g} + {loss_law['A']:.3g}"
+                                   f"·C^-{loss_law['alpha']:.3g}")
+    ax.set(xscale="log", xlabel="params", ylabel=_metric_label(points),
+           title=f"IsoFLOP profiles ({iso['method']}; x = optimum)")
     ax.legend(fontsize=6, ncol=2)
+    if iso["budgets"]:
+        cs = np.array([b["flops"] for b in iso["budgets"]])
+        n_opt = np.array([b["n_opt"] for b in iso["budgets"]])
+        spread = 10 ** np.array([b["n_opt_log10_std"] for b in iso["budgets"]])
+        right.errorbar(cs, n_opt, yerr=[n_opt - n_opt / spread, n_opt * spread - n_opt], fmt="ko", ms=4,
+                       capsize=3,
+                       label="N* per budget (±1σ)")
+        if law:
+            span = f" [{iso['a_ci'][0]:.3f}, {iso['a_ci'][1]:.3f}]" if iso["a_ci"] else ""
+            line = np.geomspace(cs.min(), cs.max(), 50)
+            right.plot(line, law["coef"] * line ** law["exponent"], "k-", lw=1,
+                       label=f"N* ∝ C^{iso['a']:.3f}{span}")
+        right.set(xscale="log", yscale="log", xlabel="training FLOPs", ylabel="N* (params)",
+                  title="Compute-optimal size")
+        right.legend(fontsize=7)
     return _save(plt, fig, path)
 
 

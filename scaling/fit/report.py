@@ -50,15 +50,45 @@ def _approaches(result: dict) -> list[str]:
     iso, env = result["isoflop"], result["envelope"]
     lines = ["## The three approaches: N_opt ∝ C^a", "", "| approach | a | notes |", "|---|---|---|",
              f"| 3 parametric | {_g(result['parametric']['a'])} | interval {_ci(result['parametric']['ci'].get('a'))} |",
-             f"| 2 IsoFLOP | {_g(iso['a'])} | {len(iso['budgets'])} budget(s) used, {len(iso['skipped'])} skipped |",
+             *_isoflop_rows(iso),
              f"| 1 envelope | {_g(env['a'])} | {len(env['points'])} envelope point(s); {env['note'] or 'from val curves'} |",
              ""]
-    for s in iso["skipped"]:
-        lines.append(f"- IsoFLOP budget C={_g(s['flops'])} skipped: {s['reason']}")
+    lines += _isoflop_notes(iso)
     if env["points"]:
         lines.append("- Approach 1 uses mid-training points of runs whose LR had not decayed there; "
                      "it leans toward larger models.")
     return lines + [""]
+
+
+def _isoflop_rows(iso: dict) -> list[str]:
+    """Approach 2's rows: the method reported first, then the other for comparison."""
+    order = [iso["method"]] + [m for m in iso["methods"] if m != iso["method"]]
+    return [f"| 2 IsoFLOP ({name}) | {_g(m['a'])} | "
+            f"{'reported' if name == iso['method'] else 'for comparison'}; interval {_ci(m['a_ci'])}; "
+            f"{m['n_budgets']} budget(s) used, {m['n_skipped']} skipped |"
+            for name, m in ((name, iso["methods"][name]) for name in order)]
+
+
+def _isoflop_notes(iso: dict) -> list[str]:
+    lines = []
+    if iso["budgets"]:
+        how = ("an Akima interpolant of log loss in log N" if iso["method"] == "interpolate"
+               else "a parabola near the best size")
+        widened = (f", widened ×{iso['scatter_ratio']:.2f} because the optima scatter more than that noise "
+                   f"explains" if (iso["scatter_ratio"] or 0) > 1 else "")
+        lines.append(f"- Approach 2 ({iso['method']}): per budget the best run per size; N* from {how}; a "
+                     f"from a regression of log N* on log C weighted by each budget's uncertainty; the "
+                     f"interval from {iso['n_draws']} copies of the runs perturbed by run-to-run noise "
+                     f"(σ {_g(iso['noise'])}: {iso['noise_source']}){widened}.")
+    law = iso["loss_law"]
+    if law:
+        lines.append(f"- Loss at the optimum: L*(C) = {_g(law['E'], 4)} + {_g(law['A'])}·C^-"
+                     f"{_g(law['alpha'])} (E {_ci(law['ci'].get('E'), 4)}, α {_ci(law['ci'].get('alpha'))}; "
+                     f"{law['n_points']} budgets).")
+    if iso["method_note"]:
+        lines.append(f"- The two IsoFLOP methods differ: {iso['method_note']}")
+    lines += [f"- IsoFLOP budget C={_g(s['flops'])} skipped: {s['reason']}" for s in iso["skipped"]]
+    return lines
 
 
 def _hparams(hp: dict) -> list[str]:

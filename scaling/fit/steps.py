@@ -18,7 +18,7 @@ from scaling.fit.bootstrap import backtest, bootstrap, percentile_interval, pred
 from scaling.fit.data import Points, load_points
 from scaling.fit.envelope import EnvelopeFit, fit_envelope
 from scaling.fit.hparams import fit_hparam_laws
-from scaling.fit.isoflop import IsoFlopFit, fit_isoflop
+from scaling.fit.isoflop import IsoFlopFit, fit_isoflop_points
 from scaling.fit.knob_effects import knob_effects
 from scaling.fit.knobs import analyze_knobs
 from scaling.fit.options import FitOptions
@@ -202,10 +202,10 @@ def estimate_uncertainty(points: Points, tuned: Points, law: ParametricFit, targ
     return Uncertainty(samples, info, point, cis, predictions, frontier_c)
 
 
-def isoflop_step(tuned: Points, options: FitOptions) -> IsoFlopFit:
+def isoflop_step(tuned: Points, points: Points, options: FitOptions) -> IsoFlopFit:
     """Approach 2 on the tuned runs: an LR sweep's worse settings would pull each parabola up and aside."""
-    return fit_isoflop(tuned.params, tuned.tokens, tuned.loss, tuned.flops,
-                       window_dex=options.isoflop_window_dex)
+    return fit_isoflop_points(tuned, points, method=options.isoflop_method, window_dex=options.isoflop_window_dex,
+                              ci=options.ci, seed=options.seed)
 
 
 def envelope_step(points: Points) -> EnvelopeFit:

@@ -105,3 +105,25 @@ def demo_like_runs(root, law: ParametricFit, *, noise: float = 0.01, seed: int =
         best = 0.02 * n ** -0.3
         s["lr"] = float(f"{best * (s['lr'] or 1.0):.4g}")
     return write_runs(root, law, specs, noise=noise, seed=seed)
+
+
+def isoflop_grid(law: ParametricFit, budgets, *, sizes=(5, 9), half_width_dex: float = 0.7,
+                 offset_dex: float = 0.25, noise: float = 0.0075, seed: int = 0):
+    """An IsoFLOP study as a real one looks: per budget 5-9 unevenly spaced sizes (random positions,
+    at least 0.05 decades apart, between two end sizes ``half_width_dex`` decades either side of a
+    centre that misses the true optimum by up to ``offset_dex``), tokens = C/(6N), losses times
+    (1 + N(0, noise)): (N, D, L, C)."""
+    rng = np.random.default_rng(seed)
+    n, c = [], []
+    for budget in np.asarray(budgets, dtype=float):
+        centre = np.log10(law.n_opt(budget)) + rng.uniform(-offset_dex, offset_dex)
+        k = int(rng.integers(sizes[0], sizes[1] + 1))
+        u = np.zeros(2)
+        while np.diff(u).min() < 0.05:  # sizes at least 12% apart, as a real ladder's are
+            inner = rng.uniform(centre - half_width_dex, centre + half_width_dex, k - 2)
+            u = np.sort(np.concatenate([[centre - half_width_dex, centre + half_width_dex], inner]))
+        n += list(10 ** u)
+        c += [budget] * u.size
+    n, c = np.array(n), np.array(c)
+    d = c / (6 * n)
+    return n, d, law.predict(n, d) * (1 + rng.normal(0.0, noise, n.size)), c

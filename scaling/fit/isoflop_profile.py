@@ -1,0 +1,112 @@
+"""One IsoFLOP budget's profile (the best loss per model size) and where its minimum lies.
+
+Two ways to place the minimum between the sizes tried:
+
+- ``interpolate`` (the default, as published IsoFLOP studies compute it): an Akima interpolant of
+  log loss in log N through every size, minimised on a fine grid. Akima follows the asymmetric shape
+  of a real profile (too small a model loses far more than too large a one) without a global form,
+  and does not overshoot between points the way a cubic spline does.
+- ``parabola``: a parabola in log N fitted near the best size only (``window_dex`` decades around it),
+  the classic Chinchilla reading; the window keeps the asymmetry from dragging the vertex.
+
+Both work on many noisy copies of a profile at once (one column per copy), so the spread of the
+minimum under run-to-run noise costs one call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.interpolate import Akima1DInterpolator
+
+from scaling.fit.basics import parabola_vertices, representative, windowed_minimum
+from scaling.fit.data import CELL_TOLERANCE_DEX
+
+METHODS = ("interpolate", "parabola")
+GRID_PER_GAP = 50  # fine-grid points per average gap between sizes (the minimum is read to 1/50 of a gap)
+
+
+@dataclass
+class Profile:
+    """The runs of one budget, grouped by size and, within a size, by setting."""
+
+    flops: float  # geometric mean of the budget's runs' FLOPs
+    log_n: np.ndarray  # log10 of each distinct size, ascending
+    groups: list[list[np.ndarray]]  # per size, per setting: positions in ``rows`` (seeds of that setting)
+    rows: np.ndarray  # the budget's row indices in the input
+
+    def best_loss(self, loss: np.ndarray) -> np.ndarray:
+        """Per size, the best setting's seed-mean loss; ``loss`` holds the budget's rows in the order of
+        ``rows``, (rows,) or (rows, copies)."""
+        return np.stack([np.min([loss[idx].mean(axis=0) for idx in settings], axis=0)
+                         for settings in self.groups])
+
+    @property
+    def mean_gap(self) -> float:
+        """Average spacing of the sizes in decades."""
+        return float(np.ptp(self.log_n) / (self.log_n.size - 1))
+
+
+def build_profile(flops: float, rows: np.ndarray, params: np.ndarray, setting: list) -> Profile:
+    """The profile of the runs ``rows``; sizes within 2% are one size, equal ``setting`` keys are seeds."""
+    sizes = representative(params[rows], CELL_TOLERANCE_DEX)
+    levels = np.unique(sizes)
+    groups = []
+    for level in levels:
+        members: dict = {}
+        for pos in np.flatnonzero(sizes == level):
+            members.setdefault(setting[rows[pos]], []).append(int(pos))
+        groups.append([np.array(v) for v in members.values()])
+    return Profile(float(flops), np.log10(levels), groups, rows)
+
+
+@dataclass
+class Minima:
+    """Minimum of each column of a profile: position (log10 N), loss there, and whether it is interior."""
+
+    log_n: np.ndarray
+    loss: np.ndarray
+    interior: np.ndarray  # False where the minimum is at (or beyond) the smallest or largest size tried
+
+
+def interpolated_minima(log_n: np.ndarray, loss: np.ndarray) -> Minima:
+    """Akima interpolant of log loss in log N per column of ``loss`` (sizes × copies), minimised on a
+    grid of ``GRID_PER_GAP`` points per gap. A minimum on the grid's first or last point is not
+    interior: the profile may still fall beyond the sizes tried."""
+    loss = loss.reshape(log_n.size, -1)
+    grid = np.linspace(log_n[0], log_n[-1], GRID_PER_GAP * (log_n.size - 1) + 1)
+    curves = Akima1DInterpolator(log_n, np.log(loss), axis=0)(grid)  # (grid, copies)
+    best = np.argmin(curves, axis=0)
+    cols = np.arange(curves.shape[1])
+    return Minima(grid[best], np.exp(curves[best, cols]), (best > 0) & (best < grid.size - 1))
+
+
+def parabola_minima(log_n: np.ndarray, loss: np.ndarray, window_dex: float | None) -> Minima:
+    """The windowed parabola's vertex per column of ``loss`` (sizes × copies)."""
+    u, value, at_edge = parabola_vertices(log_n, loss.reshape(log_n.size, -1), window_dex)
+    return Minima(u, value, ~at_edge & np.isfinite(u))
+
+
+def find_minima(method: str, log_n: np.ndarray, loss: np.ndarray, window_dex: float | None = 0.75) -> Minima:
+    """Minima of the profile columns by ``method`` (interpolate | parabola)."""
+    if method == "interpolate":
+        return interpolated_minima(log_n, loss)
+    if method == "parabola":
+        return parabola_minima(log_n, loss, window_dex)
+    raise ValueError(f"unknown IsoFLOP method {method!r}; expected one of {', '.join(METHODS)}")
+
+
+def profile_curve(method: str, log_n, loss, window_dex: float | None = 0.75, points: int = 100):
+    """(N, loss) along the fitted profile, for plots: the interpolant, or the windowed parabola."""
+    log_n, loss = np.asarray(log_n, dtype=float), np.asarray(loss, dtype=float)
+    if method == "interpolate":
+        grid = np.linspace(log_n[0], log_n[-1], points)
+        return 10 ** grid, np.exp(Akima1DInterpolator(log_n, np.log(loss))(grid))
+    best = windowed_minimum(log_n, loss, window_dex)
+    if best is None or best.at_edge:
+        return np.zeros(0), np.zeros(0)
+    u = log_n[best.used]
+    coef = np.polyfit(u, loss[best.used], 2)
+    grid = np.linspace(u.min(), u.max(), points)
+    return 10 ** grid, np.polyval(coef, grid)
