@@ -389,3 +389,14 @@ def test_fit_warnings_are_the_rules_in_order_and_a_new_rule_is_one_function(ladd
     assert by_keywords["warnings"] == run_checks(ctx)
     assert run_checks(ctx)[-2:] == [far, skipped]  # the order of WARNING_RULES
     assert run_checks(ctx, [*WARNING_RULES, lambda c: [f"{len(c.tuned)} tuned runs"]])[-1] == "20 tuned runs"
+
+
+def test_an_offline_fit_says_in_one_wandb_line_where_its_run_is(ladder_csv, tmp_path):
+    from tests.helpers.runs import run_cli
+
+    out = tmp_path / "fit"
+    proc = run_cli("fit", str(ladder_csv), "--out", str(out), "--bootstrap", "0", "--no-plots", "--wandb", "offline",
+                   env={"WANDB_SILENT": "false"})
+    assert proc.returncode == 0, proc.stderr
+    lines = [x for x in (proc.stdout + proc.stderr).splitlines() if x.startswith("wandb")]
+    assert len(lines) == 1 and lines[0].startswith(f"wandb: offline fit run in {out}") and "wandb sync" in lines[0]

@@ -78,6 +78,9 @@ def summary_lines(result: dict) -> list[str]:
                      f"{e['runner_up']} needs {runner['value']:.3g}x{ci} the compute of {e['best']}"
                      + (f", crossing over at {cross:.3g} FLOPs" if cross else ""))
     lines += [f"plot:   {p}" for p in result["outputs"].get("plots", {}).values()]
+    logged = result["outputs"].get("wandb") or {}
+    if logged.get("mode") == "offline" and logged.get("dir"):
+        lines.append(f"wandb: offline fit run in {logged['dir']}; sync with: wandb sync {logged['dir']}")
     lines += [f"warning: {w}" for w in result["warnings"]]
     return lines
 

@@ -20,6 +20,7 @@ def log_fit(result: dict, points: Points, out: Path, *, mode: str = "offline", p
     par, rec = result["parametric"], result["recommendation"]
     run = wandb.init(mode=mode, dir=str(out), project=project, group=group, job_type="fit",
                      name=f"fit-{group}" if group else None, reinit="finish_previous",
+                     settings=wandb.Settings(silent=True),  # one line of ours below instead of W&B's chatter
                      config={"inputs": result["inputs"], "target_flops": rec["flops"], "ci_level": par["ci_level"]})
     try:
         rows = [[float(n), float(d), float(c), float(lo), r] for n, d, c, lo, r in
