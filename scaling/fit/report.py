@@ -149,8 +149,9 @@ def _knob_effects(result: dict) -> list[str]:
     for knob, e in effects.items():
         best = e["best"]
         lines += [f"### {knob}: **{e['verdict']}** -> {best}", "",
-                  f"{e['advice']}. Law: {e['law']} ({e['law_choice']['why']}); other knobs held at "
-                  f"{e['held_at'] or 'nothing'}; {e['n_boot']} bootstrap refits over runs.", "",
+                  f"{e['advice']}. Law: {e['law']} ({e['law_choice']['why']}); "
+                  + (f"other knobs held at {e['held_at']}; " if e["held_at"] else "")
+                  + f"{e['n_boot']} bootstrap refits over runs.", "",
                   "| level | predicted loss | interval | difference to best | compute multiplier | crossover FLOPs "
                   "| runs | sizes |", "|---|---|---|---|---|---|---|---|"]
         for name, lv in e["levels"].items():
