@@ -102,7 +102,8 @@ def cluster_plugins() -> list:
 
 _LIGHTNING_ADVICE = (r".*does not have many workers.*", r".*`weights_only` was not set.*", r".*srun.*",
                      r".*val_check_interval.*", r".*LeafSpec.*", r".*litlogger.*",
-                     r".*defined a `validation_step` but have no `val_dataloader`.*")
+                     r".*defined a `validation_step` but have no `val_dataloader`.*",
+                     r".*DeepSpeed handles gradient clipping internally.*")  # given optim.grad_clip already
 
 
 class _DropTips(logging.Filter):
