@@ -170,8 +170,9 @@ class TrainConfig:
     accelerator: str = choice("auto", "cpu", "gpu", "cuda")  # device type, passed to Lightning
     devices: str = "auto"  # auto | N (devices per node) | GPU indices as "0,1", passed to Lightning
     num_nodes: int = checked(1, POSITIVE)  # nodes, passed to Lightning
-    # multi-device strategy (GPUs only; fsdp shards each block), passed to Lightning
-    strategy: str = choice("auto", "ddp", "fsdp", "ddp_spawn")
+    # multi-device strategy, passed to Lightning; fsdp (shards each block, sharded checkpoints) and
+    # deepspeed_stage_2/3 (ZeRO; needs the deepspeed extra) run on GPUs only
+    strategy: str = choice("auto", "ddp", "fsdp", "ddp_spawn", "deepspeed_stage_2", "deepspeed_stage_3")
     # a train loss above this (or NaN/Inf) stops the run as diverged
     max_loss: float = checked(100.0, POSITIVE)
     threads: int | None = checked(None, POSITIVE)  # torch CPU threads; None = leave torch's default

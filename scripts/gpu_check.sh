@@ -8,7 +8,7 @@
 # `run` uses the GPU machine's own torch and lightning (no pip install of the project: its pinned
 # torch would replace the CUDA build) and puts the repo on PYTHONPATH. Wheels in .whl/ (omegaconf,
 # zstandard: imported by the trainer, absent from a plain PyTorch image) go to /tmp/site first.
-# Logs land in $OUT (or ./gpu_check_out). Budget: about 5 minutes on an H100/H200.
+# Logs land in $OUT (or ./gpu_check_out). Budget: about 6 minutes on an H100/H200.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,8 +36,10 @@ run)
     { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
       "$PY" -c "import torch, lightning; print('torch', torch.__version__, 'lightning', lightning.__version__, torch.cuda.get_device_name())"
     } 2>&1 | tee "$out/device.txt"
-    # The GPU tests, and the CPU checks of compile/bf16/fused against this machine's torch.
-    timeout 300 "$PY" -m pytest -q -rs -p no:cacheprovider tests/test_train_gpu.py tests/test_train_gpu_defaults_on_cpu.py \
+    # The GPU tests (sharded checkpoints too; deepspeed's skip unless it is installed), and the CPU checks
+    # of compile/bf16/fused against this machine's torch.
+    timeout 420 "$PY" -m pytest -q -rs -p no:cacheprovider tests/test_train_gpu.py tests/test_train_sharded.py \
+        tests/test_train_gpu_defaults_on_cpu.py \
         2>&1 | tee "$out/pytest.txt" || status=1
     timeout 300 "$PY" -m scaling bench --rounds 2 --steps 50 --warmup 10 2>&1 | tee "$out/bench.txt" || status=1
     exit $status

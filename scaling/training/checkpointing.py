@@ -3,9 +3,15 @@
 ``checkpoints/last.ckpt`` is rewritten every ``every_tokens`` training tokens and at the end; a
 ``tokens-<N>.ckpt`` is kept the first time training reaches each of ``at_tokens`` (the branch
 points of cooldowns); the ``last.ckpt`` it replaces stays as ``previous.ckpt``, so a damaged last
-checkpoint (a disk filled up, a copy cut short) still leaves one to resume from. A checkpoint holds what an exact resume needs: model, optimiser, scheduler,
-loop counters (Lightning), the data streams of every rank (:class:`TokenDataModule`), the
-callbacks' state and the RNG states of every rank (here). Nothing is saved after a divergence.
+checkpoint (a disk filled up, a copy cut short) still leaves one to resume from. A checkpoint holds what
+an exact resume needs: model, optimiser, scheduler, loop counters (Lightning), the data streams of every
+rank (:class:`TokenDataModule`), the callbacks' state and the RNG states of every rank (here). Nothing is
+saved after a divergence.
+
+Under a sharded strategy (fsdp, deepspeed) a checkpoint is a folder of the same name in which each rank
+writes its own shard; everything but the model and optimiser tensors is also written beside the shards
+as ``scaling-meta.pt`` (last, by rank 0), so its step, tokens, schedule, RNG and data-stream states are
+read without gathering the model, and a folder without it counts as damaged.
 
 Every value in a checkpoint is a tensor or a plain Python value (RNG states included), so
 :func:`load_checkpoint` reads it with ``torch.load(weights_only=True)``: a file from elsewhere
@@ -27,6 +33,7 @@ import torch
 from scaling.errors import ScalingError
 from scaling.training.callbacks_common import StepEndCallback, batch_tokens, gather_from_ranks
 from scaling.training.run_files import (
+    CHECKPOINT_META,
     LAST_CHECKPOINT,
     PREVIOUS_CHECKPOINT,
     checkpoint_dir,
@@ -43,10 +50,12 @@ def load_checkpoint(path: str | Path) -> dict:
     """A checkpoint's contents, read without running any code from the file.
 
     A file holding other objects than tensors and plain values is refused with a one-line
-    :class:`ScalingError`; an unreadable one raises :class:`DamagedCheckpoint`.
+    :class:`ScalingError`; an unreadable one raises :class:`DamagedCheckpoint`. For a sharded checkpoint
+    (a folder) this is its ``scaling-meta.pt``: everything but the model and optimiser tensors.
     """
+    source = Path(path) / CHECKPOINT_META if Path(path).is_dir() else path
     try:
-        return torch.load(path, map_location="cpu", mmap=True, weights_only=True)
+        return torch.load(source, map_location="cpu", mmap=True, weights_only=True)
     except pickle.UnpicklingError as e:
         if "weights_only" not in str(e) and "Unsupported global" not in str(e):
             raise DamagedCheckpoint(f"checkpoint {path} is damaged ({_first_line(e)})") from None
@@ -70,7 +79,7 @@ def resume_checkpoint(run_dir: str | Path) -> tuple[Path, dict] | None:
     """
     folder = checkpoint_dir(run_dir)
     names = (LAST_CHECKPOINT, PREVIOUS_CHECKPOINT)
-    candidates = [folder / name for name in names if (folder / name).is_file()]
+    candidates = [folder / name for name in names if (folder / name).exists()]
     damage = []
     for path in candidates:
         try:
@@ -124,6 +133,7 @@ class TokenCheckpoints(StepEndCallback):
         self.every_tokens, self.at_tokens = float(every_tokens), sorted(float(t) for t in at_tokens)
         self.skip_if = skip_if
         self._pending_rng: dict | None = None
+        self._saved: dict | None = None  # the checkpoint being saved, for a sharded one's scaling-meta.pt
 
     def on_step_end(self, trainer, pl_module) -> None:
         per_step = batch_tokens(trainer, pl_module)
@@ -140,21 +150,25 @@ class TokenCheckpoints(StepEndCallback):
         for target in keep:
             if trainer.is_global_zero:
                 tmp = self.dir / f".{token_checkpoint_name(target)}.tmp"
-                shutil.copyfile(self.dir / LAST_CHECKPOINT, tmp)
-                os.replace(tmp, self.dir / token_checkpoint_name(target))
+                copy_checkpoint(self.dir / LAST_CHECKPOINT, tmp)
+                replace_checkpoint(tmp, self.dir / token_checkpoint_name(target))
 
     def save(self, trainer, path: Path) -> None:
-        """Save a full checkpoint to ``path`` atomically (temp file, then rename on rank 0); a
+        """Save a full checkpoint to ``path`` atomically (temp file or folder, then rename on rank 0); a
         ``last.ckpt`` it replaces becomes ``previous.ckpt``."""
         tmp = path.with_name(f".{path.name}.tmp")
-        trainer.save_checkpoint(tmp, weights_only=False)  # all ranks take part; rank 0 writes
+        trainer.save_checkpoint(tmp, weights_only=False)  # all ranks take part (and wait for each other)
         if trainer.is_global_zero:
-            if path.name == LAST_CHECKPOINT and path.is_file():
-                os.replace(path, path.with_name(PREVIOUS_CHECKPOINT))
-            os.replace(tmp, path)
+            if tmp.is_dir():  # sharded: the plain values beside the shards, written last
+                torch.save(plain_values(self._saved), tmp / CHECKPOINT_META)
+            if path.name == LAST_CHECKPOINT and path.exists():
+                replace_checkpoint(path, path.with_name(PREVIOUS_CHECKPOINT))
+            replace_checkpoint(tmp, path)
+        self._saved = None
         trainer.strategy.barrier("TokenCheckpoints.save")
 
     def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
+        self._saved = checkpoint  # the LightningModule's own values are added after this hook
         checkpoint["rng_states"] = gather_from_ranks(rng_state())
         checkpoint.setdefault("scaling", {}).update(
             step=trainer.global_step, tokens=trainer.global_step * batch_tokens(trainer, pl_module),
@@ -170,6 +184,42 @@ class TokenCheckpoints(StepEndCallback):
         if self._pending_rng is not None:
             set_rng_state(self._pending_rng)
             self._pending_rng = None
+
+
+def plain_values(checkpoint: dict) -> dict:
+    """A checkpoint without its model and optimiser tensors (what a sharded checkpoint's shards hold)."""
+    return {k: v for k, v in checkpoint.items() if k not in ("state_dict", "optimizer_states")}
+
+
+def replace_checkpoint(src: Path, dst: Path) -> None:
+    """Rename checkpoint ``src`` (a file, or a sharded folder) to ``dst``, replacing what is there."""
+    if dst.is_dir() and not dst.is_symlink():
+        shutil.rmtree(dst)  # a folder cannot be renamed over another one
+    elif src.is_dir():
+        dst.unlink(missing_ok=True)
+    os.replace(src, dst)
+
+
+def copy_checkpoint(src: Path, dst: Path) -> None:
+    """Copy checkpoint ``src`` (a file, or a sharded folder) to ``dst``, replacing what is there."""
+    if not src.is_dir():
+        shutil.copyfile(src, dst)
+        return
+    if dst.is_dir() and not dst.is_symlink():
+        shutil.rmtree(dst)  # left by a copy cut short
+    shutil.copytree(src, dst)
+
+
+def check_strategy_reads(path: Path, checkpoint: dict, strategy: str) -> None:
+    """Refuse in one line a checkpoint that ``train.strategy=strategy`` cannot load: a sharded one
+    (a folder) only under the strategy that wrote it, and a deepspeed run only from a deepspeed one."""
+    written = checkpoint.get("scaling", {}).get("strategy")
+    if Path(path).is_dir() and written != strategy:
+        raise ScalingError(f"checkpoint {path} is sharded by train.strategy={written}; load it with "
+                           f"train.strategy={written}, not {strategy}")
+    if not Path(path).is_dir() and strategy.startswith("deepspeed"):
+        raise ScalingError(f"checkpoint {path} is one file; train.strategy={strategy} loads only its own "
+                           "sharded checkpoints (use train.strategy=fsdp or ddp to start from it)")
 
 
 def branch_checkpoint(parent_dir: str | Path, tokens: float) -> Path:

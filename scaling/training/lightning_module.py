@@ -192,13 +192,15 @@ class LanguageModel(pl.LightningModule):
         checkpoint.setdefault("scaling", {}).update(
             run_id=run_id(self.cfg), model=OmegaConf.to_container(self.cfg.model, resolve=True),
             schedule_steps=self.total_steps(), branch=list(self.branch) if self.branch is not None else None,
+            strategy=self.cfg.train.strategy,
             next_lr=self.cfg.optim.lr * self.lr_schedule()(self.global_step))
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         from scaling.config_loading import run_id
 
         meta = checkpoint.get("scaling", {})
-        check_shapes(checkpoint.get("state_dict", {}), self.state_dict(), meta.get("model"))
+        if "state_dict" in checkpoint:  # a sharded checkpoint's strategy has loaded (and checked) its shards
+            check_shapes(checkpoint["state_dict"], self.state_dict(), meta.get("model"))
         other_run = meta.get("run_id") != run_id(self.cfg)
         if other_run:
             # Another run's checkpoint (a cooldown branch of a trunk): take its weights, optimiser,

@@ -4,6 +4,7 @@ cluster plugins, and the Lightning advice that does not apply to this trainer, s
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import logging
 import warnings
 
@@ -33,19 +34,48 @@ def resolve_precision(setting: str, accelerator: str) -> str:
     return setting
 
 
-def build_strategy(setting: str, accelerator: str):
-    """``train.strategy`` for Lightning: ``fsdp`` shards every transformer block (one FSDP unit each,
-    so a block's weights are gathered only while it runs) and needs GPUs; others pass through."""
-    if setting != "fsdp":
-        return setting
+SHARDED_STRATEGIES = ("fsdp", "deepspeed_stage_2", "deepspeed_stage_3")  # a checkpoint is a folder
+DEEPSPEED_STAGES = {"deepspeed_stage_2": 2, "deepspeed_stage_3": 3}
+
+
+def check_strategy(setting: str, accelerator: str) -> None:
+    """Refuse in one line, before anything starts, a ``train.strategy`` this machine cannot run: fsdp and
+    deepspeed need GPUs, and deepspeed needs the ``deepspeed`` package (the ``deepspeed`` extra)."""
+    if setting not in SHARDED_STRATEGIES:
+        return
     if accelerator != "gpu":
-        raise ScalingError("train.strategy=fsdp needs GPUs (Lightning runs FSDP on CUDA only); "
+        raise ScalingError(f"train.strategy={setting} needs GPUs (Lightning runs it on CUDA only); "
                            "use train.strategy=ddp on CPUs")
-    from lightning.pytorch.strategies import FSDPStrategy
+    if setting in DEEPSPEED_STAGES and importlib.util.find_spec("deepspeed") is None:
+        raise ScalingError(f"train.strategy={setting} needs the deepspeed package, which is not installed; "
+                           "pip install 'scaling[deepspeed]', or use train.strategy=fsdp")
 
-    from scaling.model import Block
 
-    return FSDPStrategy(auto_wrap_policy={Block})
+def strategy_arguments(setting: str) -> dict:
+    """Keyword arguments of the Lightning strategy for a sharded ``train.strategy``: fsdp shards every
+    transformer block (one FSDP unit each, so a block's weights are gathered only while it runs) and
+    saves sharded checkpoints (each rank writes its own shard: nothing is gathered on one rank);
+    deepspeed runs ZeRO stage 2 or 3."""
+    if setting == "fsdp":
+        from scaling.model import Block
+
+        return {"auto_wrap_policy": {Block}, "state_dict_type": "sharded"}
+    return {"stage": DEEPSPEED_STAGES[setting]}
+
+
+def build_strategy(setting: str, accelerator: str):
+    """``train.strategy`` for Lightning: a strategy object for the sharded ones (see
+    :func:`strategy_arguments`, checked by :func:`check_strategy`); others pass through as names."""
+    if setting not in SHARDED_STRATEGIES:
+        return setting
+    check_strategy(setting, accelerator)
+    if setting == "fsdp":
+        from lightning.pytorch.strategies import FSDPStrategy
+
+        return FSDPStrategy(**strategy_arguments(setting))
+    from lightning.pytorch.strategies import DeepSpeedStrategy
+
+    return DeepSpeedStrategy(**strategy_arguments(setting))
 
 
 def device_count(accelerator: str, devices) -> int:
@@ -72,7 +102,8 @@ def cluster_plugins() -> list:
 
 _LIGHTNING_ADVICE = (r".*does not have many workers.*", r".*`weights_only` was not set.*", r".*srun.*",
                      r".*val_check_interval.*", r".*LeafSpec.*", r".*litlogger.*",
-                     r".*defined a `validation_step` but have no `val_dataloader`.*")
+                     r".*defined a `validation_step` but have no `val_dataloader`.*",
+                     r".*DeepSpeed handles gradient clipping internally.*")  # given optim.grad_clip already
 
 
 class _DropTips(logging.Filter):

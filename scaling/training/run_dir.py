@@ -86,6 +86,8 @@ def remove_trainer_files(run_dir: Path) -> None:
                 or (path.name.startswith(".") and path.name.endswith(".tmp"))
             if ours and path.is_file():
                 path.unlink()
+            elif ours and path.is_dir() and not path.is_symlink():  # a sharded checkpoint
+                shutil.rmtree(path)
         _remove_if_empty(folder)
     wandb_dir = run_dir / WANDB_DIR
     if wandb_dir.is_dir():

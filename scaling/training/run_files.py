@@ -2,8 +2,9 @@
 
 A run dir holds ``config.yaml`` (the resolved config, written at the start), ``metrics.jsonl``
 (one JSON object per logged step), ``result.json`` (written once at the end, atomically) and
-``checkpoints/`` (``last.ckpt`` and ``previous.ckpt`` for resume, ``tokens-<N>.ckpt`` at branch points). This module
-imports only the standard library and the atomic writers, so reading runs stays cheap.
+``checkpoints/`` (``last.ckpt`` and ``previous.ckpt`` for resume, ``tokens-<N>.ckpt`` at branch points;
+each a file, or a folder of shards under a sharded strategy). This module imports only the standard
+library and the atomic writers, so reading runs stays cheap.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ RESULT_FILE = "result.json"
 CHECKPOINT_DIR = "checkpoints"
 LAST_CHECKPOINT = "last.ckpt"
 PREVIOUS_CHECKPOINT = "previous.ckpt"  # the last.ckpt before the latest one, kept for a damaged latest
+CHECKPOINT_META = "scaling-meta.pt"  # in a sharded checkpoint's folder: everything but its tensors
 
 STATUS_DONE, STATUS_DIVERGED, STATUS_FAILED = "done", "diverged", "failed"
 FINISHED_STATUSES = (STATUS_DONE, STATUS_DIVERGED)  # a re-launch returns these without training
@@ -168,9 +170,9 @@ def checkpoint_dir(run_dir: str | Path) -> Path:
 
 
 def last_checkpoint(run_dir: str | Path) -> Path | None:
-    """``checkpoints/last.ckpt`` if the run has one."""
+    """``checkpoints/last.ckpt`` if the run has one (a file, or a sharded checkpoint's folder)."""
     path = checkpoint_dir(run_dir) / LAST_CHECKPOINT
-    return path if path.is_file() else None
+    return path if path.is_file() or path.is_dir() else None
 
 
 def token_checkpoint_name(tokens: float) -> str:

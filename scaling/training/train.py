@@ -31,8 +31,10 @@ from scaling.counting import count_params, flops_per_token, global_batch_tokens
 from scaling.errors import EXIT_STOPPED, ScalingError
 from scaling.training.eval_callback import DownstreamEval
 from scaling.training.lightning_setup import (
+    DEEPSPEED_STAGES,
     build_strategy,
     check_accelerator,
+    check_strategy,
     cluster_plugins,
     device_count,
     quiet_lightning,
@@ -115,6 +117,7 @@ class _Plan:
 def _plan(cfg: DictConfig) -> _Plan:
     accelerator = resolve_accelerator(cfg.train.accelerator)
     check_accelerator(accelerator)
+    check_strategy(cfg.train.strategy, accelerator)
     devices = parse_devices(cfg.train.devices)
     world = device_count(accelerator, devices) * cfg.train.num_nodes
     batch_tokens = global_batch_tokens(cfg, world)
@@ -131,6 +134,8 @@ def _build_trainer(cfg: DictConfig, plan: _Plan, callbacks: list, logger):
         accelerator=plan.accelerator, devices=plan.devices, num_nodes=cfg.train.num_nodes,
         strategy=build_strategy(cfg.train.strategy, plan.accelerator), precision=plan.precision,
         accumulate_grad_batches=cfg.train.grad_accum, logger=logger or False, callbacks=callbacks,
+        # deepspeed clips inside its engine, from the Trainer's setting; other strategies clip in the module
+        gradient_clip_val=(cfg.optim.grad_clip or None) if cfg.train.strategy in DEEPSPEED_STAGES else None,
         enable_checkpointing=False, enable_progress_bar=sys.stderr.isatty(), enable_model_summary=False,
         num_sanity_val_steps=0, use_distributed_sampler=False, max_steps=plan.total_steps, max_epochs=-1,
         check_val_every_n_epoch=None, val_check_interval=plan.val_every_steps * cfg.train.grad_accum,
@@ -144,7 +149,7 @@ def _build_trainer(cfg: DictConfig, plan: _Plan, callbacks: list, logger):
 
 def _check_run_dir(cfg: DictConfig, rid: str, run_dir: Path, overwrite: bool):
     """``(finished result or None, (checkpoint path, contents) to resume from or None)``."""
-    from scaling.training.checkpointing import resume_checkpoint
+    from scaling.training.checkpointing import check_strategy_reads, resume_checkpoint
 
     check_writable_dir(run_dir)
     if overwrite:
@@ -165,15 +170,19 @@ def _check_run_dir(cfg: DictConfig, rid: str, run_dir: Path, overwrite: bool):
             raise ScalingError(f"run dir {str(run_dir)!r} already has a checkpoint; pass run.resume=auto to "
                                "continue it, --overwrite to start it again, or choose another run.dir")
         return None, None
-    return None, resume_checkpoint(run_dir)
+    resume = resume_checkpoint(run_dir)
+    if resume is not None:
+        check_strategy_reads(*resume, cfg.train.strategy)
+    return None, resume
 
 
 def _plan_branch(cfg: DictConfig, batch_tokens: int, total_steps: int) -> tuple[Path, tuple[int, float]]:
     """The parent's checkpoint and ``(start_step, start_lr)`` of a cooldown branch."""
-    from scaling.training.checkpointing import branch_checkpoint, load_checkpoint
+    from scaling.training.checkpointing import branch_checkpoint, check_strategy_reads, load_checkpoint
 
     path = branch_checkpoint(cfg.run.branch_from, cfg.run.branch_at_tokens)
     ckpt = load_checkpoint(path)
+    check_strategy_reads(path, ckpt, cfg.train.strategy)
     meta, step = ckpt.get("scaling", {}), int(ckpt["global_step"])
     if meta.get("batch_tokens", batch_tokens) != batch_tokens:
         raise ScalingError(f"the parent's batch is {meta['batch_tokens']} tokens but this run's is "
@@ -258,8 +267,8 @@ def train(cfg, callbacks=(), run_dir: str | Path | None = None, overwrite: bool 
         return finished
 
     # 2. Everything the Trainer needs, resolved before it is built (fast one-line errors first).
+    plan = _plan(cfg)  # a strategy or accelerator this machine cannot run fails here, in one line
     datamodule = TokenDataModule.from_config(cfg)  # missing or unprepared data fails here, in one line
-    plan = _plan(cfg)
     require_wandb_login(cfg.logging.wandb, "logging.wandb")
     if main:  # one probe, on the device rank 0 will use (no CUDA context on others' GPUs)
         check_attention_kernel(cfg.train.attention, plan.accelerator, plan.precision,
