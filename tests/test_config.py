@@ -295,11 +295,12 @@ def test_resolvers_are_refused_in_files_and_references_to_keys_are_kept(tmp_path
 
 def test_run_neutral_keys_leave_the_run_id_alone():
     base = run_id(load_config())
-    changed = {"run.dir": "/tmp/x", "run.name": "named", "run.resume": "auto", "logging": None,
+    changed = {"run.dir": "/tmp/x", "run.name": "named", "run.resume": "auto", "logging": None, "eval": None,
                "train.threads": 3, "data.verify": "full", "train.attention": "math"}
     assert set(changed) == set(RUN_NEUTRAL_KEYS)
+    groups = {"logging": "logging.project=other", "eval": "eval.tasks=[stdlib-nextline]"}
     for key, value in changed.items():
-        override = "logging.project=other" if value is None else f"{key}={value}"
+        override = groups[key] if value is None else f"{key}={value}"
         assert run_id(load_config(overrides=[override])) == base, key
     assert run_id(load_config(overrides=["train.seq_len=128"])) != base
 
