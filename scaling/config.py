@@ -53,6 +53,15 @@ class MixtureSource:
 
 
 @dataclass
+class EvalSet:
+    """A named evaluation set: a fixed subset of a prepared dataset's validation split."""
+
+    name: str = "???"  # logged as val/<name>/loss and val/<name>/bpb
+    path: str = "???"  # prepared dataset directory with the run's tokenizer
+    tokens: float | None = None  # size of the fixed subset, in tokens (default: data.val_tokens)
+
+
+@dataclass
 class DataConfig:
     """Where the prepared token shards are and how they are read."""
 
@@ -61,6 +70,7 @@ class DataConfig:
     tokenizer_sha256: str | None = None  # expected tokenizer hash; a dataset with another tokenizer is refused
     verify: str = "fast"  # fast (sizes + manifest) | full (sha256 of every shard) check when opening
     val_tokens: float = 65536  # size of the fixed validation subset, in tokens
+    eval: list[EvalSet] = field(default_factory=list)  # named evaluation sets (default: each mixture source)
 
 
 @dataclass
@@ -245,3 +255,8 @@ def validate(cfg: Any) -> None:
     for i, source in enumerate(cfg.data.mixture):
         if not source.weight > 0:
             raise ConfigError(f"data.mixture[{i}].weight={source.weight} must be positive")
+    names = [e.name for e in cfg.data.eval]
+    for i, name in enumerate(names):
+        if not name or "/" in name or names.index(name) != i:
+            raise ConfigError(f"data.eval[{i}].name={name!r} must be a non-empty name without '/', "
+                              "different from the other evaluation sets'")

@@ -318,7 +318,7 @@ def _result(cfg, rid, run_dir, trainer, model, metrics, monitor, batch_tokens, s
         model=cfg.model.name, diverged_at_step=monitor.diverged_at_step, last_good_loss=monitor.last_good_loss,
         parent=({"run_dir": str(cfg.run.branch_from), "tokens": cfg.run.branch_at_tokens}
                 if cfg.run.branch_from is not None else None),
-        error=error,
+        error=error, extra=dict(metrics.final_named),
     )
 
 
