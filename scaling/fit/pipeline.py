@@ -19,6 +19,7 @@ from data_pipelines.atomic import atomic_write_json
 from scaling.errors import ScalingError
 from scaling.fit.bootstrap import percentile_interval
 from scaling.fit.checks import run_checks
+from scaling.fit.data import Points
 from scaling.fit.options import FitOptions
 from scaling.fit.recommend import recommend, write_large_run_yaml
 from scaling.fit.steps import (
@@ -50,8 +51,9 @@ def fit_runs(inputs, out_dir, options: FitOptions | None = None, **changes) -> d
     """
     options = dataclasses.replace(options or FitOptions(), **changes)
     out = check_options(options, out_dir)
-    if mixture_only(inputs):
-        return fit_mixture_only(inputs, out, options)
+    reason = scaling_law_skipped(inputs, options)
+    if reason:
+        return fit_mixture_only(inputs, out, options, reason)
     ctx = fit_context(inputs, options)
     warnings = run_checks(ctx)
     tree, recommendation = recommend(ctx, out)
@@ -93,7 +95,6 @@ def fit_context(inputs, options: FitOptions) -> FitContext:
 
 def mixture_only(inputs) -> bool:
     """Whether ``inputs`` are CSVs of mixture runs without the params,tokens,loss a scaling law needs."""
-    from scaling.fit.data import Points
     from scaling.fit.mixture_data import is_mixture_only_csv
 
     if isinstance(inputs, Points):
@@ -106,25 +107,47 @@ def mixture_only(inputs) -> bool:
     return bool(items) and all(kinds)
 
 
-SCALING_SKIPPED = ("the inputs have no params,tokens,loss columns: only the mixture law is fitted; the scaling-law "
-                   "steps (size, tokens, learning rate, knobs) are skipped and large_run.yaml is the default "
-                   "config with the recommended data.mixture")
+SCALING_SKIPPED = ("only the mixture law is fitted; the scaling-law steps (size, tokens, learning rate, knobs) are "
+                   "skipped and large_run.yaml is the default config with the recommended data.mixture")
 
 
-def fit_mixture_only(inputs, out: Path, options: FitOptions) -> dict:
+def scaling_law_skipped(inputs, options: FitOptions) -> str | None:
+    """Why only the mixture law can be fitted to ``inputs`` (None when the scaling law can be too).
+
+    A CSV without params,tokens,loss; or a mixture study whose runs give the scaling law too little to
+    fit (one size, one token count) -- a mixture study at one size is a study in its own right.
+    """
+    if mixture_only(inputs):
+        return f"the inputs have no params,tokens,loss columns: {SCALING_SKIPPED}"
+    if isinstance(inputs, Points):
+        return None
+    from scaling.fit.mixture_data import load_mixture
+    from scaling.fit.parametric import check_points
+
+    tuned, _ = best_settings(load(inputs, options))
+    try:
+        check_points(tuned.params, tuned.tokens, tuned.loss)
+    except ScalingError as e:
+        mixture = load_mixture(inputs, exclude_diverged=options.exclude_diverged)
+        if mixture is not None and mixture.varies():
+            return f"the runs do not support a scaling law ({e}): {SCALING_SKIPPED}"
+    return None
+
+
+def fit_mixture_only(inputs, out: Path, options: FitOptions, reason: str = SCALING_SKIPPED) -> dict:
     """A fit of the mixture law alone: fit.json (``inputs``, ``mixture``, ``warnings``, ``outputs``), report.md,
     the mixture plot, and large_run.yaml (the default config with the recommended ``data.mixture``)."""
     from scaling.config_loading import load_config, to_dict
     from scaling.fit.mixture import mixture_config
 
     if options.target_flops or options.target_params:
-        raise ScalingError("without params,tokens,loss columns only --target-tokens applies (the large run's D, "
-                           "for the repetition limits)")
+        raise ScalingError("without a scaling law only --target-tokens applies (the large run's D, for the "
+                           "repetition limits)")
     mixture = mixture_step(inputs, dataclasses.replace(options, mixture=True), options.target_tokens)
     tree = to_dict(load_config([]))
     tree["data"]["mixture"] = mixture_config(mixture)
     result = _clean({"inputs": {"n_rows": mixture["n_runs"], "scaling_law": "skipped"}, "mixture": mixture,
-                     "warnings": [SCALING_SKIPPED, *mixture["warnings"]], "outputs": {}})
+                     "warnings": [reason, *mixture["warnings"]], "outputs": {}})
     write_large_run_yaml(out / "large_run.yaml", tree)
     out.mkdir(parents=True, exist_ok=True)
     if options.plots:
