@@ -179,19 +179,35 @@ def test_csv_with_sizes_fits_both_laws_and_reports_how_the_optimum_moves(tmp_pat
     assert result["mixture"]["n_runs"] == 20  # the recommendation is the largest size's
 
 
-def test_run_dirs_give_weights_from_data_mixture_and_losses_per_eval_set(tmp_path):
+def _mixture_run_dirs(root, shares) -> None:
+    """Run dirs of one size on a code/docs mixture: val/code/loss = 3 - w, val/docs/loss = 2 + w (w: code)."""
     for name, tokens in (("code", 1000), ("docs", 3000)):
-        (tmp_path / name).mkdir()
-        (tmp_path / name / "manifest.json").write_text(json.dumps({"splits": {"train": {"tokens": tokens}}}))
-    for i, w in enumerate([0.2, 0.5, 0.8]):
-        run = tmp_path / "sweep" / f"r{i}"
+        (root / name).mkdir()
+        (root / name / "manifest.json").write_text(json.dumps({"splits": {"train": {"tokens": tokens}}}))
+    for i, w in enumerate(shares):
+        run = root / "sweep" / f"r{i}"
         run.mkdir(parents=True)
-        mixture = [{"path": str(tmp_path / "code"), "weight": w}, {"path": str(tmp_path / "docs"), "weight": 1 - w}]
+        mixture = [{"path": str(root / "code"), "weight": w}, {"path": str(root / "docs"), "weight": 1 - w}]
         (run / "config.yaml").write_text(yaml.safe_dump({"data": {"mixture": mixture}}))
         (run / "result.json").write_text(json.dumps({"status": "done", "run_id": f"r{i}", "tokens": 1e6,
-                                                     "params_non_embedding": 1e5}))
+                                                     "params_non_embedding": 1e5, "final_val_loss": 3.0}))
         (run / "metrics.jsonl").write_text(json.dumps({"val/loss": 3.0, "val/code/loss": 3 - w,
                                                        "val/docs/loss": 2 + w, "train/tokens": 1e6}) + "\n")
+
+
+def test_run_dirs_at_one_size_fit_the_mixture_law_alone_and_say_why(tmp_path):
+    _mixture_run_dirs(tmp_path, [0.1, 0.3, 0.5, 0.7, 0.9])
+    result = fit_runs([tmp_path / "sweep"], tmp_path / "fit", n_boot=0, plots=False, wandb="disabled",
+                      mixture_target="code")
+    assert "approach 3 needs at least 2 model sizes" in result["warnings"][0]
+    assert result["mixture"]["weights"]["code"]["value"] == pytest.approx(0.9)  # the best tried: no extrapolation
+    large = yaml.safe_load((tmp_path / "fit" / "large_run.yaml").read_text())
+    assert large["data"]["mixture"] == [{"path": str(tmp_path / "code"), "weight": 0.9},
+                                        {"path": str(tmp_path / "docs"), "weight": 0.1}]
+
+
+def test_run_dirs_give_weights_from_data_mixture_and_losses_per_eval_set(tmp_path):
+    _mixture_run_dirs(tmp_path, [0.2, 0.5, 0.8])
     data = load_mixture([tmp_path / "sweep"])
     assert data.domains == ["code", "docs"] and data.eval_sets == ["code", "docs"]
     assert data.weights[:, 0].tolist() == pytest.approx([0.2, 0.5, 0.8])

@@ -212,7 +212,9 @@ def _by_size(data: MixtureData, form: str, target: np.ndarray, lo, hi, cells) ->
             continue
         law = fit_mixture_law(form, sub.weights, sub.losses)
         r = optimise(law, target, lo, hi, _starts(law, target, sub.weights))
-        out.append({"params": float(np.exp(np.mean(np.log(sub.params)))), "tokens": float(np.nanmean(sub.tokens)),
+        tokens = sub.tokens[np.isfinite(sub.tokens)]
+        out.append({"params": float(np.exp(np.mean(np.log(sub.params)))),
+                    "tokens": float(np.mean(tokens)) if tokens.size else None,
                     "n_runs": len(idx), "weights": _named(data.domains, r),
                     "target_loss": float(law.predict(r) @ target)})
     if len(out) < 2:

@@ -158,6 +158,8 @@ def fit_mixture_only(inputs, out: Path, options: FitOptions, reason: str = SCALI
 
     result["outputs"].update(report=str(out / "report.md"), fit_json=str(out / "fit.json"),
                              large_run=str(out / "large_run.yaml"))
+    if options.wandb != "disabled":  # the W&B fit run mirrors the scaling law's tables and summary
+        result["outputs"]["wandb"] = {"mode": options.wandb, "skipped": "a mixture-only fit is not mirrored to W&B"}
     write_report(result, out / "report.md")
     atomic_write_json(out / "fit.json", result)
     return json.loads(json.dumps(result))
