@@ -104,6 +104,15 @@ class MixtureSource:
 
 
 @dataclass
+class EvalSet:
+    """A named evaluation set: a fixed subset of a prepared dataset's validation split."""
+
+    name: str = "???"  # logged as val/<name>/loss and val/<name>/bpb
+    path: str = "???"  # prepared dataset directory with the run's tokenizer
+    tokens: float | None = checked(None, POSITIVE)  # size of the fixed subset in tokens (None: data.val_tokens)
+
+
+@dataclass
 class DataConfig:
     """Where the prepared token shards are and how they are read."""
 
@@ -115,6 +124,8 @@ class DataConfig:
     # check when opening: fast = sizes + manifest, full = also sha256 of every shard
     verify: str = choice("fast", "full")
     val_tokens: float = checked(65536, POSITIVE)  # size of the fixed validation subset, in tokens
+    # named evaluation sets, each logged as val/<name>/loss and bpb (default: each mixture source)
+    eval: list[EvalSet] = field(default_factory=list)
 
 
 @dataclass
@@ -310,3 +321,8 @@ def validate(cfg: Any) -> None:
         raise ConfigError("schedule.warmup_fraction + schedule.decay_fraction must not exceed 1")
     if (cfg.run.branch_from is None) != (cfg.run.branch_at_tokens is None):
         raise ConfigError("run.branch_from and run.branch_at_tokens must be set together")
+    names = [e.name for e in cfg.data.eval]
+    for i, name in enumerate(names):
+        if not name or "/" in name or names.index(name) != i:
+            raise ConfigError(f"data.eval[{i}].name={name!r} must be a non-empty name without '/', "
+                              "different from the other evaluation sets'")

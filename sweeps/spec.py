@@ -10,6 +10,7 @@ A spec is a mapping with these keys (every one optional except that something mu
     zip: {optim.lr: [1e-3, 3e-3], optim.beta2: [0.95, 0.99]}   # paired lists, same length
     random: {n: 8, seed: 0, params: {optim.lr: {distribution: log_uniform_values, min: 1e-4, max: 1e-2}}}
     seeds: 3                        # or a list [0, 1, 2]; sets run.seed
+    mixture: {domains: [data/a, data/b], step: 0.25}   # data.mixture weights (see sweeps.mixture)
     ladder: {models: [s100k, s330k], tokens: [1e6]}        # or tokens_per_param: [20]
     isoflop: {budgets: [1e12, 3e12], models: [s100k, s330k, s800k]}
     cooldowns: {models: [s100k], tokens: [2e5, 4e5], decay_fraction: 0.2, kind: linear}
@@ -20,9 +21,9 @@ W&B's sweep YAML is accepted too (``method: grid|random``, ``parameters`` with `
 ``log_uniform`` takes ``min``/``max`` as natural-log exponents (values e^min..e^max), while
 ``log_uniform_values`` takes the values themselves; the ``q_`` forms round to a multiple of ``q``.
 The parts are combined by cartesian product: generator (ladder / isoflop / cooldowns) × knobs × grid ×
-zip × random × seeds. ``knobs`` is a grid meant for the fit's knob laws: it needs a ladder or isoflop
-generator (each level gets the same sizes and budgets) and at least two levels per key, and it leaves
-learning rate and batch size to the hyperparameter laws. The base ``overrides`` may be
+zip × random × mixture × seeds. ``knobs`` is a grid meant for the fit's knob laws: it needs a ladder or
+isoflop generator (each level gets the same sizes and budgets) and at least two levels per key, and it
+leaves learning rate and batch size to the hyperparameter laws. The base ``overrides`` may be
 overridden by any part; two parts that set the same key conflict and are refused, and so does a part
 that sets a key the generator sets (``model`` and ``train.tokens``; for cooldowns also the schedule and
 branch keys). A key given twice in one mapping of the file is refused too.
@@ -41,7 +42,7 @@ import yaml
 
 from scaling.errors import ScalingError
 
-SPEC_KEYS = ("name", "base", "overrides", "knobs", "grid", "zip", "random", "seeds", "ladder", "isoflop",
+SPEC_KEYS = ("name", "base", "overrides", "knobs", "grid", "zip", "random", "seeds", "mixture", "ladder", "isoflop",
              "cooldowns", "launcher", "method", "parameters", "program", "metric", "description",
              "project", "entity", "command", "early_terminate", "run_cap")
 _WANDB_IGNORED = ("program", "metric", "description", "project", "entity", "command", "early_terminate",
@@ -354,7 +355,10 @@ def parse_spec(raw: Any, source: str = "<spec>", base_dir: str | Path = ".",
     if "knobs" in body and (spec.generator is None or spec.generator[0] == "cooldowns"):
         raise ScalingError(f"{source}: knobs: needs a ladder: or isoflop: generator, so that every level gets the "
                            "same sizes and budgets")
-    expanders = {"knobs": _knobs, "grid": _grid, "zip": _zip, "random": _random_points, "seeds": _seeds}
+    from sweeps.mixture import mixture_points
+
+    expanders = {"knobs": _knobs, "grid": _grid, "zip": _zip, "random": _random_points,
+                 "mixture": lambda section: mixture_points(section, base_dir), "seeds": _seeds}
     for part, expand in expanders.items():
         if part in body:
             spec.parts.append((part, expand(body[part])))

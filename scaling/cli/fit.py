@@ -22,6 +22,13 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _number_or_text(text: str) -> float | str:
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="sweep dirs, run dirs or CSV files (params,tokens,loss,...)")
     parser.add_argument("--out", required=True, help="output folder for fit.json, report.md, plots, large_run.yaml")
@@ -48,6 +55,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metric", choices=["auto", "loss", "bpb"], default="auto",
                         help="fit the final val loss in nats/token (loss) or bits per byte (bpb); auto (default) "
                              "takes bpb when the runs differ in tokenization, as nats/token do not compare then")
+    mix = parser.add_argument_group("data mixture (fitted when the runs' mixture weights vary)")
+    mix.add_argument("--mixture", action="store_true", help="fit the mixture law (an error says why when it cannot)")
+    mix.add_argument("--mixture-target", metavar="NAME[=W,...]",
+                     help="evaluation set to optimise the mixture for, or a weighted sum (default: all, equally)")
+    mix.add_argument("--mixture-min-weight", type=_number_or_text, default=0.0, metavar="W|NAME=W,...",
+                     help="smallest weight each domain keeps (default 0)")
+    mix.add_argument("--max-epochs", type=_positive_float, default=4.0, metavar="E",
+                     help="most repetitions of a domain's tokens in the large run (default 4)")
+    mix.add_argument("--domain-tokens", action="append", default=[], metavar="NAME=COUNT",
+                     help="training tokens of a domain (repeatable; read from the datasets' manifests otherwise)")
+    mix.add_argument("--predict-mixtures", metavar="CSV",
+                     help="CSV of candidate mixtures (w_<domain> columns) to predict the losses of")
     parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     parser.add_argument("--wandb", choices=["disabled", "offline", "online"], default="offline",
@@ -56,8 +75,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--group", default=None, help="W&B group (default: the runs' sweep group)")
 
 
+def _mixture_lines(m: dict | None) -> list[str]:
+    if not m:
+        return []
+    ws = ", ".join(f"{d} {w['value']:.3f}" + (f" [{w['lo']:.3f}, {w['hi']:.3f}]" if w["lo"] is not None else "")
+                   for d, w in m["weights"].items())
+    corr = m["heldout"]["rank_corr"]
+    return [f"mixture: {ws} ({m['law']} law, held-out Spearman {'n/a' if corr is None else f'{corr:.2f}'}, "
+            f"MAE {m['heldout']['mae']:.3g})"]
+
+
 def summary_lines(result: dict) -> list[str]:
     """The recommendation in a few lines for the terminal (``scaling fit``'s output)."""
+    if "recommendation" not in result:  # a mixture-only fit
+        return [*_mixture_lines(result["mixture"]), f"report: {result['outputs']['report']}",
+                f"config: {result['outputs']['large_run']}", *[f"warning: {w}" for w in result["warnings"]]]
     r = result["recommendation"]
     lr_ci = f" [{r['lr_ci'][0]:.3g}, {r['lr_ci'][1]:.3g}]" if r.get("lr_ci") else ""
     lines = [
@@ -77,6 +109,7 @@ def summary_lines(result: dict) -> list[str]:
         lines.append(f"knob:   {knob}: {e['verdict']}, large run takes {r['knobs'][knob]['level']}; "
                      f"{e['runner_up']} needs {runner['value']:.3g}x{ci} the compute of {e['best']}"
                      + (f", crossing over at {cross:.3g} FLOPs" if cross else ""))
+    lines += _mixture_lines(result.get("mixture"))
     lines += [f"plot:   {p}" for p in result["outputs"].get("plots", {}).values()]
     logged = result["outputs"].get("wandb") or {}
     if logged.get("mode") == "offline" and logged.get("dir"):
@@ -93,8 +126,11 @@ def options_from_args(args: argparse.Namespace) -> FitOptions:
                       target_tokens=args.target_tokens, predict=tuple(args.predict), params=args.params,
                       n_boot=args.bootstrap, exclude_diverged=args.exclude_diverged, ci=args.ci,
                       gpu_throughput=args.gpu_throughput, isoflop_window_dex=args.isoflop_window,
-                      isoflop_method=args.isoflop_method, seed=args.seed, plots=not args.no_plots, wandb=args.wandb, wandb_project=args.project,
-                      wandb_group=args.group, metric=args.metric)
+                      isoflop_method=args.isoflop_method, seed=args.seed, plots=not args.no_plots,
+                      wandb=args.wandb, wandb_project=args.project, wandb_group=args.group, metric=args.metric,
+                      mixture=args.mixture, mixture_target=args.mixture_target,
+                      mixture_min_weight=args.mixture_min_weight, max_epochs=args.max_epochs,
+                      domain_tokens=tuple(args.domain_tokens), predict_mixtures=args.predict_mixtures)
 
 
 def run(args: argparse.Namespace) -> int:

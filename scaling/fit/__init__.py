@@ -13,6 +13,9 @@ Public API:
 - :func:`bootstrap`, :func:`backtest`, :func:`prediction_interval` — uncertainty.
 - :func:`build_ladder`, :func:`choose` — turning a budget into a concrete shape.
 - :func:`summary_lines` — the recommendation as the few lines ``scaling fit`` prints.
+- :func:`load_mixture` / :class:`MixtureData` — weights and per-evaluation-set losses of mixture runs;
+  :func:`choose_law` / :func:`fit_mixture_law` — laws of loss against weights; :func:`analyse_mixture` —
+  the recommended mixture with intervals under minimum-weight and epoch constraints.
 
 Submodules import numpy/scipy on first use of a name here, so ``scaling --help`` stays fast.
 """
@@ -50,6 +53,12 @@ _EXPORTS: dict[str, str] = {
     "choose": "scaling.fit.recommend",
     "render_report": "scaling.fit.report",
     "summary_lines": "scaling.cli.fit",
+    "load_mixture": "scaling.fit.mixture_data",
+    "MixtureData": "scaling.fit.mixture_data",
+    "choose_law": "scaling.fit.mixture_law",
+    "fit_mixture_law": "scaling.fit.mixture_law",
+    "MixtureLaw": "scaling.fit.mixture_law",
+    "analyse_mixture": "scaling.fit.mixture",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -209,11 +209,16 @@ def knob_one_ratio(ctx: FitContext) -> list[str]:
             "extrapolate along a ratio they never saw; add runs at a second ratio to judge knobs there"]
 
 
+def mixture_warnings(ctx: FitContext) -> list[str]:
+    """The mixture law's own warnings: capped domains, optima at the edge of the weights tried, weak ranking."""
+    return list(ctx.mixture["warnings"]) if ctx.mixture else []
+
+
 WARNING_RULES = [
     loader_notes, worse_settings_left_out, optimiser_not_converged, few_sizes, exponent_at_bound,
     too_few_runs, loss_does_not_fall, no_target_given, smallest_shape, far_target, tokens_per_param_outside,
     far_predictions, few_bootstrap_fits, implausible_a, backtest_error, approaches_disagree, isoflop_skipped,
-    knob_reverses, knob_one_ratio,
+    knob_reverses, knob_one_ratio, mixture_warnings,
 ]
 """Every warning rule, in the order their warnings are listed."""
 

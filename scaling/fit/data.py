@@ -6,7 +6,7 @@ This is the only module of :mod:`scaling.fit` that knows the run-dir layout (``r
 downstream works on :class:`Points`, plain numpy arrays with one entry per run.
 
 CSV columns: ``params,tokens,loss`` (required), optionally ``flops,lr,batch_size,seed,bpb,status``;
-every other column is a knob. ``batch_size`` is in tokens.
+``w_<domain>`` and ``loss_<evalset>`` columns are the mixture law's; every other column is a knob. ``batch_size`` is in tokens.
 
 The fitted metric is the final validation loss in nats per token, or its bits per byte (``val_bpb``)
 when the runs differ in tokenization (vocabulary, tokenizer, data): nats per token of two tokenizers
@@ -36,10 +36,10 @@ METRICS = ("auto", "loss", "bpb")
 METRIC_LABELS = {"loss": "validation loss (nats/token)", "bpb": "validation bits per byte"}
 # config keys whose values fix how text becomes tokens: runs that differ in one compare in bits per byte
 _TOKENIZATION_KEYS = ("model.vocab_size", "data.tokenizer_sha256", "data.path", "data.mixture")
-# config keys that are never knobs: the run-neutral ones, and those that identify a run or only steer
-# validation, checkpointing and placement
-_NOT_KNOBS = (*RUN_NEUTRAL_KEYS, "run.", "data.val_tokens", "train.val_every_tokens", "train.checkpoint",
-              "train.log_every_steps", "train.tokens", "train.accelerator", "train.devices",
+# config keys that are never knobs: the run-neutral ones, those that identify a run or only steer
+# validation, checkpointing and placement, and the data mixture (the mixture law's own input)
+_NOT_KNOBS = (*RUN_NEUTRAL_KEYS, "run.", "data.val_tokens", "data.mixture", "data.eval", "train.val_every_tokens",
+              "train.checkpoint", "train.log_every_steps", "train.tokens", "train.accelerator", "train.devices",
               "train.compile", "train.num_nodes", "train.strategy", "optim.fused")
 
 
@@ -141,7 +141,8 @@ def _parse_csv(path: Path) -> list[dict]:
             row: dict[str, Any] = {"run": where, "trunk": where, "status": raw.pop("status", "done") or "done"}
             for col in NUMERIC_COLUMNS:
                 row[col] = _number(raw.pop(col, None), where, col)
-            row["knobs"] = {k: _knob_value(v) for k, v in raw.items() if k}
+            # w_<domain> and loss_<evalset> columns belong to the mixture law (scaling.fit.mixture_data)
+            row["knobs"] = {k: _knob_value(v) for k, v in raw.items() if k and not k.startswith(("w_", "loss_"))}
             rows.append(row)
     return rows
 

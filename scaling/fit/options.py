@@ -48,6 +48,20 @@ class FitOptions:
     metric: str = "auto"
     """Validation metric fitted: ``loss`` (nats/token), ``bpb`` (bits per byte), or ``auto`` (bits per
     byte when the runs differ in tokenization)."""
+    mixture: bool = False
+    """Fit the data-mixture law even when the runs' weights do not vary (an error then says why it cannot);
+    without it the law is fitted whenever they vary."""
+    mixture_target: str | None = None
+    """Evaluation set the mixture is optimised for (``NAME``), or a weighted sum (``NAME=w,NAME=w``);
+    default: every evaluation set, equally weighted."""
+    mixture_min_weight: str | float = 0.0
+    """Smallest weight each domain keeps: one number, or ``name=value,...`` per domain."""
+    max_epochs: float = 4.0
+    """Most times the large run may repeat a domain's tokens; caps that domain's weight."""
+    domain_tokens: tuple = ()
+    """Training tokens per domain as ``name=count`` strings (needed for CSV input; overrides manifests)."""
+    predict_mixtures: str | None = None
+    """CSV of candidate mixtures (``w_<domain>`` columns) whose losses the mixture law predicts."""
 
     def validate(self) -> None:
         """Raise :class:`ScalingError` on an option no fit can use."""
@@ -58,6 +72,8 @@ class FitOptions:
         if self.isoflop_method not in ("interpolate", "parabola"):
             raise ScalingError(f"--isoflop-method must be interpolate or parabola, not {self.isoflop_method!r}")
         self.predictions()
+        if not self.max_epochs > 0:
+            raise ScalingError(f"--max-epochs must be positive, got {self.max_epochs}")
 
     @property
     def has_target(self) -> bool:

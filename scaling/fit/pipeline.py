@@ -19,6 +19,7 @@ from data_pipelines.atomic import atomic_write_json
 from scaling.errors import ScalingError
 from scaling.fit.bootstrap import percentile_interval
 from scaling.fit.checks import run_checks
+from scaling.fit.data import Points
 from scaling.fit.options import FitOptions
 from scaling.fit.recommend import recommend, write_large_run_yaml
 from scaling.fit.steps import (
@@ -35,6 +36,7 @@ from scaling.fit.steps import (
     knob_effects_step,
     knobs_step,
     load,
+    mixture_step,
 )
 from scaling.wandb_online import require_wandb_login
 
@@ -49,6 +51,9 @@ def fit_runs(inputs, out_dir, options: FitOptions | None = None, **changes) -> d
     """
     options = dataclasses.replace(options or FitOptions(), **changes)
     out = check_options(options, out_dir)
+    reason = scaling_law_skipped(inputs, options)
+    if reason:
+        return fit_mixture_only(inputs, out, options, reason)
     ctx = fit_context(inputs, options)
     warnings = run_checks(ctx)
     tree, recommendation = recommend(ctx, out)
@@ -84,7 +89,80 @@ def fit_context(inputs, options: FitOptions) -> FitContext:
         isoflop=isoflop_step(tuned, points, options), envelope=envelope_step(points),
         hparams=hparams_step(points, target, options), knobs=knobs_step(points),
         knob_effects=knob_effects_step(points, target, extra, options), backtest=backtest_step(tuned, options),
+        mixture=mixture_step(inputs, options, target.choice["tokens"], points.notes),
     )
+
+
+def mixture_only(inputs) -> bool:
+    """Whether ``inputs`` are CSVs of mixture runs without the params,tokens,loss a scaling law needs."""
+    from scaling.fit.mixture_data import is_mixture_only_csv
+
+    if isinstance(inputs, Points):
+        return False
+    items = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
+    kinds = [is_mixture_only_csv(i) for i in items]
+    if any(kinds) and not all(kinds):
+        raise ScalingError("a CSV without params,tokens,loss columns fits only a mixture law: give it alone, "
+                           "or add those columns")
+    return bool(items) and all(kinds)
+
+
+SCALING_SKIPPED = ("only the mixture law is fitted; the scaling-law steps (size, tokens, learning rate, knobs) are "
+                   "skipped and large_run.yaml is the default config with the recommended data.mixture")
+
+
+def scaling_law_skipped(inputs, options: FitOptions) -> str | None:
+    """Why only the mixture law can be fitted to ``inputs`` (None when the scaling law can be too).
+
+    A CSV without params,tokens,loss; or a mixture study whose runs give the scaling law too little to
+    fit (one size, one token count) -- a mixture study at one size is a study in its own right.
+    """
+    if mixture_only(inputs):
+        return f"the inputs have no params,tokens,loss columns: {SCALING_SKIPPED}"
+    if isinstance(inputs, Points):
+        return None
+    from scaling.fit.mixture_data import load_mixture
+    from scaling.fit.parametric import check_points
+
+    tuned, _ = best_settings(load(inputs, options))
+    try:
+        check_points(tuned.params, tuned.tokens, tuned.loss)
+    except ScalingError as e:
+        mixture = load_mixture(inputs, exclude_diverged=options.exclude_diverged)
+        if mixture is not None and mixture.varies():
+            return f"the runs do not support a scaling law ({e}): {SCALING_SKIPPED}"
+    return None
+
+
+def fit_mixture_only(inputs, out: Path, options: FitOptions, reason: str = SCALING_SKIPPED) -> dict:
+    """A fit of the mixture law alone: fit.json (``inputs``, ``mixture``, ``warnings``, ``outputs``), report.md,
+    the mixture plot, and large_run.yaml (the default config with the recommended ``data.mixture``)."""
+    from scaling.config_loading import load_config, to_dict
+    from scaling.fit.mixture import mixture_config
+
+    if options.target_flops or options.target_params:
+        raise ScalingError("without a scaling law only --target-tokens applies (the large run's D, for the "
+                           "repetition limits)")
+    mixture = mixture_step(inputs, dataclasses.replace(options, mixture=True), options.target_tokens)
+    tree = to_dict(load_config([]))
+    tree["data"]["mixture"] = mixture_config(mixture)
+    result = _clean({"inputs": {"n_rows": mixture["n_runs"], "scaling_law": "skipped"}, "mixture": mixture,
+                     "warnings": [reason, *mixture["warnings"]], "outputs": {}})
+    write_large_run_yaml(out / "large_run.yaml", tree)
+    out.mkdir(parents=True, exist_ok=True)
+    if options.plots:
+        from scaling.fit.plots import plot_mixture
+
+        result["outputs"]["plots"] = {"mixture": plot_mixture(result["mixture"], out / "mixture.png")}
+    from scaling.fit.report import write_report
+
+    result["outputs"].update(report=str(out / "report.md"), fit_json=str(out / "fit.json"),
+                             large_run=str(out / "large_run.yaml"))
+    if options.wandb != "disabled":  # the W&B fit run mirrors the scaling law's tables and summary
+        result["outputs"]["wandb"] = {"mode": options.wandb, "skipped": "a mixture-only fit is not mirrored to W&B"}
+    write_report(result, out / "report.md")
+    atomic_write_json(out / "fit.json", result)
+    return json.loads(json.dumps(result))
 
 
 def _clean(obj):
@@ -120,7 +198,8 @@ def fit_json(ctx: FitContext, recommendation: dict, warnings: list[str]) -> dict
         "parametric": parametric, "isoflop": ctx.isoflop.to_dict(), "envelope": ctx.envelope.to_dict(),
         "hparams": ctx.hparams, "knobs": ctx.knobs, "knob_effects": ctx.knob_effects.effects,
         "knob_notes": ctx.knob_effects.notes, "predictions": predictions, "backtest": ctx.backtest,
-        "recommendation": recommendation, "frontier": frontier, "warnings": warnings, "outputs": {},
+        "recommendation": recommendation, "frontier": frontier, "mixture": ctx.mixture, "warnings": warnings,
+        "outputs": {},
     })
 
 

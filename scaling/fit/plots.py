@@ -157,6 +157,44 @@ def plot_knob(result: dict, points: Points, knob: str, path: Path) -> str:
     return _save(plt, fig, path)
 
 
+def plot_mixture(mixture: dict, path: Path) -> str:
+    """Left: each evaluation set's loss predicted without the run's mixture vs measured. Right: the
+    recommended weights with their bootstrap intervals (and the natural mixture, when known)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.2), dpi=110)
+    pts = mixture["heldout"]["points"]
+    for e in mixture["eval_sets"]:
+        x = [p["measured"] for p in pts if p["eval_set"] == e]
+        y = [p["predicted"] for p in pts if p["eval_set"] == e]
+        left.scatter(x, y, s=14, label=e)
+    every = [p["measured"] for p in pts] + [p["predicted"] for p in pts]
+    left.plot([min(every), max(every)], [min(every), max(every)], "k--", lw=0.8)
+    corr = mixture["heldout"]["rank_corr"]
+    left.set(xlabel="measured loss", ylabel="predicted loss (held out)",
+             title=f"{mixture['law']} law, {mixture['heldout']['method']}: Spearman "
+                   f"{'n/a' if corr is None else f'{corr:.2f}'}")
+    left.legend(fontsize=7, title="evaluation set", title_fontsize=7)
+    domains = mixture["domains"]
+    x = np.arange(len(domains))
+    w = mixture["weights"]
+    values = np.array([w[d]["value"] for d in domains])
+    err = np.array([[w[d]["value"] - w[d]["lo"], w[d]["hi"] - w[d]["value"]] if w[d]["lo"] is not None else [0, 0]
+                    for d in domains]).T
+    right.bar(x, values, yerr=err, capsize=4, color="tab:blue", alpha=0.8, label="recommended")
+    if mixture.get("natural"):
+        right.plot(x, [mixture["natural"]["weights"][d] for d in domains], "k_", ms=22, mew=2, label="natural")
+    right.set_xticks(x, domains, rotation=20)
+    target = ", ".join(f"{k}={v:g}" for k, v in mixture["target"].items())
+    right.set(ylabel="weight", ylim=(0, 1), title=f"recommended mixture for {target}")
+    right.legend(fontsize=7)
+    fig.tight_layout()
+    return _save(plt, fig, path)
+
+
 def write_plots(result: dict, points: Points, tuned: Points, fit: ParametricFit, out: Path) -> dict[str, str]:
     """Write every plot that the data support; returns name -> path."""
     made = {
@@ -165,6 +203,8 @@ def write_plots(result: dict, points: Points, tuned: Points, fit: ParametricFit,
         "lr": plot_lr(result, points, out / "lr_vs_loss.png"),
         "residuals": plot_residuals(fit, tuned, out / "residuals.png"),
     }
+    if result.get("mixture"):
+        made["mixture"] = plot_mixture(result["mixture"], out / "mixture.png")
     for j, knob in enumerate(result.get("knob_effects") or {}):
         made[f"knob_{knob}"] = plot_knob(result, points, knob, out / f"knob_{j}.png")
     return {k: v for k, v in made.items() if v}

@@ -217,6 +217,10 @@ def recommend(ctx: FitContext, out: Path) -> tuple[dict, dict]:
     for knob, k in knobs.items():
         if k["in_config"]:
             _set(tree, knob, k["value"])
+    if ctx.mixture:
+        from scaling.fit.mixture import mixture_config
+
+        tree["data"] = {**tree.get("data", {}), "mixture": mixture_config(ctx.mixture)}
     interval = next(p for p in ctx.uncertainty.predictions if p["recommended"])
     cis, throughput = ctx.uncertainty.cis, options.gpu_throughput
     recommendation = {

@@ -186,8 +186,66 @@ def _backtest(bt: dict) -> list[str]:
                                       f"noise)." if bt.get("interval_bootstrap") else " (residual noise only)."), ""]
 
 
+def _mixture(m: dict | None) -> list[str]:
+    if not m:
+        return []
+    level = f"{100 * m['ci_level']:.0f}%"
+    target = " + ".join(f"{w:g}·{e}" for e, w in m["target"].items())
+    ho = m["heldout"]
+    lines = ["## Data mixture", "",
+             f"Law: **{m['law']}**, chosen by {ho['method']} error over {m['n_mixtures']} mixtures "
+             f"({m['n_runs']} runs): held-out mean |error| {_g(ho['mae'])}, Spearman rank correlation "
+             f"{_g(ho['rank_corr'], 2)}. Target: {target}; predicted {_g(m['target_loss']['value'], 4)} "
+             f"{_ci([m['target_loss']['lo'], m['target_loss']['hi']], 4) if m['target_loss']['lo'] is not None else ''}"
+             f" at the recommended weights.", "",
+             "| form | constants per evaluation set | held-out MAE | held-out Spearman |", "|---|---|---|---|"]
+    for form, sc in m["forms"].items():
+        lines.append(f"| {form} | {sc.get('n_parameters', 'n/a')} | {_g(sc.get('mae'))} | "
+                     f"{_g(sc.get('rank_corr'), 2)} {sc.get('skipped', '')} |")
+    nat = m.get("natural")
+    lines += ["", f"| domain | recommended weight | {level} interval | natural weight | epochs at D | range searched |",
+              "|---|---|---|---|---|---|"]
+    for d, w in m["weights"].items():
+        ep = m["epochs"].get(d)
+        lines.append(f"| {d} | {w['value']:.3f} | {_ci([w['lo'], w['hi']]) if w['lo'] is not None else 'n/a'} | "
+                     f"{_g(nat['weights'][d]) if nat else 'n/a'} | {_g(ep) if ep is not None else 'n/a'} | "
+                     f"{_ci(m['bounds'][d])} |")
+    lines += ["", "| evaluation set | predicted loss | interval of the mean law |" +
+              (" at the natural mixture |" if nat else ""), "|---|---|---|" + ("---|" if nat else "")]
+    for e, p in m["predicted"].items():
+        lines.append(f"| {e} | {_g(p['loss'], 4)} | {_ci([p['lo'], p['hi']], 4) if p['lo'] is not None else 'n/a'} |"
+                     + (f" {_g(nat['predicted'][e], 4)} |" if nat else ""))
+    lines += ["", f"D = {_g(m['large_tokens'])} tokens; each domain is capped at --max-epochs {_g(m['max_epochs'])} "
+              "repetitions of its tokens. large_run.yaml carries these weights as `data.mixture`"
+              + ("" if m.get("domain_paths") else " (with each domain's name as its path: point it at the "
+                 "prepared dataset)") + "."]
+    if m.get("size_trend"):
+        lines += ["", f"By size: {m['size_trend']}."]
+    if m.get("candidates"):
+        lines += ["", "Candidate mixtures (--predict-mixtures), best first:", "",
+                  "| weights | " + " | ".join(m["eval_sets"]) + " | target |", "|---|" + "---|" * (len(m["eval_sets"]) + 1)]
+        for c in sorted(m["candidates"], key=lambda c: c["target_loss"]):
+            ws = ", ".join(f"{d}={v:.3g}" for d, v in c["weights"].items())
+            lines.append(f"| {ws} | " + " | ".join(_g(c["predicted"][e], 4) for e in m["eval_sets"])
+                         + f" | {_g(c['target_loss'], 4)} |")
+    lines += [""] + [f"- {n}" for n in m["notes"]]
+    return lines + [""]
+
+
+def _mixture_only_report(result: dict) -> str:
+    lines = ["# Data-mixture fit", "", f"{result['inputs']['n_rows']} runs read.", ""]
+    lines += ["## Warnings", "", *[f"- {w}" for w in result["warnings"]], ""]
+    lines += _mixture(result["mixture"])
+    lines += [f"Config: `{result['outputs']['large_run']}`.", ""]
+    plots = result["outputs"].get("plots", {})
+    lines += [f"![{name}]({Path(path).name})" for name, path in plots.items()]
+    return "\n".join(lines) + "\n"
+
+
 def render_report(result: dict) -> str:
     """The Markdown report of a fit.json dict."""
+    if "parametric" not in result:
+        return _mixture_only_report(result)
     level = f"{100 * result['parametric']['ci_level']:.0f}%"
     lines = ["# Scaling-law fit", "",
              f"{result['inputs']['n_rows']} runs read, {result['inputs']['n_fitted']} in the approach-3 fit "
@@ -205,6 +263,7 @@ def render_report(result: dict) -> str:
     lines += _backtest(result["backtest"])
     lines += _hparams(result["hparams"])
     lines += _knob_effects(result)
+    lines += _mixture(result.get("mixture"))
     lines += _knobs(result["knobs"])
     plots = result["outputs"].get("plots", {})
     if plots:

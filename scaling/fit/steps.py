@@ -3,7 +3,7 @@
 Order (see :func:`scaling.fit.pipeline.fit_runs`): :func:`load` -> :func:`best_settings` ->
 :func:`fit_law` -> :func:`choose_target` -> :func:`estimate_uncertainty` -> the other approaches and
 analyses (:func:`isoflop_step`, :func:`envelope_step`, :func:`hparams_step`, :func:`knobs_step`,
-:func:`backtest_step`). The warning rules (:mod:`scaling.fit.checks`) and the recommendation
+:func:`backtest_step`, :func:`mixture_step`). The warning rules (:mod:`scaling.fit.checks`) and the recommendation
 (:func:`scaling.fit.recommend.recommend`) read the finished :class:`FitContext`.
 """
 
@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from scaling.errors import ScalingError
 from scaling.fit.bootstrap import backtest, bootstrap, percentile_interval, prediction_interval
 from scaling.fit.data import Points, load_points
 from scaling.fit.envelope import EnvelopeFit, fit_envelope
@@ -102,6 +103,8 @@ class FitContext:
     """Each knob's levels judged at the target by a law per level."""
     backtest: dict
     """Predicting the largest size from the others."""
+    mixture: dict | None = None
+    """The data-mixture law and the recommended weights (None when the runs' weights do not vary)."""
 
 
 def load(inputs, options: FitOptions) -> Points:
@@ -237,3 +240,33 @@ def knob_effects_step(points: Points, target: Target, extra: list[tuple[float, f
 def backtest_step(tuned: Points, options: FitOptions) -> dict:
     """Approach 3 fitted without the largest size, scored on it."""
     return backtest(tuned, options.ci, n_boot=min(options.n_boot, 100), seed=options.seed)
+
+
+def mixture_step(inputs, options: FitOptions, large_tokens: float | None, notes: list[str] | None = None
+                 ) -> dict | None:
+    """The mixture law and the weights recommended for the large run of ``large_tokens`` tokens.
+
+    None when no run names mixture weights or the weights do not vary (an error with ``--mixture``).
+    Without ``--mixture``, a mixture study the law cannot be fitted to (no loss per evaluation set, too
+    few mixtures) is a line in ``notes`` instead of an error, so the rest of the fit still runs.
+    """
+    from scaling.fit.mixture import analyse_mixture, read_candidates
+    from scaling.fit.mixture_data import load_mixture
+
+    if not options.mixture and notes is not None:
+        try:
+            return mixture_step(inputs, options, large_tokens)
+        except ScalingError as e:
+            notes.append(f"no mixture law: {e} (--mixture makes this an error)")
+            return None
+    data = None if isinstance(inputs, Points) else load_mixture(
+        inputs, exclude_diverged=options.exclude_diverged, domain_tokens=options.domain_tokens)
+    if data is None or not data.varies():
+        if options.mixture:
+            raise ScalingError("--mixture: the runs' mixture weights do not vary (give runs of several "
+                               "data.mixture weights, or a CSV with w_<domain> columns)")
+        return None
+    candidates = read_candidates(options.predict_mixtures, data.domains) if options.predict_mixtures else None
+    return analyse_mixture(data, target=options.mixture_target, min_weight=options.mixture_min_weight,
+                           max_epochs=options.max_epochs, large_tokens=large_tokens,
+                           n_boot=min(options.n_boot, 200), ci=options.ci, seed=options.seed, candidates=candidates)

@@ -83,7 +83,8 @@ class TokenDataModule(pl.LightningDataModule):
 
     def __init__(self, sources: str | Path | Sequence[tuple[str | Path, float]], seq_len: int,
                  micro_batch_size: int, seed: int = 0, val_tokens: float = 65536, verify: str = "fast",
-                 tokenizer_sha256: str | None = None, model_vocab_size: int | None = None):
+                 tokenizer_sha256: str | None = None, model_vocab_size: int | None = None,
+                 eval_sets: Sequence[tuple[str, str | Path, float | None]] = ()):
         super().__init__()
         if isinstance(sources, (str, Path)):
             sources = [(sources, 1.0)]
@@ -91,7 +92,10 @@ class TokenDataModule(pl.LightningDataModule):
         self.val_tokens = int(val_tokens)
         self.datasets = [(open_dataset(p, verify, tokenizer_sha256, model_vocab_size), float(w))
                          for p, w in sources]
-        _check_same_tokenizer([d for d, _ in self.datasets])
+        # named evaluation sets (val/<name>/loss): a fixed subset of each one's validation split
+        self.eval_sets = [(name, open_dataset(p, verify, tokenizer_sha256, model_vocab_size),
+                           int(tokens or val_tokens)) for name, p, tokens in eval_sets]
+        _check_same_tokenizer([d for d, _ in self.datasets] + [d for _, d, _ in self.eval_sets])
         self.sampler = None
         self._snapshots: dict[int, Any] = {}
         self._produced = 0  # batches drawn from the sampler on this rank since the run began
@@ -103,14 +107,23 @@ class TokenDataModule(pl.LightningDataModule):
         sources = [(s.path, s.weight) for s in cfg.data.mixture] or [(cfg.data.path, 1.0)]
         return cls(sources, seq_len=cfg.train.seq_len, micro_batch_size=cfg.train.micro_batch_size,
                    seed=cfg.run.seed, val_tokens=cfg.data.val_tokens, verify=cfg.data.verify,
-                   tokenizer_sha256=cfg.data.tokenizer_sha256, model_vocab_size=cfg.model.vocab_size)
+                   tokenizer_sha256=cfg.data.tokenizer_sha256, model_vocab_size=cfg.model.vocab_size,
+                   eval_sets=eval_sets_of(cfg.data))
+
+    @property
+    def eval_names(self) -> list[str]:
+        """Names of the named evaluation sets, in the order of their validation dataloaders (after the default)."""
+        return [name for name, _, _ in self.eval_sets]
+
+    @property
+    def eval_tokens_per_byte(self) -> dict[str, float | None]:
+        """Tokens per byte of each named evaluation set's validation split."""
+        return {name: _tokens_per_byte(d) for name, d, _ in self.eval_sets}
 
     @property
     def val_tokens_per_byte(self) -> float | None:
         """Tokens per byte of the validation split (turns nats/token into bits/byte)."""
-        dataset = self.datasets[0][0]
-        n_bytes = dataset.split_bytes("val")
-        return dataset.split_tokens("val") / n_bytes if n_bytes else None
+        return _tokens_per_byte(self.datasets[0][0])
 
     def _rank_world(self) -> tuple[int, int]:
         if self.trainer is None:
@@ -141,10 +154,16 @@ class TokenDataModule(pl.LightningDataModule):
         pin = self.trainer is not None and self.trainer.strategy.root_device.type == "cuda"
         return DataLoader(_TrainStream(self), batch_size=None, num_workers=0, pin_memory=pin)
 
-    def val_dataloader(self) -> DataLoader:
+    def val_dataloader(self) -> DataLoader | list[DataLoader]:
+        """The default validation subset; with named evaluation sets, a list: the default first, then each set."""
+        from data_pipelines import validation_windows
+
         rank, world = self._rank_world()
-        windows = torch.from_numpy(np.ascontiguousarray(self.make_val_windows(), dtype=np.int64))
-        return DataLoader(_Batches(windows[rank::world], self.micro_batch_size), batch_size=None)
+        subsets = [self.make_val_windows()] + [validation_windows(d, self.seq_len, tokens)
+                                               for _, d, tokens in self.eval_sets]
+        loaders = [DataLoader(_Batches(torch.from_numpy(np.ascontiguousarray(w, dtype=np.int64))[rank::world],
+                                       self.micro_batch_size), batch_size=None) for w in subsets]
+        return loaders if self.eval_sets else loaders[0]
 
     # --- exact resume --------------------------------------------------------------------------
     def _consumed(self) -> int:
@@ -177,3 +196,19 @@ class TokenDataModule(pl.LightningDataModule):
         self.sampler.load_state_dict(states[rank])
         self._produced = state["consumed"]
         self._snapshots.clear()
+
+
+def _tokens_per_byte(dataset) -> float | None:
+    """Tokens per byte of a dataset's validation split (turns nats/token into bits/byte)."""
+    n_bytes = dataset.split_bytes("val")
+    return dataset.split_tokens("val") / n_bytes if n_bytes else None
+
+
+def eval_sets_of(data_cfg) -> list[tuple[str, str, float | None]]:
+    """(name, path, tokens) of each named evaluation set of a ``data`` config: ``data.eval``, or by default
+    each source of a mixture of two or more (named by its folder), so every domain gets its own loss."""
+    if data_cfg.eval:
+        return [(e.name, e.path, e.tokens) for e in data_cfg.eval]
+    if len(data_cfg.mixture) > 1:
+        return [(Path(s.path).name, s.path, None) for s in data_cfg.mixture]
+    return []

@@ -115,27 +115,36 @@ class LanguageModel(pl.LightningModule):
         return loss
 
     # --- validation: an exact token-weighted mean over the fixed subset, across ranks ----------
-    def on_validation_epoch_start(self) -> None:
-        self._val_sum = torch.zeros((), dtype=torch.float64, device=self.device)
-        self._val_count = torch.zeros((), dtype=torch.float64, device=self.device)
+    def _eval_names(self) -> list[str]:
+        """Named evaluation sets of the data module (its validation dataloaders after the default one)."""
+        return list(getattr(self.trainer.datamodule, "eval_names", None) or [])
 
-    def validation_step(self, batch: torch.Tensor, batch_idx: int) -> None:
+    def on_validation_epoch_start(self) -> None:
+        n = 1 + len(self._eval_names())  # the default set, then each named set
+        self._val_sum = torch.zeros(n, dtype=torch.float64, device=self.device)
+        self._val_count = torch.zeros(n, dtype=torch.float64, device=self.device)
+
+    def validation_step(self, batch: torch.Tensor, batch_idx: int, dataloader_idx: int = 0) -> None:
         logits, _ = self(batch[:, :-1])
         targets = batch[:, 1:]
         # Plain cross-entropy (no z-loss), so val loss is comparable across z-loss settings.
         loss = F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), targets.reshape(-1), reduction="sum")
-        self._val_sum += loss.double()
-        self._val_count += targets.numel()
+        self._val_sum[dataloader_idx] += loss.double()
+        self._val_count[dataloader_idx] += targets.numel()
 
     def on_validation_epoch_end(self) -> None:
         total = self.trainer.strategy.reduce(self._val_sum, reduce_op="sum")
         count = self.trainer.strategy.reduce(self._val_count, reduce_op="sum")
-        self.val_loss = float(total / count.clamp(min=1))
+        losses = (total / count.clamp(min=1)).tolist()
+        self.val_loss = float(losses[0])
+        self.val_losses = dict(zip(self._eval_names(), map(float, losses[1:]), strict=True))  # val/<name>/loss
         if self.log_to_loggers and not self.trainer.sanity_checking:
             self.log("val/loss", self.val_loss, sync_dist=False, rank_zero_only=True)
             bpb = val_bpb(self.val_loss, getattr(self.trainer.datamodule, "val_tokens_per_byte", None))
             if bpb is not None:
                 self.log("val/bpb", bpb, sync_dist=False, rank_zero_only=True)
+            for name, value in self.val_losses.items():
+                self.log(f"val/{name}/loss", value, sync_dist=False, rank_zero_only=True)
 
     # --- optimisation --------------------------------------------------------------------------
     def total_steps(self) -> int:

@@ -48,6 +48,7 @@ class MetricsLogger(StepEndCallback):
         self.final_val_loss: float | None = None
         self.best_val_loss: float | None = None
         self.final_val_bpb: float | None = None
+        self.final_named: dict[str, float | None] = {}  # val/<name>/loss and /bpb of each named evaluation set
         self.final_train_loss: float | None = None
         self.last_val_step: int | None = None
         # throughput of the run: step time summed over intervals after the first (compile, warm-up)
@@ -136,8 +137,13 @@ class MetricsLogger(StepEndCallback):
         self.final_val_loss, self.final_val_bpb, self.last_val_step = loss, bpb, step
         if math.isfinite(loss) and (self.best_val_loss is None or loss < self.best_val_loss):
             self.best_val_loss = loss
+        per_byte = getattr(trainer.datamodule, "eval_tokens_per_byte", None) or {}
+        self.final_named = {}
+        for name, value in (getattr(pl_module, "val_losses", None) or {}).items():
+            self.final_named[f"val/{name}/loss"] = value
+            self.final_named[f"val/{name}/bpb"] = val_bpb(value, per_byte.get(name))
         self._emit(trainer, {"step": step, "train/tokens": step * batch_tokens(trainer, pl_module),
-                             "val/loss": loss, "val/bpb": bpb})
+                             "val/loss": loss, "val/bpb": bpb, **self.final_named})
 
     # --- output ------------------------------------------------------------------------------
     def _emit(self, trainer, row: dict[str, Any]) -> None:
@@ -159,7 +165,8 @@ class MetricsLogger(StepEndCallback):
     # --- checkpointed summary ------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         return {"final_val_loss": self.final_val_loss, "best_val_loss": self.best_val_loss,
-                "final_val_bpb": self.final_val_bpb, "final_train_loss": self.final_train_loss,
+                "final_val_bpb": self.final_val_bpb, "final_named": self.final_named,
+                "final_train_loss": self.final_train_loss,
                 "last_val_step": self.last_val_step, "timed_steps": self._timed_steps,
                 "timed_seconds": self._timed_seconds, "wall_time_s": self.wall_time()}
 
@@ -167,6 +174,7 @@ class MetricsLogger(StepEndCallback):
         self.final_val_loss = state.get("final_val_loss")
         self.best_val_loss = state.get("best_val_loss")
         self.final_val_bpb = state.get("final_val_bpb")
+        self.final_named = state.get("final_named") or {}
         self.final_train_loss = state.get("final_train_loss")
         self.last_val_step = state.get("last_val_step")
         self._timed_steps = state.get("timed_steps", 0)

@@ -360,6 +360,7 @@ def _result(cfg, rid, run_dir, trainer, model, metrics, monitor, hosts, batch_to
                 if cfg.run.branch_from is not None else None),
         error=error, num_nodes=trainer.num_nodes, world_size=trainer.world_size,
         hosts=hosts or [socket.gethostname()],  # empty when it failed before fitting started
+        extra=dict(metrics.final_named),
     )
 
 
