@@ -183,7 +183,8 @@ def _mixture_run_dirs(root, shares) -> None:
     """Run dirs of one size on a code/docs mixture: val/code/loss = 3 - w, val/docs/loss = 2 + w (w: code)."""
     for name, tokens in (("code", 1000), ("docs", 3000)):
         (root / name).mkdir()
-        (root / name / "manifest.json").write_text(json.dumps({"splits": {"train": {"tokens": tokens}}}))
+        (root / name / "manifest.json").write_text(json.dumps({"splits": {"train": {"tokens": tokens}},
+                                                           "tokenizer": {"vocab_size": 512}}))
     for i, w in enumerate(shares):
         run = root / "sweep" / f"r{i}"
         run.mkdir(parents=True)
