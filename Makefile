@@ -19,8 +19,11 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/scaling demo $(DEMO_ARGS)
 
+# the quick suite by default (a few minutes); `make test SLOW=1` (what CI runs) adds the slow tests
+TEST_MARKS := $(if $(SLOW),,-m "not slow")
+
 test: $(STAMP)
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q $(TEST_MARKS) $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
