@@ -46,8 +46,12 @@ class FitOptions:
     wandb_group: str | None = None
     """W&B group of the fit run and of the large run's config (default: the runs' sweep group)."""
     metric: str = "auto"
-    """Validation metric fitted: ``loss`` (nats/token), ``bpb`` (bits per byte), or ``auto`` (bits per
-    byte when the runs differ in tokenization)."""
+    """Metric fitted: ``loss`` (nats/token), ``bpb`` (bits per byte), ``auto`` (bits per byte when the runs
+    differ in tokenization), a task's ``eval/<task>/bpb`` (fitted like the loss), or ``eval/<task>/acc`` /
+    ``acc_norm`` (the laws fit the task's bpb; accuracy is predicted from it by a sigmoid)."""
+    chance: float | None = None
+    """Accuracy of guessing, the floor of the accuracy sigmoid (default: from the task file the runs'
+    ``eval.tasks`` name, else 0.25)."""
 
     def validate(self) -> None:
         """Raise :class:`ScalingError` on an option no fit can use."""
@@ -58,6 +62,11 @@ class FitOptions:
         if self.isoflop_method not in ("interpolate", "parabola"):
             raise ScalingError(f"--isoflop-method must be interpolate or parabola, not {self.isoflop_method!r}")
         self.predictions()
+        from scaling.fit.data import eval_metric
+
+        eval_metric(self.metric)
+        if self.chance is not None and not 0 <= self.chance < 1:
+            raise ScalingError(f"--chance must be in [0, 1), got {self.chance}")
 
     @property
     def has_target(self) -> bool:

@@ -27,6 +27,7 @@ from scaling.fit.steps import (
     backtest_step,
     best_settings,
     choose_target,
+    downstream_step,
     envelope_step,
     estimate_uncertainty,
     fit_law,
@@ -78,13 +79,15 @@ def fit_context(inputs, options: FitOptions) -> FitContext:
     law = fit_law(tuned)
     target = choose_target(points, tuned, law, options)
     extra = options.predictions()
-    return FitContext(
+    ctx = FitContext(
         options=options, points=points, tuned=tuned, dropped=dropped, law=law, target=target, extra=extra,
         uncertainty=estimate_uncertainty(points, tuned, law, target, extra, options),
         isoflop=isoflop_step(tuned, points, options), envelope=envelope_step(points),
         hparams=hparams_step(points, target, options), knobs=knobs_step(points),
         knob_effects=knob_effects_step(points, target, extra, options), backtest=backtest_step(tuned, options),
     )
+    ctx.downstream = downstream_step(points, tuned, ctx.uncertainty, options)
+    return ctx
 
 
 def _clean(obj):
@@ -112,15 +115,20 @@ def fit_json(ctx: FitContext, recommendation: dict, warnings: list[str]) -> dict
     frontier = {"flops": unc.frontier_flops, "loss": [unc.point[k] for k in keys],
                 "ci": [percentile_interval(unc.samples[k], options.ci) if unc.samples else None
                        for k in keys]}
+    if ctx.downstream:  # an accuracy metric: the recommendation also predicts the accuracy
+        rec = ctx.downstream["predictions"][-1]
+        recommendation = {**recommendation, "acc_metric": ctx.downstream["metric"], "acc": rec["acc"],
+                          "acc_lo": rec["lo"], "acc_hi": rec["hi"]}
     predictions = [{**p, "by_knob": by} for p, by in zip(unc.predictions, ctx.knob_effects.by_point, strict=True)]
     return _clean({
         "inputs": {"n_rows": len(points), "n_fitted": len(ctx.tuned), "params_kind": options.params,
                    "exclude_diverged": options.exclude_diverged, "group": points.group,
-                   "metric": points.metric},
+                   "metric": points.metric, "accuracy_metric": points.accuracy_metric},
         "parametric": parametric, "isoflop": ctx.isoflop.to_dict(), "envelope": ctx.envelope.to_dict(),
         "hparams": ctx.hparams, "knobs": ctx.knobs, "knob_effects": ctx.knob_effects.effects,
         "knob_notes": ctx.knob_effects.notes, "predictions": predictions, "backtest": ctx.backtest,
-        "recommendation": recommendation, "frontier": frontier, "warnings": warnings, "outputs": {},
+        "recommendation": recommendation, "frontier": frontier, "downstream": ctx.downstream,
+        "warnings": warnings, "outputs": {},
     })
 
 
