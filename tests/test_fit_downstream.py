@@ -180,3 +180,35 @@ def test_a_csv_with_task_columns_and_chance_on_the_command_line(tmp_path, capsys
 def test_an_unknown_or_missing_task_metric_is_a_one_line_error(task_runs, tmp_path, metric, message):
     with pytest.raises(ScalingError, match=re.escape(message)):
         fit_runs([task_runs / "runs"], tmp_path / "fit", n_boot=0, plots=False, wandb="disabled", metric=metric)
+
+
+@pytest.mark.slow
+def test_fit_predicts_the_shipped_tasks_accuracy_from_a_tiny_real_ladder_in_two_steps(tiny_cfg, tmp_path):
+    from scaling.training.train import train
+    from tests.helpers.runs import run_cli
+
+    sweep = tmp_path / "sweep"
+    for width in (32, 64, 96):  # 3 sizes x 2 budgets: approach 3 fits 5 constants
+        for tokens in (5120, 10240):
+            train(tiny_cfg(f"model.d_model={width}", f"train.tokens={tokens}", "eval.tasks=[stdlib-nextline]",
+                           "eval.every_tokens=5120", "eval.limit=80", run_dir=sweep / f"w{width}-t{tokens}"))
+    out = tmp_path / "fit"
+    proc = run_cli("fit", str(sweep), "--out", str(out), "--metric", "eval/stdlib-nextline/acc", "--bootstrap", "20",
+                   "--no-plots", "--wandb", "disabled", timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "eval/stdlib-nextline/acc (two steps" in proc.stdout
+    fit = json.loads((out / "fit.json").read_text())
+    ds = fit["downstream"]
+    assert ds["n_runs"] == 6 and ds["chance"] == pytest.approx(0.25)  # four choices, read from the shipped file
+    assert "task file" in ds["chance_source"] and ds["acc_law"]["floor"] == pytest.approx(0.25)
+    runs = {(r["params"], r["tokens"]): r for r in ds["runs"]}
+    for run in sorted((tmp_path / "sweep").iterdir()):
+        result = json.loads((run / "result.json").read_text())
+        row = runs[(result["params_non_embedding"], result["tokens"])]
+        assert row["bpb"] == pytest.approx(result["eval/stdlib-nextline/bpb"])  # the final scores are fitted
+        assert row["acc"] == pytest.approx(result["eval/stdlib-nextline/acc"])
+    assert fit["parametric"]["n_points"] == 6 and fit["inputs"]["metric"] == "eval/stdlib-nextline/bpb"
+    rec = ds["predictions"][-1]
+    assert rec["recommended"] and 0.25 <= rec["acc"] <= 1.0 and rec["bpb"] > 0
+    report = (out / "report.md").read_text()
+    assert "1. **Task bpb from N and D**" in report and "2. **Accuracy from task bpb**" in report

@@ -47,7 +47,7 @@ _TOKENIZATION_KEYS = ("model.vocab_size", "data.tokenizer_sha256", "data.path", 
 # validation, checkpointing and placement
 _NOT_KNOBS = (*RUN_NEUTRAL_KEYS, "run.", "data.val_tokens", "train.val_every_tokens", "train.checkpoint",
               "train.log_every_steps", "train.tokens", "train.accelerator", "train.devices",
-              "train.compile", "train.num_nodes", "train.strategy", "optim.fused")
+              "train.compile", "train.num_nodes", "train.strategy", "optim.fused", "eval.")
 
 
 @dataclass
