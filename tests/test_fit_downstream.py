@@ -173,13 +173,15 @@ def test_a_csv_with_task_columns_and_chance_on_the_command_line(tmp_path, capsys
     assert "eval/quiz/acc" not in fit["knobs"]["knobs"]
 
 
-@pytest.mark.parametrize("metric, message", [
-    ("eval/quiz/f1", "eval/<task>/<key> with a key among bpb, acc, acc_norm"),
-    ("eval/other/acc", "no run has eval/other/bpb and eval/other/acc; train with eval.tasks=[other]"),
+@pytest.mark.parametrize("metric, chance, message", [
+    ("eval/quiz/f1", None, "eval/<task>/<key> with a key among bpb, acc, acc_norm"),
+    ("eval/other/acc", None, "no run has eval/other/bpb and eval/other/acc; train with eval.tasks=[other]"),
+    ("eval/quiz/bpb", 0.25, "--chance is the floor of an accuracy metric"),
 ])
-def test_an_unknown_or_missing_task_metric_is_a_one_line_error(task_runs, tmp_path, metric, message):
+def test_an_unknown_or_missing_task_metric_is_a_one_line_error(task_runs, tmp_path, metric, chance, message):
     with pytest.raises(ScalingError, match=re.escape(message)):
-        fit_runs([task_runs / "runs"], tmp_path / "fit", n_boot=0, plots=False, wandb="disabled", metric=metric)
+        fit_runs([task_runs / "runs"], tmp_path / "fit", n_boot=0, plots=False, wandb="disabled", metric=metric,
+                 chance=chance)
 
 
 @pytest.mark.slow

@@ -272,10 +272,9 @@ def _use_eval_metric(rows: list[dict], task: str, key: str, notes: list[str]) ->
         r["accuracy"] = r["eval"].get(acc_name, math.nan) if acc_name else math.nan
         if acc_name and not math.isfinite(r["accuracy"]):
             r["loss"] = math.nan  # a row without the accuracy cannot serve the two-step fit
-        evals = [e for e in r.get("eval_rows", []) if bpb_name in e]
-        if r.get("curve") is not None or evals:
-            r["curve"] = _curve(r, [e["train/tokens"] for e in evals], [e[bpb_name] for e in evals]) \
-                if evals and r["params"] > 0 and r["tokens"] > 0 else None
+        evals = [e for e in r.get("eval_rows", []) if bpb_name in e]  # approach 1 reads the task's curves
+        r["curve"] = _curve(r, [e["train/tokens"] for e in evals], [e[bpb_name] for e in evals]) \
+            if evals and r["params"] > 0 and r["tokens"] > 0 else None
     what = f"{acc_name} in two steps, through the task's bits per byte" if acc_name else bpb_name
     notes.append(f"fitting the downstream metric {what}: the scaling laws (approaches 1-3) are fitted to "
                  f"{bpb_name}, not to the validation loss")

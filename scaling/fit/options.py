@@ -64,7 +64,9 @@ class FitOptions:
         self.predictions()
         from scaling.fit.data import eval_metric
 
-        eval_metric(self.metric)
+        downstream = eval_metric(self.metric)
+        if self.chance is not None and (downstream is None or downstream[1] == "bpb"):
+            raise ScalingError("--chance is the floor of an accuracy metric; use it with --metric eval/<task>/acc")
         if self.chance is not None and not 0 <= self.chance < 1:
             raise ScalingError(f"--chance must be in [0, 1), got {self.chance}")
 
