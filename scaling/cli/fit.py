@@ -52,9 +52,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "are in fit.json")
     parser.add_argument("--isoflop-window", type=float, default=0.75, metavar="DEX",
                         help="IsoFLOP parabola half-width in decades of N around each minimum (default 0.75)")
-    parser.add_argument("--metric", choices=["auto", "loss", "bpb"], default="auto",
+    parser.add_argument("--metric", default="auto", metavar="METRIC",
                         help="fit the final val loss in nats/token (loss) or bits per byte (bpb); auto (default) "
-                             "takes bpb when the runs differ in tokenization, as nats/token do not compare then")
+                             "takes bpb when the runs differ in tokenization, as nats/token do not compare then; "
+                             "eval/<task>/bpb fits a downstream task's bits per byte; eval/<task>/acc (or acc_norm) "
+                             "predicts its accuracy in two steps: task bpb from N and D, accuracy from task bpb")
+    parser.add_argument("--chance", type=float, metavar="P",
+                        help="accuracy of guessing, the floor of the accuracy sigmoid (default: from the task file "
+                             "the runs' eval.tasks name, else 0.25)")
     mix = parser.add_argument_group("data mixture (fitted when the runs' mixture weights vary)")
     mix.add_argument("--mixture", action="store_true", help="fit the mixture law (an error says why when it cannot)")
     mix.add_argument("--mixture-target", metavar="NAME[=W,...]",
@@ -97,7 +102,10 @@ def summary_lines(result: dict) -> list[str]:
         f"tokens: {r['tokens']:.4g} ({r['tokens_per_param']:.3g} per param), {r['flops']:.3g} FLOPs"
         + (f", {r['gpu_hours']:.3g} GPU-hours" if r.get("gpu_hours") else ""),
         f"loss:   {r['loss']:.4f} [{r['lo']:.4f}, {r['hi']:.4f}]"
-        + (" bits/byte" if result["inputs"].get("metric") == "bpb" else " nats/token"),
+        + (" bits/byte" if result["inputs"].get("metric", "").endswith("bpb") else " nats/token")
+        + (f" ({result['inputs']['metric']})" if result["inputs"].get("metric", "").startswith("eval/") else ""),
+        *([f"acc:    {r['acc']:.4f}" + (f" [{r['acc_lo']:.4f}, {r['acc_hi']:.4f}]" if r["acc_lo"] is not None else "")
+           + f" {r['acc_metric']} (two steps: task bpb, then accuracy)"] if r.get("acc_metric") else []),
         f"lr:     {r['lr']:.3g}{lr_ci} ({r['lr_source']}); batch {r['batch_tokens']:.4g} tokens ({r['batch_source']})",
         f"report: {result['outputs']['report']}",
         f"config: {result['outputs']['large_run']}",
@@ -128,7 +136,7 @@ def options_from_args(args: argparse.Namespace) -> FitOptions:
                       gpu_throughput=args.gpu_throughput, isoflop_window_dex=args.isoflop_window,
                       isoflop_method=args.isoflop_method, seed=args.seed, plots=not args.no_plots,
                       wandb=args.wandb, wandb_project=args.project, wandb_group=args.group, metric=args.metric,
-                      mixture=args.mixture, mixture_target=args.mixture_target,
+                      chance=args.chance, mixture=args.mixture, mixture_target=args.mixture_target,
                       mixture_min_weight=args.mixture_min_weight, max_epochs=args.max_epochs,
                       domain_tokens=tuple(args.domain_tokens), predict_mixtures=args.predict_mixtures)
 

@@ -11,6 +11,12 @@ CSV columns: ``params,tokens,loss`` (required), optionally ``flops,lr,batch_size
 The fitted metric is the final validation loss in nats per token, or its bits per byte (``val_bpb``)
 when the runs differ in tokenization (vocabulary, tokenizer, data): nats per token of two tokenizers
 are not comparable, bits per byte of the same text are. ``metric="auto"`` picks.
+
+A downstream task's metric can be fitted instead: ``eval/<task>/bpb`` (the final score in each run's
+``result.json``, else the last ``metrics.jsonl`` row that has it; a CSV column of that name) is fitted
+like the validation loss. ``eval/<task>/acc`` (or ``acc_norm``) loads the task's bpb as the loss and the
+accuracy beside it (:attr:`Points.accuracy`): accuracy is no power law in N and D, so the fit predicts
+it in two steps (:mod:`scaling.fit.downstream`).
 """
 
 from __future__ import annotations
@@ -32,7 +38,8 @@ from scaling.training.run_files import CONFIG_FILE, RESULT_FILE, read_metrics, v
 CELL_TOLERANCE_DEX = 0.01
 REQUIRED_COLUMNS = ("params", "tokens", "loss")
 NUMERIC_COLUMNS = ("params", "tokens", "loss", "flops", "lr", "batch_size", "seed", "bpb")
-METRICS = ("auto", "loss", "bpb")
+METRICS = ("auto", "loss", "bpb")  # and eval/<task>/<key> for a key of EVAL_KEYS
+EVAL_KEYS = ("bpb", "acc", "acc_norm")
 METRIC_LABELS = {"loss": "validation loss (nats/token)", "bpb": "validation bits per byte"}
 # config keys whose values fix how text becomes tokens: runs that differ in one compare in bits per byte
 _TOKENIZATION_KEYS = ("model.vocab_size", "data.tokenizer_sha256", "data.path", "data.mixture")
@@ -40,7 +47,7 @@ _TOKENIZATION_KEYS = ("model.vocab_size", "data.tokenizer_sha256", "data.path", 
 # validation, checkpointing and placement, and the data mixture (the mixture law's own input)
 _NOT_KNOBS = (*RUN_NEUTRAL_KEYS, "run.", "data.val_tokens", "data.mixture", "data.eval", "train.val_every_tokens",
               "train.checkpoint", "train.log_every_steps", "train.tokens", "train.accelerator", "train.devices",
-              "train.compile", "train.num_nodes", "train.strategy", "optim.fused")
+              "train.compile", "train.num_nodes", "train.strategy", "optim.fused", "eval.")
 
 
 @dataclass
@@ -73,7 +80,9 @@ class Points:
     configs: list[dict] = field(default_factory=list)  # resolved run configs (empty for CSV rows)
     group: str | None = None  # W&B group of the runs (the sweep), when they agree
     notes: list[str] = field(default_factory=list)  # what the loader excluded and why
-    metric: str = "loss"  # what ``loss`` holds: "loss" (nats/token) or "bpb" (bits per byte)
+    metric: str = "loss"  # what ``loss`` holds: "loss" (nats/token), "bpb" (bits per byte) or "eval/<task>/bpb"
+    accuracy: np.ndarray | None = None  # per row, the fitted task accuracy (``accuracy_metric``), or None
+    accuracy_metric: str | None = None  # "eval/<task>/acc" or "eval/<task>/acc_norm" when one is fitted
 
     def __len__(self) -> int:
         return len(self.loss)
@@ -97,7 +106,29 @@ class Points:
         return Points(self.params[idx], self.tokens[idx], self.loss[idx], self.flops[idx], self.lr[idx],
                       self.batch_size[idx], self.seed[idx], pick(self.run), pick(self.trunk),
                       {k: pick(v) for k, v in self.knobs.items()}, self.curves,
-                      pick(self.configs) if self.configs else [], self.group, list(self.notes), self.metric)
+                      pick(self.configs) if self.configs else [], self.group, list(self.notes), self.metric,
+                      None if self.accuracy is None else self.accuracy[idx], self.accuracy_metric)
+
+
+def eval_metric(metric: str) -> tuple[str, str] | None:
+    """``(task, key)`` of a downstream metric name ``eval/<task>/<key>``; None for loss, bpb and auto.
+
+    Raises :class:`ScalingError` on any other name."""
+    if metric in METRICS:
+        return None
+    task, _, key = metric.removeprefix("eval/").rpartition("/")
+    if not metric.startswith("eval/") or not task or key not in EVAL_KEYS:
+        raise ScalingError(f"--metric must be one of {', '.join(METRICS)} or eval/<task>/<key> with a key among "
+                           f"{', '.join(EVAL_KEYS)} (e.g. eval/stdlib-nextline/acc), not {metric!r}")
+    return task, key
+
+
+def metric_label(metric: str) -> str:
+    """What a fitted metric is, in words (report and plot labels)."""
+    parsed = eval_metric(metric)
+    if parsed is None:
+        return METRIC_LABELS[metric]
+    return f"{parsed[0]} task bits per byte of the right answers ({metric})"
 
 
 def _number(value: Any, where: str, column: str) -> float:
@@ -133,7 +164,7 @@ def _parse_csv(path: Path) -> list[dict]:
         missing = [c for c in REQUIRED_COLUMNS if c not in header]
         if missing:
             raise ScalingError(f"{path}: missing column(s) {', '.join(missing)}; a fit CSV needs "
-                               f"params,tokens,loss (optional flops,lr,batch_size,seed,bpb and knob columns)")
+                               f"params,tokens,loss (optional flops,lr,batch_size,seed,bpb, eval/<task>/<key> and knob columns)")
         rows = []
         for line, raw in enumerate(reader, start=2):
             raw = {(k or "").strip(): (v.strip() if isinstance(v, str) else v) for k, v in raw.items()}
@@ -141,6 +172,7 @@ def _parse_csv(path: Path) -> list[dict]:
             row: dict[str, Any] = {"run": where, "trunk": where, "status": raw.pop("status", "done") or "done"}
             for col in NUMERIC_COLUMNS:
                 row[col] = _number(raw.pop(col, None), where, col)
+            row["eval"] = {k: _number(raw.pop(k), where, k) for k in list(raw) if k.startswith("eval/")}
             # w_<domain> and loss_<evalset> columns belong to the mixture law (scaling.fit.mixture_data)
             row["knobs"] = {k: _knob_value(v) for k, v in raw.items() if k and not k.startswith(("w_", "loss_"))}
             rows.append(row)
@@ -182,34 +214,76 @@ def _read_run(run_dir: Path, params_kind: str) -> dict:
         "group": cfg_flat.get("logging.group"),
         "knobs": {k: v for k, v in cfg_flat.items() if not k.startswith(_NOT_KNOBS) and k != "optim.lr"},
     }
+    metrics = read_metrics(run_dir)  # a line cut by a crash is skipped
+    row["eval"] = _final_eval_scores(result, metrics, where)
+    row["eval_rows"] = [r for r in metrics if "train/tokens" in r and any(k.startswith("eval/") for k in r)]
     parent = result.get("parent")
     row["trunk"] = str(Path(parent["run_dir"]).resolve()) if isinstance(parent, dict) and parent.get("run_dir") \
         else str(run_dir.resolve())
-    row["curve"] = _read_curve(run_dir, row)
+    row["curve"] = _read_curve(metrics, row)
     return row
 
 
-def _read_curve(run_dir: Path, row: dict) -> Curve | None:
+def _final_eval_scores(result: dict, metrics: list[dict], where: str) -> dict[str, float]:
+    """Every ``eval/...`` score of a run: result.json's, else the last metrics.jsonl row's (a run cut
+    short writes no result scores)."""
+    scores: dict[str, float] = {}
+    for rec in metrics:
+        scores.update({k: v for k, v in rec.items() if k.startswith("eval/")})
+    scores.update({k: v for k, v in result.items() if k.startswith("eval/")})
+    return {k: _number(v, where, k) for k, v in scores.items()}
+
+
+def _read_curve(metrics: list[dict], row: dict) -> Curve | None:
     if not (row["tokens"] > 0 and row["params"] > 0):
         return None
     tokens, losses, bpbs = [], [], []
-    for rec in val_rows(read_metrics(run_dir)):  # a line cut by a crash is skipped
+    for rec in val_rows(metrics):
         if "train/tokens" in rec:
             tokens.append(float(rec["train/tokens"]))
             losses.append(float(rec["val/loss"]))
             bpbs.append(float(rec["val/bpb"]) if rec.get("val/bpb") is not None else math.nan)
     if not tokens:
         return None
+    return _curve(row, tokens, losses, bpbs)
+
+
+def _curve(row: dict, tokens: list[float], losses: list[float], bpbs: list[float] | None = None) -> Curve:
+    """A :class:`Curve` of ``row``'s run, its non-positive and NaN points left out."""
     fpt = row["flops"] / row["tokens"] if row["flops"] > 0 else 6.0 * row["params"]
-    t, lo, bpb = np.asarray(tokens), np.asarray(losses), np.asarray(bpbs)
+    t, lo = np.asarray(tokens, dtype=float), np.asarray(losses, dtype=float)
+    bpb = np.asarray(bpbs if bpbs is not None else [math.nan] * len(tokens), dtype=float)
     keep = np.isfinite(lo) & (lo > 0) & (t > 0)
     return Curve(row["run"], row["params"], fpt, t[keep], lo[keep], bpb[keep])
 
 
+def _use_eval_metric(rows: list[dict], task: str, key: str, notes: list[str]) -> tuple[str, str | None]:
+    """Put ``eval/<task>/bpb`` into each row's loss (and its curve), and for an accuracy metric the
+    accuracy into ``row["accuracy"]``. Returns the fitted loss metric and the accuracy metric."""
+    bpb_name = f"eval/{task}/bpb"
+    acc_name = None if key == "bpb" else f"eval/{task}/{key}"
+    wanted = [bpb_name] + ([acc_name] if acc_name else [])
+    if not any(all(name in r["eval"] for name in wanted) for r in rows):
+        found = sorted({k for r in rows for k in r["eval"]})
+        raise ScalingError(f"no run has {' and '.join(wanted)}; train with eval.tasks=[{task}] (or score the "
+                           f"runs with scaling eval) first"
+                           + (f"; the runs have {', '.join(found[:6])}" if found else ""))
+    for r in rows:
+        r["loss"] = r["eval"].get(bpb_name, math.nan)
+        r["accuracy"] = r["eval"].get(acc_name, math.nan) if acc_name else math.nan
+        if acc_name and not math.isfinite(r["accuracy"]):
+            r["loss"] = math.nan  # a row without the accuracy cannot serve the two-step fit
+        evals = [e for e in r.get("eval_rows", []) if bpb_name in e]  # approach 1 reads the task's curves
+        r["curve"] = _curve(r, [e["train/tokens"] for e in evals], [e[bpb_name] for e in evals]) \
+            if evals and r["params"] > 0 and r["tokens"] > 0 else None
+    what = f"{acc_name} in two steps, through the task's bits per byte" if acc_name else bpb_name
+    notes.append(f"fitting the downstream metric {what}: the scaling laws (approaches 1-3) are fitted to "
+                 f"{bpb_name}, not to the validation loss")
+    return bpb_name, acc_name
+
+
 def _choose_metric(rows: list[dict], metric: str, notes: list[str]) -> str:
     """``loss`` or ``bpb`` for ``metric`` (auto: bpb when the runs differ in tokenization)."""
-    if metric not in METRICS:
-        raise ScalingError(f"--metric must be one of {', '.join(METRICS)}, not {metric!r}")
     tokenizations = {r.get("tokenization") for r in rows} - {None}
     missing = [r["run"] for r in rows if not math.isfinite(r.get("bpb", math.nan))]
     if metric == "auto":
@@ -273,7 +347,7 @@ def load_points(inputs: list[str | Path], *, params: str = "non-embedding", excl
     ``params`` picks the parameter count of run dirs (``total`` or ``non-embedding``). Failed runs are
     always dropped, diverged ones unless ``exclude_diverged`` is False, rows with a NaN anywhere in
     params/tokens/loss are dropped with a note; a non-positive value is an error. ``metric``
-    (auto | loss | bpb) is what ``Points.loss`` holds; see the module docs.
+    (auto | loss | bpb | eval/<task>/bpb|acc|acc_norm) says what ``Points.loss`` holds; see the module docs.
     """
     if params not in ("total", "non-embedding"):
         raise ScalingError(f"--params must be total or non-embedding, not {params!r}")
@@ -288,7 +362,11 @@ def load_points(inputs: list[str | Path], *, params: str = "non-embedding", excl
     if diverged and exclude_diverged:
         notes.append(f"excluded {len(diverged)} diverged run(s) (--no-exclude-diverged keeps them)")
     rows = [r for r in rows if r["status"] != "failed" and (r["status"] != "diverged" or not exclude_diverged)]
-    metric = _choose_metric(rows, metric, notes) if rows else "loss"
+    downstream, accuracy_metric = eval_metric(metric), None
+    if downstream and rows:
+        metric, accuracy_metric = _use_eval_metric(rows, *downstream, notes)
+    elif not downstream:
+        metric = _choose_metric(rows, metric, notes) if rows else "loss"
     if metric == "bpb":
         for r in rows:
             r["loss"] = r["bpb"]
@@ -318,7 +396,8 @@ def load_points(inputs: list[str | Path], *, params: str = "non-embedding", excl
                  [r["run"] for r in rows], [r["trunk"] for r in rows],
                  curves=[r["curve"] for r in rows if r.get("curve") is not None],
                  configs=[r["config"] for r in rows] if all("config" in r for r in rows) else [],
-                 group=groups.pop() if len(groups) == 1 else None, notes=notes, metric=metric)
+                 group=groups.pop() if len(groups) == 1 else None, notes=notes, metric=metric,
+                 accuracy=col("accuracy") if accuracy_metric else None, accuracy_metric=accuracy_metric)
     pts.knobs = _swept_knobs(rows, pts)
     return pts
 

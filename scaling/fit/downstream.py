@@ -109,18 +109,21 @@ def predict_accuracy(params, tokens, bpb, acc, target_params: float, target_toke
     accuracy interval carries the uncertainty of the bpb law and of the sigmoid together, plus the
     scatter of measured accuracies around the sigmoid.
     """
+    return predict_accuracies(params, tokens, bpb, acc, [(target_params, target_tokens)], chance=chance,
+                              n_boot=n_boot, ci=ci, seed=seed)[0]
+
+
+def predict_accuracies(params, tokens, bpb, acc, targets: list[tuple[float, float]], *,
+                       chance: float | None = None, n_boot: int = 200, ci: float = 0.95,
+                       seed: int = 0) -> list[TwoStepPrediction]:
+    """:func:`predict_accuracy` at each (N, D) of ``targets``, from one fit and one bootstrap."""
     n, d, b = check_points(params, tokens, bpb)
     a = np.asarray(acc, dtype=float).ravel()
     if a.size != n.size:
         raise ScalingError("acc must have one value per run, like params, tokens and bpb")
     bpb_fit = fit_parametric(n, d, b)
     acc_fit = fit_accuracy_sigmoid(b, a, chance)
-    bpb_hat = float(bpb_fit.predict(target_params, target_tokens))
-    acc_hat = float(acc_fit.predict(bpb_hat))
-    notes = []
-    if bpb_hat < b.min():
-        notes.append(f"the target's predicted bpb {bpb_hat:.3f} is below every fitted run's ({b.min():.3f}): "
-                     "the accuracy step extrapolates the sigmoid")
+    tn, td = (np.array([t[i] for t in targets], dtype=float) for i in (0, 1))
     rng = np.random.default_rng(seed)
     bpb_samples, acc_samples = [], []
     for _ in range(n_boot):
@@ -131,10 +134,68 @@ def predict_accuracy(params, tokens, bpb, acc, target_params: float, target_toke
             sig = fit_accuracy_sigmoid(b[idx], a[idx], chance)
         except ScalingError:
             continue  # a resample with one size or one token count cannot be fitted
-        sample = float(law.predict(target_params, target_tokens))
+        sample = law.predict(tn, td)
         bpb_samples.append(sample)
-        acc_samples.append(float(sig.predict(sample)) - float(rng.choice(acc_fit.residuals)))
-    return TwoStepPrediction(
-        params=float(target_params), tokens=float(target_tokens), bpb=bpb_hat, acc=acc_hat,
-        bpb_ci=percentile_interval(np.array(bpb_samples), ci), acc_ci=percentile_interval(np.array(acc_samples), ci),
-        bpb_fit=bpb_fit, acc_fit=acc_fit, n_boot=len(acc_samples), notes=notes)
+        acc_samples.append(sig.predict(sample) - rng.choice(acc_fit.residuals, size=sample.size))
+        # the sigmoid's residuals are fit minus data: a new run's accuracy is the curve minus one
+    bpb_samples, acc_samples = np.array(bpb_samples).reshape(-1, tn.size), np.array(acc_samples).reshape(-1, tn.size)
+    out = []
+    for j in range(tn.size):
+        bpb_hat = float(bpb_fit.predict(tn[j], td[j]))
+        notes = []
+        if bpb_hat < b.min():
+            notes.append(f"the target's predicted bpb {bpb_hat:.3f} is below every fitted run's ({b.min():.3f}): "
+                         "the accuracy step extrapolates the sigmoid")
+        out.append(TwoStepPrediction(
+            params=float(tn[j]), tokens=float(td[j]), bpb=bpb_hat, acc=float(acc_fit.predict(bpb_hat)),
+            bpb_ci=percentile_interval(bpb_samples[:, j], ci), acc_ci=percentile_interval(acc_samples[:, j], ci),
+            bpb_fit=bpb_fit, acc_fit=acc_fit, n_boot=len(acc_samples), notes=notes))
+    return out
+
+
+DEFAULT_CHANCE = 0.25  # four choices, as most multiple-choice benchmarks and the shipped task have
+
+
+def task_chance(configs: list[dict], task: str, given: float | None = None) -> tuple[float, str]:
+    """The accuracy of guessing on ``task`` and where it comes from.
+
+    ``given`` (``--chance``) wins; else the task file one of the runs' configs names in ``eval.tasks``
+    (the mean of 1/choices over its items); else :data:`DEFAULT_CHANCE`.
+    """
+    if given is not None:
+        return float(given), "--chance"
+    from scaling.evaluation.tasks import load_task
+
+    names = {str(t) for cfg in configs for t in ((cfg.get("eval") or {}).get("tasks") or [])}
+    for name in sorted(names):
+        try:
+            found = load_task(name)
+        except ScalingError:
+            continue  # a task file that moved since training: fall back below
+        if found.name == task:
+            return float(np.mean([1.0 / len(item.choices) for item in found.items])), f"task file {found.path}"
+    return DEFAULT_CHANCE, f"default {DEFAULT_CHANCE} (no task file found; --chance sets it)"
+
+
+def downstream_section(points, tuned, targets: list[tuple[float, float]], *, chance: float | None,
+                       n_boot: int, ci: float, seed: int) -> dict | None:
+    """fit.json's ``downstream``: both steps fitted to the tuned runs and chained at each target (the
+    recommended run last); None unless ``points`` carries an accuracy metric."""
+    if points.accuracy_metric is None:
+        return None
+    floor, source = task_chance(points.configs, points.accuracy_metric.split("/")[1], chance)
+    preds = predict_accuracies(tuned.params, tuned.tokens, tuned.loss, tuned.accuracy, targets, chance=floor,
+                               n_boot=n_boot, ci=ci, seed=seed)
+    first = preds[0]
+    return {
+        "task": points.accuracy_metric.split("/")[1], "metric": points.accuracy_metric, "bpb_metric": points.metric,
+        "chance": floor, "chance_source": source, "n_runs": len(tuned), "n_boot": first.n_boot, "ci_level": ci,
+        "bpb_law": first.bpb_fit.to_dict(), "acc_law": first.acc_fit.to_dict(),
+        "runs": [{"run": r, "params": n, "tokens": d, "bpb": b, "acc": a, "acc_fit": float(first.acc_fit.predict(b))}
+                 for r, n, d, b, a in zip(tuned.run, tuned.params, tuned.tokens, tuned.loss, tuned.accuracy,
+                                          strict=True)],
+        "predictions": [{"params": p.params, "tokens": p.tokens, "bpb": p.bpb,
+                         "bpb_lo": (p.bpb_ci or [None, None])[0], "bpb_hi": (p.bpb_ci or [None, None])[1],
+                         "acc": p.acc, "lo": (p.acc_ci or [None, None])[0], "hi": (p.acc_ci or [None, None])[1],
+                         "recommended": j == len(preds) - 1, "notes": p.notes} for j, p in enumerate(preds)],
+    }

@@ -46,8 +46,12 @@ class FitOptions:
     wandb_group: str | None = None
     """W&B group of the fit run and of the large run's config (default: the runs' sweep group)."""
     metric: str = "auto"
-    """Validation metric fitted: ``loss`` (nats/token), ``bpb`` (bits per byte), or ``auto`` (bits per
-    byte when the runs differ in tokenization)."""
+    """Metric fitted: ``loss`` (nats/token), ``bpb`` (bits per byte), ``auto`` (bits per byte when the runs
+    differ in tokenization), a task's ``eval/<task>/bpb`` (fitted like the loss), or ``eval/<task>/acc`` /
+    ``acc_norm`` (the laws fit the task's bpb; accuracy is predicted from it by a sigmoid)."""
+    chance: float | None = None
+    """Accuracy of guessing, the floor of the accuracy sigmoid (default: from the task file the runs'
+    ``eval.tasks`` name, else 0.25)."""
     mixture: bool = False
     """Fit the data-mixture law even when the runs' weights do not vary (an error then says why it cannot);
     without it the law is fitted whenever they vary."""
@@ -74,6 +78,13 @@ class FitOptions:
         self.predictions()
         if not self.max_epochs > 0:
             raise ScalingError(f"--max-epochs must be positive, got {self.max_epochs}")
+        from scaling.fit.data import eval_metric
+
+        downstream = eval_metric(self.metric)
+        if self.chance is not None and (downstream is None or downstream[1] == "bpb"):
+            raise ScalingError("--chance is the floor of an accuracy metric; use it with --metric eval/<task>/acc")
+        if self.chance is not None and not 0 <= self.chance < 1:
+            raise ScalingError(f"--chance must be in [0, 1), got {self.chance}")
 
     @property
     def has_target(self) -> bool:

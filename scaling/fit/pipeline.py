@@ -28,6 +28,7 @@ from scaling.fit.steps import (
     backtest_step,
     best_settings,
     choose_target,
+    downstream_step,
     envelope_step,
     estimate_uncertainty,
     fit_law,
@@ -83,7 +84,7 @@ def fit_context(inputs, options: FitOptions) -> FitContext:
     law = fit_law(tuned)
     target = choose_target(points, tuned, law, options)
     extra = options.predictions()
-    return FitContext(
+    ctx = FitContext(
         options=options, points=points, tuned=tuned, dropped=dropped, law=law, target=target, extra=extra,
         uncertainty=estimate_uncertainty(points, tuned, law, target, extra, options),
         isoflop=isoflop_step(tuned, points, options), envelope=envelope_step(points),
@@ -91,6 +92,8 @@ def fit_context(inputs, options: FitOptions) -> FitContext:
         knob_effects=knob_effects_step(points, target, extra, options), backtest=backtest_step(tuned, options),
         mixture=mixture_step(inputs, options, target.choice["tokens"], points.notes),
     )
+    ctx.downstream = downstream_step(points, tuned, ctx.uncertainty, options)
+    return ctx
 
 
 def mixture_only(inputs) -> bool:
@@ -190,16 +193,20 @@ def fit_json(ctx: FitContext, recommendation: dict, warnings: list[str]) -> dict
     frontier = {"flops": unc.frontier_flops, "loss": [unc.point[k] for k in keys],
                 "ci": [percentile_interval(unc.samples[k], options.ci) if unc.samples else None
                        for k in keys]}
+    if ctx.downstream:  # an accuracy metric: the recommendation also predicts the accuracy
+        rec = ctx.downstream["predictions"][-1]
+        recommendation = {**recommendation, "acc_metric": ctx.downstream["metric"], "acc": rec["acc"],
+                          "acc_lo": rec["lo"], "acc_hi": rec["hi"]}
     predictions = [{**p, "by_knob": by} for p, by in zip(unc.predictions, ctx.knob_effects.by_point, strict=True)]
     return _clean({
         "inputs": {"n_rows": len(points), "n_fitted": len(ctx.tuned), "params_kind": options.params,
                    "exclude_diverged": options.exclude_diverged, "group": points.group,
-                   "metric": points.metric},
+                   "metric": points.metric, "accuracy_metric": points.accuracy_metric},
         "parametric": parametric, "isoflop": ctx.isoflop.to_dict(), "envelope": ctx.envelope.to_dict(),
         "hparams": ctx.hparams, "knobs": ctx.knobs, "knob_effects": ctx.knob_effects.effects,
         "knob_notes": ctx.knob_effects.notes, "predictions": predictions, "backtest": ctx.backtest,
-        "recommendation": recommendation, "frontier": frontier, "mixture": ctx.mixture, "warnings": warnings,
-        "outputs": {},
+        "recommendation": recommendation, "frontier": frontier, "mixture": ctx.mixture,
+        "downstream": ctx.downstream, "warnings": warnings, "outputs": {},
     })
 
 

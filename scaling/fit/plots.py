@@ -7,12 +7,12 @@ from pathlib import Path
 
 import numpy as np
 
-from scaling.fit.data import METRIC_LABELS, Points
+from scaling.fit.data import Points, metric_label
 from scaling.fit.parametric import ParametricFit
 
 
 def _metric_label(points: Points) -> str:
-    return "final " + METRIC_LABELS[points.metric]
+    return "final " + metric_label(points.metric)
 
 
 def _figure(ncols: int = 1):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from data_pipelines.atomic import atomic_write_text
-from scaling.fit.data import METRIC_LABELS
+from scaling.fit.data import metric_label
 
 
 def _g(x, digits: int = 3) -> str:
@@ -26,6 +26,9 @@ def _recommendation(r: dict, level: str) -> list[str]:
              f"| predicted final loss | {_g(r['loss'], 4)} | {_ci([r['lo'], r['hi']], 4)} (prediction interval) |",
              f"| learning rate | {_g(r['lr'])} ({r['lr_source']}) | {_ci(r.get('lr_ci'))} |",
              f"| batch (tokens) | {_g(r['batch_tokens'])} ({r['batch_source']}) | |"]
+    if r.get("acc_metric"):
+        lines.append(f"| predicted {r['acc_metric']} (two steps, below) | {_g(r['acc'])} | "
+                     f"{_ci([r['acc_lo'], r['acc_hi']]) if r['acc_lo'] is not None else 'n/a'} |")
     if r.get("gpu_hours") is not None:
         lines.append(f"| cost | {_g(r['gpu_hours'])} GPU-hours at {_g(r['gpu_throughput'])} FLOP/s per GPU | |")
     lines += ["", f"Config: `{r['config']}` (`scaling train --config {Path(r['config']).name}`).", ""]
@@ -175,6 +178,35 @@ def _knob_effects(result: dict) -> list[str]:
     return lines + ([""] if notes else [])
 
 
+def _downstream(ds: dict | None) -> list[str]:
+    """The two-step accuracy prediction: the task-bpb law, the sigmoid, the runs, the predictions."""
+    if not ds:
+        return []
+    b, s = ds["bpb_law"], ds["acc_law"]
+    level = f"{100 * ds['ci_level']:.0f}%"
+    lines = [f"## Downstream: {ds['metric']} in two steps", "",
+             f"Accuracy is no power law in N and D, so the scaling laws above are fitted to the task's bits per "
+             f"byte ({ds['bpb_metric']}) and accuracy is predicted from it; {ds['n_runs']} tuned runs, "
+             f"{ds['n_boot']} bootstrap refits of both steps over runs.", "",
+             f"1. **Task bpb from N and D**: bpb = {_g(b['E'], 4)} + {_g(b['A'])}/N^{_g(b['alpha'])} + "
+             f"{_g(b['B'])}/D^{_g(b['beta'])} (residual std of log bpb {_g(b['residual_std'])}).",
+             f"2. **Accuracy from task bpb**: acc = {_g(s['floor'])} + ({_g(s['ceiling'])} − {_g(s['floor'])}) / "
+             f"(1 + exp({_g(s['k'])}·(bpb − {_g(s['x0'], 4)}))), floor at chance {_g(ds['chance'])} "
+             f"({ds['chance_source']}); residual std {_g(s['residual_std'])}.", "",
+             "| run | params | tokens | task bpb | accuracy | sigmoid |", "|---|---|---|---|---|---|",
+             *[f"| {r['run']} | {_g(r['params'])} | {_g(r['tokens'])} | {_g(r['bpb'], 4)} | {_g(r['acc'])} | "
+               f"{_g(r['acc_fit'])} |" for r in ds["runs"]], "",
+             f"| params | tokens | task bpb | {level} interval | accuracy | {level} interval |",
+             "|---|---|---|---|---|---|"]
+    for p in ds["predictions"]:
+        mark = " (recommended)" if p["recommended"] else ""
+        lines.append(f"| {_g(p['params'])}{mark} | {_g(p['tokens'])} | {_g(p['bpb'], 4)} | "
+                     f"{_ci([p['bpb_lo'], p['bpb_hi']], 4) if p['bpb_lo'] is not None else 'n/a'} | "
+                     f"{_g(p['acc'])} | {_ci([p['lo'], p['hi']]) if p['lo'] is not None else 'n/a'} |")
+    notes = sorted({n for p in ds["predictions"] for n in p["notes"]})
+    return lines + [""] + [f"- {n}" for n in notes] + ([""] if notes else [])
+
+
 def _backtest(bt: dict) -> list[str]:
     if "skipped" in bt:
         return ["## Backtest", "", f"Skipped: {bt['skipped']}.", ""]
@@ -250,7 +282,7 @@ def render_report(result: dict) -> str:
     lines = ["# Scaling-law fit", "",
              f"{result['inputs']['n_rows']} runs read, {result['inputs']['n_fitted']} in the approach-3 fit "
              f"(params: {result['inputs']['params_kind']}). Fitted metric: "
-             f"{METRIC_LABELS[result['inputs'].get('metric', 'loss')]}; every loss below is in its units.", ""]
+             f"{metric_label(result['inputs'].get('metric', 'loss'))}; every loss below is in its units.", ""]
     if result["warnings"]:
         lines += ["## Warnings", "", *[f"- {w}" for w in result["warnings"]], ""]
     lines += _recommendation(result["recommendation"], level)
@@ -260,6 +292,7 @@ def render_report(result: dict) -> str:
               "|---|---|---|---|---|"]
     lines += [f"| {_g(p['params'])} | {_g(p['tokens'])} | {_g(p['loss'], 4)} | {_ci([p['lo'], p['hi']], 4)} | "
               f"{_ci(p['mean_ci'], 4)} |" for p in result["predictions"]] + [""]
+    lines += _downstream(result.get("downstream"))
     lines += _backtest(result["backtest"])
     lines += _hparams(result["hparams"])
     lines += _knob_effects(result)

@@ -17,6 +17,7 @@ import numpy as np
 from scaling.errors import ScalingError
 from scaling.fit.bootstrap import backtest, bootstrap, percentile_interval, prediction_interval
 from scaling.fit.data import Points, load_points
+from scaling.fit.downstream import downstream_section
 from scaling.fit.envelope import EnvelopeFit, fit_envelope
 from scaling.fit.hparams import fit_hparam_laws
 from scaling.fit.isoflop import IsoFlopFit, fit_isoflop_points
@@ -105,6 +106,8 @@ class FitContext:
     """Predicting the largest size from the others."""
     mixture: dict | None = None
     """The data-mixture law and the recommended weights (None when the runs' weights do not vary)."""
+    downstream: dict | None = None
+    """Accuracy metrics: the two-step prediction (task bpb law, accuracy sigmoid) at each prediction point."""
 
 
 def load(inputs, options: FitOptions) -> Points:
@@ -235,6 +238,13 @@ def knob_effects_step(points: Points, target: Target, extra: list[tuple[float, f
                                            n_boot=min(options.n_boot, 200), ci=options.ci, seed=options.seed)
     # knob_effects lists the target first; the predictions list it last
     return KnobEffects(effects, by_knob[1:] + by_knob[:1], notes)
+
+
+def downstream_step(points: Points, tuned: Points, uncertainty: Uncertainty, options: FitOptions) -> dict | None:
+    """For an accuracy metric, accuracy at every prediction point (the recommended run last) in two steps."""
+    targets = [(p["params"], p["tokens"]) for p in uncertainty.predictions]
+    return downstream_section(points, tuned, targets, chance=options.chance, n_boot=min(options.n_boot, 200),
+                              ci=options.ci, seed=options.seed)
 
 
 def backtest_step(tuned: Points, options: FitOptions) -> dict:
