@@ -25,10 +25,12 @@ def _positive_float(text: str) -> float:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="sweep dirs, run dirs or CSV files (params,tokens,loss,...)")
     parser.add_argument("--out", required=True, help="output folder for fit.json, report.md, plots, large_run.yaml")
-    target = parser.add_mutually_exclusive_group()
-    target.add_argument("--target-flops", type=_positive_float, metavar="C", help="compute budget of the large run")
-    target.add_argument("--target-params", type=_positive_float, metavar="N", help="size of the large run")
-    target.add_argument("--target-tokens", type=_positive_float, metavar="D", help="token budget of the large run")
+    parser.add_argument("--target-flops", type=_positive_float, metavar="C",
+                        help="compute budget of the large run (alone: the compute-optimal run)")
+    parser.add_argument("--target-params", type=_positive_float, metavar="N",
+                        help="size of the large run (with --target-tokens: exactly that run)")
+    parser.add_argument("--target-tokens", type=_positive_float, metavar="D",
+                        help="token budget of the large run (with --target-params: exactly that run)")
     parser.add_argument("--predict", action="append", default=[], metavar="N:D",
                         help="also predict the loss at N params and D tokens (repeatable)")
     parser.add_argument("--params", choices=["total", "non-embedding"], default="non-embedding",

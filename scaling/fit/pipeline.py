@@ -19,6 +19,7 @@ from data_pipelines.atomic import atomic_write_json
 from scaling.errors import ScalingError
 from scaling.fit.bootstrap import percentile_interval
 from scaling.fit.checks import run_checks
+from scaling.fit.hparams import with_hparams
 from scaling.fit.options import FitOptions
 from scaling.fit.recommend import recommend, write_large_run_yaml
 from scaling.fit.steps import (
@@ -81,7 +82,7 @@ def fit_context(inputs, options: FitOptions) -> FitContext:
         options=options, points=points, tuned=tuned, dropped=dropped, law=law, target=target, extra=extra,
         uncertainty=estimate_uncertainty(points, tuned, law, target, extra, options),
         isoflop=isoflop_step(tuned, options), envelope=envelope_step(points),
-        hparams=hparams_step(points, target, options), knobs=knobs_step(points),
+        hparams=hparams_step(points, target, options, extra), knobs=knobs_step(points),
         backtest=backtest_step(tuned, options),
     )
 
@@ -116,7 +117,7 @@ def fit_json(ctx: FitContext, recommendation: dict, warnings: list[str]) -> dict
                    "exclude_diverged": options.exclude_diverged, "group": points.group,
                    "metric": points.metric},
         "parametric": parametric, "isoflop": ctx.isoflop.to_dict(), "envelope": ctx.envelope.to_dict(),
-        "hparams": ctx.hparams, "knobs": ctx.knobs, "predictions": unc.predictions, "backtest": ctx.backtest,
+        "hparams": ctx.hparams, "knobs": ctx.knobs, "predictions": with_hparams(unc.predictions, ctx.hparams), "backtest": ctx.backtest,
         "recommendation": recommendation, "frontier": frontier, "warnings": warnings, "outputs": {},
     })
 
