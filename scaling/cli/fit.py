@@ -54,17 +54,41 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--group", default=None, help="W&B group (default: the runs' sweep group)")
 
 
+def _hparam_lines(result: dict) -> list[str]:
+    """Each hyperparameter law with its exponents' intervals, the backtest penalty, a fixed run's gap."""
+    lines = []
+    for name, h in result["hparams"].items():
+        law = h.get("law") if name != "backtest" else None
+        if law:
+            ci = law.get("exponent_ci") or {}
+            exps = ", ".join(f"{k}^{v:.3g}" + (f" [{ci[k][0]:.3g}, {ci[k][1]:.3g}]" if ci.get(k) else "")
+                             for k, v in law["exponents"].items())
+            lines.append(f"{name} law: {law['coef']:.3g}·{exps} ({h['form_reason']})")
+    bt = result["hparams"].get("backtest") or {}
+    if bt.get("mean_penalty") is not None:
+        lines.append(f"hparam backtest: held-out cells lose {100 * bt['mean_penalty']:.3f}% on average "
+                     f"(max {100 * bt['max_penalty']:.3f}%) at the laws' settings")
+    opt = result["recommendation"].get("compute_optimal")
+    if opt:
+        lines.append(f"compute-optimal at this compute: {opt['params']:.4g} params on {opt['tokens']:.4g} tokens, "
+                     f"loss {opt['loss']:.4f} ({100 * opt['loss_gap_rel']:+.2f}% for the chosen shape)")
+    return lines
+
+
 def summary_lines(result: dict) -> list[str]:
     """The recommendation in a few lines for the terminal (``scaling fit``'s output)."""
     r = result["recommendation"]
     lr_ci = f" [{r['lr_ci'][0]:.3g}, {r['lr_ci'][1]:.3g}]" if r.get("lr_ci") else ""
+    batch_ci = f" [{r['batch_ci'][0]:.4g}, {r['batch_ci'][1]:.4g}]" if r.get("batch_ci") else ""
     lines = [
         f"model:  {r['params']:.4g} params ({r['params_kind']}), n_layer={r['n_layer']} d_model={r['d_model']}",
         f"tokens: {r['tokens']:.4g} ({r['tokens_per_param']:.3g} per param), {r['flops']:.3g} FLOPs"
         + (f", {r['gpu_hours']:.3g} GPU-hours" if r.get("gpu_hours") else ""),
         f"loss:   {r['loss']:.4f} [{r['lo']:.4f}, {r['hi']:.4f}]"
         + (" bits/byte" if result["inputs"].get("metric") == "bpb" else " nats/token"),
-        f"lr:     {r['lr']:.3g}{lr_ci} ({r['lr_source']}); batch {r['batch_tokens']:.4g} tokens ({r['batch_source']})",
+        f"lr:     {r['lr']:.3g}{lr_ci} ({r['lr_source']}); batch {r['batch_tokens']:.4g} tokens{batch_ci} "
+        f"({r['batch_source']})",
+        *_hparam_lines(result),
         f"report: {result['outputs']['report']}",
         f"config: {result['outputs']['large_run']}",
     ]
