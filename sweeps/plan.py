@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from scaling.errors import ScalingError
+from sweeps.hparam_grid import hparam_points
 from sweeps.spec import Spec
 
 # keys a generator sets that make poor tags (paths, lists) or repeat another tag
@@ -140,6 +141,10 @@ def _isoflop_points(spec: Spec, section: dict, point: dict) -> list[dict]:
     return out
 
 
+def _hparam_points(spec: Spec, section: dict, point: dict) -> list[dict]:
+    return hparam_points(section, lambda extra: resolve_run_config(spec, {**spec.overrides, **point, **extra}))
+
+
 def _cooldown_runs(spec: Spec, section: dict, point: dict, runs_dir: Path) -> list[PlannedRun]:
     """Per model: a constant-LR trunk with checkpoints at the branch points, and one decay branch each."""
     decay = float(section.get("decay_fraction", 0.2))
@@ -195,7 +200,7 @@ def plan_sweep(spec: Spec, sweep_dir: str | Path) -> list[PlannedRun]:
         if kind == "cooldowns":
             planned += _cooldown_runs(spec, section, point, runs_dir)
             continue
-        expand = _ladder_points if kind == "ladder" else _isoflop_points
+        expand = {"ladder": _ladder_points, "isoflop": _isoflop_points, "hparams": _hparam_points}[kind]
         planned += [_planned(spec, {**point, **g}) for g in expand(spec, section, point)]
     seen: set[str] = set()
     unique = [r for r in planned if not (r.run_id in seen or seen.add(r.run_id))]

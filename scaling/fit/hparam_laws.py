@@ -38,6 +38,12 @@ class OptimumLaw:
         n, d = np.asarray(n, dtype=float), np.asarray(d, dtype=float)
         return np.exp(_design(self.form, n, d) @ np.array([np.log(self.coef), *self.exponents.values()]))
 
+    @classmethod
+    def from_dict(cls, d: dict) -> OptimumLaw:
+        """The law of a fit.json ``hparams.<name>.law`` entry."""
+        return cls(d["form"], float(d["coef"]), {k: float(v) for k, v in d["exponents"].items()},
+                   float(d.get("log_resid_std") or "nan"), int(d.get("n_points", 0)))
+
     def to_dict(self) -> dict:
         main = self.exponents.get("N", self.exponents.get("C"))
         return {"form": self.form, "coef": self.coef, "exponents": self.exponents, "exponent": main,
