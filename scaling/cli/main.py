@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("scaling.cli.bench", "throughput and MFU of the trainer against a plain PyTorch loop"),
     "sweep": ("sweeps.cli", "plan, run, watch sweeps of many runs (local or SLURM)"),
     "fit": ("scaling.cli.fit", "fit scaling laws to runs and recommend the large run"),
+    "mup-check": ("scaling.cli.mup_check", "µP coordinate check: activation sizes across widths, as a plot"),
     "demo": ("sweeps.demo", "the whole study on the built-in corpus: prepare, sweep, fit"),
 }
 

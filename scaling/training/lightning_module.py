@@ -165,9 +165,10 @@ class LanguageModel(pl.LightningModule):
         schedule = self.lr_schedule()
         for config in self.trainer.lr_scheduler_configs:
             sched = config.scheduler
-            sched.base_lrs = [self.cfg.optim.lr] * len(sched.optimizer.param_groups)
-            for group in sched.optimizer.param_groups:
-                group["lr"] = self.cfg.optim.lr * schedule(self.global_step)
+            groups = sched.optimizer.param_groups
+            sched.base_lrs = [self.cfg.optim.lr * g.get("lr_mult", 1.0) for g in groups]  # µP: per-group multipliers
+            for group, base in zip(groups, sched.base_lrs, strict=True):
+                group["lr"] = base * schedule(self.global_step)
             sched._last_lr = [g["lr"] for g in sched.optimizer.param_groups]
 
     def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None):
