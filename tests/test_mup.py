@@ -50,7 +50,7 @@ def _train_loss(corpus, width: int, kind: str, lr: float, steps: int) -> float:
     from data_pipelines.sampler import WindowSampler, validation_windows
 
     ds = PreparedDataset.open(corpus)
-    sampler = WindowSampler([(ds, 1.0)], seq_len=64, batch_size=16, seed=0)
+    sampler = WindowSampler([(ds, 1.0)], seq_len=64, batch_size=8, seed=0)
     model = _model(width, kind)
     opt = build_optimizer(model, OptimConfig(lr=lr))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 10) * (1 - s / steps))
@@ -81,11 +81,12 @@ def _lr_optimum(losses: dict[float, float]) -> float:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1500)
 def test_the_lr_optimum_moves_less_across_4x_width_under_mup(tiny_corpus):
-    lrs = [2 ** k * 1e-3 for k in range(0, 7)]  # 1e-3 .. 6.4e-2
-    shift = {}
-    for kind in ("standard", "mup"):
-        optima = {w: _lr_optimum({lr: _train_loss(tiny_corpus, w, kind, lr, steps=120) for lr in lrs})
-                  for w in (64, 256)}
-        shift[kind] = abs(optima[256] - optima[64])  # in doublings of the LR
-    assert shift["mup"] < shift["standard"]
+    # ~10 minutes on one CPU thread: 4 learning rates at width 64 (where µP is the standard model, so
+    # one sweep serves both) and at width 256 under each parametrization, 80 steps of 512 tokens each
+    lrs = [1e-3, 2e-3, 4e-3, 8e-3]
+    narrow = _lr_optimum({lr: _train_loss(tiny_corpus, 64, "standard", lr, steps=80) for lr in lrs})
+    shift = {kind: abs(_lr_optimum({lr: _train_loss(tiny_corpus, 256, kind, lr, steps=80) for lr in lrs}) - narrow)
+             for kind in ("standard", "mup")}  # in doublings of the LR
+    assert shift["mup"] < 0.5 < 1.0 < shift["standard"]
