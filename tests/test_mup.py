@@ -90,3 +90,22 @@ def test_the_lr_optimum_moves_less_across_4x_width_under_mup(tiny_corpus):
     shift = {kind: abs(_lr_optimum({lr: _train_loss(tiny_corpus, 256, kind, lr, steps=80) for lr in lrs}) - narrow)
              for kind in ("standard", "mup")}  # in doublings of the LR
     assert shift["mup"] < 0.5 < 1.0 < shift["standard"]
+
+
+def test_a_mup_run_trains_with_its_hidden_lr_group_through_the_schedule(tiny_cfg, tmp_path):
+    from lightning.pytorch import Callback
+
+    from scaling.training.run_files import read_metrics
+    from scaling.training.train import train
+
+    class GroupLRs(Callback):
+        def on_train_end(self, trainer, pl_module):
+            self.lrs = {g["name"]: g["lr"] for g in trainer.optimizers[0].param_groups}
+
+    seen = GroupLRs()
+    cfg = tiny_cfg("model.parametrization=mup", "model.d_model=128", "model.n_head=2", "schedule.kind=constant",
+                   run_dir=tmp_path / "mup")
+    assert train(cfg, callbacks=[seen]).status == "done"
+    rows = [r for r in read_metrics(tmp_path / "mup") if "train/lr" in r]
+    assert rows[-1]["train/lr"] == pytest.approx(cfg.optim.lr)  # train/lr is the base LR (group 0)
+    assert seen.lrs["hidden"] == pytest.approx(seen.lrs["decay"] / 2)  # d_model 128 = 2x the base width
