@@ -42,8 +42,8 @@ class ModelConfig:
     z_loss: float = 0.0  # weight of the z-loss (mean squared log-partition of the logits); 0 = off
     vocab_size: int = 8192  # tokenizer vocabulary size (must cover the tokenizer of the data)
     pad_vocab_to: int = 64  # round the embedding table up to a multiple of this (64 or 128 help matmul speed)
-    parametrization: str = "standard"  # standard | mup: µP scales hidden init and LR, logits and attention with width
-    mup_base_d_model: int = 64  # µP's base width: at this d_model µP and standard give the same model and LRs
+    parametrization: str = "standard"  # standard | mup: µP scales hidden init/LR, logits, attention by width
+    mup_base_d_model: int = 64  # µP's base width: at this d_model µP and standard are the same model
 
 
 @dataclass
@@ -172,8 +172,8 @@ _CHOICES: dict[str, tuple[str, ...]] = {
 _POSITIVE: tuple[str, ...] = (
     "model.n_layer", "model.d_model", "model.n_head", "model.n_kv_head", "model.ffn_hidden",
     "model.norm_eps", "model.rope_theta", "model.max_seq_len", "model.init_std", "model.vocab_size",
-    "model.pad_vocab_to", "model.mup_base_d_model", "data.val_tokens", "optim.lr", "optim.eps", "train.tokens",
-    "train.seq_len",
+    "model.pad_vocab_to", "model.mup_base_d_model", "data.val_tokens", "optim.lr", "optim.eps",
+    "train.tokens", "train.seq_len",
     "train.micro_batch_size", "train.grad_accum", "train.val_every_tokens",
     "train.checkpoint_every_tokens", "train.log_every_steps", "train.num_nodes", "train.max_loss",
     "train.threads", "run.branch_at_tokens",

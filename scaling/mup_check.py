@@ -25,19 +25,38 @@ def _optimizer(model, lr: float) -> torch.optim.AdamW:
     return build_optimizer(model, OptimConfig(lr=lr, weight_decay=0.0))
 
 
-def coordinate_check(widths=(64, 128, 256, 512), parametrizations=("standard", "mup"), *, steps: int = 5,
-                     lr: float = 1e-2, n_layer: int = 2, base_d_model: int = 64, vocab_size: int = 512,
-                     seq_len: int = 64, batch_size: int = 8, seed: int = 0) -> dict:
+def coordinate_check(
+    widths=(64, 128, 256, 512),
+    parametrizations=("standard", "mup"),
+    *,
+    steps: int = 5,
+    lr: float = 1e-2,
+    n_layer: int = 2,
+    base_d_model: int = 64,
+    vocab_size: int = 512,
+    seq_len: int = 64,
+    batch_size: int = 8,
+    seed: int = 0,
+) -> dict:
     """Per parametrization, width, step and layer: the mean |activation| (``sizes``), and per
     parametrization the growth of the logits' size per doubling of width at the last step (``slope``)."""
     torch.manual_seed(seed)
-    batch = torch.randint(0, vocab_size, (batch_size, seq_len + 1), generator=torch.Generator().manual_seed(seed))
+    batch = torch.randint(
+        0, vocab_size, (batch_size, seq_len + 1), generator=torch.Generator().manual_seed(seed)
+    )
     out: dict = {"widths": list(widths), "steps": steps, "lr": lr, "sizes": {}, "slope": {}}
     for kind in parametrizations:
         out["sizes"][kind] = {}
         for width in widths:
-            cfg = ModelConfig(n_layer=n_layer, d_model=width, n_head=max(1, width // 64), vocab_size=vocab_size,
-                              max_seq_len=seq_len, parametrization=kind, mup_base_d_model=base_d_model)
+            cfg = ModelConfig(
+                n_layer=n_layer,
+                d_model=width,
+                n_head=max(1, width // 64),
+                vocab_size=vocab_size,
+                max_seq_len=seq_len,
+                parametrization=kind,
+                mup_base_d_model=base_d_model,
+            )
             torch.manual_seed(seed)
             model = build_model(cfg)
             sizes = _train_and_measure(model, batch, steps, lr)
@@ -50,10 +69,15 @@ def coordinate_check(widths=(64, 128, 256, 512), parametrizations=("standard", "
 def _train_and_measure(model, batch: torch.Tensor, steps: int, lr: float) -> list[dict[str, float]]:
     """Mean |activation| per layer after each of ``steps`` AdamW steps on ``batch``."""
     seen: dict[str, float] = {}
-    hooks = [model.embed.register_forward_hook(lambda m, i, o: seen.__setitem__("embed", o.abs().mean().item()))]
+    hooks = [
+        model.embed.register_forward_hook(lambda m, i, o: seen.__setitem__("embed", o.abs().mean().item()))
+    ]
     for j, block in enumerate(model.blocks):
-        hooks.append(block.register_forward_hook(
-            lambda m, i, o, j=j: seen.__setitem__(f"block{j}", o.abs().mean().item())))
+        hooks.append(
+            block.register_forward_hook(
+                lambda m, i, o, j=j: seen.__setitem__(f"block{j}", o.abs().mean().item())
+            )
+        )
     optimizer = _optimizer(model, lr)
     records = []
     inputs, targets = batch[:, :-1], batch[:, 1:]
@@ -85,13 +109,17 @@ def plot_coordinate_check(result: dict, path: str | Path) -> str:
         for step in range(result["steps"]):
             per_width = [result["sizes"][kind][str(w)][step] for w in widths]
             last_block = max(k for k in per_width[0] if k.startswith("block"))
-            line, = ax.plot(widths, [r["logits"] for r in per_width], "o-", label=f"step {step + 1}")
+            (line,) = ax.plot(widths, [r["logits"] for r in per_width], "o-", label=f"step {step + 1}")
             ax.plot(widths, [r[last_block] for r in per_width], "--", color=line.get_color())
-        ax.set(xscale="log", yscale="log", xlabel="d_model", ylabel="mean |activation|",
-               title=f"{kind}: logits (solid), last block (dashed); slope {result['slope'][kind]:+.2f}")
+        ax.set(
+            xscale="log",
+            yscale="log",
+            xlabel="d_model",
+            ylabel="mean |activation|",
+            title=f"{kind}: logits (solid), last block (dashed); slope {result['slope'][kind]:+.2f}",
+        )
         ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return str(path)
-

@@ -29,8 +29,19 @@ from typing import Any
 
 from scaling.errors import ScalingError
 
-SECTION_KEYS = ("models", "tokens", "tokens_per_param", "count", "fit", "lr", "batch", "lr_points", "lr_step",
-                "batch_points", "batch_step")
+SECTION_KEYS = (
+    "models",
+    "tokens",
+    "tokens_per_param",
+    "count",
+    "fit",
+    "lr",
+    "batch",
+    "lr_points",
+    "lr_step",
+    "batch_points",
+    "batch_step",
+)
 SETS_KEYS = ("model", "train.tokens", "optim.lr", "train.micro_batch_size", "train.grad_accum")
 
 
@@ -55,7 +66,9 @@ def _fit_laws(path: str | Path) -> tuple[dict, str]:
     try:
         result = json.loads(Path(path).read_text())
     except (OSError, ValueError) as e:
-        raise ScalingError(f"hparams.fit: cannot read {path} ({e}); give the fit.json of `scaling fit`") from None
+        raise ScalingError(
+            f"hparams.fit: cannot read {path} ({e}); give the fit.json of `scaling fit`"
+        ) from None
     return result.get("hparams") or {}, result.get("inputs", {}).get("params_kind", "non-embedding")
 
 
@@ -87,8 +100,13 @@ def hparam_points(section: dict, resolve: Callable[[dict], Any], base_dir: str |
     budgets = section.get("tokens", section.get("tokens_per_param"))
     budgets = budgets if isinstance(budgets, list) else [budgets]
     budgets = [_number({"x": b}, "x", 0.0) for b in budgets]
-    shape = {axis: (_number(section, f"{axis}_points", 5 if axis == "lr" else 3, int),
-                    _number(section, f"{axis}_step", 2.0)) for axis in ("lr", "batch")}
+    shape = {
+        axis: (
+            _number(section, f"{axis}_points", 5 if axis == "lr" else 3, int),
+            _number(section, f"{axis}_step", 2.0),
+        )
+        for axis in ("lr", "batch")
+    }
     out = []
     for model in (str(m) for m in models):
         cfg = resolve({"model": model})
@@ -98,18 +116,32 @@ def hparam_points(section: dict, resolve: Callable[[dict], Any], base_dir: str |
         train = {"micro_batch_size": cfg.train.micro_batch_size, "devices": 1}
         for budget in budgets:
             tokens = budget if "tokens" in section else budget * params
-            lr = (_number(section, "lr", 0.0) if "lr" in section
-                  else _law_value(laws.get("lr"), params, tokens) or float(cfg.optim.lr))
-            batch = (_number(section, "batch", 0.0) if "batch" in section
-                     else _law_value(laws.get("batch_size"), params, tokens)
-                     or float(seq_len * cfg.train.micro_batch_size * cfg.train.grad_accum))
+            lr = (
+                _number(section, "lr", 0.0)
+                if "lr" in section
+                else _law_value(laws.get("lr"), params, tokens) or float(cfg.optim.lr)
+            )
+            batch = (
+                _number(section, "batch", 0.0)
+                if "batch" in section
+                else _law_value(laws.get("batch_size"), params, tokens)
+                or float(seq_len * cfg.train.micro_batch_size * cfg.train.grad_accum)
+            )
             for b in log_steps(batch, *shape["batch"]):
                 rounding = round_batch(b, train, seq_len)
                 if rounding["used"] > tokens:
-                    raise ScalingError(f"hparams: a batch of {rounding['used']} tokens is more than {model}'s "
-                                       f"{tokens:.0f}-token budget; raise the budget or lower hparams.batch")
+                    raise ScalingError(
+                        f"hparams: a batch of {rounding['used']} tokens is more than {model}'s "
+                        f"{tokens:.0f}-token budget; raise the budget or lower hparams.batch"
+                    )
                 for value in log_steps(lr, *shape["lr"]):
-                    out.append({"model": model, "train.tokens": float(round(tokens)), "optim.lr": float(f"{value:.4g}"),
-                                "train.micro_batch_size": rounding["micro_batch_size"],
-                                "train.grad_accum": rounding["grad_accum"]})
+                    out.append(
+                        {
+                            "model": model,
+                            "train.tokens": float(round(tokens)),
+                            "optim.lr": float(f"{value:.4g}"),
+                            "train.micro_batch_size": rounding["micro_batch_size"],
+                            "train.grad_accum": rounding["grad_accum"],
+                        }
+                    )
     return out

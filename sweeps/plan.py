@@ -142,7 +142,10 @@ def _isoflop_points(spec: Spec, section: dict, point: dict) -> list[dict]:
 
 
 def _hparam_points(spec: Spec, section: dict, point: dict) -> list[dict]:
-    return hparam_points(section, lambda extra: resolve_run_config(spec, {**spec.overrides, **point, **extra}))
+    def resolve(extra: dict):
+        return resolve_run_config(spec, {**spec.overrides, **point, **extra})
+
+    return hparam_points(section, resolve)
 
 
 def _cooldown_runs(spec: Spec, section: dict, point: dict, runs_dir: Path) -> list[PlannedRun]:

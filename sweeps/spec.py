@@ -289,7 +289,8 @@ def parse_spec(raw: Any, source: str = "<spec>", base_dir: str | Path = ".") -> 
                 overrides=_overrides("overrides", body.get("overrides")), raw=raw)
     generators = [g for g in GENERATORS if g in body]
     if len(generators) > 1:
-        raise ScalingError(f"{source}: use one of {', '.join(GENERATORS)} per sweep, not {' and '.join(generators)}")
+        raise ScalingError(f"{source}: use one of {', '.join(GENERATORS)} per sweep, "
+                           f"not {' and '.join(generators)}")
     if generators:
         spec.generator = (generators[0], _check_keys(generators[0], body[generators[0]],
                                                      _SECTION_KEYS[generators[0]]))

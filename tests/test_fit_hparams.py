@@ -47,14 +47,23 @@ def test_every_prediction_carries_lr_and_batch_with_intervals(fitted):
     for p in preds:
         assert p["lr"] == pytest.approx(lr_star(p["params"], p["tokens"]), rel=0.15)
         assert p["batch_tokens"] == pytest.approx(batch_star(p["params"], p["tokens"]), rel=0.3)
-        assert p["lr_ci"][0] < p["lr"] < p["lr_ci"][1] and p["batch_ci"][0] < p["batch_tokens"] < p["batch_ci"][1]
+        assert (
+            p["lr_ci"][0] < p["lr"] < p["lr_ci"][1]
+            and p["batch_ci"][0] < p["batch_tokens"] < p["batch_ci"][1]
+        )
     assert preds[0]["lr"] > preds[1]["lr"]  # five times the tokens: a larger LR (D exponent > 0)
 
 
 def test_joint_surface_reads_the_optimum_at_the_other_hyperparameters_optimum():
     # a tilted valley: on the batch row tried, the LR optimum is off; the joint vertex is not
-    cols = landscape(seed=0, noise=0.0, sizes=(1e8,), tokens_per_param=(20,), curvature=(0.01, 0.005, 0.008),
-                     batch_factors=(1 / 4, 1 / 2, 1, 2))
+    cols = landscape(
+        seed=0,
+        noise=0.0,
+        sizes=(1e8,),
+        tokens_per_param=(20,),
+        curvature=(0.01, 0.005, 0.008),
+        batch_factors=(1 / 4, 1 / 2, 1, 2),
+    )
     values = np.column_stack([cols["lr"], cols["batch_size"]])
     s = fit_surface(values, cols["loss"], ("lr", "batch_size"))
     assert s.method == "quadratic with cross term"
@@ -72,7 +81,9 @@ def test_a_diverged_corner_does_not_move_the_optimum():
 
 def test_an_optimum_beyond_the_grid_is_a_bound_left_out_of_the_law():
     near = landscape(seed=0, sizes=(3e7, 1e8, 3e8))
-    far = landscape(seed=1, sizes=(1e7,), lr_factors=(1 / 64, 1 / 32, 1 / 16, 1 / 8, 1 / 4))  # stops below the optimum
+    far = landscape(
+        seed=1, sizes=(1e7,), lr_factors=(1 / 64, 1 / 32, 1 / 16, 1 / 8, 1 / 4)
+    )  # stops below the optimum
     cols = {k: np.concatenate([far[k], near[k]]) for k in near}
     out = fit_hparam_laws(as_points(cols), 1e9, 2e10, n_boot=0)
     bounds = [c for c in out["lr"]["cells"] if c["at_edge"]]
@@ -84,7 +95,7 @@ def test_an_optimum_beyond_the_grid_is_a_bound_left_out_of_the_law():
 
 def test_one_budget_gives_a_law_in_n_and_one_ratio_a_law_without_d():
     n = np.array([1e7, 3e7, 1e8, 3e8])
-    opt = 0.02 * n ** -0.3
+    opt = 0.02 * n**-0.3
     form, errors, why = choose_form(n, np.full(4, 1e9), opt)
     assert form == "N" and "N,D" not in errors and "budget does not vary" in why
     form, errors, _ = choose_form(n, 20 * n, opt)  # tokens per parameter fixed: N and D move together

@@ -14,8 +14,17 @@ from scaling.training.optim import build_optimizer
 
 def _model(width: int, kind: str, seed: int = 0):
     torch.manual_seed(seed)
-    return build_model(ModelConfig(n_layer=2, d_model=width, n_head=width // 64, vocab_size=512, max_seq_len=64,
-                                   parametrization=kind, mup_base_d_model=64))
+    return build_model(
+        ModelConfig(
+            n_layer=2,
+            d_model=width,
+            n_head=width // 64,
+            vocab_size=512,
+            max_seq_len=64,
+            parametrization=kind,
+            mup_base_d_model=64,
+        )
+    )
 
 
 def test_at_the_base_width_mup_is_the_standard_model_with_the_same_learning_rates():
@@ -32,7 +41,9 @@ def test_four_times_wider_mup_scales_hidden_init_and_lr_by_width_but_not_the_emb
     assert groups["hidden"]["lr"] == pytest.approx(1e-2 / 4) and groups["decay"]["lr"] == pytest.approx(1e-2)
     hidden_ids = {id(p) for p in groups["hidden"]["params"]}
     assert id(model.blocks[0].attn.qkv.weight) in hidden_ids and id(model.embed.weight) not in hidden_ids
-    assert model.blocks[0].attn.qkv.weight.std().item() == pytest.approx(0.02 / 2, rel=0.05)  # init_std/sqrt(4)
+    assert model.blocks[0].attn.qkv.weight.std().item() == pytest.approx(
+        0.02 / 2, rel=0.05
+    )  # init_std/sqrt(4)
     assert model.embed.weight.std().item() == pytest.approx(0.02, rel=0.05)
     assert groups["hidden"]["weight_decay"] == groups["decay"]["weight_decay"] == 0.1
 
@@ -87,8 +98,10 @@ def test_the_lr_optimum_moves_less_across_4x_width_under_mup(tiny_corpus):
     # one sweep serves both) and at width 256 under each parametrization, 80 steps of 512 tokens each
     lrs = [1e-3, 2e-3, 4e-3, 8e-3]
     narrow = _lr_optimum({lr: _train_loss(tiny_corpus, 64, "standard", lr, steps=80) for lr in lrs})
-    shift = {kind: abs(_lr_optimum({lr: _train_loss(tiny_corpus, 256, kind, lr, steps=80) for lr in lrs}) - narrow)
-             for kind in ("standard", "mup")}  # in doublings of the LR
+    shift = {
+        kind: abs(_lr_optimum({lr: _train_loss(tiny_corpus, 256, kind, lr, steps=80) for lr in lrs}) - narrow)
+        for kind in ("standard", "mup")
+    }  # in doublings of the LR
     assert shift["mup"] < 0.5 < 1.0 < shift["standard"]
 
 
@@ -103,8 +116,13 @@ def test_a_mup_run_trains_with_its_hidden_lr_group_through_the_schedule(tiny_cfg
             self.lrs = {g["name"]: g["lr"] for g in trainer.optimizers[0].param_groups}
 
     seen = GroupLRs()
-    cfg = tiny_cfg("model.parametrization=mup", "model.d_model=128", "model.n_head=2", "schedule.kind=constant",
-                   run_dir=tmp_path / "mup")
+    cfg = tiny_cfg(
+        "model.parametrization=mup",
+        "model.d_model=128",
+        "model.n_head=2",
+        "schedule.kind=constant",
+        run_dir=tmp_path / "mup",
+    )
     assert train(cfg, callbacks=[seen]).status == "done"
     rows = [r for r in read_metrics(tmp_path / "mup") if "train/lr" in r]
     assert rows[-1]["train/lr"] == pytest.approx(cfg.optim.lr)  # train/lr is the base LR (group 0)

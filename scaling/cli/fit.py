@@ -70,7 +70,8 @@ def _hparam_lines(result: dict) -> list[str]:
                      f"(max {100 * bt['max_penalty']:.3f}%) at the laws' settings")
     opt = result["recommendation"].get("compute_optimal")
     if opt:
-        lines.append(f"compute-optimal at this compute: {opt['params']:.4g} params on {opt['tokens']:.4g} tokens, "
+        lines.append(f"compute-optimal at this compute: {opt['params']:.4g} params on {opt['tokens']:.4g} "
+                     f"tokens, "
                      f"loss {opt['loss']:.4f} ({100 * opt['loss_gap_rel']:+.2f}% for the chosen shape)")
     return lines
 

@@ -20,7 +20,7 @@ def _fold_law(cells: list[dict], form: str):
     """The law of ``form`` (or the next simpler form the fold allows) on the non-bound cells."""
     usable = [c for c in cells if not c["at_edge"]]
     n, d, opt = ([c[k] for c in usable] for k in ("params", "tokens", "opt"))
-    for f in FORMS[FORMS.index(form):]:
+    for f in FORMS[FORMS.index(form) :]:
         law = fit_optimum_law(f, n, d, opt) if usable else None
         if law is not None:
             return law
@@ -39,7 +39,9 @@ def _folds(keys: list[tuple[float, float]]) -> list[tuple[str, set]]:
     return folds
 
 
-def backtest_hparams(surfaces: dict[tuple, Surface | None], laws: dict[str, tuple[list[dict], str | None]]) -> dict:
+def backtest_hparams(
+    surfaces: dict[tuple, Surface | None], laws: dict[str, tuple[list[dict], str | None]]
+) -> dict:
     """Held-out predictions of every fitted law and the loss penalty they cost.
 
     ``laws``: per hyperparameter, its cell optima and the form the full fit chose.
@@ -47,24 +49,44 @@ def backtest_hparams(surfaces: dict[tuple, Surface | None], laws: dict[str, tupl
     laws = {c: v for c, v in laws.items() if v[1] is not None}
     keys = [k for k, s in surfaces.items() if s is not None and any(c in s.axes for c in laws)]
     if not laws or len({n for n, _ in keys}) < 2:
-        return {"cells": [], "mean_penalty": None, "max_penalty": None,
-                "skipped": "needs a law in N, D or compute fitted on 2 or more sizes"}
+        return {
+            "cells": [],
+            "mean_penalty": None,
+            "max_penalty": None,
+            "skipped": "needs a law in N, D or compute fitted on 2 or more sizes",
+        }
     rows = []
     for kind, held in _folds(keys):
-        fold_laws = {c: _fold_law([x for x in cells if (x["params"], x["tokens"]) not in held], form)
-                     for c, (cells, form) in laws.items()}
+        fold_laws = {
+            c: _fold_law([x for x in cells if (x["params"], x["tokens"]) not in held], form)
+            for c, (cells, form) in laws.items()
+        }
         for key in sorted(held):
             s = surfaces[key]
-            predicted = {c: float(law(*key)[0]) for c, law in fold_laws.items() if law is not None and c in s.axes}
+            predicted = {
+                c: float(law(*key)[0]) for c, law in fold_laws.items() if law is not None and c in s.axes
+            }
             if not predicted:
                 continue
             values = {a: predicted.get(a, s.optimum[a]) for a in s.axes}  # an axis without a law: its optimum
-            rows.append({"params": key[0], "tokens": key[1], "held_out": kind, "predicted": predicted,
-                         "optimum": s.optimum, "bound": s.bound, **s.penalty(values)})
+            rows.append(
+                {
+                    "params": key[0],
+                    "tokens": key[1],
+                    "held_out": kind,
+                    "predicted": predicted,
+                    "optimum": s.optimum,
+                    "bound": s.bound,
+                    **s.penalty(values),
+                }
+            )
     penalties = np.array([r["penalty"] for r in rows])
     grid = np.array([r["grid_penalty"] for r in rows])
-    return {"cells": rows, "n_cells": len(rows),
-            "mean_penalty": float(penalties.mean()) if rows else None,
-            "max_penalty": float(penalties.max()) if rows else None,
-            "mean_grid_penalty": float(grid.mean()) if rows else None,
-            "forms": {c: form for c, (_, form) in laws.items()}}
+    return {
+        "cells": rows,
+        "n_cells": len(rows),
+        "mean_penalty": float(penalties.mean()) if rows else None,
+        "max_penalty": float(penalties.max()) if rows else None,
+        "mean_grid_penalty": float(grid.mean()) if rows else None,
+        "forms": {c: form for c, (_, form) in laws.items()},
+    }

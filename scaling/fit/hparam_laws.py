@@ -41,13 +41,24 @@ class OptimumLaw:
     @classmethod
     def from_dict(cls, d: dict) -> OptimumLaw:
         """The law of a fit.json ``hparams.<name>.law`` entry."""
-        return cls(d["form"], float(d["coef"]), {k: float(v) for k, v in d["exponents"].items()},
-                   float(d.get("log_resid_std") or "nan"), int(d.get("n_points", 0)))
+        return cls(
+            d["form"],
+            float(d["coef"]),
+            {k: float(v) for k, v in d["exponents"].items()},
+            float(d.get("log_resid_std") or "nan"),
+            int(d.get("n_points", 0)),
+        )
 
     def to_dict(self) -> dict:
         main = self.exponents.get("N", self.exponents.get("C"))
-        return {"form": self.form, "coef": self.coef, "exponents": self.exponents, "exponent": main,
-                "log_resid_std": self.log_resid_std, "n_points": self.n_points}
+        return {
+            "form": self.form,
+            "coef": self.coef,
+            "exponents": self.exponents,
+            "exponent": main,
+            "log_resid_std": self.log_resid_std,
+            "n_points": self.n_points,
+        }
 
 
 def _design(form: str, n: np.ndarray, d: np.ndarray) -> np.ndarray:
@@ -85,12 +96,17 @@ def fit_optimum_law(form: str, n, d, opt) -> OptimumLaw | None:
     resid = np.log(opt) - design @ theta
     std = float(np.sqrt(resid @ resid / dof)) if dof > 0 else float("nan")
     names = {"N,D": ("N", "D"), "N": ("N",), "C": ("C",)}[form]
-    return OptimumLaw(form, float(np.exp(theta[0])), {k: float(v) for k, v in zip(names, theta[1:], strict=True)},
-                      std, int(opt.size))
+    return OptimumLaw(
+        form,
+        float(np.exp(theta[0])),
+        {k: float(v) for k, v in zip(names, theta[1:], strict=True)},
+        std,
+        int(opt.size),
+    )
 
 
 def held_out_error(form: str, n, d, opt) -> float | None:
-    """RMS error of ln(opt) over cells predicted by the form fitted without their size (None: not possible)."""
+    """RMS error of ln(opt) over cells predicted by the form fitted without their size (None: impossible)."""
     n, d, opt = (np.asarray(x, dtype=float) for x in (n, d, opt))
     errors = []
     for size in np.unique(n):
@@ -118,6 +134,13 @@ def choose_form(n, d, opt) -> tuple[str | None, dict[str, float | None], str]:
     if best_simple is None:
         return possible[0], errors, "the only form the design allows"
     if "N,D" not in possible:
-        return best_simple, errors, ("the budget does not vary apart from the size" if "N" in possible
-                                     else "the size does not vary")
-    return best_simple, errors, f"N,D did not lower the leave-one-size-out error by {100 * (1 - RICHER_MUST_WIN):.0f}%"
+        return (
+            best_simple,
+            errors,
+            ("the budget does not vary apart from the size" if "N" in possible else "the size does not vary"),
+        )
+    return (
+        best_simple,
+        errors,
+        f"N,D did not lower the leave-one-size-out error by {100 * (1 - RICHER_MUST_WIN):.0f}%",
+    )

@@ -57,7 +57,7 @@ class Surface:
     """Fitted settings minus coefficients."""
 
     def loss_at(self, values: dict[str, float]) -> float:
-        """The surface's loss at ``values`` (each axis's value); the nearest setting tried without a surface."""
+        """The surface's loss at ``values`` (per axis); the nearest setting tried without a surface."""
         u = np.array([[math.log10(values[a]) for a in self.axes]])
         if self.coef is None:
             return self.measured_near(values)
@@ -75,17 +75,26 @@ class Surface:
         surface = max(0.0, self.loss_at(values) - self.loss_at_opt) / self.loss_at_opt
         grid = max(0.0, self.measured_near(values) - best) / best
         u = np.array([math.log10(values[a]) for a in self.axes])
-        outside = bool(np.any(u < self.settings.min(axis=0) - 1e-9) or np.any(u > self.settings.max(axis=0) + 1e-9))
+        outside = bool(
+            np.any(u < self.settings.min(axis=0) - 1e-9) or np.any(u > self.settings.max(axis=0) + 1e-9)
+        )
         return {"penalty": surface, "grid_penalty": grid, "outside_grid": outside}
 
     def to_dict(self) -> dict:
-        return {"axes": list(self.axes), "optimum": self.optimum, "bound": self.bound,
-                "loss_at_opt": self.loss_at_opt, "method": self.method, "n_settings": int(self.losses.size),
-                "n_used": self.n_used}
+        return {
+            "axes": list(self.axes),
+            "optimum": self.optimum,
+            "bound": self.bound,
+            "loss_at_opt": self.loss_at_opt,
+            "method": self.method,
+            "n_settings": int(self.losses.size),
+            "n_used": self.n_used,
+        }
 
 
-def setting_losses(points: Points, idx: np.ndarray, axes: tuple[str, ...],
-                   loss: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def setting_losses(
+    points: Points, idx: np.ndarray, axes: tuple[str, ...], loss: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """(values, loss) per setting of ``axes`` in a cell: mean over seeds, best over other knobs.
 
     ``values`` has one row per setting and one column per axis; ``loss`` replaces ``points.loss``
@@ -101,7 +110,7 @@ def setting_losses(points: Points, idx: np.ndarray, axes: tuple[str, ...],
             per_setting.setdefault(key, []).append(loss[i])
     best: dict[tuple, float] = {}
     for key, losses in per_setting.items():
-        head = key[:len(axes)]
+        head = key[: len(axes)]
         best[head] = min(best.get(head, math.inf), float(np.mean(losses)))
     keys = sorted(best)
     return np.array(keys, dtype=float).reshape(-1, len(axes)), np.array([best[k] for k in keys])
@@ -123,7 +132,7 @@ def _features(u: np.ndarray, n_coef: int) -> np.ndarray:
     if n_coef == 3:
         return np.column_stack([one, u[:, 0], u[:, 0] ** 2])
     x, y = u[:, 0], u[:, 1]
-    cols = [one, x, y, x ** 2, y ** 2] + ([x * y] if n_coef == 6 else [])
+    cols = [one, x, y, x**2, y**2] + ([x * y] if n_coef == 6 else [])
     return np.column_stack(cols)
 
 
@@ -144,12 +153,23 @@ def fit_surface(values: np.ndarray, losses: np.ndarray, axes: tuple[str, ...]) -
             continue
         design = _features(u[keep] - center, n_coef)
         coef, *_ = np.linalg.lstsq(design, losses[keep], rcond=None)
-        hessian = np.array([[2 * coef[3], coef[5] if n_coef == 6 else 0.0],
-                            [coef[5] if n_coef == 6 else 0.0, 2 * coef[4]]])
+        hessian = np.array(
+            [[2 * coef[3], coef[5] if n_coef == 6 else 0.0], [coef[5] if n_coef == 6 else 0.0, 2 * coef[4]]]
+        )
         if np.all(np.linalg.eigvalsh(hessian) > 0):
             residuals = losses[keep] - design @ coef
-            return _vertex(u, losses, axes, center, coef, hessian, method, int(keep.sum()),
-                           float(residuals @ residuals), int(keep.sum()) - n_coef)
+            return _vertex(
+                u,
+                losses,
+                axes,
+                center,
+                coef,
+                hessian,
+                method,
+                int(keep.sum()),
+                float(residuals @ residuals),
+                int(keep.sum()) - n_coef,
+            )
     return _best_tried(u, losses, axes)
 
 
@@ -168,10 +188,27 @@ def _vertex(u, losses, axes, center, coef, hessian, method, n_used, squares, dof
             v[k] = hi[k] if bound[axes[k]] == "above" else lo[k]
             other = 1 - k
             if bound[axes[other]] is None:
-                v[other] = float(np.clip(-(gradient[other] + hessian[other, k] * v[k]) / hessian[other, other],
-                                         lo[other], hi[other]))
-    surface = Surface(axes, {a: float(10 ** (center[k] + v[k])) for k, a in enumerate(axes)}, bound, 0.0, method,
-                      u, losses, n_used, coef, center, squares, dof)
+                v[other] = float(
+                    np.clip(
+                        -(gradient[other] + hessian[other, k] * v[k]) / hessian[other, other],
+                        lo[other],
+                        hi[other],
+                    )
+                )
+    surface = Surface(
+        axes,
+        {a: float(10 ** (center[k] + v[k])) for k, a in enumerate(axes)},
+        bound,
+        0.0,
+        method,
+        u,
+        losses,
+        n_used,
+        coef,
+        center,
+        squares,
+        dof,
+    )
     surface.loss_at_opt = float((_features(v[None, :], coef.size) @ coef)[0])
     return surface
 
@@ -179,10 +216,20 @@ def _vertex(u, losses, axes, center, coef, hessian, method, n_used, squares, dof
 def _best_tried(u: np.ndarray, losses: np.ndarray, axes: tuple[str, ...]) -> Surface:
     """No convex surface: the best setting tried, each axis a bound when that setting is on its edge."""
     best = int(np.argmin(losses))
-    bound = {a: ("below" if u[best, k] <= u[:, k].min() else "above" if u[best, k] >= u[:, k].max() else None)
-             for k, a in enumerate(axes)}
-    return Surface(axes, {a: float(10 ** u[best, k]) for k, a in enumerate(axes)}, bound, float(losses[best]),
-                   "best setting tried", u, losses, 1)
+    bound = {
+        a: ("below" if u[best, k] <= u[:, k].min() else "above" if u[best, k] >= u[:, k].max() else None)
+        for k, a in enumerate(axes)
+    }
+    return Surface(
+        axes,
+        {a: float(10 ** u[best, k]) for k, a in enumerate(axes)},
+        bound,
+        float(losses[best]),
+        "best setting tried",
+        u,
+        losses,
+        1,
+    )
 
 
 def _parabola(u: np.ndarray, losses: np.ndarray, axes: tuple[str, ...]) -> Surface | None:
@@ -194,18 +241,32 @@ def _parabola(u: np.ndarray, losses: np.ndarray, axes: tuple[str, ...]) -> Surfa
     name = axes[0]
     if best.at_edge:
         side = "below" if best.u <= x.min() else "above"
-        return Surface(axes, {name: float(10 ** best.u)}, {name: side}, best.value, "best setting tried",
-                       u, losses, 1)
+        return Surface(
+            axes, {name: float(10**best.u)}, {name: side}, best.value, "best setting tried", u, losses, 1
+        )
     center = np.array([x[np.argmin(losses)]])
     used = x[best.used]
     coef = np.polyfit(used - center[0], losses[best.used], 2)[::-1]
     residuals = losses[best.used] - _features((used - center[0])[:, None], 3) @ coef
-    return Surface(axes, {name: float(10 ** best.u)}, {name: None}, best.value, "parabola", u, losses,
-                   int(used.size), coef, center, float(residuals @ residuals), int(used.size) - 3)
+    return Surface(
+        axes,
+        {name: float(10**best.u)},
+        {name: None},
+        best.value,
+        "parabola",
+        u,
+        losses,
+        int(used.size),
+        coef,
+        center,
+        float(residuals @ residuals),
+        int(used.size) - 3,
+    )
 
 
-def cell_surface(points: Points, idx: np.ndarray, columns: tuple[str, ...],
-                 loss: np.ndarray | None = None) -> Surface | None:
+def cell_surface(
+    points: Points, idx: np.ndarray, columns: tuple[str, ...], loss: np.ndarray | None = None
+) -> Surface | None:
     """The surface of the cell ``idx`` over those of ``columns`` it sweeps (None: none swept enough)."""
     axes = swept_axes(points, idx, columns)
     if not axes:

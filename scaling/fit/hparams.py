@@ -66,20 +66,36 @@ def _optima(surfaces: dict[tuple, Surface | None], column: str) -> list[dict]:
     out = []
     for (n, d), s in surfaces.items():
         if s is not None and column in s.axes:
-            out.append({"params": float(n), "tokens": float(d), "opt": s.optimum[column],
-                        "loss_at_opt": s.loss_at_opt, "at_edge": s.bound[column] is not None,
-                        "bound": s.bound[column], "n_values": int(np.unique(s.settings[:, s.axes.index(column)]).size),
-                        "joint": len(s.axes) == 2, "method": s.method})
+            out.append(
+                {
+                    "params": float(n),
+                    "tokens": float(d),
+                    "opt": s.optimum[column],
+                    "loss_at_opt": s.loss_at_opt,
+                    "at_edge": s.bound[column] is not None,
+                    "bound": s.bound[column],
+                    "n_values": int(np.unique(s.settings[:, s.axes.index(column)]).size),
+                    "joint": len(s.axes) == 2,
+                    "method": s.method,
+                }
+            )
     return out
 
 
-def _law_values(cells: list[dict], form: str | None, targets: list[tuple[float, float]], use_edges: bool = False):
+def _law_values(
+    cells: list[dict], form: str | None, targets: list[tuple[float, float]], use_edges: bool = False
+):
     """(law or None, predicted value per target or None) from cell optima of one form."""
     usable = [c for c in cells if use_edges or not c["at_edge"]]
     if not usable:
         return None, None
-    law = fit_optimum_law(form, [c["params"] for c in usable], [c["tokens"] for c in usable],
-                          [c["opt"] for c in usable]) if form else None
+    law = (
+        fit_optimum_law(
+            form, [c["params"] for c in usable], [c["tokens"] for c in usable], [c["opt"] for c in usable]
+        )
+        if form
+        else None
+    )
     if law is not None:
         return law, [float(law(n, d)[0]) for n, d in targets]
     if form is None:  # one cell size and budget: carry the measured optimum unchanged
@@ -92,21 +108,35 @@ def _law_entry(cells: list[dict], targets: list[tuple[float, float]]) -> dict:
     """The law of one hyperparameter from its cell optima, without interval."""
     usable = [c for c in cells if not c["at_edge"]]
     n, d, opt = ([c[k] for c in usable] for k in ("params", "tokens", "opt"))
-    form, errors, why = choose_form(n, d, opt) if usable else (None, {}, "no cell with an optimum inside its sweep")
+    form, errors, why = (
+        choose_form(n, d, opt) if usable else (None, {}, "no cell with an optimum inside its sweep")
+    )
     law, values = _law_values(cells, form, targets)
-    entry = {"cells": cells, "law": law.to_dict() if law else None, "form": form, "form_errors": errors,
-             "form_reason": why, "target_params": targets[-1][0], "target_tokens": targets[-1][1],
-             "prediction": values[-1] if values else None,
-             "predictions": [{"params": t[0], "tokens": t[1], "value": values[j] if values else None}
-                             for j, t in enumerate(targets)]}
+    entry = {
+        "cells": cells,
+        "law": law.to_dict() if law else None,
+        "form": form,
+        "form_errors": errors,
+        "form_reason": why,
+        "target_params": targets[-1][0],
+        "target_tokens": targets[-1][1],
+        "prediction": values[-1] if values else None,
+        "predictions": [
+            {"params": t[0], "tokens": t[1], "value": values[j] if values else None}
+            for j, t in enumerate(targets)
+        ],
+    }
     bounds = sum(c["at_edge"] for c in cells)
     if values is None:
         entry["note"] = "every cell's best value is at the edge of the range tried: widen the sweep"
     elif law is None:
         entry["note"] = "optimum measured at one size only: carried over unchanged (no size law)"
     else:
-        entry["note"] = (f"{bounds} cell(s) with the optimum beyond the values tried give only a bound and are "
-                         "left out" if bounds else "")
+        entry["note"] = (
+            f"{bounds} cell(s) with the optimum beyond the values tried give only a bound and are left out"
+            if bounds
+            else ""
+        )
     return entry
 
 
@@ -121,12 +151,21 @@ def _add_intervals(entry: dict, draws: list[tuple], ci: float, n_boot: int) -> N
     for j, p in enumerate(entry["predictions"]):
         p["ci"] = percentile_interval(values[:, j], ci)
     if entry["law"] is not None:
-        entry["law"]["exponent_ci"] = {k: percentile_interval(np.array([d[0][k] for d in draws]), ci)
-                                       for k in entry["law"]["exponents"]}
+        entry["law"]["exponent_ci"] = {
+            k: percentile_interval(np.array([d[0][k] for d in draws]), ci) for k in entry["law"]["exponents"]
+        }
 
 
-def fit_hparam_laws(points: Points, target_params: float | None = None, target_tokens: float | None = None, *,
-                    predict=(), n_boot: int = 200, ci: float = 0.95, seed: int = 0) -> dict:
+def fit_hparam_laws(
+    points: Points,
+    target_params: float | None = None,
+    target_tokens: float | None = None,
+    *,
+    predict=(),
+    n_boot: int = 200,
+    ci: float = 0.95,
+    seed: int = 0,
+) -> dict:
     """Per swept hyperparameter (lr, batch_size): cell optima, the law, and its value at each target.
 
     Targets: the ``predict`` (N, D) pairs, then the run (``target_params``, ``target_tokens``), which
@@ -148,15 +187,20 @@ def fit_hparam_laws(points: Points, target_params: float | None = None, target_t
     for column in columns:
         optima = _optima(surfaces, column)
         if not optima:
-            out[column] = {"cells": [], "prediction": None, "predictions": [],
-                           "note": "swept, but no cell has 3 or more values of it"}
+            out[column] = {
+                "cells": [],
+                "prediction": None,
+                "predictions": [],
+                "note": "swept, but no cell has 3 or more values of it",
+            }
             continue
         out[column] = {**_law_entry(optima, targets), "noise": sigma, "noise_source": source}
     fitted = [c for c in columns if out[c]["prediction"] is not None]
     if fitted and n_boot > 0 and sigma is None:
         for c in fitted:
             out[c]["note"] = (out[c]["note"] + "; " if out[c]["note"] else "") + (
-                "no interval: repeat some settings with another seed to measure run-to-run noise")
+                "no interval: repeat some settings with another seed to measure run-to-run noise"
+            )
     elif fitted and n_boot > 0:
         draws = _bootstrap(points, cells, out, fitted, columns, targets, sigma, n_boot, seed)
         for c in fitted:
@@ -173,14 +217,24 @@ def _bootstrap(points, cells, out, fitted, columns, targets, sigma, n_boot, seed
     one-size carry-over and mix two different estimators in one interval.
     """
     rng = np.random.default_rng(seed)
-    used = {key for c in fitted for key in ((x["params"], x["tokens"]) for x in out[c]["cells"] if not x["at_edge"])}
+    used = {
+        key
+        for c in fitted
+        for key in ((x["params"], x["tokens"]) for x in out[c]["cells"] if not x["at_edge"])
+    }
     draws: dict[str, list] = {c: [] for c in fitted}
     for _ in range(n_boot):
         noisy = points.loss + rng.normal(0.0, sigma, points.loss.size)
         surfaces = {key: cell_surface(points, cells[key], columns, noisy) for key in used}
         for c in fitted:
-            boot = [x for x in _optima(surfaces, c) if any(
-                (x["params"], x["tokens"]) == (y["params"], y["tokens"]) and not y["at_edge"] for y in out[c]["cells"])]
+            boot = [
+                x
+                for x in _optima(surfaces, c)
+                if any(
+                    (x["params"], x["tokens"]) == (y["params"], y["tokens"]) and not y["at_edge"]
+                    for y in out[c]["cells"]
+                )
+            ]
             law, values = _law_values(boot, out[c]["form"], targets, use_edges=True)
             if values is None or (law is None and out[c]["law"] is not None):
                 draws[c].append(None)
@@ -197,8 +251,13 @@ def hparam_at(hparams: dict, j: int) -> dict:
         entry = hparams.get(column)
         preds = entry.get("predictions", []) if entry else []
         if not preds or preds[j]["value"] is None:
-            out.update({key: None, ci_key: None,
-                        f"{key}_note": "not swept" if entry is None else entry.get("note") or "no law"})
+            out.update(
+                {
+                    key: None,
+                    ci_key: None,
+                    f"{key}_note": "not swept" if entry is None else entry.get("note") or "no law",
+                }
+            )
         else:
             out.update({key: preds[j]["value"], ci_key: preds[j].get("ci")})
     return out

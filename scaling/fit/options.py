@@ -50,7 +50,8 @@ class FitOptions:
         """Raise :class:`ScalingError` on an option no fit can use."""
         if not 0 < self.ci < 1:
             raise ScalingError(f"ci must be between 0 and 1, got {self.ci}")
-        if self.target_flops is not None and (self.target_params is not None or self.target_tokens is not None):
+        sized = self.target_params is not None or self.target_tokens is not None
+        if self.target_flops is not None and sized:
             raise ScalingError("give --target-flops alone, or --target-params and/or --target-tokens")
         if self.n_boot < 0:
             raise ScalingError(f"--bootstrap must be >= 0, got {self.n_boot}")

@@ -117,7 +117,8 @@ def fit_json(ctx: FitContext, recommendation: dict, warnings: list[str]) -> dict
                    "exclude_diverged": options.exclude_diverged, "group": points.group,
                    "metric": points.metric},
         "parametric": parametric, "isoflop": ctx.isoflop.to_dict(), "envelope": ctx.envelope.to_dict(),
-        "hparams": ctx.hparams, "knobs": ctx.knobs, "predictions": with_hparams(unc.predictions, ctx.hparams), "backtest": ctx.backtest,
+        "hparams": ctx.hparams, "knobs": ctx.knobs,
+        "predictions": with_hparams(unc.predictions, ctx.hparams), "backtest": ctx.backtest,
         "recommendation": recommendation, "frontier": frontier, "warnings": warnings, "outputs": {},
     })
 

@@ -125,9 +125,10 @@ def round_batch(batch_tokens: float, train: dict, seq_len: int) -> dict:
     micro = min(int(train.get("micro_batch_size", 16)), max(1, round(sequences)))
     accum = max(1, round(sequences / micro))
     used = micro * accum * seq_len * per_step
-    device_words = f"{devices} device(s)" if devices else "1 device (train.devices=auto: divide grad_accum by the count)"
-    return {"requested": float(batch_tokens), "used": float(used), "micro_batch_size": micro, "grad_accum": accum,
-            "seq_len": seq_len, "devices": devices,
+    device_words = (f"{devices} device(s)" if devices
+                    else "1 device (train.devices=auto: divide grad_accum by the count)")
+    return {"requested": float(batch_tokens), "used": float(used), "micro_batch_size": micro,
+            "grad_accum": accum, "seq_len": seq_len, "devices": devices,
             "note": f"{batch_tokens:.4g} tokens rounded to {micro} x {seq_len} x {accum} x {device_words} "
                     f"= {used} tokens ({100 * (used / batch_tokens - 1):+.1f}%)"}
 
@@ -209,6 +210,7 @@ def recommend(ctx: FitContext, out: Path) -> tuple[dict, dict]:
     points, hp, options = ctx.points, ctx.hparams, ctx.options
     base, ladder, choice = ctx.target.base, ctx.target.ladder, ctx.target.choice
     at_run = hparam_at(hp, -1)
+    fixed_run = options.target_params is not None and options.target_tokens is not None
     lr, batch = at_run["lr"], at_run["batch_tokens"]
     base_train = base.get("train", {})
     base_batch = float(base_train.get("micro_batch_size", 16) * base_train.get("grad_accum", 1) *
@@ -235,8 +237,7 @@ def recommend(ctx: FitContext, out: Path) -> tuple[dict, dict]:
         "batch_source": batch_source,
         "batch_rounding": (round_batch(batch, tree["train"], int(tree["train"]["seq_len"]))
                            if batch is not None else None),
-        "compute_optimal": (compute_optimal(ctx, interval["loss"])
-                            if options.target_params is not None and options.target_tokens is not None else None),
+        "compute_optimal": (compute_optimal(ctx, interval["loss"]) if fixed_run else None),
         "extrapolation_factor": choice["flops"] / float(points.flops.max()),
         "gpu_hours": choice["flops"] / throughput / 3600 if throughput else None,
         "gpu_throughput": throughput, "a": {"approach3": ctx.law.a, "approach2": ctx.isoflop.a,

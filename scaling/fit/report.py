@@ -75,7 +75,8 @@ def _fixed_run(r: dict) -> list[str]:
     opt = r.get("compute_optimal")
     if not opt:
         return []
-    return ["", f"Compute-optimal with the same compute: {_g(opt['params'])} params (n_layer={opt['n_layer']}) "
+    return ["", f"Compute-optimal with the same compute: {_g(opt['params'])} params "
+                f"(n_layer={opt['n_layer']}) "
                 f"on {_g(opt['tokens'])} tokens ({_g(opt['tokens_per_param'])} per parameter), loss "
                 f"{_g(opt['loss'], 4)} {_ci(opt.get('loss_ci'), 4)}: the chosen run costs "
                 f"{opt['loss_gap']:+.4f} ({100 * opt['loss_gap_rel']:+.2f}%) for its shape."]
@@ -109,7 +110,8 @@ def _hparams(hp: dict) -> list[str]:
                      f"{_ci([h['lo'], h['hi']]) if 'lo' in h else ''}.{form}{noise} {h.get('note', '')}")
         for c in h.get("cells", []):
             edge = {"above": " (a lower bound: above the largest value tried)",
-                    "below": " (an upper bound: below the smallest value tried)"}.get(c.get("bound") or "", "")
+                    "below": " (an upper bound: below the smallest value tried)",
+                    }.get(c.get("bound") or "", "")
             if c["at_edge"] and not edge:
                 edge = " (edge of the range: a bound only)"
             how = " jointly with the other hyperparameter" if c.get("joint") else ""
@@ -125,7 +127,8 @@ def _hparam_backtest(bt: dict) -> list[str]:
     lines = ["### Backtest of the hyperparameter laws", "",
              f"Laws refitted without each size (and each size's largest budget, with 3+ budgets) predict the "
              f"held-out cells' settings; the loss they cost over the cell's best: mean "
-             f"{100 * bt['mean_penalty']:.3f}%, max {100 * bt['max_penalty']:.3f}% (on the measured grid: mean "
+             f"{100 * bt['mean_penalty']:.3f}%, max {100 * bt['max_penalty']:.3f}% "
+             f"(on the measured grid: mean "
              f"{100 * bt['mean_grid_penalty']:.3f}%), over {bt['n_cells']} held-out cell(s).", "",
              "| N | D | held out | predicted | optimum | penalty |", "|---|---|---|---|---|---|"]
     for c in bt["cells"]:
@@ -184,8 +187,9 @@ def render_report(result: dict) -> str:
     lines += _recommendation(result["recommendation"], level)
     lines += _parametric(result["parametric"], level)
     lines += _approaches(result)
-    lines += ["## Predictions", "", "| params | tokens | loss | prediction interval | interval of the mean | lr | "
-              "batch (tokens) |", "|---|---|---|---|---|---|---|"]
+    lines += ["## Predictions", "",
+              "| params | tokens | loss | prediction interval | interval of the mean | lr | batch (tokens) |",
+              "|---|---|---|---|---|---|---|"]
     lines += [f"| {_g(p['params'])} | {_g(p['tokens'])} | {_g(p['loss'], 4)} | {_ci([p['lo'], p['hi']], 4)} | "
               f"{_ci(p['mean_ci'], 4)} | {_hparam_cell(p, 'lr', 'lr_ci')} | "
               f"{_hparam_cell(p, 'batch_tokens', 'batch_ci')} |" for p in result["predictions"]] + [""]

@@ -199,7 +199,8 @@ def envelope_step(points: Points) -> EnvelopeFit:
     return fit_envelope(points.curves)
 
 
-def hparams_step(points: Points, target: Target, options: FitOptions, extra: list[tuple[float, float]]) -> dict:
+def hparams_step(points: Points, target: Target, options: FitOptions,
+                 extra: list[tuple[float, float]]) -> dict:
     """LR and batch-size laws from every run, predicted at every ``--predict`` point and the target run."""
     return fit_hparam_laws(points, target.choice["params"], target.choice["tokens"], predict=extra,
                            n_boot=min(options.n_boot, 200), ci=options.ci, seed=options.seed)

@@ -166,7 +166,8 @@ class LanguageModel(pl.LightningModule):
         for config in self.trainer.lr_scheduler_configs:
             sched = config.scheduler
             groups = sched.optimizer.param_groups
-            sched.base_lrs = [self.cfg.optim.lr * g.get("lr_mult", 1.0) for g in groups]  # µP: per-group multipliers
+            # µP: each group's LR is the peak times its multiplier
+            sched.base_lrs = [self.cfg.optim.lr * g.get("lr_mult", 1.0) for g in groups]
             for group, base in zip(groups, sched.base_lrs, strict=True):
                 group["lr"] = base * schedule(self.global_step)
             sched._last_lr = [g["lr"] for g in sched.optimizer.param_groups]

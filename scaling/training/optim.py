@@ -37,7 +37,8 @@ def param_groups(model: nn.Module, weight_decay: float, decay_embeddings: bool =
                 decays = name == "weight"
             else:
                 decays = p.ndim >= 2 and not isinstance(module, (nn.LayerNorm, nn.RMSNorm))
-            is_hidden = isinstance(module, nn.Linear) and name == "weight" and id(p) not in embedding_ids | head_ids
+            shared = embedding_ids | head_ids
+            is_hidden = isinstance(module, nn.Linear) and name == "weight" and id(p) not in shared
             if hidden_lr_mult != 1.0 and is_hidden:
                 hidden.append(p)
             else:
@@ -47,7 +48,8 @@ def param_groups(model: nn.Module, weight_decay: float, decay_embeddings: bool =
         {"params": no_decay, "weight_decay": 0.0, "name": "no_decay", "lr_mult": 1.0},
     ]
     if hidden_lr_mult != 1.0:
-        groups.append({"params": hidden, "weight_decay": weight_decay, "name": "hidden", "lr_mult": hidden_lr_mult})
+        groups.append({"params": hidden, "weight_decay": weight_decay, "name": "hidden",
+                       "lr_mult": hidden_lr_mult})
     return groups
 
 
@@ -79,7 +81,8 @@ def build_optimizer(model: nn.Module, optim_cfg, device: torch.device | str = "c
 
     model_cfg = getattr(model, "cfg", None)
     mult = width_mult(model_cfg) if model_cfg is not None else 1.0
-    groups = param_groups(model, optim_cfg.weight_decay, optim_cfg.decay_embeddings, hidden_lr_mult=1.0 / mult)
+    groups = param_groups(model, optim_cfg.weight_decay, optim_cfg.decay_embeddings,
+                          hidden_lr_mult=1.0 / mult)
     for group in groups:
         group["lr"] = optim_cfg.lr * group["lr_mult"]
     return torch.optim.AdamW(
