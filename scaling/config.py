@@ -93,6 +93,10 @@ class ModelConfig:
     vocab_size: int | str = checked("auto", POSITIVE, "auto")
     # round the embedding table up to a multiple of this (64 or 128 help matmul speed)
     pad_vocab_to: int = checked(64, POSITIVE)
+    # standard | mup: µP scales hidden init and LR, the logits and attention by width (see scaling.model)
+    parametrization: str = choice("standard", "mup")
+    # µP's base width: at this d_model µP and standard are the same model
+    mup_base_d_model: int = checked(64, POSITIVE)
 
 
 @dataclass

@@ -17,6 +17,19 @@ from torch import nn
 from scaling.config import ModelConfig
 from scaling.counting import ffn_hidden_size, kv_heads, padded_vocab_size
 
+MUP_ATTENTION_HEAD_DIM = 64  # µP's 1/head_dim attention is scaled to equal 1/sqrt(head_dim) at this head size
+
+
+def width_mult(cfg: ModelConfig) -> float:
+    """How many times wider than µP's base width the model is (1 under the standard parametrization).
+
+    Under µP (maximal update parametrization) hidden matrices start with std init_std/sqrt(m), learn
+    with AdamW at lr/m (:func:`scaling.training.optim.param_groups`), and the logits are divided by m:
+    the updates of every layer then stay the same size as the model widens, so the best LR found on
+    narrow models holds for wide ones.
+    """
+    return cfg.d_model / cfg.mup_base_d_model if cfg.parametrization == "mup" else 1.0
+
 
 def make_norm(cfg: ModelConfig, dim: int) -> nn.Module:
     """The configured normalisation over the last dimension."""
@@ -61,6 +74,9 @@ class Attention(nn.Module):
             RotaryEmbedding(self.head_dim, cfg.max_seq_len, cfg.rope_theta) if cfg.positions == "rope" else None
         )
         self.dropout = cfg.dropout
+        # µP: attention logits ∝ 1/head_dim (keys and queries correlate after training), not 1/sqrt(head_dim)
+        self.scale = (math.sqrt(MUP_ATTENTION_HEAD_DIM) / self.head_dim if cfg.parametrization == "mup"
+                      else None)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, T, _ = x.shape
@@ -76,7 +92,7 @@ class Attention(nn.Module):
             q, k = self.rope(q), self.rope(k)
         y = F.scaled_dot_product_attention(
             q, k, v, is_causal=True, dropout_p=self.dropout if self.training else 0.0,
-            enable_gqa=self.n_kv_head != self.n_head,
+            enable_gqa=self.n_kv_head != self.n_head, scale=self.scale,
         )
         return self.proj(y.transpose(1, 2).reshape(B, T, -1))
 
@@ -145,18 +161,22 @@ class Transformer(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """Normal(0, init_std) weights, zero biases; residual outputs scaled by 1/sqrt(2·n_layer)."""
-        std = self.cfg.init_std
+        """Normal(0, init_std) weights, zero biases; residual outputs scaled by 1/sqrt(2·n_layer); under µP
+        hidden matrices (not the embedding or the output head) by a further 1/sqrt(width multiplier)."""
+        hidden_std = self.cfg.init_std / math.sqrt(width_mult(self.cfg))
+        head_std = self.cfg.init_std
+        std = hidden_std
         residual_std = std / math.sqrt(2 * self.cfg.n_layer) if self.cfg.scaled_residual_init else std
         for module in self.modules():
             if isinstance(module, nn.Linear):
                 s = residual_std if getattr(module, "is_residual_output", False) else std
+                s = head_std if module is self.lm_head else s
                 nn.init.normal_(module.weight, mean=0.0, std=s)
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)
             elif isinstance(module, nn.Embedding):
                 # A small init matters: N(0, 1) with tied weights starts at loss ~22 (FACTS.md).
-                nn.init.normal_(module.weight, mean=0.0, std=std)
+                nn.init.normal_(module.weight, mean=0.0, std=head_std)
             elif isinstance(module, (nn.LayerNorm, nn.RMSNorm)):
                 if module.weight is not None:
                     nn.init.ones_(module.weight)
@@ -178,6 +198,8 @@ class Transformer(nn.Module):
         for block in self.blocks:
             x = block(x)
         logits = self.lm_head(self.norm(x))
+        if self.cfg.parametrization == "mup":  # µP's output multiplier: logits stay O(1) as the width grows
+            logits = logits / width_mult(self.cfg)
         if targets is None:
             return logits, None
         flat = logits.float().view(-1, logits.size(-1))

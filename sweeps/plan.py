@@ -20,6 +20,7 @@ from typing import Any
 
 from scaling.counting import global_batch_tokens
 from scaling.errors import ScalingError
+from sweeps.hparam_grid import hparam_points
 from sweeps.spec import Spec
 
 # keys a generator sets that make poor tags (paths, lists) or repeat another tag
@@ -256,6 +257,13 @@ def _isoflop_points(spec: Spec, section: dict, point: dict, resolver: Resolver) 
     return out
 
 
+def _hparam_points(spec: Spec, section: dict, point: dict, resolver: Resolver) -> list[dict]:
+    def resolve(extra: dict):  # the centre of each cell's grid comes from the fully loaded config
+        return resolve_run_config(spec, {**spec.overrides, **point, **extra})
+
+    return hparam_points(section, resolve)
+
+
 def _cooldown_runs(spec: Spec, section: dict, point: dict, runs_dir: Path, resolver: Resolver) -> list[PlannedRun]:
     """Per model: a constant-LR trunk with checkpoints at the branch points, and one decay branch each."""
     decay = float(section.get("decay_fraction", 0.2))
@@ -345,7 +353,7 @@ def plan_sweep(spec: Spec, sweep_dir: str | Path, check_data: bool = False) -> l
         if kind == "cooldowns":
             planned += _cooldown_runs(spec, section, point, runs_dir, resolver)
             continue
-        expand = _ladder_points if kind == "ladder" else _isoflop_points
+        expand = {"ladder": _ladder_points, "isoflop": _isoflop_points, "hparams": _hparam_points}[kind]
         planned += [_planned(spec, resolver, {**point, **g}) for g in expand(spec, section, point, resolver)]
     seen: set[str] = set()
     unique = [r for r in planned if not (r.run_id in seen or seen.add(r.run_id))]

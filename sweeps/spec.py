@@ -14,15 +14,16 @@ A spec is a mapping with these keys (every one optional except that something mu
     ladder: {models: [s100k, s330k], tokens: [1e6]}        # or tokens_per_param: [20]
     isoflop: {budgets: [1e12, 3e12], models: [s100k, s330k, s800k]}
     cooldowns: {models: [s100k], tokens: [2e5, 4e5], decay_fraction: 0.2, kind: linear}
+    hparams: {models: [s100k, s330k], tokens_per_param: [10, 40], fit: fit/fit.json}   # LR x batch grid
     launcher: {local: {workers: 2}, slurm: {partition: gpu, gpus_per_node: 1, ...}}
 
 W&B's sweep YAML is accepted too (``method: grid|random``, ``parameters`` with ``value``,
 ``values``, ``min``/``max``, ``q`` and ``distribution``). Distributions mean what they mean in W&B:
 ``log_uniform`` takes ``min``/``max`` as natural-log exponents (values e^min..e^max), while
 ``log_uniform_values`` takes the values themselves; the ``q_`` forms round to a multiple of ``q``.
-The parts are combined by cartesian product: generator (ladder / isoflop / cooldowns) × knobs × grid ×
-zip × random × mixture × seeds. ``knobs`` is a grid meant for the fit's knob laws: it needs a ladder or
-isoflop generator (each level gets the same sizes and budgets) and at least two levels per key, and it
+The parts are combined by cartesian product: generator (ladder / isoflop / cooldowns / hparams) × knobs ×
+grid × zip × random × mixture × seeds. ``knobs`` is a grid meant for the fit's knob laws: it needs a ladder
+or isoflop generator (each level gets the same sizes and budgets) and at least two levels per key, and it
 leaves learning rate and batch size to the hyperparameter laws. The base ``overrides`` may be
 overridden by any part; two parts that set the same key conflict and are refused, and so does a part
 that sets a key the generator sets (``model`` and ``train.tokens``; for cooldowns also the schedule and
@@ -41,19 +42,23 @@ from typing import Any
 import yaml
 
 from scaling.errors import ScalingError
+from sweeps.hparam_grid import SECTION_KEYS as HPARAM_SECTION_KEYS
+from sweeps.hparam_grid import SETS_KEYS as HPARAM_SETS_KEYS
 
 SPEC_KEYS = ("name", "base", "overrides", "knobs", "grid", "zip", "random", "seeds", "mixture", "ladder", "isoflop",
+             "hparams",
              "cooldowns", "launcher", "method", "parameters", "program", "metric", "description",
              "project", "entity", "command", "early_terminate", "run_cap")
 _WANDB_IGNORED = ("program", "metric", "description", "project", "entity", "command", "early_terminate",
                   "run_cap")
-GENERATORS = ("ladder", "isoflop", "cooldowns")
+GENERATORS = ("ladder", "isoflop", "cooldowns", "hparams")
 _SECTION_KEYS = {
     "random": ("n", "seed", "params"),
     "ladder": ("models", "tokens", "tokens_per_param", "count"),
     "isoflop": ("budgets", "models"),
     "cooldowns": ("models", "tokens", "decay_fraction", "kind", "decay_shape"),
     "launcher": ("local", "slurm"),
+    "hparams": HPARAM_SECTION_KEYS,
 }
 # run-config keys each generator sets on every run it makes; no other part may set them too
 _GENERATOR_KEYS = {
@@ -61,6 +66,7 @@ _GENERATOR_KEYS = {
     "isoflop": ("model", "train.tokens"),
     "cooldowns": ("model", "train.tokens", "schedule.kind", "train.checkpoint_at_tokens", "run.branch_from",
                   "run.branch_at_tokens"),
+    "hparams": HPARAM_SETS_KEYS,
 }
 DISTRIBUTIONS = ("uniform", "log_uniform", "log_uniform_values", "int_uniform", "q_uniform", "q_log_uniform",
                  "q_log_uniform_values", "choice", "categorical", "constant")
@@ -348,11 +354,15 @@ def parse_spec(raw: Any, source: str = "<spec>", base_dir: str | Path = ".",
                 overrides=_overrides("overrides", body.get("overrides")), raw=raw)
     generators = [g for g in GENERATORS if g in body]
     if len(generators) > 1:
-        raise ScalingError(f"{source}: use one of ladder, isoflop, cooldowns per sweep, not {' and '.join(generators)}")
+        raise ScalingError(f"{source}: use one of {', '.join(GENERATORS)} per sweep, "
+                           f"not {' and '.join(generators)}")
     if generators:
         spec.generator = (generators[0], _check_keys(generators[0], body[generators[0]],
                                                      _SECTION_KEYS[generators[0]]))
-    if "knobs" in body and (spec.generator is None or spec.generator[0] == "cooldowns"):
+        if spec.generator[0] == "hparams" and spec.generator[1].get("fit"):  # a fit.json next to the spec
+            fit = str((Path(base_dir) / str(spec.generator[1]["fit"])).resolve())
+            spec.generator = ("hparams", {**spec.generator[1], "fit": fit})
+    if "knobs" in body and (spec.generator is None or spec.generator[0] not in ("ladder", "isoflop")):
         raise ScalingError(f"{source}: knobs: needs a ladder: or isoflop: generator, so that every level gets the "
                            "same sizes and budgets")
     from sweeps.mixture import mixture_points

@@ -32,10 +32,12 @@ def _number_or_text(text: str) -> float | str:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="sweep dirs, run dirs or CSV files (params,tokens,loss,...)")
     parser.add_argument("--out", required=True, help="output folder for fit.json, report.md, plots, large_run.yaml")
-    target = parser.add_mutually_exclusive_group()
-    target.add_argument("--target-flops", type=_positive_float, metavar="C", help="compute budget of the large run")
-    target.add_argument("--target-params", type=_positive_float, metavar="N", help="size of the large run")
-    target.add_argument("--target-tokens", type=_positive_float, metavar="D", help="token budget of the large run")
+    parser.add_argument("--target-flops", type=_positive_float, metavar="C",
+                        help="compute budget of the large run (alone: the compute-optimal run)")
+    parser.add_argument("--target-params", type=_positive_float, metavar="N",
+                        help="size of the large run (with --target-tokens: exactly that run)")
+    parser.add_argument("--target-tokens", type=_positive_float, metavar="D",
+                        help="token budget of the large run (with --target-params: exactly that run)")
     parser.add_argument("--predict", action="append", default=[], metavar="N:D",
                         help="also predict the loss at N params and D tokens (repeatable)")
     parser.add_argument("--params", choices=["total", "non-embedding"], default="non-embedding",
@@ -90,6 +92,28 @@ def _mixture_lines(m: dict | None) -> list[str]:
             f"MAE {m['heldout']['mae']:.3g})"]
 
 
+def _hparam_lines(result: dict) -> list[str]:
+    """Each hyperparameter law with its exponents' intervals, the backtest penalty, a fixed run's gap."""
+    lines = []
+    for name, h in result["hparams"].items():
+        law = h.get("law") if name != "backtest" else None
+        if law:
+            ci = law.get("exponent_ci") or {}
+            exps = ", ".join(f"{k}^{v:.3g}" + (f" [{ci[k][0]:.3g}, {ci[k][1]:.3g}]" if ci.get(k) else "")
+                             for k, v in law["exponents"].items())
+            lines.append(f"{name} law: {law['coef']:.3g}·{exps} ({h['form_reason']})")
+    bt = result["hparams"].get("backtest") or {}
+    if bt.get("mean_penalty") is not None:
+        lines.append(f"hparam backtest: held-out cells lose {100 * bt['mean_penalty']:.3f}% on average "
+                     f"(max {100 * bt['max_penalty']:.3f}%) at the laws' settings")
+    opt = result["recommendation"].get("compute_optimal")
+    if opt:
+        lines.append(f"compute-optimal at this compute: {opt['params']:.4g} params on {opt['tokens']:.4g} "
+                     f"tokens, "
+                     f"loss {opt['loss']:.4f} ({100 * opt['loss_gap_rel']:+.2f}% for the chosen shape)")
+    return lines
+
+
 def summary_lines(result: dict) -> list[str]:
     """The recommendation in a few lines for the terminal (``scaling fit``'s output)."""
     if "recommendation" not in result:  # a mixture-only fit
@@ -97,6 +121,7 @@ def summary_lines(result: dict) -> list[str]:
                 f"config: {result['outputs']['large_run']}", *[f"warning: {w}" for w in result["warnings"]]]
     r = result["recommendation"]
     lr_ci = f" [{r['lr_ci'][0]:.3g}, {r['lr_ci'][1]:.3g}]" if r.get("lr_ci") else ""
+    batch_ci = f" [{r['batch_ci'][0]:.4g}, {r['batch_ci'][1]:.4g}]" if r.get("batch_ci") else ""
     lines = [
         f"model:  {r['params']:.4g} params ({r['params_kind']}), n_layer={r['n_layer']} d_model={r['d_model']}",
         f"tokens: {r['tokens']:.4g} ({r['tokens_per_param']:.3g} per param), {r['flops']:.3g} FLOPs"
@@ -106,7 +131,9 @@ def summary_lines(result: dict) -> list[str]:
         + (f" ({result['inputs']['metric']})" if result["inputs"].get("metric", "").startswith("eval/") else ""),
         *([f"acc:    {r['acc']:.4f}" + (f" [{r['acc_lo']:.4f}, {r['acc_hi']:.4f}]" if r["acc_lo"] is not None else "")
            + f" {r['acc_metric']} (two steps: task bpb, then accuracy)"] if r.get("acc_metric") else []),
-        f"lr:     {r['lr']:.3g}{lr_ci} ({r['lr_source']}); batch {r['batch_tokens']:.4g} tokens ({r['batch_source']})",
+        f"lr:     {r['lr']:.3g}{lr_ci} ({r['lr_source']}); batch {r['batch_tokens']:.4g} tokens{batch_ci} "
+        f"({r['batch_source']})",
+        *_hparam_lines(result),
         f"report: {result['outputs']['report']}",
         f"config: {result['outputs']['large_run']}",
     ]

@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "fit": ("scaling.cli.fit", "fit scaling laws to runs and recommend the large run"),
     "export": ("scaling.cli.export", "write a run's model as a Hugging Face transformers folder"),
     "eval": ("scaling.cli.eval", "score a run on multiple-choice tasks (accuracy, bits per byte)"),
+    "mup-check": ("scaling.cli.mup_check", "µP coordinate check: activation sizes across widths, as a plot"),
     "demo": ("sweeps.demo", "the whole study on the built-in corpus: prepare, sweep, fit"),
 }
 

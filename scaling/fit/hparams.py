@@ -1,27 +1,29 @@
-"""Hyperparameter laws: the optimal learning rate (and batch size, when swept) as a power law in N.
+"""Hyperparameter laws: the optimal learning rate and batch size as power laws in N and D.
 
-Per (model size, token budget) cell with three or more values of the hyperparameter, the loss is
-fitted as a parabola in log10(value) near the best value (seeds averaged; where other knobs vary too,
-each value counts with its best setting). A cell whose best value is the smallest or largest one tried
-gives only a bound and is left out of the law. The optima then follow opt = c·N^γ, extrapolated to the
-target size.
+Per (model size, token budget) cell, the loss is fitted as a surface over the swept hyperparameters
+(:mod:`scaling.fit.hparam_surface`: jointly in log lr and log batch when both are swept, a parabola
+when one is), and each hyperparameter's optimum is read off it. A cell whose optimum lies beyond the
+values tried gives only a bound and is left out of the law. The optima then follow a power law in N
+and D, in N alone, or in compute alone (:mod:`scaling.fit.hparam_laws` picks the form by held-out
+error), predicted at the target run and at every ``--predict`` point.
 
-The interval is a parametric bootstrap over run-to-run noise: every run's loss is redrawn as
-loss + N(0, σ²) and the cell optima and the law are refitted. σ is the pooled seed-to-seed spread
-of the runs (settings repeated with several seeds), else the scatter of the losses around the cells'
-parabolas (cells with four or more values); without either there is no noise estimate and no
-interval, and the note says to add seeds. (Resampling runs instead would drop whole values from a
-one-seed sweep and mostly measure which values happened to be drawn.)
+The intervals are a parametric bootstrap over run-to-run noise: every run's loss is redrawn as
+loss + N(0, σ²), the cell surfaces and the laws are refitted. σ is the pooled seed-to-seed spread of
+the runs (settings repeated with several seeds), else the scatter of the losses around the cells'
+parabolas and surfaces; without either there is no noise estimate and no interval, and the note says
+to add seeds. (Resampling runs instead would drop whole values from a one-seed sweep and mostly
+measure which values happened to be drawn.)
 """
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-from scaling.fit.basics import fit_power_law, windowed_minimum
+from scaling.fit.bootstrap import percentile_interval
 from scaling.fit.data import Points
+from scaling.fit.hparam_backtest import backtest_hparams
+from scaling.fit.hparam_laws import choose_form, fit_optimum_law
+from scaling.fit.hparam_surface import Surface, cell_surface
 from scaling.fit.knobs import pooled_seed_noise, seed_settings
 
 HPARAM_COLUMNS = ("lr", "batch_size")
@@ -34,116 +36,233 @@ def _cells(points: Points) -> dict[tuple[float, float], np.ndarray]:
     return {k: np.array(v) for k, v in cells.items()}
 
 
-def _setting_losses(points: Points, idx: np.ndarray, column: str,
-                    loss: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(value, loss) per value of ``column`` in a cell: mean over seeds, best over other settings.
-    ``loss`` replaces ``points.loss`` (a bootstrap draw)."""
-    loss = points.loss if loss is None else loss
-    values = getattr(points, column)[idx]
-    others = [k for k in points.knobs if k != column]
-    per_setting: dict[tuple, list[float]] = {}
-    for j, i in enumerate(idx):
-        if math.isfinite(values[j]):
-            key = (values[j],) + tuple(repr(points.knobs[k][i]) for k in others)
-            per_setting.setdefault(key, []).append(loss[i])
-    best: dict[float, float] = {}
-    for key, losses in per_setting.items():
-        best[key[0]] = min(best.get(key[0], math.inf), float(np.mean(losses)))
-    v = np.array(sorted(best))
-    return v, np.array([best[x] for x in v])
+def run_noise(points: Points, surfaces: dict[tuple, Surface | None]) -> tuple[float | None, str]:
+    """σ of a run's final loss and where it comes from: seed replicates, else parabola/surface residuals.
 
-
-def _cell_optimum(points: Points, idx: np.ndarray, column: str, window_dex: float,
-                  loss: np.ndarray | None = None) -> dict | None:
-    v, loss = _setting_losses(points, idx, column, loss)
-    if v.size < 3:
-        return None
-    best = windowed_minimum(np.log10(v), loss, window_dex)
-    if best is None:
-        return None
-    return {"opt": float(10 ** best.u), "loss_at_opt": best.value, "at_edge": best.at_edge, "n_values": int(v.size)}
-
-
-def run_noise(points: Points, cells: dict, column: str) -> tuple[float | None, str]:
-    """σ of a run's final loss and where it comes from: seed replicates, else parabola residuals."""
+    A one-hyperparameter cell with 4+ values contributes the residuals of one parabola over all its
+    values; a two-hyperparameter cell those of its fitted surface.
+    """
     sigma, dof = pooled_seed_noise(seed_settings(points))
     if sigma is not None:
         return sigma, f"seed spread ({dof} degrees of freedom)"
-    squares, dof = 0.0, 0
-    for idx in cells.values():
-        v, loss = _setting_losses(points, idx, column)
-        if v.size >= 4:
-            u = np.log10(v)
-            residuals = loss - np.polyval(np.polyfit(u, loss, 2), u)
-            squares, dof = squares + float(residuals @ residuals), dof + v.size - 3
+    squares, dof, joint = 0.0, 0, False
+    for s in surfaces.values():
+        if s is None:
+            continue
+        if len(s.axes) == 1 and s.losses.size >= 4:
+            u = s.settings[:, 0]
+            residuals = s.losses - np.polyval(np.polyfit(u, s.losses, 2), u)
+            squares, dof = squares + float(residuals @ residuals), dof + s.losses.size - 3
+        elif len(s.axes) == 2 and s.dof > 0:
+            squares, dof, joint = squares + s.residual_squares, dof + s.dof, True
     if dof == 0:
         return None, "no seed replicates and no cell with 4+ values"
-    return float(np.sqrt(squares / dof)), f"parabola residuals ({dof} degrees of freedom)"
+    kind = "surface" if joint else "parabola"
+    return float(np.sqrt(squares / dof)), f"{kind} residuals ({dof} degrees of freedom)"
 
 
-def _law_prediction(cells: list[dict], target_params: float, use_edges: bool = False):
-    """(law or None, prediction or None) from cell optima; ``use_edges`` counts edge optima (bounds) too."""
+def _optima(surfaces: dict[tuple, Surface | None], column: str) -> list[dict]:
+    """The cells whose surface includes ``column``: their optimum of it, and whether it is a bound."""
+    out = []
+    for (n, d), s in surfaces.items():
+        if s is not None and column in s.axes:
+            out.append(
+                {
+                    "params": float(n),
+                    "tokens": float(d),
+                    "opt": s.optimum[column],
+                    "loss_at_opt": s.loss_at_opt,
+                    "at_edge": s.bound[column] is not None,
+                    "bound": s.bound[column],
+                    "n_values": int(np.unique(s.settings[:, s.axes.index(column)]).size),
+                    "joint": len(s.axes) == 2,
+                    "method": s.method,
+                }
+            )
+    return out
+
+
+def _law_values(
+    cells: list[dict], form: str | None, targets: list[tuple[float, float]], use_edges: bool = False
+):
+    """(law or None, predicted value per target or None) from cell optima of one form."""
     usable = [c for c in cells if use_edges or not c["at_edge"]]
-    law = fit_power_law([c["params"] for c in usable], [c["opt"] for c in usable]) if usable else None
+    if not usable:
+        return None, None
+    law = (
+        fit_optimum_law(
+            form, [c["params"] for c in usable], [c["tokens"] for c in usable], [c["opt"] for c in usable]
+        )
+        if form
+        else None
+    )
     if law is not None:
-        return law, float(law(target_params))
-    if usable:  # one size only: carry the measured optimum unchanged
-        return None, float(np.exp(np.mean(np.log([c["opt"] for c in usable]))))
+        return law, [float(law(n, d)[0]) for n, d in targets]
+    if form is None:  # one cell size and budget: carry the measured optimum unchanged
+        value = float(np.exp(np.mean(np.log([c["opt"] for c in usable]))))
+        return None, [value] * len(targets)
     return None, None
 
 
-def fit_hparam_laws(points: Points, target_params: float | None = None, *, window_dex: float = 0.5,
-                    n_boot: int = 200, ci: float = 0.95, seed: int = 0) -> dict:
-    """Per swept hyperparameter (lr, batch_size): cell optima, the power law in N, and the target prediction."""
-    out: dict[str, dict] = {}
+def _law_entry(cells: list[dict], targets: list[tuple[float, float]]) -> dict:
+    """The law of one hyperparameter from its cell optima, without interval."""
+    usable = [c for c in cells if not c["at_edge"]]
+    n, d, opt = ([c[k] for c in usable] for k in ("params", "tokens", "opt"))
+    form, errors, why = (
+        choose_form(n, d, opt) if usable else (None, {}, "no cell with an optimum inside its sweep")
+    )
+    law, values = _law_values(cells, form, targets)
+    entry = {
+        "cells": cells,
+        "law": law.to_dict() if law else None,
+        "form": form,
+        "form_errors": errors,
+        "form_reason": why,
+        "target_params": targets[-1][0],
+        "target_tokens": targets[-1][1],
+        "prediction": values[-1] if values else None,
+        "predictions": [
+            {"params": t[0], "tokens": t[1], "value": values[j] if values else None}
+            for j, t in enumerate(targets)
+        ],
+    }
+    bounds = sum(c["at_edge"] for c in cells)
+    if values is None:
+        entry["note"] = "every cell's best value is at the edge of the range tried: widen the sweep"
+    elif law is None:
+        entry["note"] = "optimum measured at one size only: carried over unchanged (no size law)"
+    else:
+        entry["note"] = (
+            f"{bounds} cell(s) with the optimum beyond the values tried give only a bound and are left out"
+            if bounds
+            else ""
+        )
+    return entry
+
+
+def _add_intervals(entry: dict, draws: list[tuple], ci: float, n_boot: int) -> None:
+    """Percentile intervals of the prediction, every target and every exponent from bootstrap draws."""
+    draws = [d for d in draws if d is not None]
+    if len(draws) < max(10, n_boot // 4):
+        return
+    values = np.array([d[1] for d in draws], dtype=float)
+    lo, hi = np.quantile(values[:, -1], [(1 - ci) / 2, (1 + ci) / 2])
+    entry.update(lo=float(lo), hi=float(hi), n_boot_ok=len(draws))
+    for j, p in enumerate(entry["predictions"]):
+        p["ci"] = percentile_interval(values[:, j], ci)
+    if entry["law"] is not None:
+        entry["law"]["exponent_ci"] = {
+            k: percentile_interval(np.array([d[0][k] for d in draws]), ci) for k in entry["law"]["exponents"]
+        }
+
+
+def fit_hparam_laws(
+    points: Points,
+    target_params: float | None = None,
+    target_tokens: float | None = None,
+    *,
+    predict=(),
+    n_boot: int = 200,
+    ci: float = 0.95,
+    seed: int = 0,
+) -> dict:
+    """Per swept hyperparameter (lr, batch_size): cell optima, the law, and its value at each target.
+
+    Targets: the ``predict`` (N, D) pairs, then the run (``target_params``, ``target_tokens``), which
+    default to the largest size and the runs' median tokens per parameter. The result also holds
+    ``backtest``: the laws refitted without each size (and each size's largest budget) and the loss
+    their settings cost on the held-out cells.
+    """
+    columns = tuple(c for c in HPARAM_COLUMNS if c in points.knobs)
+    if not columns:
+        return {}
+    target_params = target_params if target_params is not None else float(points.params.max())
+    if target_tokens is None:
+        target_tokens = target_params * float(np.median(points.tokens / points.params))
+    targets = [tuple(map(float, t)) for t in predict] + [(float(target_params), float(target_tokens))]
     cells = _cells(points)
-    target = target_params if target_params is not None else float(points.params.max())
-    rng = np.random.default_rng(seed)
-    for column in HPARAM_COLUMNS:
-        if column not in points.knobs:
-            continue
-        optima = []
-        for (n, d), idx in cells.items():
-            opt = _cell_optimum(points, idx, column, window_dex)
-            if opt is not None:
-                optima.append({"params": float(n), "tokens": float(d), **opt})
+    surfaces = {key: cell_surface(points, idx, columns) for key, idx in cells.items()}
+    sigma, source = run_noise(points, surfaces)
+    out: dict[str, dict] = {}
+    for column in columns:
+        optima = _optima(surfaces, column)
         if not optima:
-            out[column] = {"cells": [], "note": "swept, but no size has 3 or more values of it"}
+            out[column] = {
+                "cells": [],
+                "prediction": None,
+                "predictions": [],
+                "note": "swept, but no cell has 3 or more values of it",
+            }
             continue
-        law, value = _law_prediction(optima, target)
-        entry = {"cells": optima, "law": law.to_dict() if law else None, "target_params": target,
-                 "prediction": value}
-        if value is None:
-            entry["note"] = "every cell's best value is at the edge of the range tried: widen the sweep"
-        elif law is None:
-            entry["note"] = "optimum measured at one size only: carried over unchanged (no size law)"
-        else:
-            entry["note"] = ""
-        sigma, source = run_noise(points, cells, column)
-        entry.update(noise=sigma, noise_source=source)
-        if value is not None and n_boot > 0 and sigma is None:
-            entry["note"] = (entry["note"] + "; " if entry["note"] else "") + (
-                "no interval: repeat some settings with another seed to measure run-to-run noise")
-        elif value is not None and n_boot > 0:
-            # Each draw refits the cells the point estimate used. A cell whose noisy optimum lands on the
-            # edge of its sweep keeps that edge value (the best tried): dropping it would turn a two-size
-            # law into a one-size carry-over and mix two different estimators in one interval.
-            draws = []
-            for _ in range(n_boot):
-                noisy = points.loss + rng.normal(0.0, sigma, points.loss.size)
-                boot_cells = []
-                for c in optima:
-                    if c["at_edge"]:
-                        continue
-                    idx = cells[(c["params"], c["tokens"])]
-                    opt = _cell_optimum(points, idx, column, window_dex, noisy)
-                    if opt is not None:
-                        boot_cells.append({"params": c["params"], **opt})
-                boot_law, prediction = _law_prediction(boot_cells, target, use_edges=True)
-                draws.append(prediction if boot_law is not None or law is None else None)
-            draws = np.array([x for x in draws if x is not None], dtype=float)
-            if draws.size >= max(10, n_boot // 4):
-                lo, hi = np.quantile(draws, [(1 - ci) / 2, (1 + ci) / 2])
-                entry.update(lo=float(lo), hi=float(hi), n_boot_ok=int(draws.size))
-        out[column] = entry
+        out[column] = {**_law_entry(optima, targets), "noise": sigma, "noise_source": source}
+    fitted = [c for c in columns if out[c]["prediction"] is not None]
+    if fitted and n_boot > 0 and sigma is None:
+        for c in fitted:
+            out[c]["note"] = (out[c]["note"] + "; " if out[c]["note"] else "") + (
+                "no interval: repeat some settings with another seed to measure run-to-run noise"
+            )
+    elif fitted and n_boot > 0:
+        draws = _bootstrap(points, cells, out, fitted, columns, targets, sigma, n_boot, seed)
+        for c in fitted:
+            _add_intervals(out[c], draws[c], ci, n_boot)
+    out["backtest"] = backtest_hparams(surfaces, {c: (out[c]["cells"], out[c].get("form")) for c in fitted})
     return out
+
+
+def _bootstrap(points, cells, out, fitted, columns, targets, sigma, n_boot, seed) -> dict[str, list]:
+    """Per hyperparameter, (exponents, values at targets) of each redraw of the losses (None: no law).
+
+    Each draw refits the cells the point estimate used. A cell whose noisy optimum lands on the edge
+    of its sweep keeps that edge value (the best tried): dropping it would turn a two-size law into a
+    one-size carry-over and mix two different estimators in one interval.
+    """
+    rng = np.random.default_rng(seed)
+    used = {
+        key
+        for c in fitted
+        for key in ((x["params"], x["tokens"]) for x in out[c]["cells"] if not x["at_edge"])
+    }
+    draws: dict[str, list] = {c: [] for c in fitted}
+    for _ in range(n_boot):
+        noisy = points.loss + rng.normal(0.0, sigma, points.loss.size)
+        surfaces = {key: cell_surface(points, cells[key], columns, noisy) for key in used}
+        for c in fitted:
+            boot = [
+                x
+                for x in _optima(surfaces, c)
+                if any(
+                    (x["params"], x["tokens"]) == (y["params"], y["tokens"]) and not y["at_edge"]
+                    for y in out[c]["cells"]
+                )
+            ]
+            law, values = _law_values(boot, out[c]["form"], targets, use_edges=True)
+            if values is None or (law is None and out[c]["law"] is not None):
+                draws[c].append(None)
+            else:
+                draws[c].append((law.exponents if law else {}, values))
+    return draws
+
+
+def hparam_at(hparams: dict, j: int) -> dict:
+    """``lr``, ``lr_ci``, ``batch_tokens``, ``batch_ci`` at target ``j`` of the laws (``-1``: the run),
+    each None with a ``*_note`` saying why when the hyperparameter was not swept or has no law."""
+    out = {}
+    for column, key, ci_key in (("lr", "lr", "lr_ci"), ("batch_size", "batch_tokens", "batch_ci")):
+        entry = hparams.get(column)
+        preds = entry.get("predictions", []) if entry else []
+        if not preds or preds[j]["value"] is None:
+            out.update(
+                {
+                    key: None,
+                    ci_key: None,
+                    f"{key}_note": "not swept" if entry is None else entry.get("note") or "no law",
+                }
+            )
+        else:
+            out.update({key: preds[j]["value"], ci_key: preds[j].get("ci")})
+    return out
+
+
+def with_hparams(predictions: list[dict], hparams: dict) -> list[dict]:
+    """Each prediction entry (the ``--predict`` points, then the run) with its LR and batch from the laws."""
+    return [{**p, **hparam_at(hparams, j)} for j, p in enumerate(predictions)]

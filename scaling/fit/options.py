@@ -15,9 +15,9 @@ class FitOptions:
     target_flops: float | None = None
     """Training compute of the large run. With no target at all: 10x the largest run's compute."""
     target_params: float | None = None
-    """Size of the large run (its tokens then follow the law); at most one target is given."""
+    """Size of the large run: alone, its tokens follow the law; with ``target_tokens``, exactly that run."""
     target_tokens: float | None = None
-    """Token budget of the large run (its size then follows the law); at most one target is given."""
+    """Token budget of the large run: alone, its size follows the law; with ``target_params``, that run."""
     predict: tuple = ()
     """Extra points to predict the loss at: ``"N:D"`` strings (as ``--predict``) or ``(N, D)`` pairs."""
     params: str = "non-embedding"
@@ -71,6 +71,9 @@ class FitOptions:
         """Raise :class:`ScalingError` on an option no fit can use."""
         if not 0 < self.ci < 1:
             raise ScalingError(f"ci must be between 0 and 1, got {self.ci}")
+        sized = self.target_params is not None or self.target_tokens is not None
+        if self.target_flops is not None and sized:
+            raise ScalingError("give --target-flops alone, or --target-params and/or --target-tokens")
         if self.n_boot < 0:
             raise ScalingError(f"--bootstrap must be >= 0, got {self.n_boot}")
         if self.isoflop_method not in ("interpolate", "parabola"):

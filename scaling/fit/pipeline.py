@@ -20,6 +20,7 @@ from scaling.errors import ScalingError
 from scaling.fit.bootstrap import percentile_interval
 from scaling.fit.checks import run_checks
 from scaling.fit.data import Points
+from scaling.fit.hparams import with_hparams
 from scaling.fit.options import FitOptions
 from scaling.fit.recommend import recommend, write_large_run_yaml
 from scaling.fit.steps import (
@@ -88,7 +89,7 @@ def fit_context(inputs, options: FitOptions) -> FitContext:
         options=options, points=points, tuned=tuned, dropped=dropped, law=law, target=target, extra=extra,
         uncertainty=estimate_uncertainty(points, tuned, law, target, extra, options),
         isoflop=isoflop_step(tuned, points, options), envelope=envelope_step(points),
-        hparams=hparams_step(points, target, options), knobs=knobs_step(points),
+        hparams=hparams_step(points, target, options, extra), knobs=knobs_step(points),
         knob_effects=knob_effects_step(points, target, extra, options), backtest=backtest_step(tuned, options),
         mixture=mixture_step(inputs, options, target.choice["tokens"], points.notes),
     )
@@ -197,7 +198,8 @@ def fit_json(ctx: FitContext, recommendation: dict, warnings: list[str]) -> dict
         rec = ctx.downstream["predictions"][-1]
         recommendation = {**recommendation, "acc_metric": ctx.downstream["metric"], "acc": rec["acc"],
                           "acc_lo": rec["lo"], "acc_hi": rec["hi"]}
-    predictions = [{**p, "by_knob": by} for p, by in zip(unc.predictions, ctx.knob_effects.by_point, strict=True)]
+    predictions = [{**p, "by_knob": by} for p, by in zip(with_hparams(unc.predictions, ctx.hparams),
+                                                          ctx.knob_effects.by_point, strict=True)]
     return _clean({
         "inputs": {"n_rows": len(points), "n_fitted": len(ctx.tuned), "params_kind": options.params,
                    "exclude_diverged": options.exclude_diverged, "group": points.group,

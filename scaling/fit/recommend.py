@@ -20,6 +20,7 @@ import numpy as np
 from scaling.config import ModelConfig
 from scaling.counting import count_params, flops_per_token
 from scaling.errors import ScalingError
+from scaling.fit.hparams import hparam_at
 from scaling.fit.parametric import ParametricFit
 from scaling.ladder import ladder_shape
 
@@ -68,15 +69,19 @@ def best_on_ladder(fit: ParametricFit, flops: float, ladder: Ladder) -> int:
 
 def choose(fit: ParametricFit, ladder: Ladder, *, flops: float | None = None, params: float | None = None,
            tokens: float | None = None) -> dict:
-    """Resolve a target (exactly one of flops, params, tokens) to a shape, tokens and FLOPs."""
-    if sum(x is not None for x in (flops, params, tokens)) != 1:
-        raise ScalingError("give exactly one of --target-flops, --target-params, --target-tokens")
+    """Resolve a target to a shape, tokens and FLOPs: ``flops`` alone (the compute-optimal run), ``params``
+    or ``tokens`` alone (the other follows the law), or ``params`` and ``tokens`` together (that run)."""
+    if (flops is None) == (params is None and tokens is None):
+        raise ScalingError("give --target-flops alone, or --target-params and/or --target-tokens")
     for name, value in (("flops", flops), ("params", params), ("tokens", tokens)):
         if value is not None and not (value > 0 and math.isfinite(value)):
             raise ScalingError(f"--target-{name} must be a positive number, got {value}")
     if flops is not None:
         i = best_on_ladder(fit, flops, ladder)
         d = flops / ladder.flops_per_token[i]
+    elif params is not None and tokens is not None:  # a fixed run, e.g. trained past compute-optimal
+        i = int(np.argmin(np.abs(np.log(ladder.params / params))))
+        d = tokens
     elif params is not None:
         i = int(np.argmin(np.abs(np.log(ladder.params / params))))
         # the Chinchilla-optimal tokens for this size: invert N = G·(C/6)^a
@@ -94,6 +99,40 @@ def choose(fit: ParametricFit, ladder: Ladder, *, flops: float | None = None, pa
             "flops": float(d * ladder.flops_per_token[i]), "flops_per_token": float(ladder.flops_per_token[i])}
 
 
+def _device_count(train: dict) -> int | None:
+    """Devices per optimiser step (devices per node x nodes); None when ``train.devices`` is auto."""
+    from scaling.config import parse_devices
+
+    devices = parse_devices(train.get("devices", "auto"))
+    if isinstance(devices, list):
+        count = len(devices)
+    elif isinstance(devices, int) and devices > 0:
+        count = devices
+    else:
+        return None
+    return count * int(train.get("num_nodes", 1))
+
+
+def round_batch(batch_tokens: float, train: dict, seq_len: int) -> dict:
+    """The batch the config can run: micro_batch_size x seq_len x grad_accum x devices tokens, nearest to
+    ``batch_tokens`` with the small runs' micro-batch (smaller when the batch holds fewer sequences).
+
+    Returns the micro-batch, grad_accum, the batch used and, in words, how it was rounded.
+    """
+    devices = _device_count(train)
+    per_step = devices or 1
+    sequences = max(1.0, batch_tokens / seq_len / per_step)
+    micro = min(int(train.get("micro_batch_size", 16)), max(1, round(sequences)))
+    accum = max(1, round(sequences / micro))
+    used = micro * accum * seq_len * per_step
+    device_words = (f"{devices} device(s)" if devices
+                    else "1 device (train.devices=auto: divide grad_accum by the count)")
+    return {"requested": float(batch_tokens), "used": float(used), "micro_batch_size": micro,
+            "grad_accum": accum, "seq_len": seq_len, "devices": devices,
+            "note": f"{batch_tokens:.4g} tokens rounded to {micro} x {seq_len} x {accum} x {device_words} "
+                    f"= {used} tokens ({100 * (used / batch_tokens - 1):+.1f}%)"}
+
+
 def large_run_config(base_config: dict, ladder: Ladder, choice: dict, *, lr: float | None,
                      batch_tokens: float | None, group: str | None) -> dict:
     """The config tree of the recommended run (``scaling train`` validates it on load)."""
@@ -104,11 +143,9 @@ def large_run_config(base_config: dict, ladder: Ladder, choice: dict, *, lr: flo
     train.update(tokens=float(round(choice["tokens"])), seq_len=seq_len,
                  val_every_tokens=float(max(1, round(choice["tokens"] / 100))),
                  checkpoint_every_tokens=float(max(1, round(choice["tokens"] / 20))), checkpoint_at_tokens=[])
-    if batch_tokens is not None:  # the small runs' micro-batch, accumulated up to the batch (for one device)
-        micro = int(train.get("micro_batch_size", 16))
-        sequences = max(1, round(batch_tokens / seq_len))
-        micro = min(micro, sequences)
-        train.update(micro_batch_size=micro, grad_accum=max(1, round(sequences / micro)))
+    if batch_tokens is not None:
+        rounding = round_batch(batch_tokens, train, seq_len)
+        train.update(micro_batch_size=rounding["micro_batch_size"], grad_accum=rounding["grad_accum"])
     optim = dict(cfg.get("optim", {}))
     if lr is not None:
         optim["lr"] = float(lr)
@@ -143,6 +180,9 @@ def write_large_run_yaml(path, tree: dict) -> str:
     return text
 
 
+_FORM_WORDS = {"N,D": "power law in N and D", "N": "power law in N", "C": "power law in compute"}
+
+
 def _source(hparams: dict, name: str) -> str:
     """Where the recommended value of a hyperparameter comes from, in words."""
     entry = hparams.get(name)
@@ -150,7 +190,19 @@ def _source(hparams: dict, name: str) -> str:
         return "base config (not swept)"
     if entry.get("prediction") is None:
         return f"base config ({entry['note']})"
-    return "power law in N" if entry.get("law") else "measured optimum at one size"
+    return _FORM_WORDS[entry["law"]["form"]] if entry.get("law") else "measured optimum at one size"
+
+
+def compute_optimal(ctx: FitContext, loss: float) -> dict:
+    """The compute-optimal run of the target's compute, and how much lower its loss is than ``loss``."""
+    ladder, choice, law = ctx.target.ladder, ctx.target.choice, ctx.law
+    i = best_on_ladder(law, choice["flops"], ladder)
+    d = choice["flops"] / ladder.flops_per_token[i]
+    best = float(law.predict(ladder.params[i], d))
+    return {"params": float(ladder.params[i]), "n_layer": int(ladder.n_layer[i]), "tokens": float(d),
+            "tokens_per_param": float(d / ladder.params[i]), "loss": best,
+            "loss_ci": ctx.uncertainty.cis.get("loss_opt"), "loss_gap": loss - best,
+            "loss_gap_rel": (loss - best) / best}
 
 
 def _lookup(tree: dict, dotted: str):
@@ -202,8 +254,9 @@ def recommend(ctx: FitContext, out: Path) -> tuple[dict, dict]:
     """The large run: its config tree (for ``out``/large_run.yaml) and fit.json's ``recommendation``."""
     points, hp, options = ctx.points, ctx.hparams, ctx.options
     base, ladder, choice = ctx.target.base, ctx.target.ladder, ctx.target.choice
-    lr = hp.get("lr", {}).get("prediction")
-    batch = hp.get("batch_size", {}).get("prediction")
+    at_run = hparam_at(hp, -1)
+    fixed_run = options.target_params is not None and options.target_tokens is not None
+    lr, batch = at_run["lr"], at_run["batch_tokens"]
     base_train = base.get("train", {})
     base_batch = float(base_train.get("micro_batch_size", 16) * base_train.get("grad_accum", 1) *
                        base_train.get("seq_len", ladder.seq_len))
@@ -230,10 +283,14 @@ def recommend(ctx: FitContext, out: Path) -> tuple[dict, dict]:
         "loss": interval["loss"], "lo": interval["lo"], "hi": interval["hi"],
         "n_opt_ci": cis.get("n_opt"), "d_opt_ci": cis.get("d_opt"),
         "lr": lr if lr is not None else tree["optim"].get("lr"),
-        "lr_ci": [hp["lr"]["lo"], hp["lr"]["hi"]] if "lo" in hp.get("lr", {}) else None,
+        "lr_ci": at_run["lr_ci"],
         "lr_source": _source(hp, "lr"),
         "batch_tokens": batch if batch is not None else base_batch,
+        "batch_ci": at_run["batch_ci"],
         "batch_source": batch_source,
+        "batch_rounding": (round_batch(batch, tree["train"], int(tree["train"]["seq_len"]))
+                           if batch is not None else None),
+        "compute_optimal": (compute_optimal(ctx, interval["loss"]) if fixed_run else None),
         "extrapolation_factor": choice["flops"] / float(points.flops.max()),
         "gpu_hours": choice["flops"] / throughput / 3600 if throughput else None,
         "gpu_throughput": throughput, "a": {"approach3": ctx.law.a, "approach2": ctx.isoflop.a,

@@ -25,12 +25,15 @@ def _recommendation(r: dict, level: str) -> list[str]:
              f"| training FLOPs | {_g(r['flops'])} ({_g(r['extrapolation_factor'])}x the largest fitted run) | |",
              f"| predicted final loss | {_g(r['loss'], 4)} | {_ci([r['lo'], r['hi']], 4)} (prediction interval) |",
              f"| learning rate | {_g(r['lr'])} ({r['lr_source']}) | {_ci(r.get('lr_ci'))} |",
-             f"| batch (tokens) | {_g(r['batch_tokens'])} ({r['batch_source']}) | |"]
+             f"| batch (tokens) | {_g(r['batch_tokens'])} ({r['batch_source']}) | {_ci(r.get('batch_ci'))} |"]
     if r.get("acc_metric"):
         lines.append(f"| predicted {r['acc_metric']} (two steps, below) | {_g(r['acc'])} | "
                      f"{_ci([r['acc_lo'], r['acc_hi']]) if r['acc_lo'] is not None else 'n/a'} |")
     if r.get("gpu_hours") is not None:
         lines.append(f"| cost | {_g(r['gpu_hours'])} GPU-hours at {_g(r['gpu_throughput'])} FLOP/s per GPU | |")
+    lines += _fixed_run(r)
+    if r.get("batch_rounding"):
+        lines += ["", f"Batch in the config: {r['batch_rounding']['note']}."]
     lines += ["", f"Config: `{r['config']}` (`scaling train --config {Path(r['config']).name}`).", ""]
     return lines
 
@@ -94,21 +97,78 @@ def _isoflop_notes(iso: dict) -> list[str]:
     return lines
 
 
+def _hparam_cell(p: dict, key: str, ci_key: str) -> str:
+    if p.get(key) is None:
+        return f"n/a ({p.get(key + '_note', 'not swept')})"
+    return f"{_g(p[key])} {_ci(p.get(ci_key)) if p.get(ci_key) else ''}".strip()
+
+
+def _fixed_run(r: dict) -> list[str]:
+    """How far a fixed (N, D) target is from the compute-optimal run of the same compute."""
+    opt = r.get("compute_optimal")
+    if not opt:
+        return []
+    return ["", f"Compute-optimal with the same compute: {_g(opt['params'])} params "
+                f"(n_layer={opt['n_layer']}) "
+                f"on {_g(opt['tokens'])} tokens ({_g(opt['tokens_per_param'])} per parameter), loss "
+                f"{_g(opt['loss'], 4)} {_ci(opt.get('loss_ci'), 4)}: the chosen run costs "
+                f"{opt['loss_gap']:+.4f} ({100 * opt['loss_gap_rel']:+.2f}%) for its shape."]
+
+
+_FORMS = {"N,D": "c·N^a·D^b", "N": "c·N^a", "C": "c·C^g (C = 6ND)"}
+
+
+def _law_text(name: str, h: dict) -> str:
+    law = h.get("law")
+    if not law:
+        return "no law"
+    ci = law.get("exponent_ci", {})
+    exps = ", ".join(f"{k} exponent {_g(v)} {_ci(ci.get(k))}" for k, v in law["exponents"].items())
+    return f"{name}_opt = {_FORMS[law['form']]} with c = {_g(law['coef'])}, {exps}"
+
+
 def _hparams(hp: dict) -> list[str]:
-    if not hp:
+    swept = {k: v for k, v in hp.items() if k != "backtest"}
+    if not swept:
         return ["## Hyperparameters", "", "No learning-rate or batch-size sweep in the inputs.", ""]
     lines = ["## Hyperparameter laws", ""]
-    for name, h in hp.items():
-        law = h.get("law")
-        law_text = f"{name}_opt = {_g(law['coef'])}·N^{_g(law['exponent'])}" if law else "no size law"
+    for name, h in swept.items():
         noise = (f" Interval from run-to-run noise σ={_g(h['noise'])} ({h['noise_source']})."
                  if "lo" in h and h.get("noise") is not None else "")
-        lines.append(f"- **{name}**: {law_text}; at N={_g(h.get('target_params'))}: {_g(h.get('prediction'))} "
-                     f"{_ci([h['lo'], h['hi']]) if 'lo' in h else ''}.{noise} {h.get('note', '')}")
+        errors = ", ".join(f"{f}: {_g(e)}" for f, e in h.get("form_errors", {}).items() if e is not None)
+        form = (f" Form {h['form']} ({h['form_reason']}; leave-one-size-out error of ln opt: {errors})."
+                if h.get("form") else "")
+        lines.append(f"- **{name}**: {_law_text(name, h)}; at N={_g(h.get('target_params'))}, "
+                     f"D={_g(h.get('target_tokens'))}: {_g(h.get('prediction'))} "
+                     f"{_ci([h['lo'], h['hi']]) if 'lo' in h else ''}.{form}{noise} {h.get('note', '')}")
         for c in h.get("cells", []):
-            edge = " (edge of the range: a bound only)" if c["at_edge"] else ""
+            edge = {"above": " (a lower bound: above the largest value tried)",
+                    "below": " (an upper bound: below the smallest value tried)",
+                    }.get(c.get("bound") or "", "")
+            if c["at_edge"] and not edge:
+                edge = " (edge of the range: a bound only)"
+            how = " jointly with the other hyperparameter" if c.get("joint") else ""
             lines.append(f"  - N={_g(c['params'])}, D={_g(c['tokens'])}: optimum {_g(c['opt'])} from "
-                         f"{c['n_values']} values{edge}")
+                         f"{c['n_values']} values{how}{edge}")
+    return lines + [""] + _hparam_backtest(hp.get("backtest") or {})
+
+
+def _hparam_backtest(bt: dict) -> list[str]:
+    if not bt.get("cells"):
+        return ["### Backtest of the hyperparameter laws", "",
+                f"Skipped: {bt.get('skipped', 'no held-out cell with a fitted surface')}.", ""]
+    lines = ["### Backtest of the hyperparameter laws", "",
+             f"Laws refitted without each size (and each size's largest budget, with 3+ budgets) predict the "
+             f"held-out cells' settings; the loss they cost over the cell's best: mean "
+             f"{100 * bt['mean_penalty']:.3f}%, max {100 * bt['max_penalty']:.3f}% "
+             f"(on the measured grid: mean "
+             f"{100 * bt['mean_grid_penalty']:.3f}%), over {bt['n_cells']} held-out cell(s).", "",
+             "| N | D | held out | predicted | optimum | penalty |", "|---|---|---|---|---|---|"]
+    for c in bt["cells"]:
+        pred = ", ".join(f"{k} {_g(v)}" for k, v in c["predicted"].items())
+        opt = ", ".join(f"{k} {_g(v)}" for k, v in c["optimum"].items())
+        lines.append(f"| {_g(c['params'])} | {_g(c['tokens'])} | {c['held_out']} | {pred} | {opt} | "
+                     f"{100 * c['penalty']:.3f}%{' (outside the grid)' if c['outside_grid'] else ''} |")
     return lines + [""]
 
 
@@ -288,10 +348,12 @@ def render_report(result: dict) -> str:
     lines += _recommendation(result["recommendation"], level)
     lines += _parametric(result["parametric"], level)
     lines += _approaches(result)
-    lines += ["## Predictions", "", "| params | tokens | loss | prediction interval | interval of the mean |",
-              "|---|---|---|---|---|"]
+    lines += ["## Predictions", "",
+              "| params | tokens | loss | prediction interval | interval of the mean | lr | batch (tokens) |",
+              "|---|---|---|---|---|---|---|"]
     lines += [f"| {_g(p['params'])} | {_g(p['tokens'])} | {_g(p['loss'], 4)} | {_ci([p['lo'], p['hi']], 4)} | "
-              f"{_ci(p['mean_ci'], 4)} |" for p in result["predictions"]] + [""]
+              f"{_ci(p['mean_ci'], 4)} | {_hparam_cell(p, 'lr', 'lr_ci')} | "
+              f"{_hparam_cell(p, 'batch_tokens', 'batch_ci')} |" for p in result["predictions"]] + [""]
     lines += _downstream(result.get("downstream"))
     lines += _backtest(result["backtest"])
     lines += _hparams(result["hparams"])

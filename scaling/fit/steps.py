@@ -172,6 +172,7 @@ def _quantities(ladder: Ladder, target_flops: float, predictions: list[tuple[flo
         out = {"E": fit.E, "A": fit.A, "B": fit.B, "alpha": fit.alpha, "beta": fit.beta, "a": fit.a,
                "b": fit.b, "n_opt": float(ladder.params[i]),
                "d_opt": float(target_flops / ladder.flops_per_token[i]),
+               "loss_opt": float(fit.predict(ladder.params[i], target_flops / ladder.flops_per_token[i])),
                "n_opt_closed_form": float(fit.n_opt(target_flops)),
                "d_opt_closed_form": float(fit.d_opt(target_flops))}
         for j, (n, d) in enumerate(predictions):
@@ -219,10 +220,11 @@ def envelope_step(points: Points) -> EnvelopeFit:
     return fit_envelope(points.curves)
 
 
-def hparams_step(points: Points, target: Target, options: FitOptions) -> dict:
-    """LR and batch-size laws from every run, predicted at the recommended size."""
-    return fit_hparam_laws(points, target.choice["params"], n_boot=min(options.n_boot, 200), ci=options.ci,
-                           seed=options.seed)
+def hparams_step(points: Points, target: Target, options: FitOptions,
+                 extra: list[tuple[float, float]]) -> dict:
+    """LR and batch-size laws from every run, predicted at every ``--predict`` point and the target run."""
+    return fit_hparam_laws(points, target.choice["params"], target.choice["tokens"], predict=extra,
+                           n_boot=min(options.n_boot, 200), ci=options.ci, seed=options.seed)
 
 
 def knobs_step(points: Points) -> dict:

@@ -178,8 +178,8 @@ class LanguageModel(pl.LightningModule):
         if self._schedule is None:
             self._schedule = self.lr_schedule()
         lr = self.cfg.optim.lr * self._schedule(self.global_step)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
+        for group in optimizer.param_groups:  # µP gives each group a multiplier of the peak LR
+            group["lr"] = lr * group.get("lr_mult", 1.0)
         super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)  # runs the last micro-batch
         # The step is complete: its loss is the mean over its micro-batches, for the callbacks.
         self.last_loss = torch.stack(self._micro_losses).mean()

@@ -1,0 +1,278 @@
+"""The loss of one (model size, token budget) cell as a surface over its swept hyperparameters.
+
+Settings are first reduced to one loss each: the mean over seeds, and where other knobs vary too,
+the best of them. With two hyperparameters swept over three or more values each (learning rate and
+batch size), the loss is fitted as a quadratic in (log10 lr, log10 batch) *with* a cross term, near the
+cell's best setting: settings more than ``FAR_ABOVE`` above the best loss (a diverged corner, a far too
+small batch) are left out, since no quadratic describes a cliff. The optimum of each hyperparameter is
+then the vertex of the surface, read jointly, not at whatever value the other one happened to have.
+A surface that does not open upwards drops its cross term; one that still does not falls back to the
+best setting tried. With one hyperparameter swept, the loss is a parabola in its log10 near the best
+value, as :func:`scaling.fit.basics.windowed_minimum` fits it.
+
+An optimum beyond the values tried is not extrapolated: it is set to the edge value and flagged as a
+bound ("above": the optimum is at least the largest value tried; "below": at most the smallest).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from scaling.fit.basics import windowed_minimum
+from scaling.fit.data import Points
+
+FAR_ABOVE = 0.05  # settings whose loss is this fraction above the cell's best are left out of a surface
+PARABOLA_WINDOW_DEX = 0.5  # half-width, in decades, of the one-hyperparameter parabola around the best
+
+
+@dataclass
+class Surface:
+    """One cell's fitted loss over its swept hyperparameters (log10 coordinates)."""
+
+    axes: tuple[str, ...]
+    """The swept hyperparameters (columns of :class:`Points`), one or two."""
+    optimum: dict[str, float]
+    """Value of each axis at the surface's minimum (an edge value where ``bound`` says so)."""
+    bound: dict[str, str | None]
+    """Per axis: None, or "above"/"below" when the optimum lies beyond the largest/smallest value tried."""
+    loss_at_opt: float
+    """The surface's loss at ``optimum``."""
+    method: str
+    """"quadratic with cross term", "quadratic without cross term", "parabola" or "best setting tried"."""
+    settings: np.ndarray
+    """log10 value of every setting (rows) on every axis (columns), seeds averaged."""
+    losses: np.ndarray
+    """Loss of every setting."""
+    n_used: int
+    """Settings the surface was fitted to."""
+    coef: np.ndarray | None = None
+    """Coefficients over :func:`_features` of the centred coordinates (None: no surface, best setting)."""
+    center: np.ndarray | None = None
+    residual_squares: float = 0.0
+    """Sum of squared residuals of the fitted settings."""
+    dof: int = 0
+    """Fitted settings minus coefficients."""
+
+    def loss_at(self, values: dict[str, float]) -> float:
+        """The surface's loss at ``values`` (per axis); the nearest setting tried without a surface."""
+        u = np.array([[math.log10(values[a]) for a in self.axes]])
+        if self.coef is None:
+            return self.measured_near(values)
+        return float((_features(u - self.center, self.coef.size) @ self.coef)[0])
+
+    def measured_near(self, values: dict[str, float]) -> float:
+        """Loss of the setting tried nearest to ``values`` (in decades)."""
+        u = np.array([math.log10(values[a]) for a in self.axes])
+        return float(self.losses[np.argmin(np.sum((self.settings - u) ** 2, axis=1))])
+
+    def penalty(self, values: dict[str, float]) -> dict:
+        """How much worse ``values`` is than the optimum, relative to the optimum's loss: read off the
+        surface, and off the measured grid (nearest setting tried against the best tried)."""
+        best = float(self.losses.min())
+        surface = max(0.0, self.loss_at(values) - self.loss_at_opt) / self.loss_at_opt
+        grid = max(0.0, self.measured_near(values) - best) / best
+        u = np.array([math.log10(values[a]) for a in self.axes])
+        outside = bool(
+            np.any(u < self.settings.min(axis=0) - 1e-9) or np.any(u > self.settings.max(axis=0) + 1e-9)
+        )
+        return {"penalty": surface, "grid_penalty": grid, "outside_grid": outside}
+
+    def to_dict(self) -> dict:
+        return {
+            "axes": list(self.axes),
+            "optimum": self.optimum,
+            "bound": self.bound,
+            "loss_at_opt": self.loss_at_opt,
+            "method": self.method,
+            "n_settings": int(self.losses.size),
+            "n_used": self.n_used,
+        }
+
+
+def setting_losses(
+    points: Points, idx: np.ndarray, axes: tuple[str, ...], loss: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(values, loss) per setting of ``axes`` in a cell: mean over seeds, best over other knobs.
+
+    ``values`` has one row per setting and one column per axis; ``loss`` replaces ``points.loss``
+    (a bootstrap draw). Rows with an unknown axis value or a non-finite loss are skipped.
+    """
+    loss = points.loss if loss is None else loss
+    columns = np.column_stack([getattr(points, a)[idx] for a in axes])
+    others = [k for k in points.knobs if k not in axes]
+    per_setting: dict[tuple, list[float]] = {}
+    for j, i in enumerate(idx):
+        if np.all(np.isfinite(columns[j])) and math.isfinite(loss[i]):
+            key = tuple(columns[j]) + tuple(repr(points.knobs[k][i]) for k in others)
+            per_setting.setdefault(key, []).append(loss[i])
+    best: dict[tuple, float] = {}
+    for key, losses in per_setting.items():
+        head = key[: len(axes)]
+        best[head] = min(best.get(head, math.inf), float(np.mean(losses)))
+    keys = sorted(best)
+    return np.array(keys, dtype=float).reshape(-1, len(axes)), np.array([best[k] for k in keys])
+
+
+def swept_axes(points: Points, idx: np.ndarray, columns: tuple[str, ...]) -> tuple[str, ...]:
+    """The ``columns`` with three or more distinct values in the cell ``idx``."""
+    out = []
+    for c in columns:
+        values = getattr(points, c)[idx]
+        if np.unique(values[np.isfinite(values)]).size >= 3:
+            out.append(c)
+    return tuple(out)
+
+
+def _features(u: np.ndarray, n_coef: int) -> np.ndarray:
+    """Quadratic features of centred log coordinates: 3 (one axis), 5 (no cross term) or 6 columns."""
+    one = np.ones(len(u))
+    if n_coef == 3:
+        return np.column_stack([one, u[:, 0], u[:, 0] ** 2])
+    x, y = u[:, 0], u[:, 1]
+    cols = [one, x, y, x**2, y**2] + ([x * y] if n_coef == 6 else [])
+    return np.column_stack(cols)
+
+
+def fit_surface(values: np.ndarray, losses: np.ndarray, axes: tuple[str, ...]) -> Surface | None:
+    """The surface of one cell from its settings (``values`` in natural units, one column per axis)."""
+    if len(axes) == 1:
+        return _parabola(np.log10(values), losses, axes)
+    if len(axes) != 2 or losses.size < 6:
+        return None
+    u = np.log10(values)
+    best = int(np.argmin(losses))
+    keep = losses <= losses[best] + FAR_ABOVE * abs(losses[best])
+    if keep.sum() < 7:  # a surface needs a few more settings than its 6 coefficients: take the next best
+        keep[np.argsort(losses)[:7]] = True
+    center = u[best]
+    for n_coef, method in ((6, "quadratic with cross term"), (5, "quadratic without cross term")):
+        if keep.sum() < n_coef or np.unique(u[keep, 0]).size < 3 or np.unique(u[keep, 1]).size < 3:
+            continue
+        design = _features(u[keep] - center, n_coef)
+        coef, *_ = np.linalg.lstsq(design, losses[keep], rcond=None)
+        hessian = np.array(
+            [[2 * coef[3], coef[5] if n_coef == 6 else 0.0], [coef[5] if n_coef == 6 else 0.0, 2 * coef[4]]]
+        )
+        if np.all(np.linalg.eigvalsh(hessian) > 0):
+            residuals = losses[keep] - design @ coef
+            return _vertex(
+                u,
+                losses,
+                axes,
+                center,
+                coef,
+                hessian,
+                method,
+                int(keep.sum()),
+                float(residuals @ residuals),
+                int(keep.sum()) - n_coef,
+            )
+    return _best_tried(u, losses, axes)
+
+
+def _vertex(u, losses, axes, center, coef, hessian, method, n_used, squares, dof) -> Surface:
+    """The surface's minimum inside the values tried: an axis whose vertex lies outside is held at its
+    edge (a bound) and the other axis minimised given it."""
+    lo, hi = u.min(axis=0) - center, u.max(axis=0) - center
+    gradient = coef[1:3]
+    v = np.linalg.solve(hessian, -gradient)
+    bound: dict[str, str | None] = {a: None for a in axes}
+    for k in range(2):
+        if not lo[k] - 1e-9 <= v[k] <= hi[k] + 1e-9:
+            bound[axes[k]] = "above" if v[k] > hi[k] else "below"
+    for k in range(2):  # minimise the free axis given the clamped one (both clamped: nothing to solve)
+        if bound[axes[k]] is not None:
+            v[k] = hi[k] if bound[axes[k]] == "above" else lo[k]
+            other = 1 - k
+            if bound[axes[other]] is None:
+                v[other] = float(
+                    np.clip(
+                        -(gradient[other] + hessian[other, k] * v[k]) / hessian[other, other],
+                        lo[other],
+                        hi[other],
+                    )
+                )
+    surface = Surface(
+        axes,
+        {a: float(10 ** (center[k] + v[k])) for k, a in enumerate(axes)},
+        bound,
+        0.0,
+        method,
+        u,
+        losses,
+        n_used,
+        coef,
+        center,
+        squares,
+        dof,
+    )
+    surface.loss_at_opt = float((_features(v[None, :], coef.size) @ coef)[0])
+    return surface
+
+
+def _best_tried(u: np.ndarray, losses: np.ndarray, axes: tuple[str, ...]) -> Surface:
+    """No convex surface: the best setting tried, each axis a bound when that setting is on its edge."""
+    best = int(np.argmin(losses))
+    bound = {
+        a: ("below" if u[best, k] <= u[:, k].min() else "above" if u[best, k] >= u[:, k].max() else None)
+        for k, a in enumerate(axes)
+    }
+    return Surface(
+        axes,
+        {a: float(10 ** u[best, k]) for k, a in enumerate(axes)},
+        bound,
+        float(losses[best]),
+        "best setting tried",
+        u,
+        losses,
+        1,
+    )
+
+
+def _parabola(u: np.ndarray, losses: np.ndarray, axes: tuple[str, ...]) -> Surface | None:
+    """One swept hyperparameter: the windowed parabola of :func:`windowed_minimum` and its coefficients."""
+    x = u[:, 0]
+    best = windowed_minimum(x, losses, PARABOLA_WINDOW_DEX)
+    if best is None:
+        return None
+    name = axes[0]
+    if best.at_edge:
+        side = "below" if best.u <= x.min() else "above"
+        return Surface(
+            axes, {name: float(10**best.u)}, {name: side}, best.value, "best setting tried", u, losses, 1
+        )
+    center = np.array([x[np.argmin(losses)]])
+    used = x[best.used]
+    coef = np.polyfit(used - center[0], losses[best.used], 2)[::-1]
+    residuals = losses[best.used] - _features((used - center[0])[:, None], 3) @ coef
+    return Surface(
+        axes,
+        {name: float(10**best.u)},
+        {name: None},
+        best.value,
+        "parabola",
+        u,
+        losses,
+        int(used.size),
+        coef,
+        center,
+        float(residuals @ residuals),
+        int(used.size) - 3,
+    )
+
+
+def cell_surface(
+    points: Points, idx: np.ndarray, columns: tuple[str, ...], loss: np.ndarray | None = None
+) -> Surface | None:
+    """The surface of the cell ``idx`` over those of ``columns`` it sweeps (None: none swept enough)."""
+    axes = swept_axes(points, idx, columns)
+    if not axes:
+        return None
+    values, losses = setting_losses(points, idx, axes, loss)
+    if len(axes) == 2 and losses.size < 6:  # too few joint settings: the better-sampled one alone
+        axes = axes[:1]
+        values, losses = setting_losses(points, idx, axes, loss)
+    return fit_surface(values, losses, axes)

@@ -1,0 +1,114 @@
+"""LR and batch-size laws in N and D on synthetic landscapes whose optimum law is known."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from scaling.fit.hparam_laws import choose_form, fit_optimum_law
+from scaling.fit.hparam_surface import fit_surface
+from scaling.fit.hparams import fit_hparam_laws, with_hparams
+from tests.helpers.hparam_landscape import TRUTH, as_points, batch_star, landscape, lr_star
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    return fit_hparam_laws(as_points(landscape(seed=3)), 1e9, 2e10, predict=[(1e9, 1e11)], n_boot=100, seed=1)
+
+
+def test_laws_in_n_and_d_recover_both_exponents_within_their_intervals(fitted):
+    for column, truth in TRUTH.items():
+        law = fitted[column]["law"]
+        assert law["form"] == "N,D" and fitted[column]["form"] == "N,D"
+        for axis, exponent in truth.items():
+            lo, hi = law["exponent_ci"][axis]
+            assert lo <= exponent <= hi, (column, axis, lo, hi)
+            assert hi - lo < 0.15  # an interval that says something
+    assert fitted["lr"]["lo"] <= lr_star(1e9, 2e10) <= fitted["lr"]["hi"]
+    assert fitted["batch_size"]["lo"] <= batch_star(1e9, 2e10) <= fitted["batch_size"]["hi"]
+
+
+def test_the_law_in_n_and_d_beats_n_alone_on_held_out_sizes(fitted):
+    errors = fitted["lr"]["form_errors"]
+    assert errors["N,D"] < 0.5 * errors["N"]  # the optimum moves with D: N alone cannot follow it
+
+
+def test_backtest_penalty_of_held_out_cells_is_small(fitted):
+    bt = fitted["backtest"]
+    kinds = {c["held_out"] for c in bt["cells"]}
+    assert kinds == {"size", "largest budget"}  # 3 budgets: both kinds of fold
+    assert bt["n_cells"] == 12 + 4
+    assert bt["mean_penalty"] <= 0.0015 and bt["max_penalty"] < 0.005
+    assert all(c["penalty"] >= 0 and set(c["predicted"]) == {"lr", "batch_size"} for c in bt["cells"])
+
+
+def test_every_prediction_carries_lr_and_batch_with_intervals(fitted):
+    preds = with_hparams([{"params": 1e9, "tokens": 1e11}, {"params": 1e9, "tokens": 2e10}], fitted)
+    for p in preds:
+        assert p["lr"] == pytest.approx(lr_star(p["params"], p["tokens"]), rel=0.15)
+        assert p["batch_tokens"] == pytest.approx(batch_star(p["params"], p["tokens"]), rel=0.3)
+        assert (
+            p["lr_ci"][0] < p["lr"] < p["lr_ci"][1]
+            and p["batch_ci"][0] < p["batch_tokens"] < p["batch_ci"][1]
+        )
+    assert preds[0]["lr"] > preds[1]["lr"]  # five times the tokens: a larger LR (D exponent > 0)
+
+
+def test_joint_surface_reads_the_optimum_at_the_other_hyperparameters_optimum():
+    # a tilted valley: on the batch row tried, the LR optimum is off; the joint vertex is not
+    cols = landscape(
+        seed=0,
+        noise=0.0,
+        sizes=(1e8,),
+        tokens_per_param=(20,),
+        curvature=(0.01, 0.005, 0.008),
+        batch_factors=(1 / 4, 1 / 2, 1, 2),
+    )
+    values = np.column_stack([cols["lr"], cols["batch_size"]])
+    s = fit_surface(values, cols["loss"], ("lr", "batch_size"))
+    assert s.method == "quadratic with cross term"
+    n, d = 1e8, 2e9
+    assert s.optimum["lr"] == pytest.approx(lr_star(n, d), rel=0.01)
+    assert s.optimum["batch_size"] == pytest.approx(batch_star(n, d), rel=0.01)
+
+
+def test_a_diverged_corner_does_not_move_the_optimum():
+    clean = fit_hparam_laws(as_points(landscape(seed=2)), 1e9, 2e10, n_boot=0)
+    broken = fit_hparam_laws(as_points(landscape(seed=2, diverged_corner=True)), 1e9, 2e10, n_boot=0)
+    for column in ("lr", "batch_size"):
+        assert broken[column]["prediction"] == pytest.approx(clean[column]["prediction"], rel=0.05)
+
+
+def test_an_optimum_beyond_the_grid_is_a_bound_left_out_of_the_law():
+    near = landscape(seed=0, sizes=(3e7, 1e8, 3e8))
+    far = landscape(
+        seed=1, sizes=(1e7,), lr_factors=(1 / 64, 1 / 32, 1 / 16, 1 / 8, 1 / 4)
+    )  # stops below the optimum
+    cols = {k: np.concatenate([far[k], near[k]]) for k in near}
+    out = fit_hparam_laws(as_points(cols), 1e9, 2e10, n_boot=0)
+    bounds = [c for c in out["lr"]["cells"] if c["at_edge"]]
+    assert bounds and all(c["params"] == pytest.approx(1e7) and c["bound"] == "above" for c in bounds)
+    assert "bound" in out["lr"]["note"]
+    assert out["lr"]["law"]["n_points"] == 12 - len(bounds)
+    assert out["lr"]["law"]["exponents"]["N"] == pytest.approx(TRUTH["lr"]["N"], abs=0.05)
+
+
+def test_one_budget_gives_a_law_in_n_and_one_ratio_a_law_without_d():
+    n = np.array([1e7, 3e7, 1e8, 3e8])
+    opt = 0.02 * n**-0.3
+    form, errors, why = choose_form(n, np.full(4, 1e9), opt)
+    assert form == "N" and "N,D" not in errors and "budget does not vary" in why
+    form, errors, _ = choose_form(n, 20 * n, opt)  # tokens per parameter fixed: N and D move together
+    assert form in ("N", "C") and "N,D" not in errors
+    law = fit_optimum_law("C", n, 20 * n, opt)
+    assert law.exponents["C"] == pytest.approx(-0.15)  # C ∝ N², so N^-0.3 = C^-0.15
+
+
+def test_an_unswept_batch_is_null_with_a_reason_in_every_prediction():
+    cols = landscape(seed=0, batch_factors=(1,))
+    del cols["batch_size"]
+    out = fit_hparam_laws(as_points(cols), 1e9, 2e10, n_boot=0)
+    (p,) = with_hparams([{"params": 1e9, "tokens": 2e10}], out)
+    assert p["batch_tokens"] is None and p["batch_ci"] is None and p["batch_tokens_note"] == "not swept"
+    assert p["lr"] == pytest.approx(lr_star(1e9, 2e10), rel=0.15)
+    assert all(c["method"] == "parabola" for c in out["lr"]["cells"])
