@@ -24,7 +24,10 @@ def _positive_float(text: str) -> float:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="sweep dirs, run dirs or CSV files (params,tokens,loss,...)")
-    parser.add_argument("--out", required=True, help="output folder for fit.json, report.md, plots, large_run.yaml")
+    parser.add_argument("--out", required=True, help="output folder for fit.json, report.md, plots, large_run.yaml: "
+                                                     "new, empty, or a previous fit's")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="write into an --out that holds other files, replacing only the files a fit writes")
     target = parser.add_mutually_exclusive_group()
     target.add_argument("--target-flops", type=_positive_float, metavar="C", help="compute budget of the large run")
     target.add_argument("--target-params", type=_positive_float, metavar="N", help="size of the large run")
@@ -52,15 +55,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     parser.add_argument("--wandb", choices=["disabled", "offline", "online"], default="offline",
                         help="mirror the fit to W&B (default offline)")
-    parser.add_argument("--project", default="scaling", help="W&B project")
-    parser.add_argument("--group", default=None, help="W&B group (default: the runs' sweep group)")
+    parser.add_argument("--project", default=None,
+                        help="W&B project of the fit run (default: the runs' logging.project, else scaling)")
+    parser.add_argument("--group", default=None, help="W&B group of the fit run (default: the runs' sweep group)")
 
 
 def summary_lines(result: dict) -> list[str]:
-    """The recommendation in a few lines for the terminal (``scaling fit``'s output)."""
+    """The warnings, then the recommendation in a few lines, for the terminal (``scaling fit``'s output)."""
+    from scaling.fit.recommend import train_command
+
     r = result["recommendation"]
     lr_ci = f" [{r['lr_ci'][0]:.3g}, {r['lr_ci'][1]:.3g}]" if r.get("lr_ci") else ""
-    lines = [
+    lines = [f"warning: {w}" for w in result["warnings"]]
+    lines += [
         f"model:  {r['params']:.4g} params ({r['params_kind']}), n_layer={r['n_layer']} d_model={r['d_model']}",
         f"tokens: {r['tokens']:.4g} ({r['tokens_per_param']:.3g} per param), {r['flops']:.3g} FLOPs"
         + (f", {r['gpu_hours']:.3g} GPU-hours" if r.get("gpu_hours") else ""),
@@ -68,7 +75,7 @@ def summary_lines(result: dict) -> list[str]:
         + (" bits/byte" if result["inputs"].get("metric") == "bpb" else " nats/token"),
         f"lr:     {r['lr']:.3g}{lr_ci} ({r['lr_source']}); batch {r['batch_tokens']:.4g} tokens ({r['batch_source']})",
         f"report: {result['outputs']['report']}",
-        f"config: {result['outputs']['large_run']}",
+        f"config: {result['outputs']['large_run']} (train it: {train_command(result['outputs']['large_run'])})",
     ]
     for knob, e in (result.get("knob_effects") or {}).items():
         runner = e["multiplier"][e["runner_up"]]
@@ -78,7 +85,6 @@ def summary_lines(result: dict) -> list[str]:
                      f"{e['runner_up']} needs {runner['value']:.3g}x{ci} the compute of {e['best']}"
                      + (f", crossing over at {cross:.3g} FLOPs" if cross else ""))
     lines += [f"plot:   {p}" for p in result["outputs"].get("plots", {}).values()]
-    lines += [f"warning: {w}" for w in result["warnings"]]
     return lines
 
 
@@ -90,8 +96,8 @@ def options_from_args(args: argparse.Namespace) -> FitOptions:
                       target_tokens=args.target_tokens, predict=tuple(args.predict), params=args.params,
                       n_boot=args.bootstrap, exclude_diverged=args.exclude_diverged, ci=args.ci,
                       gpu_throughput=args.gpu_throughput, isoflop_window_dex=args.isoflop_window,
-                      isoflop_method=args.isoflop_method, seed=args.seed, plots=not args.no_plots, wandb=args.wandb, wandb_project=args.project,
-                      wandb_group=args.group, metric=args.metric)
+                      isoflop_method=args.isoflop_method, seed=args.seed, plots=not args.no_plots, wandb=args.wandb,
+                      wandb_project=args.project, wandb_group=args.group, metric=args.metric, overwrite=args.overwrite)
 
 
 def run(args: argparse.Namespace) -> int:

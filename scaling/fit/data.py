@@ -74,6 +74,7 @@ class Points:
     group: str | None = None  # W&B group of the runs (the sweep), when they agree
     notes: list[str] = field(default_factory=list)  # what the loader excluded and why
     metric: str = "loss"  # what ``loss`` holds: "loss" (nats/token) or "bpb" (bits per byte)
+    project: str | None = None  # W&B project of the runs, when they agree
 
     def __len__(self) -> int:
         return len(self.loss)
@@ -97,7 +98,8 @@ class Points:
         return Points(self.params[idx], self.tokens[idx], self.loss[idx], self.flops[idx], self.lr[idx],
                       self.batch_size[idx], self.seed[idx], pick(self.run), pick(self.trunk),
                       {k: pick(v) for k, v in self.knobs.items()}, self.curves,
-                      pick(self.configs) if self.configs else [], self.group, list(self.notes), self.metric)
+                      pick(self.configs) if self.configs else [], self.group, list(self.notes), self.metric,
+                      self.project)
 
 
 def _number(value: Any, where: str, column: str) -> float:
@@ -130,6 +132,10 @@ def _parse_csv(path: Path) -> list[dict]:
     with path.open(newline="", encoding="utf-8-sig") as f:  # -sig: a byte-order mark (Excel) is not a column
         reader = csv.DictReader(f)
         header = [h.strip() for h in (reader.fieldnames or [])]
+        repeated = sorted({h for h in header if h and header.count(h) > 1})
+        if repeated:  # DictReader would keep the last one silently
+            raise ScalingError(f"{path}: column {repeated[0]!r} appears {header.count(repeated[0])} times in the "
+                               f"header; keep one column of each name")
         missing = [c for c in REQUIRED_COLUMNS if c not in header]
         if missing:
             raise ScalingError(f"{path}: missing column(s) {', '.join(missing)}; a fit CSV needs "
@@ -179,6 +185,7 @@ def _read_run(run_dir: Path, params_kind: str) -> dict:
         "tokenization": repr([cfg_flat.get(k) for k in _TOKENIZATION_KEYS]) if config else None,
         "config": config,
         "group": cfg_flat.get("logging.group"),
+        "project": cfg_flat.get("logging.project"),
         "knobs": {k: v for k, v in cfg_flat.items() if not k.startswith(_NOT_KNOBS) and k != "optim.lr"},
     }
     parent = result.get("parent")
@@ -189,20 +196,44 @@ def _read_run(run_dir: Path, params_kind: str) -> dict:
 
 
 def _read_curve(run_dir: Path, row: dict) -> Curve | None:
+    """The run's validation curve; None when it has none. A damaged ``metrics.jsonl`` (not UTF-8, a
+    value that is not a number) gives no curve and sets ``row["curve_note"]``: the run's final loss comes
+    from result.json and still counts, only approach 1 goes without its curve."""
     if not (row["tokens"] > 0 and row["params"] > 0):
         return None
+    try:
+        rows = val_rows(read_metrics(run_dir))  # a line cut by a crash is skipped
+    except UnicodeDecodeError as e:
+        row["curve_note"] = f"{row['run']} (byte {e.start} is not UTF-8)"
+        return None
     tokens, losses, bpbs = [], [], []
-    for rec in val_rows(read_metrics(run_dir)):  # a line cut by a crash is skipped
-        if "train/tokens" in rec:
-            tokens.append(float(rec["train/tokens"]))
-            losses.append(float(rec["val/loss"]))
-            bpbs.append(float(rec["val/bpb"]) if rec.get("val/bpb") is not None else math.nan)
+    for rec in rows:
+        if "train/tokens" not in rec:
+            continue
+        try:
+            values = [_metric_value(rec, key) for key in ("train/tokens", "val/loss", "val/bpb")]
+        except ValueError as e:
+            row["curve_note"] = f"{row['run']} ({e})"
+            return None
+        tokens.append(values[0])
+        losses.append(values[1])
+        bpbs.append(values[2])
     if not tokens:
         return None
     fpt = row["flops"] / row["tokens"] if row["flops"] > 0 else 6.0 * row["params"]
     t, lo, bpb = np.asarray(tokens), np.asarray(losses), np.asarray(bpbs)
     keep = np.isfinite(lo) & (lo > 0) & (t > 0)
     return Curve(row["run"], row["params"], fpt, t[keep], lo[keep], bpb[keep])
+
+
+def _metric_value(rec: dict, key: str) -> float:
+    """``rec[key]`` as a float (NaN when absent or null); ValueError naming the key for anything else."""
+    value = rec.get(key)
+    if value is None:
+        return math.nan
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{key} {value!r} is not a number")
+    return float(value)
 
 
 def _choose_metric(rows: list[dict], metric: str, notes: list[str]) -> str:
@@ -287,6 +318,11 @@ def load_points(inputs: list[str | Path], *, params: str = "non-embedding", excl
     if diverged and exclude_diverged:
         notes.append(f"excluded {len(diverged)} diverged run(s) (--no-exclude-diverged keeps them)")
     rows = [r for r in rows if r["status"] != "failed" and (r["status"] != "diverged" or not exclude_diverged)]
+    damaged = [r["curve_note"] for r in rows if r.get("curve_note")]
+    if damaged:
+        notes.append(f"skipped the validation curve of {len(damaged)} run(s) whose metrics.jsonl is damaged "
+                     f"(their final losses still count; approach 1 goes without those curves): "
+                     + ", ".join(damaged[:3]) + (" ..." if len(damaged) > 3 else ""))
     metric = _choose_metric(rows, metric, notes) if rows else "loss"
     if metric == "bpb":
         for r in rows:
@@ -313,11 +349,13 @@ def load_points(inputs: list[str | Path], *, params: str = "non-embedding", excl
     flops = col("flops")
     flops = np.where(np.isfinite(flops), flops, 6.0 * col("params") * col("tokens"))
     groups = {r.get("group") for r in rows} - {None}
+    projects = {r.get("project") for r in rows} - {None}
     pts = Points(col("params"), col("tokens"), col("loss"), flops, col("lr"), col("batch_size"), col("seed"),
                  [r["run"] for r in rows], [r["trunk"] for r in rows],
                  curves=[r["curve"] for r in rows if r.get("curve") is not None],
                  configs=[r["config"] for r in rows] if all("config" in r for r in rows) else [],
-                 group=groups.pop() if len(groups) == 1 else None, notes=notes, metric=metric)
+                 group=groups.pop() if len(groups) == 1 else None, notes=notes, metric=metric,
+                 project=projects.pop() if len(projects) == 1 else None)
     pts.knobs = _swept_knobs(rows, pts)
     return pts
 

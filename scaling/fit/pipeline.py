@@ -15,12 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
-from data_pipelines.atomic import atomic_write_json
-from scaling.errors import ScalingError
+from data_pipelines.atomic import atomic_write_json, atomic_write_text
 from scaling.fit.bootstrap import percentile_interval
 from scaling.fit.checks import run_checks
 from scaling.fit.options import FitOptions
-from scaling.fit.recommend import recommend, write_large_run_yaml
+from scaling.fit.out_dir import check_out_dir, clear_fit_files, write_errors
+from scaling.fit.recommend import large_run_yaml, recommend
 from scaling.fit.steps import (
     FRONTIER_POINTS,
     FitContext,
@@ -37,6 +37,8 @@ from scaling.fit.steps import (
     load,
 )
 from scaling.wandb_online import require_wandb_login
+
+DEFAULT_WANDB_PROJECT = "scaling"  # the fit run's project when the runs name none (a CSV) or several
 
 
 def fit_runs(inputs, out_dir, options: FitOptions | None = None, **changes) -> dict:
@@ -58,12 +60,12 @@ def fit_runs(inputs, out_dir, options: FitOptions | None = None, **changes) -> d
 
 
 def check_options(options: FitOptions, out_dir) -> Path:
-    """Refuse what no fit can use before any work; returns the output folder."""
+    """Refuse what no fit can use before any work (an ``out`` the fit may not write into included);
+    returns the output folder."""
     options.validate()
     require_wandb_login(options.wandb, "--wandb")
     out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise ScalingError(f"--out {out} is a file; give a folder for the fit's outputs")
+    check_out_dir(out, options.overwrite)
     return out
 
 
@@ -125,22 +127,26 @@ def fit_json(ctx: FitContext, recommendation: dict, warnings: list[str]) -> dict
 
 
 def write_outputs(result: dict, ctx: FitContext, tree: dict, out: Path) -> None:
-    """large_run.yaml (validated first: a bad tree leaves no out dir), plots, report.md, fit.json, W&B.
+    """large_run.yaml (validated first: a bad tree leaves no out dir and a previous fit's files in place),
+    plots, report.md, fit.json, W&B. A previous fit's files in ``out`` are removed first.
 
     Fills ``result["outputs"]`` with the paths written.
     """
-    write_large_run_yaml(out / "large_run.yaml", tree)
-    out.mkdir(parents=True, exist_ok=True)
-    if ctx.options.plots:
-        from scaling.fit.plots import write_plots
+    config = out / "large_run.yaml"
+    text = large_run_yaml(tree, config)
+    with write_errors(out):
+        clear_fit_files(out)
+        atomic_write_text(config, text)
+        if ctx.options.plots:
+            from scaling.fit.plots import write_plots
 
-        result["outputs"]["plots"] = write_plots(result, ctx.points, ctx.tuned, ctx.law, out)
-    from scaling.fit.report import write_report
+            result["outputs"]["plots"] = write_plots(result, ctx.points, ctx.tuned, ctx.law, out)
+        from scaling.fit.report import write_report
 
-    result["outputs"].update(report=str(out / "report.md"), fit_json=str(out / "fit.json"),
-                             large_run=str(out / "large_run.yaml"))
-    write_report(result, out / "report.md")
-    atomic_write_json(out / "fit.json", result)  # the source of truth exists before W&B is tried
+        result["outputs"].update(report=str(out / "report.md"), fit_json=str(out / "fit.json"),
+                                 large_run=str(config))
+        write_report(result, out / "report.md")
+        atomic_write_json(out / "fit.json", result)  # the source of truth exists before W&B is tried
     if ctx.options.wandb != "disabled":
         _log_to_wandb(result, ctx, out)
         atomic_write_json(out / "fit.json", result)
@@ -150,10 +156,11 @@ def _log_to_wandb(result: dict, ctx: FitContext, out: Path) -> None:
     """Mirror the fit to a W&B run; a failure is reported on stderr and in ``result``, never raised."""
     from scaling.fit.wandb_log import log_fit
 
-    mode, project, group = ctx.options.wandb, ctx.options.wandb_project, ctx.options.wandb_group
+    mode = ctx.options.wandb
+    project = ctx.options.wandb_project or ctx.points.project or DEFAULT_WANDB_PROJECT
+    group = ctx.options.wandb_group or ctx.points.group
     try:
-        result["outputs"]["wandb"] = log_fit(result, ctx.points, out, mode=mode, project=project,
-                                             group=group or ctx.points.group)
+        result["outputs"]["wandb"] = log_fit(result, ctx.points, out, mode=mode, project=project, group=group)
     except Exception as e:  # W&B mirrors the files and is never required: report, keep the fit
         reason = (str(e).splitlines() or [type(e).__name__])[0]
         result["outputs"]["wandb"] = {"mode": mode, "error": reason}
