@@ -172,3 +172,45 @@ def test_a_damaged_metrics_file_costs_that_run_its_curve_not_the_fit(tmp_path):
     assert "2 run(s)" in note and "val/loss 'abc' is not a number" in note and "is not UTF-8" in note
     result = fit_runs([tmp_path / "sweep"], tmp_path / "fit", quick())
     assert any("metrics.jsonl is damaged" in w for w in result["warnings"])
+
+
+# the report and the terminal
+
+
+def test_knob_differences_share_one_sign_and_a_one_size_lr_sweep_reads_as_a_sentence(tmp_path):
+    n, d, loss = ladder_grid(LAW, np.logspace(7, 9, 4), np.logspace(8.5, 10, 3), noise=0.002, seed=3)
+    rows = len(n)
+    # norm "rms" is better than "layer" in every cell; two learning rates at the smallest size only
+    n, d = np.concatenate([n, n]), np.concatenate([d, d])
+    loss = np.concatenate([loss + 0.02, loss])
+    norm = ["layer"] * rows + ["rms"] * rows
+    lr = [0.003] * (2 * rows)
+    n, d, loss = np.append(n, n[0]), np.append(d, d[0]), np.append(loss, loss[rows] + 0.05)
+    norm, lr = norm + ["rms"], lr + [0.01]
+    csv = write_csv(tmp_path / "runs.csv", n, d, loss, lr=lr, norm=norm)
+    result = fit_runs([csv], tmp_path / "fit", quick(plots=True))
+    report = (tmp_path / "fit" / "report.md").read_text()
+    assert "Differences are other level minus best level: positive = worse" in report
+    (row,) = [line for line in report.splitlines() if line.startswith("| norm |")]
+    assert "layer − rms: +0.02" in row
+    (across,) = [line for line in report.splitlines() if line.startswith("norm across")]
+    assert "layer − rms = +0.02" in across  # before: rms − layer = −0.02, the other sign
+    (lr_line,) = [line for line in report.splitlines() if line.startswith("- **lr**")]
+    assert lr_line == ("- **lr**: swept, but no size has 3 or more values of it; no law, the large run keeps the "
+                       f"base config's lr ({result['recommendation']['lr']:.3g}).")
+    assert "- `lr_vs_loss.png` was not made: no learning-rate sweep" in report
+    assert not (tmp_path / "fit" / "lr_vs_loss.png").exists()
+
+
+def test_the_terminal_shows_warnings_first_and_the_report_the_same_train_command(ladder_csv, tmp_path, capsys,
+                                                                                 monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert _fit_cli(ladder_csv, "fit") == 0
+    lines = capsys.readouterr().out.splitlines()
+    first_other = next(i for i, line in enumerate(lines) if not line.startswith("warning: "))
+    assert first_other > 0 and lines[first_other].startswith("model:")
+    assert not any(line.startswith("warning: ") for line in lines[first_other:])
+    (config,) = [line for line in lines if line.startswith("config: ")]
+    assert config == "config: fit/large_run.yaml (train it: scaling train --config fit/large_run.yaml)"
+    assert "`scaling train --config fit/large_run.yaml`" in (tmp_path / "fit" / "report.md").read_text()
+    assert "#   scaling train --config fit/large_run.yaml\n" in (tmp_path / "fit" / "large_run.yaml").read_text()

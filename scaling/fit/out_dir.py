@@ -22,6 +22,8 @@ from scaling.errors import ScalingError
 FIT_FILES = ("fit.json", "report.md", "large_run.yaml", "loss_vs_compute.png", "isoflop.png", "lr_vs_loss.png",
              "residuals.png", "wandb")
 """Names a fit writes into its output folder (plus ``knob_<i>.png`` and what fit.json lists)."""
+OUTPUT_KEYS = ("report", "fit_json", "large_run", "plots")
+"""Keys of fit.json's ``outputs`` that name files the fit wrote into its folder."""
 _OWN = re.compile(r"knob_\d+\.png")
 # an atomic write's temporary file: "." + the file's name + a unique suffix + ".tmp"
 _TEMP = re.compile(r"\..+\.tmp")
@@ -38,7 +40,7 @@ def _previous_outputs(out: Path) -> set[str] | None:
         return None
     names = set()
     for key, value in data["outputs"].items():
-        if key == "wandb":  # a W&B run's mode, id and folder, not a file of its own
+        if key not in OUTPUT_KEYS:  # a W&B run's mode, id and folder; why a plot was not made
             continue
         for path in (value.values() if isinstance(value, dict) else [value]):
             if isinstance(path, str) and Path(path).parent.resolve() == out.resolve():

@@ -138,9 +138,10 @@ def write_outputs(result: dict, ctx: FitContext, tree: dict, out: Path) -> None:
         clear_fit_files(out)
         atomic_write_text(config, text)
         if ctx.options.plots:
-            from scaling.fit.plots import write_plots
+            from scaling.fit.plots import plots_not_made, write_plots
 
             result["outputs"]["plots"] = write_plots(result, ctx.points, ctx.tuned, ctx.law, out)
+            result["outputs"]["plots_not_made"] = plots_not_made(result["outputs"]["plots"])
         from scaling.fit.report import write_report
 
         result["outputs"].update(report=str(out / "report.md"), fit_json=str(out / "fit.json"),

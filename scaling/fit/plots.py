@@ -157,14 +157,29 @@ def plot_knob(result: dict, points: Points, knob: str, path: Path) -> str:
     return _save(plt, fig, path)
 
 
+PLOT_FILES = {"loss_vs_compute": "loss_vs_compute.png", "isoflop": "isoflop.png", "lr": "lr_vs_loss.png",
+              "residuals": "residuals.png"}
+"""The plot of every fit (knob plots come on top), by name."""
+WHY_NOT_MADE = {
+    "isoflop": "no compute budget was trained at several model sizes (an IsoFLOP grid)",
+    "lr": "no learning-rate sweep (no model size was trained with 3 or more learning rates)",
+}
+"""Why a plot of :data:`PLOT_FILES` that the data do not support was not made."""
+
+
 def write_plots(result: dict, points: Points, tuned: Points, fit: ParametricFit, out: Path) -> dict[str, str]:
     """Write every plot that the data support; returns name -> path."""
     made = {
-        "loss_vs_compute": plot_loss_vs_compute(result, points, out / "loss_vs_compute.png"),
-        "isoflop": plot_isoflop(result, points, out / "isoflop.png"),
-        "lr": plot_lr(result, points, out / "lr_vs_loss.png"),
-        "residuals": plot_residuals(fit, tuned, out / "residuals.png"),
+        "loss_vs_compute": plot_loss_vs_compute(result, points, out / PLOT_FILES["loss_vs_compute"]),
+        "isoflop": plot_isoflop(result, points, out / PLOT_FILES["isoflop"]),
+        "lr": plot_lr(result, points, out / PLOT_FILES["lr"]),
+        "residuals": plot_residuals(fit, tuned, out / PLOT_FILES["residuals"]),
     }
     for j, knob in enumerate(result.get("knob_effects") or {}):
         made[f"knob_{knob}"] = plot_knob(result, points, knob, out / f"knob_{j}.png")
     return {k: v for k, v in made.items() if v}
+
+
+def plots_not_made(made: dict[str, str]) -> dict[str, str]:
+    """File name -> why, for each plot of :data:`PLOT_FILES` missing from ``made``."""
+    return {PLOT_FILES[name]: why for name, why in WHY_NOT_MADE.items() if name not in made}

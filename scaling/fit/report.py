@@ -6,6 +6,11 @@ from pathlib import Path
 
 from data_pipelines.atomic import atomic_write_text
 from scaling.fit.data import METRIC_LABELS
+from scaling.fit.recommend import train_command
+
+SIGN_CONVENTION = "Differences are other level minus best level: positive = worse (higher loss)."
+# the recommendation's key holding the value the large run takes for each hyperparameter
+_REC_KEYS = {"lr": "lr", "batch_size": "batch_tokens"}
 
 
 def _g(x, digits: int = 3) -> str:
@@ -28,7 +33,7 @@ def _recommendation(r: dict, level: str) -> list[str]:
              f"| batch (tokens) | {_g(r['batch_tokens'])} ({r['batch_source']}) | |"]
     if r.get("gpu_hours") is not None:
         lines.append(f"| cost | {_g(r['gpu_hours'])} GPU-hours at {_g(r['gpu_throughput'])} FLOP/s per GPU | |")
-    lines += ["", f"Config: `{r['config']}` (`scaling train --config {Path(r['config']).name}`).", ""]
+    lines += ["", f"Config: `{r['config']}` (train it: `{train_command(r['config'])}`).", ""]
     return lines
 
 
@@ -91,17 +96,31 @@ def _isoflop_notes(iso: dict) -> list[str]:
     return lines
 
 
-def _hparams(hp: dict) -> list[str]:
+def _hparam_line(name: str, h: dict, rec: dict) -> str:
+    """One hyperparameter's law (or why there is none) and the value the large run takes, as a sentence."""
+    law, prediction, note = h.get("law"), h.get("prediction"), (h.get("note") or "").strip().rstrip(".")
+    interval = f" {_ci([h['lo'], h['hi']])}" if "lo" in h else ""
+    if law:
+        text = (f"{name}_opt = {_g(law['coef'])}·N^{_g(law['exponent'])}; at N={_g(h.get('target_params'))}: "
+                f"{_g(prediction)}{interval}.")
+    elif prediction is not None:
+        text = f"{note or 'measured at one size only, no size law'}; the large run takes {_g(prediction)}{interval}."
+        note = ""
+    else:
+        text = (f"{note or 'no optimum found'}; no law, the large run keeps the base config's {name} "
+                f"({_g(rec.get(_REC_KEYS.get(name, name)))}).")
+        note = ""
+    if "lo" in h and h.get("noise") is not None:
+        text += f" Interval from run-to-run noise σ={_g(h['noise'])} ({h['noise_source']})."
+    return f"- **{name}**: {text}" + (f" {note[0].upper()}{note[1:]}." if note else "")
+
+
+def _hparams(hp: dict, rec: dict) -> list[str]:
     if not hp:
         return ["## Hyperparameters", "", "No learning-rate or batch-size sweep in the inputs.", ""]
     lines = ["## Hyperparameter laws", ""]
     for name, h in hp.items():
-        law = h.get("law")
-        law_text = f"{name}_opt = {_g(law['coef'])}·N^{_g(law['exponent'])}" if law else "no size law"
-        noise = (f" Interval from run-to-run noise σ={_g(h['noise'])} ({h['noise_source']})."
-                 if "lo" in h and h.get("noise") is not None else "")
-        lines.append(f"- **{name}**: {law_text}; at N={_g(h.get('target_params'))}: {_g(h.get('prediction'))} "
-                     f"{_ci([h['lo'], h['hi']]) if 'lo' in h else ''}.{noise} {h.get('note', '')}")
+        lines.append(_hparam_line(name, h, rec))
         for c in h.get("cells", []):
             edge = " (edge of the range: a bound only)" if c["at_edge"] else ""
             lines.append(f"  - N={_g(c['params'])}, D={_g(c['tokens'])}: optimum {_g(c['opt'])} from "
@@ -115,17 +134,22 @@ def _knobs(k: dict) -> list[str]:
              f"({k['seed_dof']} degrees of freedom).", ""]
     if not k["knobs"]:
         return lines + ["No knob was swept at a fixed size and token count.", ""]
-    lines += ["| knob | verdict | comparisons (real / all) | largest effect | smallest Holm p |", "|---|---|---|---|---|"]
+    lines += [SIGN_CONVENTION, "",
+              "| knob | verdict | comparisons (real / all) | largest effect | smallest Holm p |", "|---|---|---|---|---|"]
     for name, v in k["knobs"].items():
         big = max(v["comparisons"], key=lambda c: abs(c["diff"]))
         ps = [c["p_holm"] for c in v["comparisons"] if c["p_holm"] is not None]
-        lines.append(f"| {name} | **{v['verdict']}** | {v['n_real']}/{v['n_comparisons']} | {big['other']} vs "
+        lines.append(f"| {name} | **{v['verdict']}** | {v['n_real']}/{v['n_comparisons']} | {big['other']} − "
                      f"{big['best']}: {big['diff']:+.4f} | {_g(min(ps)) if ps else 'n/a'} |")
     for name, v in k["knobs"].items():
         a = v.get("across_cells")
-        if a:
-            lines.append(f"\n{name} across {a['n_cells']} cells: {a['levels'][1]} − {a['levels'][0]} = "
-                         f"{a['mean_diff']:+.4f} on average (t = {_g(a['t'])}, p = {_g(a['p'])}).")
+        if a:  # mean_diff is second level minus first: put the better level second to keep one sign
+            first, second = a["levels"]
+            sign = 1.0 if a["mean_diff"] >= 0 else -1.0
+            best, other = (first, second) if sign > 0 else (second, first)
+            t = None if a["t"] is None else sign * a["t"]
+            lines.append(f"\n{name} across {a['n_cells']} cells: {other} − {best} = {sign * a['mean_diff']:+.4f} "
+                         f"on average (t = {_g(t)}, p = {_g(a['p'])}).")
     multi = [s for s in k["settings"] if s["n"] > 1]
     if multi:
         lines += ["", "Repeated settings (mean ± std over seeds):", ""]
@@ -145,7 +169,7 @@ def _knob_effects(result: dict) -> list[str]:
              f"D={_g(rec['tokens'])}). The *compute multiplier* of a level is the compute it needs to reach the "
              "best level's predicted loss, divided by the target's compute (the run grown along its own tokens per "
              "parameter): 1.3 means that level wastes 30% of the compute. A *crossover* is the compute where two "
-             "levels' losses are equal: beyond it the other level wins.", ""]
+             "levels' losses are equal: beyond it the other level wins. " + SIGN_CONVENTION, ""]
     for knob, e in effects.items():
         best = e["best"]
         lines += [f"### {knob}: **{e['verdict']}** -> {best}", "",
@@ -202,12 +226,13 @@ def render_report(result: dict) -> str:
     lines += [f"| {_g(p['params'])} | {_g(p['tokens'])} | {_g(p['loss'], 4)} | {_ci([p['lo'], p['hi']], 4)} | "
               f"{_ci(p['mean_ci'], 4)} |" for p in result["predictions"]] + [""]
     lines += _backtest(result["backtest"])
-    lines += _hparams(result["hparams"])
+    lines += _hparams(result["hparams"], result["recommendation"])
     lines += _knob_effects(result)
     lines += _knobs(result["knobs"])
-    plots = result["outputs"].get("plots", {})
-    if plots:
+    plots, not_made = result["outputs"].get("plots", {}), result["outputs"].get("plots_not_made", {})
+    if plots or not_made:
         lines += ["## Plots", "", *[f"![{name}]({Path(path).name})" for name, path in plots.items()], ""]
+        lines += [f"- `{name}` was not made: {why}." for name, why in not_made.items()]
     return "\n".join(lines)
 
 
