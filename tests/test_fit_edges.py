@@ -214,3 +214,64 @@ def test_the_terminal_shows_warnings_first_and_the_report_the_same_train_command
     assert config == "config: fit/large_run.yaml (train it: scaling train --config fit/large_run.yaml)"
     assert "`scaling train --config fit/large_run.yaml`" in (tmp_path / "fit" / "report.md").read_text()
     assert "#   scaling train --config fit/large_run.yaml\n" in (tmp_path / "fit" / "large_run.yaml").read_text()
+
+
+# plots
+
+
+def _tick_labels_overlap(fig, axis) -> tuple[int, bool]:
+    """How many tick labels ``axis`` shows once drawn, and whether any two overlap."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    lo, hi = sorted(axis.get_view_interval())
+    ticks = zip([*axis.get_majorticklocs(), *axis.get_minorticklocs()],
+                [*axis.get_majorticklabels(), *axis.get_minorticklabels()], strict=True)
+    boxes = sorted((label.get_window_extent(renderer) for at, label in ticks if lo <= at <= hi and label.get_text()),
+                   key=lambda b: b.x0)
+    return len(boxes), any(a.x1 > b.x0 for a, b in zip(boxes, boxes[1:], strict=False))
+
+
+def test_residual_ticks_stay_readable_over_a_narrow_range_of_tokens_per_parameter(tmp_path):
+    import matplotlib.pyplot as plt
+
+    from scaling.fit.parametric import fit_parametric
+    from scaling.fit.plots import residuals_figure
+
+    n = np.repeat(np.logspace(7, 8.5, 6), 2)
+    d = n * np.tile([0.18, 2.3], 6)  # 0.18 to 2.3 tokens per parameter: labels such as 2×10^-1 crowd
+    tuned = load_points([write_csv(tmp_path / "r.csv", n, d, LAW.predict(n, d))])
+    fig = residuals_figure(fit_parametric(tuned.params, tuned.tokens, tuned.loss), tuned)
+    shown, overlap = _tick_labels_overlap(fig, fig.axes[0].xaxis)
+    plt.close(fig)
+    assert shown >= 2 and not overlap
+
+
+def test_skipped_isoflop_budgets_are_grey_and_labelled_and_the_largest_run_line_is_named(tmp_path):
+    import matplotlib.pyplot as plt
+
+    from scaling.fit.parametric import CHINCHILLA
+    from scaling.fit.plots import isoflop_figure, loss_vs_compute_figure
+    from tests.helpers.synthetic import isoflop_grid
+
+    law = ParametricFit.from_constants(**CHINCHILLA)
+    n, d, loss, c = isoflop_grid(law, np.logspace(18, 20, 4), seed=4)
+    big = c == c.max()  # every size of the largest budget below its optimum: the minimum is at the edge
+    n[big] /= 30
+    d[big], loss[big] = c[big] / (6 * n[big]), law.predict(n[big], c[big] / (6 * n[big]))
+    csv = write_csv(tmp_path / "iso.csv", n, d, loss, flops=c)
+    result = fit_runs([csv], tmp_path / "fit", quick(plots=True))
+    (skipped,) = result["isoflop"]["skipped"]
+    points = load_points([csv])
+    fig = isoflop_figure(result, points)
+    left = fig.axes[0]
+    label = f"C={skipped['flops']:.2g} (skipped)"
+    lines = {line.get_label(): line for line in left.get_lines()}
+    assert label in [t.get_text() for t in left.get_legend().get_texts()]
+    assert lines[label].get_color() == "0.7" and lines[label].get_linestyle() == "None"  # its runs, no curve
+    # one curve per fitted budget: the skipped budget's runs get no interpolant through them
+    curves = [line for line in left.get_lines() if line.get_linestyle() == "-"]
+    assert len(curves) == len(result["isoflop"]["budgets"])
+    plt.close(fig)
+    fig = loss_vs_compute_figure(result, points)
+    assert "largest run" in [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    plt.close(fig)
