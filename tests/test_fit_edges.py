@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from scaling.cli import main
+from scaling.errors import ScalingError
 from scaling.fit import FitOptions, fit_runs, load_points
 from scaling.fit.parametric import ParametricFit
 from tests.helpers.synthetic import ladder_grid, write_csv, write_runs
@@ -172,6 +173,9 @@ def test_a_damaged_metrics_file_costs_that_run_its_curve_not_the_fit(tmp_path):
     assert "2 run(s)" in note and "val/loss 'abc' is not a number" in note and "is not UTF-8" in note
     result = fit_runs([tmp_path / "sweep"], tmp_path / "fit", quick())
     assert any("metrics.jsonl is damaged" in w for w in result["warnings"])
+    (runs[3] / "result.json").write_bytes(b'{"status": "done\xff"}')  # result.json is the run's result: refuse
+    with pytest.raises(ScalingError, match="result.json: unreadable"):
+        load_points([tmp_path / "sweep"])
 
 
 # the report and the terminal

@@ -162,7 +162,7 @@ def _knob_value(value: Any) -> Any:
 def _read_run(run_dir: Path, params_kind: str) -> dict:
     try:
         result = json.loads((run_dir / RESULT_FILE).read_text())
-    except (OSError, json.JSONDecodeError) as e:
+    except (OSError, ValueError) as e:  # ValueError: not JSON, or not UTF-8
         raise ScalingError(f"{run_dir / RESULT_FILE}: unreadable ({e}); re-run or remove that run") from None
     config: dict = {}
     if (run_dir / CONFIG_FILE).exists():
