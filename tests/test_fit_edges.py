@@ -50,7 +50,8 @@ def _sweep_runs(root: Path, **config) -> list[Path]:
 # large_run.yaml
 
 
-def test_large_run_yaml_drops_the_sweeps_plumbing_and_resolves_paths_as_the_runs_saw_them(tmp_path, monkeypatch):
+def test_large_run_yaml_drops_the_sweeps_plumbing_and_resolves_paths_as_the_runs_saw_them(tmp_path,
+                                                                                         monkeypatch):
     launched_from = tmp_path / "project"
     (launched_from / "data" / "mine").mkdir(parents=True)
     monkeypatch.chdir(launched_from)
@@ -62,7 +63,8 @@ def test_large_run_yaml_drops_the_sweeps_plumbing_and_resolves_paths_as_the_runs
     assert (large["logging"]["group"], large["logging"]["tags"]) == ("large-run", ["large-run"])
     assert large["logging"]["project"] == "walk"  # the study's project, not the sweep's group
     (note,) = [w for w in result["warnings"] if w.startswith("large_run.yaml:")]
-    assert "data.path 'data/mine' is relative" in note and "current one" in note and "does not exist" not in note
+    assert "data.path 'data/mine' is relative" in note and "current one" in note
+    assert "does not exist" not in note
 
 
 def test_a_relative_path_that_is_not_there_is_flagged(tmp_path, monkeypatch):
@@ -86,7 +88,8 @@ def test_the_fit_logs_to_the_runs_project_and_group_unless_told_otherwise(tmp_pa
     fit_runs([tmp_path / "sweep"], tmp_path / "fit", quick(wandb="offline"))
     run = read_wandb_file(*find_wandb_files(tmp_path / "fit"))
     assert (run.project, run.group, run.job_type) == ("walk", "my-ladder", "fit")
-    fit_runs([tmp_path / "sweep"], tmp_path / "fit2", quick(wandb="offline", wandb_project="p", wandb_group="g"))
+    fit_runs([tmp_path / "sweep"], tmp_path / "fit2",
+             quick(wandb="offline", wandb_project="p", wandb_group="g"))
     run = read_wandb_file(*find_wandb_files(tmp_path / "fit2"))
     assert (run.project, run.group) == ("p", "g")
 
@@ -95,7 +98,8 @@ def test_the_fit_logs_to_the_runs_project_and_group_unless_told_otherwise(tmp_pa
 
 
 def _fit_cli(csv, out, *extra) -> int:
-    return main(["fit", str(csv), "--out", str(out), "--bootstrap", "0", "--no-plots", "--wandb", "disabled", *extra])
+    return main(["fit", str(csv), "--out", str(out), "--bootstrap", "0", "--no-plots", "--wandb", "disabled",
+                 *extra])
 
 
 def test_a_folder_with_someone_elses_files_is_refused_and_left_as_it_was(ladder_csv, tmp_path, capsys):
@@ -173,7 +177,7 @@ def test_a_damaged_metrics_file_costs_that_run_its_curve_not_the_fit(tmp_path):
     assert "2 run(s)" in note and "val/loss 'abc' is not a number" in note and "is not UTF-8" in note
     result = fit_runs([tmp_path / "sweep"], tmp_path / "fit", quick())
     assert any("metrics.jsonl is damaged" in w for w in result["warnings"])
-    (runs[3] / "result.json").write_bytes(b'{"status": "done\xff"}')  # result.json is the run's result: refuse
+    (runs[3] / "result.json").write_bytes(b'{"status": "done\xff"}')  # the run's result itself: refuse
     with pytest.raises(ScalingError, match="result.json: unreadable"):
         load_points([tmp_path / "sweep"])
 
@@ -200,8 +204,8 @@ def test_knob_differences_share_one_sign_and_a_one_size_lr_sweep_reads_as_a_sent
     (across,) = [line for line in report.splitlines() if line.startswith("norm across")]
     assert "layer − rms = +0.02" in across  # before: rms − layer = −0.02, the other sign
     (lr_line,) = [line for line in report.splitlines() if line.startswith("- **lr**")]
-    assert lr_line == ("- **lr**: swept, but no size has 3 or more values of it; no law, the large run keeps the "
-                       f"base config's lr ({result['recommendation']['lr']:.3g}).")
+    assert lr_line == ("- **lr**: swept, but no size has 3 or more values of it; no law, the large run keeps "
+                       f"the base config's lr ({result['recommendation']['lr']:.3g}).")
     assert "- `lr_vs_loss.png` was not made: no learning-rate sweep" in report
     assert not (tmp_path / "fit" / "lr_vs_loss.png").exists()
 
@@ -217,7 +221,8 @@ def test_the_terminal_shows_warnings_first_and_the_report_the_same_train_command
     (config,) = [line for line in lines if line.startswith("config: ")]
     assert config == "config: fit/large_run.yaml (train it: scaling train --config fit/large_run.yaml)"
     assert "`scaling train --config fit/large_run.yaml`" in (tmp_path / "fit" / "report.md").read_text()
-    assert "#   scaling train --config fit/large_run.yaml\n" in (tmp_path / "fit" / "large_run.yaml").read_text()
+    header = (tmp_path / "fit" / "large_run.yaml").read_text()
+    assert "#   scaling train --config fit/large_run.yaml\n" in header
 
 
 # plots
@@ -230,8 +235,8 @@ def _tick_labels_overlap(fig, axis) -> tuple[int, bool]:
     lo, hi = sorted(axis.get_view_interval())
     ticks = zip([*axis.get_majorticklocs(), *axis.get_minorticklocs()],
                 [*axis.get_majorticklabels(), *axis.get_minorticklabels()], strict=True)
-    boxes = sorted((label.get_window_extent(renderer) for at, label in ticks if lo <= at <= hi and label.get_text()),
-                   key=lambda b: b.x0)
+    boxes = sorted((label.get_window_extent(renderer) for at, label in ticks
+                    if lo <= at <= hi and label.get_text()), key=lambda b: b.x0)
     return len(boxes), any(a.x1 > b.x0 for a, b in zip(boxes, boxes[1:], strict=False))
 
 

@@ -24,10 +24,12 @@ def _positive_float(text: str) -> float:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="sweep dirs, run dirs or CSV files (params,tokens,loss,...)")
-    parser.add_argument("--out", required=True, help="output folder for fit.json, report.md, plots, large_run.yaml: "
-                                                     "new, empty, or a previous fit's")
+    parser.add_argument("--out", required=True,
+                        help="output folder for fit.json, report.md, plots, large_run.yaml: new, empty, or a "
+                             "previous fit's")
     parser.add_argument("--overwrite", action="store_true",
-                        help="write into an --out that holds other files, replacing only the files a fit writes")
+                        help="write into an --out that holds other files, replacing only the files a fit "
+                             "writes")
     target = parser.add_mutually_exclusive_group()
     target.add_argument("--target-flops", type=_positive_float, metavar="C", help="compute budget of the large run")
     target.add_argument("--target-params", type=_positive_float, metavar="N", help="size of the large run")
@@ -57,14 +59,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="mirror the fit to W&B (default offline)")
     parser.add_argument("--project", default=None,
                         help="W&B project of the fit run (default: the runs' logging.project, else scaling)")
-    parser.add_argument("--group", default=None, help="W&B group of the fit run (default: the runs' sweep group)")
+    parser.add_argument("--group", default=None,
+                        help="W&B group of the fit run (default: the runs' sweep group)")
 
 
 def summary_lines(result: dict) -> list[str]:
     """The warnings, then the recommendation in a few lines, for the terminal (``scaling fit``'s output)."""
     from scaling.fit.recommend import train_command
 
-    r = result["recommendation"]
+    r, config = result["recommendation"], result["outputs"]["large_run"]
     lr_ci = f" [{r['lr_ci'][0]:.3g}, {r['lr_ci'][1]:.3g}]" if r.get("lr_ci") else ""
     lines = [f"warning: {w}" for w in result["warnings"]]
     lines += [
@@ -75,7 +78,7 @@ def summary_lines(result: dict) -> list[str]:
         + (" bits/byte" if result["inputs"].get("metric") == "bpb" else " nats/token"),
         f"lr:     {r['lr']:.3g}{lr_ci} ({r['lr_source']}); batch {r['batch_tokens']:.4g} tokens ({r['batch_source']})",
         f"report: {result['outputs']['report']}",
-        f"config: {result['outputs']['large_run']} (train it: {train_command(result['outputs']['large_run'])})",
+        f"config: {config} (train it: {train_command(config)})",
     ]
     for knob, e in (result.get("knob_effects") or {}).items():
         runner = e["multiplier"][e["runner_up"]]
@@ -96,8 +99,9 @@ def options_from_args(args: argparse.Namespace) -> FitOptions:
                       target_tokens=args.target_tokens, predict=tuple(args.predict), params=args.params,
                       n_boot=args.bootstrap, exclude_diverged=args.exclude_diverged, ci=args.ci,
                       gpu_throughput=args.gpu_throughput, isoflop_window_dex=args.isoflop_window,
-                      isoflop_method=args.isoflop_method, seed=args.seed, plots=not args.no_plots, wandb=args.wandb,
-                      wandb_project=args.project, wandb_group=args.group, metric=args.metric, overwrite=args.overwrite)
+                      isoflop_method=args.isoflop_method, seed=args.seed, plots=not args.no_plots,
+                      wandb=args.wandb, wandb_project=args.project, wandb_group=args.group, metric=args.metric,
+                      overwrite=args.overwrite)
 
 
 def run(args: argparse.Namespace) -> int:

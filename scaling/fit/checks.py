@@ -219,8 +219,8 @@ def relative_paths_resolved(ctx: FitContext) -> list[str]:
 WARNING_RULES = [
     loader_notes, worse_settings_left_out, optimiser_not_converged, few_sizes, exponent_at_bound,
     too_few_runs, loss_does_not_fall, no_target_given, relative_paths_resolved, smallest_shape, far_target,
-    tokens_per_param_outside, far_predictions, few_bootstrap_fits, implausible_a, backtest_error, approaches_disagree, isoflop_skipped,
-    knob_reverses, knob_one_ratio,
+    tokens_per_param_outside, far_predictions, few_bootstrap_fits, implausible_a, backtest_error,
+    approaches_disagree, isoflop_skipped, knob_reverses, knob_one_ratio,
 ]
 """Every warning rule, in the order their warnings are listed."""
 

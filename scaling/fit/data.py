@@ -134,8 +134,9 @@ def _parse_csv(path: Path) -> list[dict]:
         header = [h.strip() for h in (reader.fieldnames or [])]
         repeated = sorted({h for h in header if h and header.count(h) > 1})
         if repeated:  # DictReader would keep the last one silently
-            raise ScalingError(f"{path}: column {repeated[0]!r} appears {header.count(repeated[0])} times in the "
-                               f"header; keep one column of each name")
+            name = repeated[0]
+            raise ScalingError(f"{path}: column {name!r} appears {header.count(name)} times in the header; "
+                               f"keep one column of each name")
         missing = [c for c in REQUIRED_COLUMNS if c not in header]
         if missing:
             raise ScalingError(f"{path}: missing column(s) {', '.join(missing)}; a fit CSV needs "

@@ -74,6 +74,7 @@ def path_notes(tree: dict, base: Path | None = None) -> list[str]:
     for key, value in relative_paths(tree):
         absolute = _absolute(value, base)
         missing = "" if Path(absolute).exists() else " (it does not exist there: fix it before training)"
-        notes.append(f"large_run.yaml: the runs' {key} {value!r} is relative; the runs do not record the folder "
-                     f"they were launched from, so it was resolved against the current one: {absolute}{missing}")
+        notes.append(f"large_run.yaml: the runs' {key} {value!r} is relative; the runs do not record the "
+                     f"folder they were launched from, so it was resolved against the current one: "
+                     f"{absolute}{missing}")
     return notes

@@ -42,7 +42,8 @@ class FitOptions:
     wandb: str = "offline"
     """Mirror the fit to W&B: ``disabled``, ``offline`` or ``online``."""
     wandb_project: str | None = None
-    """W&B project of the fit run (default: the runs' ``logging.project`` when they agree, else ``scaling``)."""
+    """W&B project of the fit run (default: the runs' ``logging.project`` when they agree, else
+    ``scaling``)."""
     wandb_group: str | None = None
     """W&B group of the fit run (default: the runs' sweep group). The large run's config gets a group of
     its own, ``large-run``."""

@@ -19,8 +19,8 @@ from pathlib import Path
 
 from scaling.errors import ScalingError
 
-FIT_FILES = ("fit.json", "report.md", "large_run.yaml", "loss_vs_compute.png", "isoflop.png", "lr_vs_loss.png",
-             "residuals.png", "wandb")
+FIT_FILES = ("fit.json", "report.md", "large_run.yaml", "loss_vs_compute.png", "isoflop.png",
+             "lr_vs_loss.png", "residuals.png", "wandb")
 """Names a fit writes into its output folder (plus ``knob_<i>.png`` and what fit.json lists)."""
 OUTPUT_KEYS = ("report", "fit_json", "large_run", "plots")
 """Keys of fit.json's ``outputs`` that name files the fit wrote into its folder."""
@@ -71,8 +71,8 @@ def check_out_dir(out: Path, overwrite: bool) -> None:
         others = entries  # a fit's file names, but no fit.json of a fit: someone else's files
     more = len(others) - _NAMED
     named = ", ".join(others[:_NAMED]) + (f" and {more} more" if more > 0 else "")
-    raise ScalingError(f"--out {out} is not empty ({named}) and was not made by `scaling fit`; choose a new or "
-                       f"empty folder, or pass --overwrite to replace only the files a fit writes")
+    raise ScalingError(f"--out {out} is not empty ({named}) and was not made by `scaling fit`; choose a "
+                       f"new or empty folder, or pass --overwrite to replace only the files a fit writes")
 
 
 def _check_writable(out: Path) -> None:
@@ -113,4 +113,5 @@ def write_errors(out: Path) -> Iterator[None]:
         if e.errno in (errno.ENOSPC, errno.EDQUOT):
             raise ScalingError(f"no space left on the device of {out}; free some space and run the fit "
                                f"again") from e
-        raise ScalingError(f"cannot write into {out}: {e}; check the output folder and run the fit again") from e
+        raise ScalingError(f"cannot write into {out}: {e}; check the output folder and run the fit "
+                           f"again") from e
