@@ -31,7 +31,12 @@ def _number_or_text(text: str) -> float | str:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="sweep dirs, run dirs or CSV files (params,tokens,loss,...)")
-    parser.add_argument("--out", required=True, help="output folder for fit.json, report.md, plots, large_run.yaml")
+    parser.add_argument("--out", required=True,
+                        help="output folder for fit.json, report.md, plots, large_run.yaml: new, empty, or a "
+                             "previous fit's")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="write into an --out that holds other files, replacing only the files a fit "
+                             "writes")
     parser.add_argument("--target-flops", type=_positive_float, metavar="C",
                         help="compute budget of the large run (alone: the compute-optimal run)")
     parser.add_argument("--target-params", type=_positive_float, metavar="N",
@@ -78,8 +83,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     parser.add_argument("--wandb", choices=["disabled", "offline", "online"], default="offline",
                         help="mirror the fit to W&B (default offline)")
-    parser.add_argument("--project", default="scaling", help="W&B project")
-    parser.add_argument("--group", default=None, help="W&B group (default: the runs' sweep group)")
+    parser.add_argument("--project", default=None,
+                        help="W&B project of the fit run (default: the runs' logging.project, else scaling)")
+    parser.add_argument("--group", default=None,
+                        help="W&B group of the fit run (default: the runs' sweep group)")
 
 
 def _mixture_lines(m: dict | None) -> list[str]:
@@ -115,14 +122,18 @@ def _hparam_lines(result: dict) -> list[str]:
 
 
 def summary_lines(result: dict) -> list[str]:
-    """The recommendation in a few lines for the terminal (``scaling fit``'s output)."""
+    """The warnings, then the recommendation in a few lines, for the terminal (``scaling fit``'s output)."""
+    from scaling.fit.recommend import train_command
+
+    warnings = [f"warning: {w}" for w in result["warnings"]]
     if "recommendation" not in result:  # a mixture-only fit
-        return [*_mixture_lines(result["mixture"]), f"report: {result['outputs']['report']}",
-                f"config: {result['outputs']['large_run']}", *[f"warning: {w}" for w in result["warnings"]]]
-    r = result["recommendation"]
+        return [*warnings, *_mixture_lines(result["mixture"]), f"report: {result['outputs']['report']}",
+                f"config: {result['outputs']['large_run']}"]
+    r, config = result["recommendation"], result["outputs"]["large_run"]
     lr_ci = f" [{r['lr_ci'][0]:.3g}, {r['lr_ci'][1]:.3g}]" if r.get("lr_ci") else ""
     batch_ci = f" [{r['batch_ci'][0]:.4g}, {r['batch_ci'][1]:.4g}]" if r.get("batch_ci") else ""
-    lines = [
+    lines = list(warnings)
+    lines += [
         f"model:  {r['params']:.4g} params ({r['params_kind']}), n_layer={r['n_layer']} d_model={r['d_model']}",
         f"tokens: {r['tokens']:.4g} ({r['tokens_per_param']:.3g} per param), {r['flops']:.3g} FLOPs"
         + (f", {r['gpu_hours']:.3g} GPU-hours" if r.get("gpu_hours") else ""),
@@ -135,7 +146,7 @@ def summary_lines(result: dict) -> list[str]:
         f"({r['batch_source']})",
         *_hparam_lines(result),
         f"report: {result['outputs']['report']}",
-        f"config: {result['outputs']['large_run']}",
+        f"config: {config} (train it: {train_command(config)})",
     ]
     for knob, e in (result.get("knob_effects") or {}).items():
         runner = e["multiplier"][e["runner_up"]]
@@ -149,7 +160,6 @@ def summary_lines(result: dict) -> list[str]:
     logged = result["outputs"].get("wandb") or {}
     if logged.get("mode") == "offline" and logged.get("dir"):
         lines.append(f"wandb: offline fit run in {logged['dir']}; sync with: wandb sync {logged['dir']}")
-    lines += [f"warning: {w}" for w in result["warnings"]]
     return lines
 
 
@@ -165,7 +175,8 @@ def options_from_args(args: argparse.Namespace) -> FitOptions:
                       wandb=args.wandb, wandb_project=args.project, wandb_group=args.group, metric=args.metric,
                       chance=args.chance, mixture=args.mixture, mixture_target=args.mixture_target,
                       mixture_min_weight=args.mixture_min_weight, max_epochs=args.max_epochs,
-                      domain_tokens=tuple(args.domain_tokens), predict_mixtures=args.predict_mixtures)
+                      domain_tokens=tuple(args.domain_tokens), predict_mixtures=args.predict_mixtures,
+                      overwrite=args.overwrite)
 
 
 def run(args: argparse.Namespace) -> int:

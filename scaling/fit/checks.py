@@ -214,11 +214,18 @@ def mixture_warnings(ctx: FitContext) -> list[str]:
     return list(ctx.mixture["warnings"]) if ctx.mixture else []
 
 
+def relative_paths_resolved(ctx: FitContext) -> list[str]:
+    """large_run.yaml resolved the runs' relative paths against the current folder."""
+    from scaling.fit.large_run import path_notes
+
+    return path_notes(ctx.target.base)
+
+
 WARNING_RULES = [
     loader_notes, worse_settings_left_out, optimiser_not_converged, few_sizes, exponent_at_bound,
-    too_few_runs, loss_does_not_fall, no_target_given, smallest_shape, far_target, tokens_per_param_outside,
-    far_predictions, few_bootstrap_fits, implausible_a, backtest_error, approaches_disagree, isoflop_skipped,
-    knob_reverses, knob_one_ratio, mixture_warnings,
+    too_few_runs, loss_does_not_fall, no_target_given, relative_paths_resolved, smallest_shape, far_target,
+    tokens_per_param_outside, far_predictions, few_bootstrap_fits, implausible_a, backtest_error,
+    approaches_disagree, isoflop_skipped, knob_reverses, knob_one_ratio, mixture_warnings,
 ]
 """Every warning rule, in the order their warnings are listed."""
 

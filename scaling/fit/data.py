@@ -83,6 +83,7 @@ class Points:
     metric: str = "loss"  # what ``loss`` holds: "loss" (nats/token), "bpb" (bits per byte) or "eval/<task>/bpb"
     accuracy: np.ndarray | None = None  # per row, the fitted task accuracy (``accuracy_metric``), or None
     accuracy_metric: str | None = None  # "eval/<task>/acc" or "eval/<task>/acc_norm" when one is fitted
+    project: str | None = None  # W&B project of the runs, when they agree
 
     def __len__(self) -> int:
         return len(self.loss)
@@ -107,7 +108,7 @@ class Points:
                       self.batch_size[idx], self.seed[idx], pick(self.run), pick(self.trunk),
                       {k: pick(v) for k, v in self.knobs.items()}, self.curves,
                       pick(self.configs) if self.configs else [], self.group, list(self.notes), self.metric,
-                      None if self.accuracy is None else self.accuracy[idx], self.accuracy_metric)
+                      None if self.accuracy is None else self.accuracy[idx], self.accuracy_metric, self.project)
 
 
 def eval_metric(metric: str) -> tuple[str, str] | None:
@@ -161,6 +162,11 @@ def _parse_csv(path: Path) -> list[dict]:
     with path.open(newline="", encoding="utf-8-sig") as f:  # -sig: a byte-order mark (Excel) is not a column
         reader = csv.DictReader(f)
         header = [h.strip() for h in (reader.fieldnames or [])]
+        repeated = sorted({h for h in header if h and header.count(h) > 1})
+        if repeated:  # DictReader would keep the last one silently
+            name = repeated[0]
+            raise ScalingError(f"{path}: column {name!r} appears {header.count(name)} times in the header; "
+                               f"keep one column of each name")
         missing = [c for c in REQUIRED_COLUMNS if c not in header]
         if missing:
             raise ScalingError(f"{path}: missing column(s) {', '.join(missing)}; a fit CSV needs "
@@ -189,7 +195,7 @@ def _knob_value(value: Any) -> Any:
 def _read_run(run_dir: Path, params_kind: str) -> dict:
     try:
         result = json.loads((run_dir / RESULT_FILE).read_text())
-    except (OSError, json.JSONDecodeError) as e:
+    except (OSError, ValueError) as e:  # ValueError: not JSON, or not UTF-8
         raise ScalingError(f"{run_dir / RESULT_FILE}: unreadable ({e}); re-run or remove that run") from None
     config: dict = {}
     if (run_dir / CONFIG_FILE).exists():
@@ -212,9 +218,13 @@ def _read_run(run_dir: Path, params_kind: str) -> dict:
         "tokenization": repr([cfg_flat.get(k) for k in _TOKENIZATION_KEYS]) if config else None,
         "config": config,
         "group": cfg_flat.get("logging.group"),
+        "project": cfg_flat.get("logging.project"),
         "knobs": {k: v for k, v in cfg_flat.items() if not k.startswith(_NOT_KNOBS) and k != "optim.lr"},
     }
-    metrics = read_metrics(run_dir)  # a line cut by a crash is skipped
+    try:
+        metrics = read_metrics(run_dir)  # a line cut by a crash is skipped
+    except UnicodeDecodeError as e:
+        metrics, row["curve_note"] = [], f"{row['run']} (byte {e.start} is not UTF-8)"
     row["eval"] = _final_eval_scores(result, metrics, where)
     row["eval_rows"] = [r for r in metrics if "train/tokens" in r and any(k.startswith("eval/") for k in r)]
     parent = result.get("parent")
@@ -235,17 +245,36 @@ def _final_eval_scores(result: dict, metrics: list[dict], where: str) -> dict[st
 
 
 def _read_curve(metrics: list[dict], row: dict) -> Curve | None:
-    if not (row["tokens"] > 0 and row["params"] > 0):
+    """The run's validation curve; None when it has none. A damaged ``metrics.jsonl`` (not UTF-8, a
+    value that is not a number) gives no curve and sets ``row["curve_note"]``: the run's final loss comes
+    from result.json and still counts, only approach 1 goes without its curve."""
+    if not (row["tokens"] > 0 and row["params"] > 0) or row.get("curve_note"):
         return None
     tokens, losses, bpbs = [], [], []
     for rec in val_rows(metrics):
-        if "train/tokens" in rec:
-            tokens.append(float(rec["train/tokens"]))
-            losses.append(float(rec["val/loss"]))
-            bpbs.append(float(rec["val/bpb"]) if rec.get("val/bpb") is not None else math.nan)
+        if "train/tokens" not in rec:
+            continue
+        try:
+            values = [_metric_value(rec, key) for key in ("train/tokens", "val/loss", "val/bpb")]
+        except ValueError as e:
+            row["curve_note"] = f"{row['run']} ({e})"
+            return None
+        tokens.append(values[0])
+        losses.append(values[1])
+        bpbs.append(values[2])
     if not tokens:
         return None
     return _curve(row, tokens, losses, bpbs)
+
+
+def _metric_value(rec: dict, key: str) -> float:
+    """``rec[key]`` as a float (NaN when absent or null); ValueError naming the key for anything else."""
+    value = rec.get(key)
+    if value is None:
+        return math.nan
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{key} {value!r} is not a number")
+    return float(value)
 
 
 def _curve(row: dict, tokens: list[float], losses: list[float], bpbs: list[float] | None = None) -> Curve:
@@ -362,6 +391,11 @@ def load_points(inputs: list[str | Path], *, params: str = "non-embedding", excl
     if diverged and exclude_diverged:
         notes.append(f"excluded {len(diverged)} diverged run(s) (--no-exclude-diverged keeps them)")
     rows = [r for r in rows if r["status"] != "failed" and (r["status"] != "diverged" or not exclude_diverged)]
+    damaged = [r["curve_note"] for r in rows if r.get("curve_note")]
+    if damaged:
+        notes.append(f"skipped the validation curve of {len(damaged)} run(s) whose metrics.jsonl is damaged "
+                     f"(their final losses still count; approach 1 goes without those curves): "
+                     + ", ".join(damaged[:3]) + (" ..." if len(damaged) > 3 else ""))
     downstream, accuracy_metric = eval_metric(metric), None
     if downstream and rows:
         metric, accuracy_metric = _use_eval_metric(rows, *downstream, notes)
@@ -392,12 +426,14 @@ def load_points(inputs: list[str | Path], *, params: str = "non-embedding", excl
     flops = col("flops")
     flops = np.where(np.isfinite(flops), flops, 6.0 * col("params") * col("tokens"))
     groups = {r.get("group") for r in rows} - {None}
+    projects = {r.get("project") for r in rows} - {None}
     pts = Points(col("params"), col("tokens"), col("loss"), flops, col("lr"), col("batch_size"), col("seed"),
                  [r["run"] for r in rows], [r["trunk"] for r in rows],
                  curves=[r["curve"] for r in rows if r.get("curve") is not None],
                  configs=[r["config"] for r in rows] if all("config" in r for r in rows) else [],
                  group=groups.pop() if len(groups) == 1 else None, notes=notes, metric=metric,
-                 accuracy=col("accuracy") if accuracy_metric else None, accuracy_metric=accuracy_metric)
+                 accuracy=col("accuracy") if accuracy_metric else None, accuracy_metric=accuracy_metric,
+                 project=projects.pop() if len(projects) == 1 else None)
     pts.knobs = _swept_knobs(rows, pts)
     return pts
 

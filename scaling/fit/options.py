@@ -41,10 +41,15 @@ class FitOptions:
     """Write the PNG plots."""
     wandb: str = "offline"
     """Mirror the fit to W&B: ``disabled``, ``offline`` or ``online``."""
-    wandb_project: str = "scaling"
-    """W&B project of the fit run."""
+    wandb_project: str | None = None
+    """W&B project of the fit run (default: the runs' ``logging.project`` when they agree, else
+    ``scaling``)."""
     wandb_group: str | None = None
-    """W&B group of the fit run and of the large run's config (default: the runs' sweep group)."""
+    """W&B group of the fit run (default: the runs' sweep group). The large run's config gets a group of
+    its own, ``large-run``."""
+    overwrite: bool = False
+    """Write into an ``out`` folder that holds other files, replacing only the files a fit writes (without
+    it, ``out`` must be new, empty, or a previous fit's)."""
     metric: str = "auto"
     """Metric fitted: ``loss`` (nats/token), ``bpb`` (bits per byte), ``auto`` (bits per byte when the runs
     differ in tokenization), a task's ``eval/<task>/bpb`` (fitted like the loss), or ``eval/<task>/acc`` /

@@ -15,14 +15,15 @@ from pathlib import Path
 
 import numpy as np
 
-from data_pipelines.atomic import atomic_write_json
+from data_pipelines.atomic import atomic_write_json, atomic_write_text
 from scaling.errors import ScalingError
 from scaling.fit.bootstrap import percentile_interval
 from scaling.fit.checks import run_checks
 from scaling.fit.data import Points
 from scaling.fit.hparams import with_hparams
 from scaling.fit.options import FitOptions
-from scaling.fit.recommend import recommend, write_large_run_yaml
+from scaling.fit.out_dir import check_out_dir, clear_fit_files, write_errors
+from scaling.fit.recommend import large_run_yaml, recommend
 from scaling.fit.steps import (
     FRONTIER_POINTS,
     FitContext,
@@ -41,6 +42,8 @@ from scaling.fit.steps import (
     mixture_step,
 )
 from scaling.wandb_online import require_wandb_login
+
+DEFAULT_WANDB_PROJECT = "scaling"  # the fit run's project when the runs name none (a CSV) or several
 
 
 def fit_runs(inputs, out_dir, options: FitOptions | None = None, **changes) -> dict:
@@ -65,12 +68,12 @@ def fit_runs(inputs, out_dir, options: FitOptions | None = None, **changes) -> d
 
 
 def check_options(options: FitOptions, out_dir) -> Path:
-    """Refuse what no fit can use before any work; returns the output folder."""
+    """Refuse what no fit can use before any work (an ``out`` the fit may not write into included);
+    returns the output folder."""
     options.validate()
     require_wandb_login(options.wandb, "--wandb")
     out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise ScalingError(f"--out {out} is a file; give a folder for the fit's outputs")
+    check_out_dir(out, options.overwrite)
     return out
 
 
@@ -152,20 +155,23 @@ def fit_mixture_only(inputs, out: Path, options: FitOptions, reason: str = SCALI
     tree["data"]["mixture"] = mixture_config(mixture)
     result = _clean({"inputs": {"n_rows": mixture["n_runs"], "scaling_law": "skipped"}, "mixture": mixture,
                      "warnings": [reason, *mixture["warnings"]], "outputs": {}})
-    write_large_run_yaml(out / "large_run.yaml", tree)
-    out.mkdir(parents=True, exist_ok=True)
-    if options.plots:
-        from scaling.fit.plots import plot_mixture
+    text = large_run_yaml(tree, out / "large_run.yaml")
+    with write_errors(out):
+        clear_fit_files(out)
+        atomic_write_text(out / "large_run.yaml", text)
+        if options.plots:
+            from scaling.fit.plots import plot_mixture
 
-        result["outputs"]["plots"] = {"mixture": plot_mixture(result["mixture"], out / "mixture.png")}
-    from scaling.fit.report import write_report
+            result["outputs"]["plots"] = {"mixture": plot_mixture(result["mixture"], out / "mixture.png")}
+        from scaling.fit.report import write_report
 
-    result["outputs"].update(report=str(out / "report.md"), fit_json=str(out / "fit.json"),
-                             large_run=str(out / "large_run.yaml"))
-    if options.wandb != "disabled":  # the W&B fit run mirrors the scaling law's tables and summary
-        result["outputs"]["wandb"] = {"mode": options.wandb, "skipped": "a mixture-only fit is not mirrored to W&B"}
-    write_report(result, out / "report.md")
-    atomic_write_json(out / "fit.json", result)
+        result["outputs"].update(report=str(out / "report.md"), fit_json=str(out / "fit.json"),
+                                 large_run=str(out / "large_run.yaml"))
+        if options.wandb != "disabled":  # the W&B fit run mirrors the scaling law's tables and summary
+            result["outputs"]["wandb"] = {"mode": options.wandb,
+                                          "skipped": "a mixture-only fit is not mirrored to W&B"}
+        write_report(result, out / "report.md")
+        atomic_write_json(out / "fit.json", result)
     return json.loads(json.dumps(result))
 
 
@@ -213,22 +219,27 @@ def fit_json(ctx: FitContext, recommendation: dict, warnings: list[str]) -> dict
 
 
 def write_outputs(result: dict, ctx: FitContext, tree: dict, out: Path) -> None:
-    """large_run.yaml (validated first: a bad tree leaves no out dir), plots, report.md, fit.json, W&B.
+    """large_run.yaml (validated first: a bad tree leaves no out dir and a previous fit's files in place),
+    plots, report.md, fit.json, W&B. A previous fit's files in ``out`` are removed first.
 
     Fills ``result["outputs"]`` with the paths written.
     """
-    write_large_run_yaml(out / "large_run.yaml", tree)
-    out.mkdir(parents=True, exist_ok=True)
-    if ctx.options.plots:
-        from scaling.fit.plots import write_plots
+    config = out / "large_run.yaml"
+    text = large_run_yaml(tree, config)
+    with write_errors(out):
+        clear_fit_files(out)
+        atomic_write_text(config, text)
+        if ctx.options.plots:
+            from scaling.fit.plots import plots_not_made, write_plots
 
-        result["outputs"]["plots"] = write_plots(result, ctx.points, ctx.tuned, ctx.law, out)
-    from scaling.fit.report import write_report
+            result["outputs"]["plots"] = write_plots(result, ctx.points, ctx.tuned, ctx.law, out)
+            result["outputs"]["plots_not_made"] = plots_not_made(result["outputs"]["plots"])
+        from scaling.fit.report import write_report
 
-    result["outputs"].update(report=str(out / "report.md"), fit_json=str(out / "fit.json"),
-                             large_run=str(out / "large_run.yaml"))
-    write_report(result, out / "report.md")
-    atomic_write_json(out / "fit.json", result)  # the source of truth exists before W&B is tried
+        result["outputs"].update(report=str(out / "report.md"), fit_json=str(out / "fit.json"),
+                                 large_run=str(config))
+        write_report(result, out / "report.md")
+        atomic_write_json(out / "fit.json", result)  # the source of truth exists before W&B is tried
     if ctx.options.wandb != "disabled":
         _log_to_wandb(result, ctx, out)
         atomic_write_json(out / "fit.json", result)
@@ -238,10 +249,11 @@ def _log_to_wandb(result: dict, ctx: FitContext, out: Path) -> None:
     """Mirror the fit to a W&B run; a failure is reported on stderr and in ``result``, never raised."""
     from scaling.fit.wandb_log import log_fit
 
-    mode, project, group = ctx.options.wandb, ctx.options.wandb_project, ctx.options.wandb_group
+    mode = ctx.options.wandb
+    project = ctx.options.wandb_project or ctx.points.project or DEFAULT_WANDB_PROJECT
+    group = ctx.options.wandb_group or ctx.points.group
     try:
-        result["outputs"]["wandb"] = log_fit(result, ctx.points, out, mode=mode, project=project,
-                                             group=group or ctx.points.group)
+        result["outputs"]["wandb"] = log_fit(result, ctx.points, out, mode=mode, project=project, group=group)
     except Exception as e:  # W&B mirrors the files and is never required: report, keep the fit
         reason = (str(e).splitlines() or [type(e).__name__])[0]
         result["outputs"]["wandb"] = {"mode": mode, "error": reason}

@@ -38,7 +38,36 @@ def _save(plt, fig, path: Path) -> str:
     return str(path)
 
 
+def _save_figure(fig, path: Path) -> str | None:
+    """Write ``fig`` (None: nothing to plot) to ``path``; returns the path written."""
+    if fig is None:
+        return None
+    import matplotlib.pyplot as plt
+
+    return _save(plt, fig, path)
+
+
+def readable_log_axis(axis) -> None:
+    """Plain labels (``20``, ``5e+13``) at 1-2-5 steps on a log axis that spans under two decades, where
+    matplotlib would label crowded minor ticks (``2×10^1 3×10^1 ...``) that overlap."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    lo, hi = sorted(axis.get_view_interval())
+    if not (lo > 0 and np.log10(hi / lo) <= 2):
+        return
+    subs = (1.0, 2.0, 5.0) if np.log10(hi / lo) > 0.7 else (1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0)
+    axis.set_major_locator(LogLocator(base=10, subs=subs))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_formatter(NullFormatter())
+
+
 def plot_loss_vs_compute(result: dict, points: Points, path: Path) -> str:
+    return _save_figure(loss_vs_compute_figure(result, points), path)
+
+
+def loss_vs_compute_figure(result: dict, points: Points):
+    """Every run's loss against its compute, the fitted frontier with its band, the recommended run and,
+    dotted, the compute of the largest run."""
     plt, fig, ax = _figure()
     sc = ax.scatter(points.flops, points.loss, c=np.log10(points.params), cmap="viridis", s=18, label="runs")
     fig.colorbar(sc, ax=ax, label="log10 params")
@@ -51,40 +80,49 @@ def plot_loss_vs_compute(result: dict, points: Points, path: Path) -> str:
     rec = result["recommendation"]
     ax.errorbar([rec["flops"]], [rec["loss"]], yerr=[[rec["loss"] - rec["lo"]], [rec["hi"] - rec["loss"]]], fmt="r*",
                 ms=10, capsize=3, label="recommended run (prediction interval)")
-    ax.axvline(points.flops.max(), color="grey", ls=":", lw=1)
+    ax.axvline(points.flops.max(), color="grey", ls=":", lw=1, label="largest run")
     ax.set(xscale="log", yscale="log", xlabel="training FLOPs", ylabel=_metric_label(points),
            title="Loss vs compute")
+    readable_log_axis(ax.yaxis)
     ax.legend(fontsize=7)
-    return _save(plt, fig, path)
+    return fig
 
 
 def plot_isoflop(result: dict, points: Points, path: Path) -> str | None:
-    """Left: each budget's profile (best run per size), the fitted profile and its optimum, and the
-    optima's path (N*(C), L*(C)) from the two fitted laws. Right: N* against C with its uncertainty
-    and the fitted N*(C) ∝ C^a."""
+    return _save_figure(isoflop_figure(result, points), path)
+
+
+def isoflop_figure(result: dict, points: Points):
+    """Left: each fitted budget's profile (best run per size), the fitted profile and its optimum, and the
+    optima's path (N*(C), L*(C)) from the two fitted laws; a skipped budget's runs in grey, labelled
+    skipped, with no curve. Right: N* against C with its uncertainty and the fitted N*(C) ∝ C^a.
+    None when no budget has a profile."""
     iso = result["isoflop"]
-    profiles = [b for b in iso["budgets"] + iso["skipped"] if "sizes" in b]
-    if not profiles:
+    fitted = sorted((b for b in iso["budgets"] if "sizes" in b), key=lambda b: b["flops"])
+    skipped = sorted((b for b in iso["skipped"] if "sizes" in b), key=lambda b: b["flops"])
+    if not fitted and not skipped:
         return None
     from scaling.fit.isoflop_profile import profile_curve
 
     plt, fig, (ax, right) = _figure(ncols=2)
-    colours = plt.cm.viridis(np.linspace(0, 0.9, len(profiles)))
-    for b, colour in zip(sorted(profiles, key=lambda b: b["flops"]), colours, strict=True):
+    colours = plt.cm.viridis(np.linspace(0, 0.9, len(fitted)))
+    for b, colour in zip(fitted, colours, strict=True):
         ax.plot(b["sizes"], b["losses"], "o", ms=3, color=colour, label=f"C={b['flops']:.2g}")
         curve_n, curve_loss = profile_curve(iso["method"], np.log10(b["sizes"]), b["losses"],
                                             iso["window_dex"])
         ax.plot(curve_n, curve_loss, "-", lw=0.8, color=colour)
-        if "n_opt" in b:
-            ax.plot([b["n_opt"]], [b["loss_opt"]], "kx", ms=8)
+        ax.plot([b["n_opt"]], [b["loss_opt"]], "kx", ms=8)
+    for b in skipped:  # no usable minimum: its runs only, so nothing looks like a fitted optimum
+        ax.plot(b["sizes"], b["losses"], "o", ms=3, color="0.7", label=f"C={b['flops']:.2g} (skipped)")
     law, loss_law = iso["n_opt_law"], iso["loss_law"]
-    if law and loss_law:
-        cs = np.geomspace(min(b["flops"] for b in profiles), max(b["flops"] for b in profiles), 50)
+    if law and loss_law and fitted:
+        cs = np.geomspace(fitted[0]["flops"], fitted[-1]["flops"], 50)
         ax.plot(law["coef"] * cs ** law["exponent"], loss_law["E"] + loss_law["A"] * cs ** -loss_law["alpha"],
                 "k--", lw=1, label=f"N*(C), L*(C) = {loss_law['E']:.3g} + {loss_law['A']:.3g}"
                                    f"·C^-{loss_law['alpha']:.3g}")
     ax.set(xscale="log", xlabel="params", ylabel=_metric_label(points),
-           title=f"IsoFLOP profiles ({iso['method']}; x = optimum)")
+           title=f"IsoFLOP profiles ({iso['method']}; x = fitted optimum)")
+    readable_log_axis(ax.xaxis)
     ax.legend(fontsize=6, ncol=2)
     if iso["budgets"]:
         cs = np.array([b["flops"] for b in iso["budgets"]])
@@ -100,8 +138,13 @@ def plot_isoflop(result: dict, points: Points, path: Path) -> str | None:
                        label=f"N* ∝ C^{iso['a']:.3f}{span}")
         right.set(xscale="log", yscale="log", xlabel="training FLOPs", ylabel="N* (params)",
                   title="Compute-optimal size")
+        readable_log_axis(right.xaxis)
+        readable_log_axis(right.yaxis)
         right.legend(fontsize=7)
-    return _save(plt, fig, path)
+    else:
+        right.axis("off")
+        right.text(0.5, 0.5, "no budget with a usable minimum", ha="center", va="center", color="0.4")
+    return fig
 
 
 def plot_lr(result: dict, points: Points, path: Path) -> str | None:
@@ -122,11 +165,18 @@ def plot_lr(result: dict, points: Points, path: Path) -> str | None:
 
 
 def plot_residuals(fit: ParametricFit, tuned: Points, path: Path) -> str:
+    return _save_figure(residuals_figure(fit, tuned), path)
+
+
+def residuals_figure(fit: ParametricFit, tuned: Points):
+    """Approach 3's residuals against tokens per parameter, coloured by size: a trend is a misfit."""
     plt, fig, ax = _figure()
-    ax.scatter(tuned.tokens / tuned.params, fit.residuals, c=np.log10(tuned.params), cmap="viridis", s=18)
+    sc = ax.scatter(tuned.tokens / tuned.params, fit.residuals, c=np.log10(tuned.params), cmap="viridis", s=18)
+    fig.colorbar(sc, ax=ax, label="log10 params")
     ax.axhline(0, color="k", lw=0.8)
     ax.set(xscale="log", xlabel="tokens per parameter", ylabel="log L − log L̂", title="Approach 3 residuals")
-    return _save(plt, fig, path)
+    readable_log_axis(ax.xaxis)
+    return fig
 
 
 def plot_knob(result: dict, points: Points, knob: str, path: Path) -> str:
@@ -195,16 +245,31 @@ def plot_mixture(mixture: dict, path: Path) -> str:
     return _save(plt, fig, path)
 
 
+PLOT_FILES = {"loss_vs_compute": "loss_vs_compute.png", "isoflop": "isoflop.png", "lr": "lr_vs_loss.png",
+              "residuals": "residuals.png"}
+"""The plot of every fit (knob plots come on top), by name."""
+WHY_NOT_MADE = {
+    "isoflop": "no compute budget was trained at several model sizes (an IsoFLOP grid)",
+    "lr": "no learning-rate sweep (no model size was trained with 3 or more learning rates)",
+}
+"""Why a plot of :data:`PLOT_FILES` that the data do not support was not made."""
+
+
 def write_plots(result: dict, points: Points, tuned: Points, fit: ParametricFit, out: Path) -> dict[str, str]:
     """Write every plot that the data support; returns name -> path."""
     made = {
-        "loss_vs_compute": plot_loss_vs_compute(result, points, out / "loss_vs_compute.png"),
-        "isoflop": plot_isoflop(result, points, out / "isoflop.png"),
-        "lr": plot_lr(result, points, out / "lr_vs_loss.png"),
-        "residuals": plot_residuals(fit, tuned, out / "residuals.png"),
+        "loss_vs_compute": plot_loss_vs_compute(result, points, out / PLOT_FILES["loss_vs_compute"]),
+        "isoflop": plot_isoflop(result, points, out / PLOT_FILES["isoflop"]),
+        "lr": plot_lr(result, points, out / PLOT_FILES["lr"]),
+        "residuals": plot_residuals(fit, tuned, out / PLOT_FILES["residuals"]),
     }
     if result.get("mixture"):
         made["mixture"] = plot_mixture(result["mixture"], out / "mixture.png")
     for j, knob in enumerate(result.get("knob_effects") or {}):
         made[f"knob_{knob}"] = plot_knob(result, points, knob, out / f"knob_{j}.png")
     return {k: v for k, v in made.items() if v}
+
+
+def plots_not_made(made: dict[str, str]) -> dict[str, str]:
+    """File name -> why, for each plot of :data:`PLOT_FILES` missing from ``made``."""
+    return {PLOT_FILES[name]: why for name, why in WHY_NOT_MADE.items() if name not in made}

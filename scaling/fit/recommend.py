@@ -21,6 +21,7 @@ from scaling.config import ModelConfig
 from scaling.counting import count_params, flops_per_token
 from scaling.errors import ScalingError
 from scaling.fit.hparams import hparam_at
+from scaling.fit.large_run import clean_large_run
 from scaling.fit.parametric import ParametricFit
 from scaling.ladder import ladder_shape
 
@@ -134,8 +135,10 @@ def round_batch(batch_tokens: float, train: dict, seq_len: int) -> dict:
 
 
 def large_run_config(base_config: dict, ladder: Ladder, choice: dict, *, lr: float | None,
-                     batch_tokens: float | None, group: str | None) -> dict:
-    """The config tree of the recommended run (``scaling train`` validates it on load)."""
+                     batch_tokens: float | None) -> dict:
+    """The config tree of the recommended run (``scaling train`` validates it on load), cleared of the
+    sweep's plumbing (:func:`scaling.fit.large_run.clean_large_run`)."""
+
     cfg = {k: (dict(v) if isinstance(v, dict) else v) for k, v in base_config.items()}
     model = {**cfg.get("model", {}), **ladder.shape(choice["index"]), "name": f"fit-L{choice['n_layer']}"}
     train = dict(cfg.get("train", {}))
@@ -149,19 +152,18 @@ def large_run_config(base_config: dict, ladder: Ladder, choice: dict, *, lr: flo
     optim = dict(cfg.get("optim", {}))
     if lr is not None:
         optim["lr"] = float(lr)
-    run = {**cfg.get("run", {}), "dir": None, "name": "large-run", "seed": 0, "resume": "never",
-           "branch_from": None, "branch_at_tokens": None}
-    logging = {**cfg.get("logging", {}), "group": group, "job_type": "train", "tags": ["large-run"]}
-    return {**cfg, "model": model, "train": train, "optim": optim, "run": run, "logging": logging}
+    run = {**cfg.get("run", {}), "name": "large-run", "seed": 0, "resume": "never", "branch_from": None,
+           "branch_at_tokens": None}
+    return clean_large_run({**cfg, "model": model, "train": train, "optim": optim, "run": run})
 
 
-def write_large_run_yaml(path, tree: dict) -> str:
-    """Validate ``tree`` as a run config and write it (fully resolved) atomically; returns the YAML text."""
+def large_run_yaml(tree: dict, path) -> str:
+    """``tree`` validated as a run config, as the text of large_run.yaml at ``path`` (fully resolved, with a
+    header that says how to train it)."""
     import tempfile
 
     import yaml
 
-    from data_pipelines.atomic import atomic_write_text
     from scaling.config_loading import load_config, to_yaml
 
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
@@ -173,11 +175,17 @@ def write_large_run_yaml(path, tree: dict) -> str:
 
         os.unlink(f.name)
     header = "# The large run recommended by `scaling fit` (see report.md). Train it with:\n" \
-             "#   scaling train --config large_run.yaml\n" \
+             f"#   {train_command(path)}\n" \
              "# The global batch is train.micro_batch_size x train.grad_accum x GPUs: on N GPUs divide\n" \
              "# train.grad_accum by N (or raise the micro-batch while it fits in memory).\n"
-    atomic_write_text(path, header + text)
-    return text
+    return header + text
+
+
+def train_command(path) -> str:
+    """The command that trains the large run written at ``path``, as the report and the terminal print it."""
+    import shlex
+
+    return f"scaling train --config {shlex.quote(str(path))}"
 
 
 _FORM_WORDS = {"N,D": "power law in N and D", "N": "power law in N", "C": "power law in compute"}
@@ -264,8 +272,7 @@ def recommend(ctx: FitContext, out: Path) -> tuple[dict, dict]:
     measured = np.unique(points.batch_size[np.isfinite(points.batch_size)])
     if batch is None and not points.configs and measured.size == 1:  # a CSV whose runs share one batch size
         batch, batch_source = float(measured[0]), "the runs' batch size (not swept)"
-    tree = large_run_config(base, ladder, choice, lr=lr, batch_tokens=batch,
-                            group=options.wandb_group or points.group)
+    tree = large_run_config(base, ladder, choice, lr=lr, batch_tokens=batch)
     knobs = knob_levels(ctx.knob_effects.effects, tree)
     for knob, k in knobs.items():
         if k["in_config"]:
@@ -274,6 +281,7 @@ def recommend(ctx: FitContext, out: Path) -> tuple[dict, dict]:
         from scaling.fit.mixture import mixture_config
 
         tree["data"] = {**tree.get("data", {}), "mixture": mixture_config(ctx.mixture)}
+    tree = clean_large_run(tree)  # a knob's level may be a relative path (a dataset) too
     interval = next(p for p in ctx.uncertainty.predictions if p["recommended"])
     cis, throughput = ctx.uncertainty.cis, options.gpu_throughput
     recommendation = {

@@ -6,6 +6,11 @@ from pathlib import Path
 
 from data_pipelines.atomic import atomic_write_text
 from scaling.fit.data import metric_label
+from scaling.fit.recommend import train_command
+
+SIGN_CONVENTION = "Differences are other level minus best level: positive = worse (higher loss)."
+# the recommendation's key holding the value the large run takes for each hyperparameter
+_REC_KEYS = {"lr": "lr", "batch_size": "batch_tokens"}
 
 
 def _g(x, digits: int = 3) -> str:
@@ -34,7 +39,7 @@ def _recommendation(r: dict, level: str) -> list[str]:
     lines += _fixed_run(r)
     if r.get("batch_rounding"):
         lines += ["", f"Batch in the config: {r['batch_rounding']['note']}."]
-    lines += ["", f"Config: `{r['config']}` (`scaling train --config {Path(r['config']).name}`).", ""]
+    lines += ["", f"Config: `{r['config']}` (train it: `{train_command(r['config'])}`).", ""]
     return lines
 
 
@@ -118,16 +123,22 @@ def _fixed_run(r: dict) -> list[str]:
 _FORMS = {"N,D": "c·N^a·D^b", "N": "c·N^a", "C": "c·C^g (C = 6ND)"}
 
 
-def _law_text(name: str, h: dict) -> str:
-    law = h.get("law")
+def _law_text(name: str, h: dict, rec: dict) -> str:
+    """The law as a formula with its exponents' intervals, or in words why there is none and what the
+    large run takes instead."""
+    law, prediction = h.get("law"), h.get("prediction")
     if not law:
-        return "no law"
+        note = (h.get("note") or "").strip().rstrip(".")
+        if prediction is not None:
+            return f"{note or 'measured at one size only, no size law'}; the large run takes {_g(prediction)}"
+        return (f"{note or 'no optimum found'}; no law, the large run keeps the base config's {name} "
+                f"({_g(rec.get(_REC_KEYS.get(name, name)))})")
     ci = law.get("exponent_ci", {})
     exps = ", ".join(f"{k} exponent {_g(v)} {_ci(ci.get(k))}" for k, v in law["exponents"].items())
     return f"{name}_opt = {_FORMS[law['form']]} with c = {_g(law['coef'])}, {exps}"
 
 
-def _hparams(hp: dict) -> list[str]:
+def _hparams(hp: dict, rec: dict) -> list[str]:
     swept = {k: v for k, v in hp.items() if k != "backtest"}
     if not swept:
         return ["## Hyperparameters", "", "No learning-rate or batch-size sweep in the inputs.", ""]
@@ -138,7 +149,10 @@ def _hparams(hp: dict) -> list[str]:
         errors = ", ".join(f"{f}: {_g(e)}" for f, e in h.get("form_errors", {}).items() if e is not None)
         form = (f" Form {h['form']} ({h['form_reason']}; leave-one-size-out error of ln opt: {errors})."
                 if h.get("form") else "")
-        lines.append(f"- **{name}**: {_law_text(name, h)}; at N={_g(h.get('target_params'))}, "
+        if not h.get("law"):
+            lines.append(f"- **{name}**: {_law_text(name, h, rec)}.{noise}")
+            continue
+        lines.append(f"- **{name}**: {_law_text(name, h, rec)}; at N={_g(h.get('target_params'))}, "
                      f"D={_g(h.get('target_tokens'))}: {_g(h.get('prediction'))} "
                      f"{_ci([h['lo'], h['hi']]) if 'lo' in h else ''}.{form}{noise} {h.get('note', '')}")
         for c in h.get("cells", []):
@@ -178,17 +192,22 @@ def _knobs(k: dict) -> list[str]:
              f"({k['seed_dof']} degrees of freedom).", ""]
     if not k["knobs"]:
         return lines + ["No knob was swept at a fixed size and token count.", ""]
-    lines += ["| knob | verdict | comparisons (real / all) | largest effect | smallest Holm p |", "|---|---|---|---|---|"]
+    lines += [SIGN_CONVENTION, "",
+              "| knob | verdict | comparisons (real / all) | largest effect | smallest Holm p |", "|---|---|---|---|---|"]
     for name, v in k["knobs"].items():
         big = max(v["comparisons"], key=lambda c: abs(c["diff"]))
         ps = [c["p_holm"] for c in v["comparisons"] if c["p_holm"] is not None]
-        lines.append(f"| {name} | **{v['verdict']}** | {v['n_real']}/{v['n_comparisons']} | {big['other']} vs "
+        lines.append(f"| {name} | **{v['verdict']}** | {v['n_real']}/{v['n_comparisons']} | {big['other']} − "
                      f"{big['best']}: {big['diff']:+.4f} | {_g(min(ps)) if ps else 'n/a'} |")
     for name, v in k["knobs"].items():
         a = v.get("across_cells")
-        if a:
-            lines.append(f"\n{name} across {a['n_cells']} cells: {a['levels'][1]} − {a['levels'][0]} = "
-                         f"{a['mean_diff']:+.4f} on average (t = {_g(a['t'])}, p = {_g(a['p'])}).")
+        if a:  # mean_diff is second level minus first: put the better level second to keep one sign
+            first, second = a["levels"]
+            sign = 1.0 if a["mean_diff"] >= 0 else -1.0
+            best, other = (first, second) if sign > 0 else (second, first)
+            t = None if a["t"] is None else sign * a["t"]
+            lines.append(f"\n{name} across {a['n_cells']} cells: {other} − {best} = {sign * a['mean_diff']:+.4f} "
+                         f"on average (t = {_g(t)}, p = {_g(a['p'])}).")
     multi = [s for s in k["settings"] if s["n"] > 1]
     if multi:
         lines += ["", "Repeated settings (mean ± std over seeds):", ""]
@@ -208,7 +227,7 @@ def _knob_effects(result: dict) -> list[str]:
              f"D={_g(rec['tokens'])}). The *compute multiplier* of a level is the compute it needs to reach the "
              "best level's predicted loss, divided by the target's compute (the run grown along its own tokens per "
              "parameter): 1.3 means that level wastes 30% of the compute. A *crossover* is the compute where two "
-             "levels' losses are equal: beyond it the other level wins.", ""]
+             "levels' losses are equal: beyond it the other level wins. " + SIGN_CONVENTION, ""]
     for knob, e in effects.items():
         best = e["best"]
         lines += [f"### {knob}: **{e['verdict']}** -> {best}", "",
@@ -356,13 +375,14 @@ def render_report(result: dict) -> str:
               f"{_hparam_cell(p, 'batch_tokens', 'batch_ci')} |" for p in result["predictions"]] + [""]
     lines += _downstream(result.get("downstream"))
     lines += _backtest(result["backtest"])
-    lines += _hparams(result["hparams"])
+    lines += _hparams(result["hparams"], result["recommendation"])
     lines += _knob_effects(result)
     lines += _mixture(result.get("mixture"))
     lines += _knobs(result["knobs"])
-    plots = result["outputs"].get("plots", {})
-    if plots:
+    plots, not_made = result["outputs"].get("plots", {}), result["outputs"].get("plots_not_made", {})
+    if plots or not_made:
         lines += ["## Plots", "", *[f"![{name}]({Path(path).name})" for name, path in plots.items()], ""]
+        lines += [f"- `{name}` was not made: {why}." for name, why in not_made.items()]
     return "\n".join(lines)
 
 

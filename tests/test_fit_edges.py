@@ -1,0 +1,286 @@
+"""The edges of ``scaling fit`` a user hits: what large_run.yaml inherits from the sweep, where the fit logs,
+which output folders it may write into, and damaged inputs."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from scaling.cli import main
+from scaling.errors import ScalingError
+from scaling.fit import FitOptions, fit_runs, load_points
+from scaling.fit.parametric import ParametricFit
+from tests.helpers.synthetic import ladder_grid, write_csv, write_runs
+
+LAW = ParametricFit.from_constants(E=1.8, A=900.0, B=2000.0, alpha=0.40, beta=0.33)
+TINY_LAW = ParametricFit.from_constants(E=1.5, A=30.0, B=300.0, alpha=0.3, beta=0.3)
+
+
+def quick(**changes) -> FitOptions:
+    """Options of a fast fit: no bootstrap, plots or W&B unless ``changes`` say otherwise."""
+    return FitOptions(**{"n_boot": 0, "plots": False, "wandb": "disabled", **changes})
+
+
+def _cli_error(capsys, *argv) -> str:
+    assert main(["fit", *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err
+    return err
+
+
+@pytest.fixture
+def ladder_csv(tmp_path):
+    n, d, loss = ladder_grid(LAW, np.logspace(7, 9, 5), np.logspace(8.5, 10.5, 4), noise=0.01, seed=7)
+    return write_csv(tmp_path / "runs.csv", n, d, loss)
+
+
+def _sweep_runs(root: Path, **config) -> list[Path]:
+    """Six run dirs as a sweep launcher leaves them (its group, tags, threads), with extra ``config`` keys."""
+    config = {"train.threads": 1, "logging.tags": "[ladder]", **config}
+    specs = [{"n_layer": k, "tokens": t, "lr": 1e-3, "seed": 0, "config": config}
+             for k in (2, 3, 4) for t in (1e6, 3e6)]
+    return write_runs(root, TINY_LAW, specs, group="my-ladder")
+
+
+# large_run.yaml
+
+
+def test_large_run_yaml_drops_the_sweeps_plumbing_and_resolves_paths_as_the_runs_saw_them(tmp_path,
+                                                                                         monkeypatch):
+    launched_from = tmp_path / "project"
+    (launched_from / "data" / "mine").mkdir(parents=True)
+    monkeypatch.chdir(launched_from)
+    _sweep_runs(tmp_path / "sweep", **{"data.path": "data/mine", "logging.project": "walk"})
+    result = fit_runs([tmp_path / "sweep"], tmp_path / "fit", quick())
+    large = yaml.safe_load((tmp_path / "fit" / "large_run.yaml").read_text())
+    assert large["data"]["path"] == str(launched_from / "data" / "mine")
+    assert large["train"]["threads"] is None and large["run"]["dir"] is None
+    assert (large["logging"]["group"], large["logging"]["tags"]) == ("large-run", ["large-run"])
+    assert large["logging"]["project"] == "walk"  # the study's project, not the sweep's group
+    (note,) = [w for w in result["warnings"] if w.startswith("large_run.yaml:")]
+    assert "data.path 'data/mine' is relative" in note and "current one" in note
+    assert "does not exist" not in note
+
+
+def test_a_relative_path_that_is_not_there_is_flagged(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    mix = "[{path: a, weight: 1}, {path: /abs/b, weight: 2}]"
+    _sweep_runs(tmp_path / "sweep", **{"data.mixture": mix})
+    result = fit_runs([tmp_path / "sweep"], tmp_path / "fit", quick())
+    large = yaml.safe_load((tmp_path / "fit" / "large_run.yaml").read_text())
+    assert [m["path"] for m in large["data"]["mixture"]] == [str(tmp_path / "a"), "/abs/b"]
+    (note,) = [w for w in result["warnings"] if w.startswith("large_run.yaml:")]
+    assert "data.mixture[0].path 'a'" in note and "does not exist there" in note
+
+
+# W&B project and group of the fit run
+
+
+def test_the_fit_logs_to_the_runs_project_and_group_unless_told_otherwise(tmp_path):
+    from tests.helpers.wandb_records import find_wandb_files, read_wandb_file
+
+    _sweep_runs(tmp_path / "sweep", **{"logging.project": "walk"})
+    fit_runs([tmp_path / "sweep"], tmp_path / "fit", quick(wandb="offline"))
+    run = read_wandb_file(*find_wandb_files(tmp_path / "fit"))
+    assert (run.project, run.group, run.job_type) == ("walk", "my-ladder", "fit")
+    fit_runs([tmp_path / "sweep"], tmp_path / "fit2",
+             quick(wandb="offline", wandb_project="p", wandb_group="g"))
+    run = read_wandb_file(*find_wandb_files(tmp_path / "fit2"))
+    assert (run.project, run.group) == ("p", "g")
+
+
+# the output folder
+
+
+def _fit_cli(csv, out, *extra) -> int:
+    return main(["fit", str(csv), "--out", str(out), "--bootstrap", "0", "--no-plots", "--wandb", "disabled",
+                 *extra])
+
+
+def test_a_folder_with_someone_elses_files_is_refused_and_left_as_it_was(ladder_csv, tmp_path, capsys):
+    out = tmp_path / "fit"
+    out.mkdir()
+    (out / "report.md").write_text("my notes")
+    (out / "large_run.yaml").write_text("mine: true\n")
+    err = _cli_error(capsys, str(ladder_csv), "--out", str(out))
+    assert "is not empty (large_run.yaml, report.md)" in err and "--overwrite" in err
+    assert (out / "report.md").read_text() == "my notes" and sorted(p.name for p in out.iterdir()) == \
+        ["large_run.yaml", "report.md"]
+
+
+def test_overwrite_replaces_only_the_files_a_fit_writes(ladder_csv, tmp_path, capsys):
+    out = tmp_path / "fit"
+    out.mkdir()
+    (out / "report.md").write_text("old")
+    (out / "notes.txt").write_text("keep me")
+    assert _fit_cli(ladder_csv, out, "--overwrite") == 0
+    assert (out / "notes.txt").read_text() == "keep me"
+    assert (out / "report.md").read_text().startswith("# Scaling-law fit")
+
+
+def test_a_fit_may_write_again_into_its_own_folder_and_clears_its_stale_files(ladder_csv, tmp_path, capsys):
+    out = tmp_path / "fit"
+    assert _fit_cli(ladder_csv, out) == 0
+    (out / "knob_7.png").write_bytes(b"a plot of a knob no longer swept")
+    assert _fit_cli(ladder_csv, out) == 0  # a fit's own folder: no --overwrite needed
+    assert not (out / "knob_7.png").exists()
+    assert {p.name for p in out.iterdir()} == {"fit.json", "report.md", "large_run.yaml"}
+    (out / "notes.txt").write_text("mine")
+    assert "is not empty (notes.txt)" in _cli_error(capsys, str(ladder_csv), "--out", str(out))
+
+
+def test_an_unwritable_out_folder_is_a_one_line_error(ladder_csv, tmp_path, capsys):
+    if os.geteuid() == 0:  # root writes through file modes; a read-only file system stops it
+        out = Path("/sys/scaling-fit-test")
+        try:
+            out.mkdir()
+        except OSError:
+            pass
+        else:
+            out.rmdir()
+            pytest.skip("no read-only folder to try")
+    else:
+        locked = tmp_path / "locked"
+        locked.mkdir()
+        locked.chmod(0o555)
+        out = locked / "fit"
+    err = _cli_error(capsys, str(ladder_csv), "--out", str(out), "--bootstrap", "0", "--no-plots",
+                     "--wandb", "disabled")
+    assert "cannot write into" in err and "--out" in err
+    assert not out.exists()
+
+
+# damaged inputs
+
+
+def test_a_csv_with_a_repeated_column_is_refused(tmp_path, capsys):
+    csv = tmp_path / "dup.csv"
+    csv.write_text("params,tokens,loss,loss\n1e7,1e9,4.88,5.88\n2e7,1e9,4.5,5.5\n")
+    err = _cli_error(capsys, str(csv), "--out", str(tmp_path / "fit"))
+    assert "column 'loss' appears 2 times" in err
+
+
+def test_a_damaged_metrics_file_costs_that_run_its_curve_not_the_fit(tmp_path):
+    runs = _sweep_runs(tmp_path / "sweep")
+    with (runs[1] / "metrics.jsonl").open("a") as f:
+        f.write(json.dumps({"train/tokens": 1e6, "val/loss": "abc"}) + "\n")
+    with (runs[2] / "metrics.jsonl").open("ab") as f:
+        f.write(b'{"train/tokens": 1e6, "val/loss": 3.1\xff}\n')
+    points = load_points([tmp_path / "sweep"])
+    assert len(points) == 6 and len(points.curves) == 4  # every final loss, four curves
+    (note,) = [n for n in points.notes if "metrics.jsonl is damaged" in n]
+    assert "2 run(s)" in note and "val/loss 'abc' is not a number" in note and "is not UTF-8" in note
+    result = fit_runs([tmp_path / "sweep"], tmp_path / "fit", quick())
+    assert any("metrics.jsonl is damaged" in w for w in result["warnings"])
+    (runs[3] / "result.json").write_bytes(b'{"status": "done\xff"}')  # the run's result itself: refuse
+    with pytest.raises(ScalingError, match="result.json: unreadable"):
+        load_points([tmp_path / "sweep"])
+
+
+# the report and the terminal
+
+
+def test_knob_differences_share_one_sign_and_a_one_size_lr_sweep_reads_as_a_sentence(tmp_path):
+    n, d, loss = ladder_grid(LAW, np.logspace(7, 9, 4), np.logspace(8.5, 10, 3), noise=0.002, seed=3)
+    rows = len(n)
+    # norm "rms" is better than "layer" in every cell; two learning rates at the smallest size only
+    n, d = np.concatenate([n, n]), np.concatenate([d, d])
+    loss = np.concatenate([loss + 0.02, loss])
+    norm = ["layer"] * rows + ["rms"] * rows
+    lr = [0.003] * (2 * rows)
+    n, d, loss = np.append(n, n[0]), np.append(d, d[0]), np.append(loss, loss[rows] + 0.05)
+    norm, lr = norm + ["rms"], lr + [0.01]
+    csv = write_csv(tmp_path / "runs.csv", n, d, loss, lr=lr, norm=norm)
+    result = fit_runs([csv], tmp_path / "fit", quick(plots=True))
+    report = (tmp_path / "fit" / "report.md").read_text()
+    assert "Differences are other level minus best level: positive = worse" in report
+    (row,) = [line for line in report.splitlines() if line.startswith("| norm |")]
+    assert "layer − rms: +0.02" in row
+    (across,) = [line for line in report.splitlines() if line.startswith("norm across")]
+    assert "layer − rms = +0.02" in across  # before: rms − layer = −0.02, the other sign
+    (lr_line,) = [line for line in report.splitlines() if line.startswith("- **lr**")]
+    assert lr_line == ("- **lr**: swept, but no size has 3 or more values of it; no law, the large run keeps "
+                       f"the base config's lr ({result['recommendation']['lr']:.3g}).")
+    assert "- `lr_vs_loss.png` was not made: no learning-rate sweep" in report
+    assert not (tmp_path / "fit" / "lr_vs_loss.png").exists()
+
+
+def test_the_terminal_shows_warnings_first_and_the_report_the_same_train_command(ladder_csv, tmp_path, capsys,
+                                                                                 monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert _fit_cli(ladder_csv, "fit") == 0
+    lines = capsys.readouterr().out.splitlines()
+    first_other = next(i for i, line in enumerate(lines) if not line.startswith("warning: "))
+    assert first_other > 0 and lines[first_other].startswith("model:")
+    assert not any(line.startswith("warning: ") for line in lines[first_other:])
+    (config,) = [line for line in lines if line.startswith("config: ")]
+    assert config == "config: fit/large_run.yaml (train it: scaling train --config fit/large_run.yaml)"
+    assert "`scaling train --config fit/large_run.yaml`" in (tmp_path / "fit" / "report.md").read_text()
+    header = (tmp_path / "fit" / "large_run.yaml").read_text()
+    assert "#   scaling train --config fit/large_run.yaml\n" in header
+
+
+# plots
+
+
+def _tick_labels_overlap(fig, axis) -> tuple[int, bool]:
+    """How many tick labels ``axis`` shows once drawn, and whether any two overlap."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    lo, hi = sorted(axis.get_view_interval())
+    ticks = zip([*axis.get_majorticklocs(), *axis.get_minorticklocs()],
+                [*axis.get_majorticklabels(), *axis.get_minorticklabels()], strict=True)
+    boxes = sorted((label.get_window_extent(renderer) for at, label in ticks
+                    if lo <= at <= hi and label.get_text()), key=lambda b: b.x0)
+    return len(boxes), any(a.x1 > b.x0 for a, b in zip(boxes, boxes[1:], strict=False))
+
+
+def test_residual_ticks_stay_readable_over_a_narrow_range_of_tokens_per_parameter(tmp_path):
+    import matplotlib.pyplot as plt
+
+    from scaling.fit.parametric import fit_parametric
+    from scaling.fit.plots import residuals_figure
+
+    n = np.repeat(np.logspace(7, 8.5, 6), 2)
+    d = n * np.tile([0.18, 2.3], 6)  # 0.18 to 2.3 tokens per parameter: labels such as 2×10^-1 crowd
+    tuned = load_points([write_csv(tmp_path / "r.csv", n, d, LAW.predict(n, d))])
+    fig = residuals_figure(fit_parametric(tuned.params, tuned.tokens, tuned.loss), tuned)
+    shown, overlap = _tick_labels_overlap(fig, fig.axes[0].xaxis)
+    plt.close(fig)
+    assert shown >= 2 and not overlap
+
+
+def test_skipped_isoflop_budgets_are_grey_and_labelled_and_the_largest_run_line_is_named(tmp_path):
+    import matplotlib.pyplot as plt
+
+    from scaling.fit.parametric import CHINCHILLA
+    from scaling.fit.plots import isoflop_figure, loss_vs_compute_figure
+    from tests.helpers.synthetic import isoflop_grid
+
+    law = ParametricFit.from_constants(**CHINCHILLA)
+    n, d, loss, c = isoflop_grid(law, np.logspace(18, 20, 4), seed=4)
+    big = c == c.max()  # every size of the largest budget below its optimum: the minimum is at the edge
+    n[big] /= 30
+    d[big], loss[big] = c[big] / (6 * n[big]), law.predict(n[big], c[big] / (6 * n[big]))
+    csv = write_csv(tmp_path / "iso.csv", n, d, loss, flops=c)
+    result = fit_runs([csv], tmp_path / "fit", quick(plots=True))
+    (skipped,) = result["isoflop"]["skipped"]
+    points = load_points([csv])
+    fig = isoflop_figure(result, points)
+    left = fig.axes[0]
+    label = f"C={skipped['flops']:.2g} (skipped)"
+    lines = {line.get_label(): line for line in left.get_lines()}
+    assert label in [t.get_text() for t in left.get_legend().get_texts()]
+    assert lines[label].get_color() == "0.7" and lines[label].get_linestyle() == "None"  # its runs, no curve
+    # one curve per fitted budget: the skipped budget's runs get no interpolant through them
+    curves = [line for line in left.get_lines() if line.get_linestyle() == "-"]
+    assert len(curves) == len(result["isoflop"]["budgets"])
+    plt.close(fig)
+    fig = loss_vs_compute_figure(result, points)
+    assert "largest run" in [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    plt.close(fig)
