@@ -131,10 +131,14 @@ def _run_row(run_dir: Path, paths: dict[str, str]) -> dict | None:
             raise ScalingError(f"{run_dir}: two datasets named {name!r} ({paths[name]} and {s['path']}); "
                                "give the mixture's folders distinct names")
         weights[name] = weights.get(name, 0.0) + float(s.get("weight", 1.0))
+    try:  # result.json holds the final losses; metrics.jsonl only fills in a run cut short
+        metrics = read_metrics(run_dir) if sources else []
+    except UnicodeDecodeError:  # a damaged metrics file: the loader of the scaling law says so
+        metrics = []
     return {"run": str(result.get("run_id") or run_dir.name), "status": result.get("status", "done"),
             "params": _number(result.get("params_non_embedding"), str(run_dir), "params_non_embedding"),
             "tokens": _number(result.get("tokens"), str(run_dir), "tokens"), "weights": weights,
-            "losses": named_losses(result, read_metrics(run_dir))}
+            "losses": named_losses(result, metrics)}
 
 
 def _manifest_tokens(path: str) -> float | None:
