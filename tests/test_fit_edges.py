@@ -204,7 +204,7 @@ def test_knob_differences_share_one_sign_and_a_one_size_lr_sweep_reads_as_a_sent
     (across,) = [line for line in report.splitlines() if line.startswith("norm across")]
     assert "layer − rms = +0.02" in across  # before: rms − layer = −0.02, the other sign
     (lr_line,) = [line for line in report.splitlines() if line.startswith("- **lr**")]
-    assert lr_line == ("- **lr**: swept, but no size has 3 or more values of it; no law, the large run keeps "
+    assert lr_line == ("- **lr**: swept, but no cell has 3 or more values of it; no law, the large run keeps "
                        f"the base config's lr ({result['recommendation']['lr']:.3g}).")
     assert "- `lr_vs_loss.png` was not made: no learning-rate sweep" in report
     assert not (tmp_path / "fit" / "lr_vs_loss.png").exists()
