@@ -72,9 +72,12 @@ WANDB_PROJECT = "scaling-demo"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Register ``--out``, ``--quick``, ``--workers`` and ``--wandb``."""
-    parser.add_argument("--out", default="demo_out", help="folder for data, runs and the fit (default demo_out/)")
-    parser.add_argument("--quick", action="store_true", help="a minute-long smoke test (smaller models and corpus)")
-    parser.add_argument("--workers", type=int, default=2, help="runs trained at once (default 2, one per core)")
+    parser.add_argument("--out", default="demo_out",
+                        help="folder for data, runs and the fit (default demo_out/)")
+    parser.add_argument("--quick", action="store_true",
+                        help="a minute-long smoke test (smaller models and corpus)")
+    parser.add_argument("--workers", type=int, default=2,
+                        help="runs trained at once (default 2, one per core)")
     parser.add_argument("--wandb", default="offline", choices=("offline", "disabled"),
                         help="log runs and the fit as offline W&B runs (default) or not at all")
 
@@ -84,7 +87,8 @@ def _base_overrides(plan: DemoPlan, data_path: Path, wandb: str) -> list[str]:
         f"data.path={data_path}", f"model.vocab_size={plan.vocab_size}", f"model.max_seq_len={plan.seq_len}",
         f"train.seq_len={plan.seq_len}", f"train.micro_batch_size={plan.micro_batch_size}",
         f"data.val_tokens={plan.val_tokens}", "schedule.kind=cosine",
-        f"train.val_every_tokens={plan.val_every_tokens}", f"train.checkpoint_every_tokens={4 * plan.val_every_tokens}",
+        f"train.val_every_tokens={plan.val_every_tokens}",
+        f"train.checkpoint_every_tokens={4 * plan.val_every_tokens}",
         f"logging.wandb={wandb}", f"logging.project={WANDB_PROJECT}",
     ]
 
@@ -106,7 +110,8 @@ def demo_specs(plan: DemoPlan, data_path: Path, wandb: str = "offline") -> dict[
         "demo-knob": {"name": "demo-knob", "overrides": [*with_lr, f"{plan.knob}={plan.knob_level}"],
                       "launcher": local,
                       "isoflop": {"budgets": list(plan.knob_budgets), "models": list(plan.sizes)}},
-        "demo-lr": {"name": "demo-lr", "overrides": [*base, f"train.tokens={plan.lr_tokens}"], "launcher": local,
+        "demo-lr": {"name": "demo-lr", "overrides": [*base, f"train.tokens={plan.lr_tokens}"],
+                    "launcher": local,
                     "grid": {"model": list(plan.lr_sizes), "optim.lr": list(plan.lrs)}},
         "demo-seeds": {"name": "demo-seeds", "overrides": with_lr, "launcher": local,
                        "isoflop": {"budgets": [plan.seed_budget], "models": [plan.seed_size]},
@@ -251,8 +256,8 @@ def _knob_lines(fit: dict) -> list[str]:
     for knob, e in (fit.get("knob_effects") or {}).items():
         others = [f"{name} needs x{m['value']:.3g} {_interval([m['lo'], m['hi']])} the compute"
                   for name, m in e["multiplier"].items() if name != e["best"] and m.get("value") is not None]
-        lines.append(f"  knob {knob}: {e['verdict']} -> {e['best']} ({'; '.join(others) or 'no multiplier'}); "
-                     f"{e['advice']}")
+        lines.append(f"  knob {knob}: {e['verdict']} -> {e['best']} "
+                     f"({'; '.join(others) or 'no multiplier'}); {e['advice']}")
     return lines or ["  knobs:          none judged (a knob needs runs of two levels at two sizes or more)"]
 
 
@@ -262,7 +267,8 @@ def summary(fit: dict, total_s: float, train_s: float) -> str:
     noise = (fit.get("knobs") or {}).get("seed_std")
     lines = [
         "",
-        f"Recommendation for {rec['flops']:.3g} training FLOPs ({rec['extrapolation_factor']:.0f}x the largest run):",
+        f"Recommendation for {rec['flops']:.3g} training FLOPs "
+        f"({rec['extrapolation_factor']:.0f}x the largest run):",
         f"  model:          {rec['params']:,.0f} {rec['params_kind']} parameters "
         f"(n_layer {rec.get('n_layer')}, d_model {rec['d_model']}, n_head {rec['n_head']}); "
         f"N_opt interval {_interval(rec.get('n_opt_ci'))}",

@@ -112,7 +112,8 @@ def run_sweep(spec_path: str | Path | Spec, sweep_dir: str | Path | None = None,
     local = dict(spec.launcher.get("local") or {})
     unknown = [k for k in local if k not in ("workers", "threads", "preload")]
     if unknown:
-        raise ScalingError(f"launcher.local: unknown key {unknown[0]!r}; valid keys: workers, threads, preload")
+        raise ScalingError(f"launcher.local: unknown key {unknown[0]!r}; "
+                           "valid keys: workers, threads, preload")
     preload = local.get("preload", False) if preload is None else preload
     if not isinstance(preload, bool):
         raise ScalingError(f"launcher.local.preload={preload!r} must be true or false")
