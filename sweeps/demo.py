@@ -51,18 +51,18 @@ class DemoPlan:
 
 
 FULL = DemoPlan(
-    budgets=(6e11, 3e11, 1.5e11), sizes=("demo-200k", "s100k", "demo-50k", "demo-25k"), lr=3e-3,
+    budgets=(6e11, 3e11, 1.5e11), sizes=("s100k", "demo-50k", "demo-25k", "demo-12k"), lr=5e-3,
     knob="model.activation", knob_level="gelu", knob_budgets=(6e11, 1.5e11),
-    lr_sizes=("s100k", "demo-50k", "demo-25k"), lrs=(1.5e-3, 3e-3, 6e-3), lr_tokens=262144,
-    seeds=(1, 2, 3), seed_size="demo-50k", seed_budget=3e11,
-    seq_len=128, micro_batch_size=32, vocab_size=1024, corpus_bytes=None, val_fraction=0.02,
+    lr_sizes=("s100k", "demo-50k", "demo-25k"), lrs=(2.5e-3, 5e-3, 1e-2), lr_tokens=262144,
+    seeds=(1, 2, 3), seed_size="demo-25k", seed_budget=3e11,
+    seq_len=128, micro_batch_size=32, vocab_size=512, corpus_bytes=None, val_fraction=0.02,
     val_tokens=32768, val_every_tokens=131072, n_boot=200,
 )
 QUICK = DemoPlan(
-    budgets=(4e10, 2e10), sizes=("s100k", "demo-50k", "demo-25k"), lr=3e-3,
+    budgets=(4e10, 2e10), sizes=("demo-50k", "demo-25k", "demo-12k"), lr=5e-3,
     knob="model.activation", knob_level="gelu", knob_budgets=(4e10, 2e10),
-    lr_sizes=("demo-50k", "demo-25k"), lrs=(6e-3,), lr_tokens=32768,
-    seeds=(1,), seed_size="demo-25k", seed_budget=2e10,
+    lr_sizes=("demo-25k", "demo-12k"), lrs=(1e-2,), lr_tokens=32768,
+    seeds=(1,), seed_size="demo-12k", seed_budget=2e10,
     seq_len=64, micro_batch_size=16, vocab_size=512, corpus_bytes=400_000, val_fraction=0.1,
     val_tokens=4096, val_every_tokens=16384, n_boot=20,
 )

@@ -5,8 +5,9 @@ first step, which dominates runs of under a minute on a CPU. With ``preload`` th
 starts one multiprocessing *forkserver* that imports the trainer once; every run is then a fresh
 process forked from it. Each run still gets its own process (its own W&B run, torch state and
 environment), its own session (so the launcher can kill its whole group), its output in the run
-dir's log, and exits with the code ``scaling train`` would have returned. It dies with the
-forkserver, which exits when the launcher does, so a killed launcher leaves no orphan training.
+dir's log, and exits with the code ``scaling train`` would have returned. It watches the launcher
+and kills its own process group when the launcher is gone (a forkserver that has imported torch
+does not exit while its children run), so a killed launcher leaves no orphan training.
 """
 
 from __future__ import annotations
@@ -15,10 +16,29 @@ import multiprocessing
 import os
 import signal
 import sys
+import threading
+import time
 from pathlib import Path
 
 # imported once by the forkserver: everything `scaling train` needs before its first step
 PRELOAD = ["scaling.cli.main", "scaling.training.train", "lightning.pytorch", "torch", "wandb"]
+WATCH_EVERY_S = 1.0  # how often a forked trainer checks that its launcher still runs
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _watch_launcher(pid: int) -> None:
+    while _alive(pid):
+        time.sleep(WATCH_EVERY_S)
+    os.killpg(0, signal.SIGKILL)  # this trainer and what it started (W&B's service)
 
 
 def _context():
@@ -27,9 +47,11 @@ def _context():
     return ctx
 
 
-def _train_child(args: list[str], log_path: str, env: dict[str, str]) -> None:
-    """The body of one forked trainer: a new session, output to the run log, then ``scaling train``."""
+def _train_child(args: list[str], log_path: str, env: dict[str, str], launcher: int) -> None:
+    """The body of one forked trainer: a new session that dies with ``launcher``, output to the run log,
+    then ``scaling train``."""
     os.setsid()
+    threading.Thread(target=_watch_launcher, args=(launcher,), name="watch-launcher", daemon=True).start()
     if sys.platform.startswith("linux"):
         import ctypes
 
@@ -53,7 +75,7 @@ class ForkedTrainer:
     """One trainer forked from the preloaded forkserver; ``pid`` and ``wait()`` as on ``subprocess.Popen``."""
 
     def __init__(self, args: list[str], log_path: Path, env: dict[str, str]):
-        self.process = _context().Process(target=_train_child, args=(list(args), str(log_path), dict(env)),
+        self.process = _context().Process(target=_train_child, args=(list(args), str(log_path), dict(env), os.getpid()),
                                           name="scaling-train")
         self.process.start()
         self.pid = self.process.pid

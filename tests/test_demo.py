@@ -52,7 +52,7 @@ def test_demo_ran_the_isoflop_grid_the_knob_the_lr_grid_and_repeated_seeds(demo)
     assert {c["model"]["activation"] for c in configs("demo-knob")} == {"gelu"}
     assert {c["model"]["activation"] for c in configs("demo-isoflop")} == {"swiglu"}
     assert {r["seed"] for r in everything} == {0, 1}
-    assert {c["optim"]["lr"] for c in configs("demo-lr")} == {6e-3}
+    assert {c["optim"]["lr"] for c in configs("demo-lr")} == {1e-2}
     curves = [sum("val/loss" in ln for ln in p.read_text().splitlines())
               for p in demo.glob("sweeps/demo-isoflop/runs/*/metrics.jsonl")]
     assert min(curves) >= 2  # validated during the run as well as at its end: the envelope reads the curves
