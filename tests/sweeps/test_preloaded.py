@@ -69,3 +69,27 @@ def test_preload_must_be_true_or_false(tmp_path, real_spec):
     spec = real_spec("name: pre\nlauncher: {local: {preload: sometimes}}\n")
     with pytest.raises(ScalingError, match="launcher.local.preload='sometimes' must be true or false"):
         run_sweep(spec, tmp_path / "s", echo=lambda *_: None)
+
+
+@pytest.mark.slow
+def test_a_killed_launcher_leaves_no_preloaded_trainer_behind(tmp_path, real_spec):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    psutil = pytest.importorskip("psutil")
+    spec = real_spec("name: orphan\nlauncher: {local: {preload: true}}\n", tokens=4_000_000)
+    root = Path(__file__).resolve().parents[2]
+    launcher = subprocess.Popen([sys.executable, "-m", "scaling", "sweep", "run", str(spec), "--dir",
+                                 str(tmp_path / "s"), "--threads", "1"], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(root)})
+    deadline = time.time() + 300
+    while time.time() < deadline and not list((tmp_path / "s").glob("runs/*/metrics.jsonl")):
+        time.sleep(0.5)
+    forked = psutil.Process(launcher.pid).children(recursive=True)
+    assert len(forked) >= 2  # the forkserver and the trainer it forked
+    launcher.kill()
+    launcher.wait()
+    _, alive = psutil.wait_procs(forked, timeout=60)
+    assert alive == []
