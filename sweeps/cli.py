@@ -46,6 +46,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--launcher", default="local", help="local (subprocesses here) or slurm (submitit job arrays)")
     p.add_argument("--workers", type=int, help="local: runs at once (one GPU each when there are GPUs)")
     p.add_argument("--threads", type=int, help="local: CPU threads per run (default: cores / workers)")
+    p.add_argument("--preload", action="store_true", default=None,
+                   help="local: fork each trainer from one process that imported it once (saves seconds of "
+                        "start-up per run; also launcher.local.preload in the spec)")
     p.add_argument("--retry-failed", action="store_true", help="also relaunch runs that failed")
     p.add_argument("--slurm", action="append", default=[], metavar="KEY=VALUE",
                    help="slurm: override launcher.slurm settings, e.g. --slurm partition=gpu --slurm time_min=240; "
@@ -159,5 +162,5 @@ def _launch(args: argparse.Namespace, train_cmd: list[str] | None):
 
     return launch.run_sweep(_spec_of(args), args.dir, launcher=args.launcher, workers=args.workers,
                             threads=args.threads, retry_failed=args.retry_failed, slurm=_key_values(args.slurm),
-                            train_cmd=train_cmd, max_runs=args.max_runs,
+                            train_cmd=train_cmd, max_runs=args.max_runs, preload=args.preload,
                             check_data=False if args.skip_data_check else None)

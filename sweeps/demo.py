@@ -1,10 +1,15 @@
 """``scaling demo``: the whole method in one command, on the built-in corpus.
 
-1. prepare the ``stdlib`` corpus (the interpreter's own standard-library source, no download);
-2. run three sweeps of tiny models through the local launcher — a size ladder (sizes × token
-   budgets), a learning-rate sweep at two sizes, and a second seed of one setting;
-3. fit scaling laws to all of them (the largest size is also held out and predicted from the
-   others) and print the recommendation for 100× the largest run's compute.
+1. prepare the ``stdlib`` corpus (the interpreter's own standard-library source, no download) with a
+   small vocabulary, so tiny models spend their parameters on the model rather than the embedding;
+2. run four sweeps of tiny models through the local launcher, every trainer forked from one process
+   that imported it once (``launcher.local.preload``): an IsoFLOP grid (sizes around the optimum at
+   several compute budgets, validated often enough for the envelope), the same grid with one
+   architecture knob at its other level at two budgets, a learning-rate grid at three sizes, and
+   repeated seeds of one setting for the run-to-run noise;
+3. fit scaling laws to all of them (approaches 1, 2 and 3, the knob's own law per level, the LR
+   law; the largest size is also held out and predicted from the others) and print the
+   recommendation for 100x the largest run's compute.
 
 Everything lands under ``--out`` (default ``demo_out/``): the prepared data, the sweep specs (YAML
 you can re-run with ``scaling sweep run``), the run dirs with offline W&B runs, and the fit.
@@ -21,39 +26,45 @@ from pathlib import Path
 
 @dataclass(frozen=True)
 class DemoPlan:
-    """What the demo trains; the full plan fits 15 minutes on a quiet 2-core CPU."""
+    """What the demo trains; the full plan fits 10 minutes on a quiet 2-core CPU, install included."""
 
-    sizes: tuple[str, ...]  # ladder presets, largest first (the longest runs start first: less idle tail)
-    lrs: tuple[float, ...]  # learning rate per size (about 1/d_model: wider models want smaller steps)
-    tokens: tuple[float, ...]  # token budgets of the ladder, largest first
-    lr_sizes: tuple[str, ...]  # sizes of the learning-rate sweep (each also in `sizes`)
-    lr_factors: tuple[float, ...]  # multiples of a size's ladder LR tried by the LR sweep
-    lr_tokens: float  # token budget of the learning-rate sweep and the repeated seed (one of `tokens`)
-    seed_size: str  # size of the repeated-seed setting
+    budgets: tuple[float, ...]  # IsoFLOP budgets in training FLOPs, largest first (long runs start first)
+    sizes: tuple[str, ...]  # model presets of the IsoFLOP grid, around the optimum of every budget
+    lr: float  # learning rate of the IsoFLOP, knob and seed runs
+    knob: str  # the architecture knob carried through the knob laws (its default level is in the grid)
+    knob_level: str  # the knob's other level
+    knob_budgets: tuple[float, ...]  # budgets at which the other level is trained (every size of the grid)
+    lr_sizes: tuple[str, ...]  # sizes of the learning-rate grid
+    lrs: tuple[float, ...]  # learning rates of that grid
+    lr_tokens: float  # token budget of the learning-rate grid
+    seeds: tuple[int, ...]  # extra seeds of one setting (the IsoFLOP run is seed 0)
+    seed_size: str  # size of the repeated setting
+    seed_budget: float  # budget of the repeated setting (one of `budgets`)
     seq_len: int  # training sequence length
-    micro_batch_size: int  # sequences per step (small: tiny models gain most from more steps)
+    micro_batch_size: int  # sequences per step: seq_len * micro_batch_size tokens per batch
     vocab_size: int  # tokenizer vocabulary trained on the corpus
     corpus_bytes: int | None  # cap on the corpus (None = the whole standard library)
     val_fraction: float  # share of documents held out for validation
     val_tokens: int  # fixed validation subset
+    val_every_tokens: float  # validate this often: the envelope (approach 1) reads the curves
     n_boot: int  # bootstrap refits of the fit
-
-    def lr_of(self, size: str) -> float:
-        """The ladder's learning rate for ``size``."""
-        return self.lrs[self.sizes.index(size)]
 
 
 FULL = DemoPlan(
-    sizes=("s1.5m", "s800k", "s330k", "s100k"), lrs=(1.2e-3, 1.5e-3, 2e-3, 3e-3), tokens=(1e6, 5e5, 2.5e5),
-    lr_sizes=("s330k", "s100k"), lr_factors=(0.5, 2.0), lr_tokens=5e5, seed_size="s330k",
-    seq_len=128, micro_batch_size=8, vocab_size=512, corpus_bytes=None, val_fraction=0.02, val_tokens=16384,
-    n_boot=200,
+    budgets=(6e11, 3e11, 1.5e11), sizes=("s100k", "demo-50k", "demo-25k", "demo-12k"), lr=5e-3,
+    knob="model.activation", knob_level="gelu", knob_budgets=(6e11, 1.5e11),
+    lr_sizes=("s100k", "demo-50k", "demo-25k"), lrs=(2.5e-3, 5e-3, 1e-2), lr_tokens=262144,
+    seeds=(1, 2, 3), seed_size="demo-25k", seed_budget=3e11,
+    seq_len=128, micro_batch_size=32, vocab_size=512, corpus_bytes=None, val_fraction=0.02,
+    val_tokens=32768, val_every_tokens=131072, n_boot=200,
 )
 QUICK = DemoPlan(
-    sizes=("s800k", "s330k", "s100k"), lrs=(1.5e-3, 2e-3, 3e-3), tokens=(3.2e4, 1.6e4),
-    lr_sizes=("s100k",), lr_factors=(4.0,), lr_tokens=3.2e4, seed_size="s100k",
-    seq_len=64, micro_batch_size=8, vocab_size=512, corpus_bytes=400_000, val_fraction=0.1, val_tokens=4096,
-    n_boot=20,
+    budgets=(4e10, 2e10), sizes=("demo-50k", "demo-25k", "demo-12k"), lr=5e-3,
+    knob="model.activation", knob_level="gelu", knob_budgets=(4e10, 2e10),
+    lr_sizes=("demo-25k", "demo-12k"), lrs=(1e-2,), lr_tokens=32768,
+    seeds=(1,), seed_size="demo-12k", seed_budget=2e10,
+    seq_len=64, micro_batch_size=16, vocab_size=512, corpus_bytes=400_000, val_fraction=0.1,
+    val_tokens=4096, val_every_tokens=16384, n_boot=20,
 )
 TARGET_FACTOR = 100.0  # recommend for this multiple of the largest run's training FLOPs
 WANDB_PROJECT = "scaling-demo"
@@ -61,9 +72,12 @@ WANDB_PROJECT = "scaling-demo"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Register ``--out``, ``--quick``, ``--workers`` and ``--wandb``."""
-    parser.add_argument("--out", default="demo_out", help="folder for data, runs and the fit (default demo_out/)")
-    parser.add_argument("--quick", action="store_true", help="a seconds-long version (smaller models and corpus)")
-    parser.add_argument("--workers", type=int, default=2, help="runs trained at once (default 2, one per core)")
+    parser.add_argument("--out", default="demo_out",
+                        help="folder for data, runs and the fit (default demo_out/)")
+    parser.add_argument("--quick", action="store_true",
+                        help="a minute-long smoke test (smaller models and corpus)")
+    parser.add_argument("--workers", type=int, default=2,
+                        help="runs trained at once (default 2, one per core)")
     parser.add_argument("--wandb", default="offline", choices=("offline", "disabled"),
                         help="log runs and the fit as offline W&B runs (default) or not at all")
 
@@ -73,31 +87,35 @@ def _base_overrides(plan: DemoPlan, data_path: Path, wandb: str) -> list[str]:
         f"data.path={data_path}", f"model.vocab_size={plan.vocab_size}", f"model.max_seq_len={plan.seq_len}",
         f"train.seq_len={plan.seq_len}", f"train.micro_batch_size={plan.micro_batch_size}",
         f"data.val_tokens={plan.val_tokens}", "schedule.kind=cosine",
-        # validate three times per run at most: the final loss is what the fit reads
-        f"train.val_every_tokens={max(plan.tokens)}", f"train.checkpoint_every_tokens={max(plan.tokens)}",
+        f"train.val_every_tokens={plan.val_every_tokens}",
+        f"train.checkpoint_every_tokens={4 * plan.val_every_tokens}",
         f"logging.wandb={wandb}", f"logging.project={WANDB_PROJECT}",
     ]
 
 
 def demo_specs(plan: DemoPlan, data_path: Path, wandb: str = "offline") -> dict[str, dict]:
-    """The three sweep specs of the demo, by name.
+    """The four sweep specs of the demo, by name.
 
-    The ladder pairs each size with its learning rate (``zip``) and crosses them with the token
-    budgets (``grid``); the LR sweep tries multiples of those rates; the seed sweep repeats one
-    ladder setting with ``run.seed=1`` (the ladder run is seed 0).
+    ``demo-isoflop`` is the IsoFLOP grid; ``demo-knob`` the same sizes at ``knob_budgets`` with the knob
+    at its other level (the grid's runs are its default level: the fit finds the knob as the setting
+    that differs); ``demo-lr`` crosses sizes with learning rates at one token budget; ``demo-seeds``
+    repeats one IsoFLOP setting with other seeds.
     """
     base = _base_overrides(plan, data_path, wandb)
-    lr_pairs = [(size, plan.lr_of(size) * f) for size in plan.lr_sizes for f in plan.lr_factors]
+    local = {"local": {"preload": True}}
+    with_lr = [*base, f"optim.lr={plan.lr}"]
     return {
-        "demo-ladder": {"name": "demo-ladder", "overrides": base,
-                        "zip": {"model": list(plan.sizes), "optim.lr": list(plan.lrs)},
-                        "grid": {"train.tokens": list(plan.tokens)}},
+        "demo-isoflop": {"name": "demo-isoflop", "overrides": with_lr, "launcher": local,
+                         "isoflop": {"budgets": list(plan.budgets), "models": list(plan.sizes)}},
+        "demo-knob": {"name": "demo-knob", "overrides": [*with_lr, f"{plan.knob}={plan.knob_level}"],
+                      "launcher": local,
+                      "isoflop": {"budgets": list(plan.knob_budgets), "models": list(plan.sizes)}},
         "demo-lr": {"name": "demo-lr", "overrides": [*base, f"train.tokens={plan.lr_tokens}"],
-                    "zip": {"model": [s for s, _ in lr_pairs], "optim.lr": [lr for _, lr in lr_pairs]}},
-        "demo-seeds": {"name": "demo-seeds",
-                       "overrides": [*base, f"model={plan.seed_size}", f"optim.lr={plan.lr_of(plan.seed_size)}",
-                                     f"train.tokens={plan.lr_tokens}"],
-                       "seeds": [1]},
+                    "launcher": local,
+                    "grid": {"model": list(plan.lr_sizes), "optim.lr": list(plan.lrs)}},
+        "demo-seeds": {"name": "demo-seeds", "overrides": with_lr, "launcher": local,
+                       "isoflop": {"budgets": [plan.seed_budget], "models": [plan.seed_size]},
+                       "seeds": list(plan.seeds)},
     }
 
 
@@ -222,12 +240,35 @@ def _interval(ci) -> str:
     return f"[{ci[0]:.3g}, {ci[1]:.3g}]" if ci and None not in ci else "[n/a]"
 
 
+def _approaches(fit: dict) -> str:
+    """a (N_opt ∝ C^a) from approaches 1, 2 and 3, each with its interval where it has one."""
+    env, iso, par = fit.get("envelope") or {}, fit.get("isoflop") or {}, fit["parametric"]
+    parts = [f"1 (envelope) {env['a']:.3f}" if env.get("a") is not None else "1 (envelope) n/a",
+             f"2 (IsoFLOP) {iso['a']:.3f} {_interval(iso.get('a_ci'))}" if iso.get("a") is not None
+             else "2 (IsoFLOP) n/a",
+             f"3 (parametric) {par['a']:.3f} {_interval(par.get('ci', {}).get('a'))}"]
+    return "; ".join(parts)
+
+
+def _knob_lines(fit: dict) -> list[str]:
+    """One line per judged knob: its verdict at the target and each other level's compute multiplier."""
+    lines = []
+    for knob, e in (fit.get("knob_effects") or {}).items():
+        others = [f"{name} needs x{m['value']:.3g} {_interval([m['lo'], m['hi']])} the compute"
+                  for name, m in e["multiplier"].items() if name != e["best"] and m.get("value") is not None]
+        lines.append(f"  knob {knob}: {e['verdict']} -> {e['best']} "
+                     f"({'; '.join(others) or 'no multiplier'}); {e['advice']}")
+    return lines or ["  knobs:          none judged (a knob needs runs of two levels at two sizes or more)"]
+
+
 def summary(fit: dict, total_s: float, train_s: float) -> str:
     """The recommendation and where to read more, as printed at the end of the demo."""
     rec, par, bt = fit["recommendation"], fit["parametric"], fit.get("backtest", {})
+    noise = (fit.get("knobs") or {}).get("seed_std")
     lines = [
         "",
-        f"Recommendation for {rec['flops']:.3g} training FLOPs ({rec['extrapolation_factor']:.0f}x the largest run):",
+        f"Recommendation for {rec['flops']:.3g} training FLOPs "
+        f"({rec['extrapolation_factor']:.0f}x the largest run):",
         f"  model:          {rec['params']:,.0f} {rec['params_kind']} parameters "
         f"(n_layer {rec.get('n_layer')}, d_model {rec['d_model']}, n_head {rec['n_head']}); "
         f"N_opt interval {_interval(rec.get('n_opt_ci'))}",
@@ -236,8 +277,11 @@ def summary(fit: dict, total_s: float, train_s: float) -> str:
         f"  predicted loss: {rec['loss']:.3f} (interval {_interval([rec['lo'], rec['hi']])})",
         f"  learning rate:  {rec['lr']:.3g} ({rec['lr_source']})"
         + (f"; interval {_interval(rec['lr_ci'])}" if rec.get("lr_ci") else ""),
-        f"  law:            L = {par['E']:.3g} + A/N^{par['alpha']:.3f} + B/D^{par['beta']:.3f}; "
-        f"a = {par['a']:.3f} {_interval(par.get('ci', {}).get('a'))}",
+        f"  law:            L = {par['E']:.3g} + A/N^{par['alpha']:.3f} + B/D^{par['beta']:.3f}",
+        f"  a by approach:  {_approaches(fit)}",
+        *_knob_lines(fit),
+        f"  seed noise:     {noise:.4f} nats (pooled std of the final loss over repeated settings)"
+        if noise is not None else "  seed noise:     n/a (no repeated setting)",
     ]
     if "mean_abs_rel_error" in bt:
         lines.append(f"  backtest:       largest size predicted from the others: "

@@ -3,7 +3,8 @@
 Both launchers call :func:`execute_run` (the local one in a thread per worker, the SLURM one inside
 the job). The trainer is ``python -m scaling train`` with ``run.resume=auto``, so a run that was
 killed continues from its last checkpoint and a finished one is never trained again. The command
-is a parameter so tests can put a small stand-in trainer in its place.
+is a parameter so tests can put a small stand-in trainer in its place; with ``preload`` the same
+trainer is forked from a process that has imported it already (:mod:`sweeps.preloaded`).
 
 The trainer runs in its own session (Ctrl-C on the launcher does not reach it; the launcher kills it
 with :func:`kill_all` instead, at once, and it resumes next time) and dies with the
@@ -37,7 +38,7 @@ from sweeps.locks import (
 )
 from sweeps.store import LAUNCH_FILE, LOG_FILE, SweepStore
 
-_LIVE: set[subprocess.Popen] = set()  # trainers started by this process, for kill_all()
+_LIVE: set = set()  # trainers started by this process, for kill_all()
 _LIVE_LOCK = threading.Lock()
 _STOPPING = threading.Event()  # set by kill_all(): a trainer started after it is killed at once
 
@@ -90,8 +91,11 @@ def _outcome(store: SweepStore, run_id: str, code: int) -> str:
 def execute_run(sweep_dir: str | Path, run_id: str, *, train_cmd: list[str] | None = None,
                 threads: int | None = None, env: dict[str, str] | None = None, launcher: str = "local",
                 retry_failed: bool = False, heartbeat: Heartbeat | None = None,
-                stale_after_s: float = STALE_AFTER_S) -> str:
+                stale_after_s: float = STALE_AFTER_S, preload: bool = False) -> str:
     """Run one planned run to its end unless it is finished, failed, running elsewhere or blocked.
+
+    ``preload`` forks the built-in trainer from a preloaded process instead of starting
+    ``train_cmd`` (see :mod:`sweeps.preloaded`).
 
     Returns what happened: done | diverged | failed | interrupted (this attempt; ``requeued`` is
     recorded when submitit requeues the job), or
@@ -122,10 +126,11 @@ def execute_run(sweep_dir: str | Path, run_id: str, *, train_cmd: list[str] | No
     own_heartbeat = heartbeat is None
     heartbeat = heartbeat or Heartbeat()
     heartbeat.add(run_dir, owner)
-    cmd = [*(train_cmd or train_command()), *train_args(store, entry, plan["name"], threads)]
-    child_env = {**os.environ, **(env or {})}
-    if threads:
-        child_env.setdefault("OMP_NUM_THREADS", str(threads))
+    args = train_args(store, entry, plan["name"], threads)
+    cmd = ["(preloaded)", "scaling", "train", *args] if preload else [*(train_cmd or train_command()), *args]
+    extra_env = dict(env or {})
+    if threads and "OMP_NUM_THREADS" not in os.environ:
+        extra_env.setdefault("OMP_NUM_THREADS", str(threads))
     started = time.time()
     outcome, code = "interrupted", None
     try:
@@ -133,8 +138,14 @@ def execute_run(sweep_dir: str | Path, run_id: str, *, train_cmd: list[str] | No
             log.write(f"\n== attempt {attempt} by {launcher} on {owner['host']}: {' '.join(cmd)}\n".encode())
             log.flush()
             try:
-                proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=child_env,
-                                        start_new_session=True, preexec_fn=_die_with_parent)
+                if preload:
+                    from sweeps.preloaded import ForkedTrainer
+
+                    proc = ForkedTrainer(args, run_dir / LOG_FILE, extra_env)
+                else:
+                    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+                                            env={**os.environ, **extra_env}, start_new_session=True,
+                                            preexec_fn=_die_with_parent)
             except OSError as e:  # the trainer cannot start here (missing on this node, not executable)
                 log.write(f"cannot start the trainer: {e}\n".encode())
                 outcome = "failed"
@@ -198,10 +209,13 @@ def prune_empty_wandb_runs(run_dir: Path) -> list[Path]:
     return removed
 
 
-def _kill_group(proc: subprocess.Popen, wait: bool = True) -> None:
+def _kill_group(proc, wait: bool = True) -> None:
     try:
         os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+    except ProcessLookupError:  # not yet the leader of its own group (a forked trainer before setsid)
+        try:
+            os.kill(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
     if wait:
         proc.wait()

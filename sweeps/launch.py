@@ -93,14 +93,16 @@ def run_sweep(spec_path: str | Path | Spec, sweep_dir: str | Path | None = None,
               workers: int | None = None, threads: int | None = None, retry_failed: bool = False,
               slurm: dict | None = None, train_cmd: list[str] | None = None,
               stale_after_s: float = STALE_AFTER_S, max_runs: int | None = MAX_RUNS,
-              check_data: bool | None = None, echo=print) -> tuple[Path, dict[str, str]]:
+              check_data: bool | None = None, preload: bool | None = None,
+              echo=print) -> tuple[Path, dict[str, str]]:
     """Plan a sweep, write its dir, and launch its unfinished runs.
 
     Returns the sweep dir and, per launched run, its outcome (local) or SLURM job id.
 
     Everything that can be wrong with the spec or the launcher is checked before anything starts;
     ``check_data`` (default: when the trainer is the default one, not a ``train_cmd`` such as a
-    container that may see other paths) also checks each run's prepared data.
+    container that may see other paths) also checks each run's prepared data. ``preload`` (default:
+    the spec's ``launcher.local.preload``, else off) forks local trainers from a preloaded process.
     """
     if launcher not in LAUNCHERS:
         raise ScalingError(f"unknown launcher {launcher!r}; use one of {', '.join(LAUNCHERS)}")
@@ -108,9 +110,15 @@ def run_sweep(spec_path: str | Path | Spec, sweep_dir: str | Path | None = None,
     spec = _spec(spec_path, max_runs)
     root = Path(sweep_dir) if sweep_dir else default_dir(spec)
     local = dict(spec.launcher.get("local") or {})
-    unknown = [k for k in local if k not in ("workers", "threads")]
+    unknown = [k for k in local if k not in ("workers", "threads", "preload")]
     if unknown:
-        raise ScalingError(f"launcher.local: unknown key {unknown[0]!r}; valid keys: workers, threads")
+        raise ScalingError(f"launcher.local: unknown key {unknown[0]!r}; "
+                           "valid keys: workers, threads, preload")
+    preload = local.get("preload", False) if preload is None else preload
+    if not isinstance(preload, bool):
+        raise ScalingError(f"launcher.local.preload={preload!r} must be true or false")
+    if preload and train_cmd is not None:
+        raise ScalingError("preload forks the built-in trainer; drop it or the train command")
     workers = positive_count("--workers", workers) or positive_count("launcher.local.workers", local.get("workers", 1))
     threads = positive_count("--threads", threads) or positive_count("launcher.local.threads", local.get("threads"))
     check_train_cmd(train_cmd)
@@ -153,5 +161,5 @@ def run_sweep(spec_path: str | Path | Spec, sweep_dir: str | Path | None = None,
     from sweeps.local import run_local
 
     return store.root, run_local(store.root, ids, workers=workers, threads=threads, train_cmd=train_cmd,
-                                 retry_failed=False, stale_after_s=stale_after_s, echo=echo)
+                                 retry_failed=False, stale_after_s=stale_after_s, preload=preload, echo=echo)
 

@@ -3,7 +3,9 @@
 ``workers`` runs go at once. With GPUs each worker gets one through ``CUDA_VISIBLE_DEVICES``
 (round-robin when there are more workers than GPUs); the CPU threads are divided among workers.
 A cooldown branch starts only after its trunk has finished. Several launchers may work on one
-sweep dir at once: each run's lock makes sure only one of them trains it.
+sweep dir at once: each run's lock makes sure only one of them trains it. With ``preload`` the
+trainers are forked from one process that imported them once (:mod:`sweeps.preloaded`), which saves
+seconds of start-up per run.
 """
 
 from __future__ import annotations
@@ -52,7 +54,8 @@ def worker_slots(workers: int, threads: int | None = None) -> list[tuple[dict[st
 
 def run_local(sweep_dir: str | Path, run_ids: list[str], *, workers: int = 1, threads: int | None = None,
               train_cmd: list[str] | None = None, retry_failed: bool = False,
-              stale_after_s: float = STALE_AFTER_S, poll_s: float = 0.5, echo=print) -> dict[str, str]:
+              stale_after_s: float = STALE_AFTER_S, poll_s: float = 0.5, preload: bool = False,
+              echo=print) -> dict[str, str]:
     """Run ``run_ids`` (in order, a trunk before its branches); returns run id -> outcome."""
     positive_count("workers", workers)
     positive_count("threads", threads)
@@ -86,7 +89,7 @@ def run_local(sweep_dir: str | Path, run_ids: list[str], *, workers: int = 1, th
                 todo.remove(rid)
                 future = pool.submit(execute_run, store.root, rid, train_cmd=train_cmd, threads=n_threads,
                                      env=env, launcher="local", retry_failed=retry_failed,
-                                     heartbeat=heartbeat, stale_after_s=stale_after_s)
+                                     heartbeat=heartbeat, stale_after_s=stale_after_s, preload=preload)
                 running[future] = (rid, slot)
             if not running:
                 if todo:

@@ -35,14 +35,36 @@ def test_demo_writes_fit_report_and_a_runnable_large_run_config(demo, capsys):
     assert cfg.model.d_model == large["model"]["d_model"] == rec["d_model"]
 
 
-def test_demo_ran_the_ladder_lr_sweep_and_a_second_seed(demo):
-    results = [json.loads(p.read_text()) for p in demo.glob("sweeps/*/runs/*/result.json")]
-    assert all(r["status"] == "done" for r in results)
-    ladder = [json.loads(p.read_text()) for p in demo.glob("sweeps/demo-ladder/runs/*/result.json")]
-    assert len({r["model"] for r in ladder}) == 3 and len(ladder) == 6  # QUICK: 3 sizes x 2 budgets
-    assert {r["seed"] for r in results} == {0, 1}
-    lrs = {json.loads(p.read_text())["lr"] for p in demo.glob("sweeps/demo-lr/runs/*/result.json")}
-    assert len(lrs) >= 1 and 3e-3 not in lrs  # the ladder run supplies the base rate
+def test_demo_ran_the_isoflop_grid_the_knob_the_lr_grid_and_repeated_seeds(demo):
+    def results(sweep):
+        return [json.loads(p.read_text()) for p in demo.glob(f"sweeps/{sweep}/runs/*/result.json")]
+
+    def configs(sweep):
+        return [yaml.safe_load(p.read_text()) for p in demo.glob(f"sweeps/{sweep}/runs/*/config.yaml")]
+
+    everything = [r for s in ("demo-isoflop", "demo-knob", "demo-lr", "demo-seeds") for r in results(s)]
+    assert len(everything) == 15 and all(r["status"] == "done" for r in everything)
+    iso = results("demo-isoflop")
+    assert len({r["model"] for r in iso}) == 3 and len(iso) == 6  # QUICK: 3 sizes x 2 budgets
+    for budget in (2e10, 4e10):  # every size of a budget gets its tokens from the same compute
+        near = [r["flops"] for r in iso if abs(r["flops"] / budget - 1) < 0.1]
+        assert near == pytest.approx([budget] * 3, rel=0.1)
+    assert {c["model"]["activation"] for c in configs("demo-knob")} == {"gelu"}
+    assert {c["model"]["activation"] for c in configs("demo-isoflop")} == {"swiglu"}
+    assert {r["seed"] for r in everything} == {0, 1}
+    assert {c["optim"]["lr"] for c in configs("demo-lr")} == {1e-2}
+    curves = [sum("val/loss" in ln for ln in p.read_text().splitlines())
+              for p in demo.glob("sweeps/demo-isoflop/runs/*/metrics.jsonl")]
+    assert min(curves) >= 2  # validated during the run as well as at its end: the envelope reads the curves
+
+
+def test_demo_fit_judges_the_knob_and_reports_the_seed_noise(demo):
+    fit = json.loads((demo / "fit" / "fit.json").read_text())
+    effect = fit["knob_effects"]["model.activation"]
+    assert effect["verdict"] in ("carry", "reverses", "undecided")
+    assert set(effect["multiplier"]) == {"swiglu", "gelu"}
+    assert effect["multiplier"][effect["best"]]["value"] == pytest.approx(1.0)
+    assert fit["knobs"]["seed_std"] is not None and fit["knobs"]["seed_std"] >= 0
 
 
 def test_demo_logs_every_run_and_the_fit_to_offline_wandb(demo):
@@ -56,12 +78,14 @@ def test_a_second_demo_reuses_every_finished_run(demo, capsys):
     assert main(["demo", "--quick", "--out", str(demo), "--wandb", "disabled"]) == 0
     out = capsys.readouterr().out
     assert "launching 0" in out
-    for line in ("Recommendation for", "  model:", "  tokens:", "  predicted loss:", "  learning rate:", "  law:"):
+    for line in ("Recommendation for", "  model:", "  tokens:", "  predicted loss:", "  learning rate:",
+                 "  law:", "  a by approach:  1 (envelope)", "  knob model.activation:", "  seed noise:"):
         assert line in out
     assert {p: p.stat().st_mtime_ns for p in demo.glob("sweeps/*/runs/*/result.json")} == before
 
 
-def test_the_full_demo_plans_17_runs_in_three_sweeps(tmp_path):
+def test_the_full_demo_plans_an_isoflop_grid_a_knob_an_lr_grid_and_seeds(tmp_path):
+    from scaling.counting import global_batch_tokens
     from sweeps.demo import FULL, demo_specs
     from sweeps.launch import plan
 
@@ -69,9 +93,12 @@ def test_the_full_demo_plans_17_runs_in_three_sweeps(tmp_path):
     for name, spec in demo_specs(FULL, tmp_path / "data").items():
         (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(spec))
         planned[name] = plan(tmp_path / f"{name}.yaml", tmp_path / "sweeps" / name)[2]
-    assert {k: len(v) for k, v in planned.items()} == {"demo-ladder": 12, "demo-lr": 4, "demo-seeds": 1}
-    ladder = {(r.overrides["model"], r.overrides["optim.lr"]) for r in planned["demo-ladder"]}
-    assert ladder == set(zip(FULL.sizes, FULL.lrs, strict=True))
-    lr = sorted((r.overrides["model"], r.overrides["optim.lr"]) for r in planned["demo-lr"])
-    assert lr == sorted((s, FULL.lr_of(s) * f) for s in FULL.lr_sizes for f in FULL.lr_factors)
-    assert planned["demo-seeds"][0].overrides["run.seed"] == 1
+    assert {k: len(v) for k, v in planned.items()} == {"demo-isoflop": 12, "demo-knob": 8, "demo-lr": 9,
+                                                       "demo-seeds": 3}
+    iso = planned["demo-isoflop"]
+    assert len({r.overrides["model"] for r in iso}) >= 4 and len({round(r.flops, -9) for r in iso}) >= 3
+    assert {r.config.model.activation for r in planned["demo-knob"]} == {FULL.knob_level}
+    lr = planned["demo-lr"]
+    assert len({r.overrides["model"] for r in lr}) >= 3 and len({r.config.optim.lr for r in lr}) >= 3
+    assert sorted(r.config.run.seed for r in planned["demo-seeds"]) == [1, 2, 3]
+    assert all(2048 <= global_batch_tokens(r.config) <= 16384 for runs in planned.values() for r in runs)
