@@ -63,17 +63,23 @@ def main() -> None:
     ap.add_argument("--compare-refits", type=int, default=20)
     args = ap.parse_args()
     print(f"load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
-    n, d, loss = ladder_grid(TRUE, np.logspace(7, 9.5, 10), np.logspace(8.5, 11, args.points_per_size), noise=0.01)
+    n, d, loss = ladder_grid(
+        TRUE, np.logspace(7, 9.5, 10), np.logspace(8.5, 11, args.points_per_size), noise=0.01
+    )
     fit, t_fit, c_fit = _timed(lambda: fit_parametric(n, d, loss))
     (samples, info), t_boot, c_boot = _timed(lambda: bootstrap(_points(n, d, loss), fit, lambda f: {"a": f.a},
                                                                n_boot=args.boot))
     ci = percentile_interval(samples["a"])
-    print(f"[1] {n.size} points: grid fit {t_fit:.2f} s wall ({c_fit:.2f} s CPU); {info['n_ok']}/{args.boot} bootstrap "
-          f"refits {t_boot:.2f} s wall ({c_boot:.2f} s CPU); total {t_fit + t_boot:.2f} s; "
-          f"a = {fit.a:.4f} [{ci[0]:.4f}, {ci[1]:.4f}] (true {TRUE.a:.4f})")
+    print(
+        f"[1] {n.size} points: grid fit {t_fit:.2f} s wall ({c_fit:.2f} s CPU); {info['n_ok']}/{args.boot} bootstrap "
+        f"refits {t_boot:.2f} s wall ({c_boot:.2f} s CPU); total {t_fit + t_boot:.2f} s; "
+        f"a = {fit.a:.4f} [{ci[0]:.4f}, {ci[1]:.4f}] (true {TRUE.a:.4f})"
+    )
 
     k = args.compare_refits
-    _, t_default, _ = _timed(lambda: _refits(n, d, loss, fit.theta, k))  # fit_parametric pins 1 thread itself...
+    _, t_default, _ = _timed(
+        lambda: _refits(n, d, loss, fit.theta, k)
+    )  # fit_parametric pins 1 thread itself...
 
     def _default_threads():
         # ...so undo the pin for this arm: call L-BFGS-B directly the way fit_parametric does, unpinned
@@ -105,11 +111,15 @@ def main() -> None:
         print(f"[3] start at Chinchilla, {label}: grad norm {f.grad_norm:.2e}, objective {f.objective:.6e}, "
               f"|a - a_grid| = {abs(f.a - fit.a):.2e}, {t:.2f} s")
     with tempfile.TemporaryDirectory() as tmp:
-        demo_like_runs(Path(tmp) / "sweep", ParametricFit.from_constants(E=1.5, A=30.0, B=300.0, alpha=0.3, beta=0.3))
+        demo_like_runs(
+            Path(tmp) / "sweep", ParametricFit.from_constants(E=1.5, A=30.0, B=300.0, alpha=0.3, beta=0.3)
+        )
         options = FitOptions(n_boot=args.boot, wandb="disabled")
         result, t, _ = _timed(lambda: fit_runs([Path(tmp) / "sweep"], Path(tmp) / "fit", options))
-        print(f"[4] fit_runs on a demo-like study ({result['inputs']['n_rows']} run dirs, {args.boot} bootstrap "
-              f"refits, 4 plots, no W&B): {t:.2f} s wall")
+        print(
+            f"[4] fit_runs on a demo-like study ({result['inputs']['n_rows']} run dirs, {args.boot} bootstrap "
+            f"refits, 4 plots, no W&B): {t:.2f} s wall"
+        )
     print(f"load average after: {os.getloadavg()[0]:.2f}")
 
 

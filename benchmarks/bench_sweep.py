@@ -46,19 +46,26 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="bench-sweep-"))
     corpus = work / "corpus"
-    prepare(stdlib_sources(max_bytes=600_000), corpus, vocab_size=512, workers=1, progress=False, val_fraction=0.1)
+    prepare(
+        stdlib_sources(max_bytes=600_000), corpus, vocab_size=512, workers=1, progress=False, val_fraction=0.1
+    )
     lrs = ", ".join(f"{1e-3 * (i + 1):.1e}" for i in range(args.runs))
     spec = work / "spec.yaml"
     spec.write_text(
         "overrides: [model.n_layer=2, model.d_model=64, model.n_head=2, model.vocab_size=512, model.max_seq_len=64, "
         f"data.path={corpus}, train.seq_len=64, train.micro_batch_size=8, train.tokens=10240, "
         "train.val_every_tokens=5120, data.val_tokens=4096, train.accelerator=cpu, logging.wandb=disabled]\n"
-        f"grid: {{optim.lr: [{lrs}]}}\n")
+        f"grid: {{optim.lr: [{lrs}]}}\n"
+    )
     noop = _sweep(spec, work / "noop", [sys.executable, "-c", NOOP])
     real = _sweep(spec, work / "real")
     load = os.getloadavg()[0]
-    print(f"machine: {os.cpu_count()} cores, load average {load:.1f} (other work on the machine inflates every number)")
-    print(f"{'sweep':<12}{'runs':>5}{'wall s':>9}{'launcher/run s':>16}{'start-up/run s':>16}{'train/run s':>13}")
+    print(
+        f"machine: {os.cpu_count()} cores, load average {load:.1f} (other work on the machine inflates every number)"
+    )
+    print(
+        f"{'sweep':<12}{'runs':>5}{'wall s':>9}{'launcher/run s':>16}{'start-up/run s':>16}{'train/run s':>13}"
+    )
     for name, r in (("no-op", noop), ("real tiny", real)):
         n = r["runs"]
         print(f"{name:<12}{n:>5}{r['wall']:>9.2f}{(r['wall'] - r['attempts']) / n:>16.3f}"

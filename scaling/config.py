@@ -113,7 +113,9 @@ class EvalSet:
 
     name: str = "???"  # logged as val/<name>/loss and val/<name>/bpb
     path: str = "???"  # prepared dataset directory with the run's tokenizer
-    tokens: float | None = checked(None, POSITIVE)  # size of the fixed subset in tokens (None: data.val_tokens)
+    tokens: float | None = checked(
+        None, POSITIVE
+    )  # size of the fixed subset in tokens (None: data.val_tokens)
 
 
 @dataclass
@@ -225,7 +227,9 @@ class EvalConfig:
 
     # shipped task names (stdlib-nextline) or JSONL files; empty = no downstream evaluation
     tasks: list[str] = field(default_factory=list)
-    every_tokens: float = checked(5e6, POSITIVE)  # score the tasks every this many training tokens, and at the end
+    every_tokens: float = checked(
+        5e6, POSITIVE
+    )  # score the tasks every this many training tokens, and at the end
     limit: int | None = checked(None, POSITIVE)  # score only the first N items of each task (None = all)
 
 

@@ -337,7 +337,10 @@ def run_id(cfg: DictConfig | dict) -> str:
     so a sweep dir that is moved or mounted elsewhere keeps its ids.
     """
     # the two top levels are copied: only keys at those depths are dropped or rewritten below
-    tree = {k: dict(v) if isinstance(v, dict) else v for k, v in (cfg if isinstance(cfg, dict) else to_dict(cfg)).items()}
+    tree = {
+        k: dict(v) if isinstance(v, dict) else v
+        for k, v in (cfg if isinstance(cfg, dict) else to_dict(cfg)).items()
+    }
     if tree["run"].get("branch_from"):
         tree["run"]["branch_from"] = Path(tree["run"]["branch_from"]).name
     for dotted in RUN_NEUTRAL_KEYS:

@@ -71,7 +71,9 @@ class Attention(nn.Module):
         self.q_norm = make_norm(cfg, self.head_dim) if cfg.qk_norm else None
         self.k_norm = make_norm(cfg, self.head_dim) if cfg.qk_norm else None
         self.rope = (
-            RotaryEmbedding(self.head_dim, cfg.max_seq_len, cfg.rope_theta) if cfg.positions == "rope" else None
+            RotaryEmbedding(self.head_dim, cfg.max_seq_len, cfg.rope_theta)
+            if cfg.positions == "rope"
+            else None
         )
         self.dropout = cfg.dropout
         # µP: attention logits ∝ 1/head_dim (keys and queries correlate after training), not 1/sqrt(head_dim)
@@ -81,7 +83,8 @@ class Attention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, T, _ = x.shape
         q, k, v = self.qkv(x).split(
-            [self.n_head * self.head_dim, self.n_kv_head * self.head_dim, self.n_kv_head * self.head_dim], dim=-1
+            [self.n_head * self.head_dim, self.n_kv_head * self.head_dim, self.n_kv_head * self.head_dim],
+            dim=-1,
         )
         q = q.view(B, T, self.n_head, self.head_dim).transpose(1, 2)
         k = k.view(B, T, self.n_kv_head, self.head_dim).transpose(1, 2)
@@ -190,7 +193,9 @@ class Transformer(nn.Module):
         (plus ``z_loss`` · mean(logsumexp²) when configured)."""
         T = idx.shape[1]
         if T > self.cfg.max_seq_len:
-            raise ValueError(f"sequence of {T} tokens is longer than model.max_seq_len={self.cfg.max_seq_len}")
+            raise ValueError(
+                f"sequence of {T} tokens is longer than model.max_seq_len={self.cfg.max_seq_len}"
+            )
         x = self.embed(idx)
         if self.pos_embed is not None:
             x = x + self.pos_embed(torch.arange(T, device=idx.device))

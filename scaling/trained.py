@@ -97,8 +97,10 @@ def load_trained(run_dir: str | Path, checkpoint: str | Path | None = None,
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:
-        raise ScalingError(f"{path} does not fit the model of {run_dir / CONFIG_FILE} "
-                           f"({str(e).splitlines()[1].strip() if len(str(e).splitlines()) > 1 else e})") from None
+        raise ScalingError(
+            f"{path} does not fit the model of {run_dir / CONFIG_FILE} "
+            f"({str(e).splitlines()[1].strip() if len(str(e).splitlines()) > 1 else e})"
+        ) from None
     model.eval().to(torch.float32)
     tok_path = Path(tokenizer) if tokenizer is not None else run_tokenizer_path(cfg)
     tok = load_tokenizer(tok_path)

@@ -21,5 +21,7 @@ def require_wandb_login(mode: str, setting: str) -> None:
         wandb.login(verify=False)
     except Exception as e:  # wandb.errors.UsageError: "No API key configured"
         reason = (str(e).splitlines() or [type(e).__name__])[0]
-        raise ScalingError(f"{setting}=online but W&B is not logged in here ({reason}); run `wandb login` or set "
-                           f"WANDB_API_KEY, or use {setting}=offline and `wandb sync` the run later") from None
+        raise ScalingError(
+            f"{setting}=online but W&B is not logged in here ({reason}); run `wandb login` or set "
+            f"WANDB_API_KEY, or use {setting}=offline and `wandb sync` the run later"
+        ) from None

@@ -16,14 +16,23 @@ EXIT_INTERRUPTED = 130  # the shell's code for a command stopped by Ctrl-C (128 
 def _planning_arguments(p: argparse.ArgumentParser, for_run: bool = False) -> None:
     if for_run:  # `sweep run` also takes one run config instead of a spec
         p.add_argument("spec", nargs="?", help="sweep spec YAML (or, with --config, the first override)")
-        p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="with --config: overrides of the run config")
-        p.add_argument("--config", help="instead of a spec: one run config (e.g. a fit's large_run.yaml), run as a "
-                                        "sweep of one run named after the file")
+        p.add_argument(
+            "overrides", nargs="*", metavar="KEY=VALUE", help="with --config: overrides of the run config"
+        )
+        p.add_argument(
+            "--config",
+            help="instead of a spec: one run config (e.g. a fit's large_run.yaml), run as a "
+            "sweep of one run named after the file",
+        )
     else:
         p.add_argument("spec", help="sweep spec YAML (examples in configs/sweeps/)")
     p.add_argument("--out", "--dir", dest="dir", help="sweep dir (default runs/sweeps/<name>)")
-    p.add_argument("--max-runs", type=int, default=10_000,
-                   help="refuse a spec that expands to more runs than this, before expanding it (default 10,000)")
+    p.add_argument(
+        "--max-runs",
+        type=int,
+        default=10_000,
+        help="refuse a spec that expands to more runs than this, before expanding it (default 10,000)",
+    )
     p.add_argument("--skip-data-check", action="store_true",
                    help="do not open each run's prepared data (data.path) here, e.g. when it exists only on "
                         "the compute nodes")
@@ -31,28 +40,39 @@ def _planning_arguments(p: argparse.ArgumentParser, for_run: bool = False) -> No
 
 def _dir_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("dir", nargs="?", help="sweep dir")
-    p.add_argument("--out", "--dir", dest="out_dir", metavar="DIR", help="sweep dir (instead of the positional one)")
+    p.add_argument(
+        "--out", "--dir", dest="out_dir", metavar="DIR", help="sweep dir (instead of the positional one)"
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="sweep_command", required=True, metavar="ACTION")
-    p = sub.add_parser("plan", help="print the runs of a spec (id, overrides, params, tokens, FLOPs); runs nothing")
+    p = sub.add_parser(
+        "plan", help="print the runs of a spec (id, overrides, params, tokens, FLOPs); runs nothing"
+    )
     _planning_arguments(p)
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
 
     p = sub.add_parser("run", help="launch the unfinished runs of a spec, locally or on SLURM (Ctrl-C stops "
                                    "local trainers; they resume on the next run)")
     _planning_arguments(p, for_run=True)
-    p.add_argument("--launcher", default="local", help="local (subprocesses here) or slurm (submitit job arrays)")
+    p.add_argument(
+        "--launcher", default="local", help="local (subprocesses here) or slurm (submitit job arrays)"
+    )
     p.add_argument("--workers", type=int, help="local: runs at once (one GPU each when there are GPUs)")
     p.add_argument("--threads", type=int, help="local: CPU threads per run (default: cores / workers)")
     p.add_argument("--preload", action="store_true", default=None,
                    help="local: fork each trainer from one process that imported it once (saves seconds of "
                         "start-up per run; also launcher.local.preload in the spec)")
     p.add_argument("--retry-failed", action="store_true", help="also relaunch runs that failed")
-    p.add_argument("--slurm", action="append", default=[], metavar="KEY=VALUE",
-                   help="slurm: override launcher.slurm settings, e.g. --slurm partition=gpu --slurm time_min=240; "
-                        "max_concurrent counts the whole sweep (a new array gets what its live jobs leave)")
+    p.add_argument(
+        "--slurm",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="slurm: override launcher.slurm settings, e.g. --slurm partition=gpu --slurm time_min=240; "
+        "max_concurrent counts the whole sweep (a new array gets what its live jobs leave)",
+    )
     p.add_argument("--wait", action="store_true", help="slurm: block until every run has ended")
     p.add_argument("--train-cmd", help="the trainer command (default: this python -m scaling train); "
                                        "e.g. to wrap it in a container")
@@ -91,7 +111,9 @@ def _spec_of(args: argparse.Namespace):
 
     if args.config is None:
         if args.spec is None or args.overrides:
-            raise ScalingError("give one sweep spec YAML, or --config RUN.yaml [KEY=VALUE ...] for a single run")
+            raise ScalingError(
+                "give one sweep spec YAML, or --config RUN.yaml [KEY=VALUE ...] for a single run"
+            )
         return args.spec
     from sweeps.launch import config_spec
 
@@ -128,8 +150,12 @@ def run(args: argparse.Namespace) -> int:
     if args.sweep_command == "plan":
         from sweeps.plan import format_plan
 
-        spec, _, runs = launch.plan(args.spec, args.dir, max_runs=args.max_runs, check_data=not args.skip_data_check)
-        print(json.dumps([r.to_json() for r in runs], indent=1) if args.json else format_plan(spec.name, runs))
+        spec, _, runs = launch.plan(
+            args.spec, args.dir, max_runs=args.max_runs, check_data=not args.skip_data_check
+        )
+        print(
+            json.dumps([r.to_json() for r in runs], indent=1) if args.json else format_plan(spec.name, runs)
+        )
         return 0
     if args.sweep_command == "run":
         train_cmd = shlex.split(args.train_cmd) if args.train_cmd else None
@@ -138,7 +164,10 @@ def run(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             what = f"--config {args.config}" if args.config else args.spec
             again = f"scaling sweep run {what}" + (f" --out {args.dir}" if args.dir else "")
-            print(f"interrupted: trainers stopped; `{again}` resumes them from their checkpoints", file=sys.stderr)
+            print(
+                f"interrupted: trainers stopped; `{again}` resumes them from their checkpoints",
+                file=sys.stderr,
+            )
             return EXIT_INTERRUPTED
         if args.launcher == "slurm" and not args.wait:
             return 0
@@ -160,7 +189,16 @@ def run(args: argparse.Namespace) -> int:
 def _launch(args: argparse.Namespace, train_cmd: list[str] | None):
     from sweeps import launch
 
-    return launch.run_sweep(_spec_of(args), args.dir, launcher=args.launcher, workers=args.workers,
-                            threads=args.threads, retry_failed=args.retry_failed, slurm=_key_values(args.slurm),
-                            train_cmd=train_cmd, max_runs=args.max_runs, preload=args.preload,
-                            check_data=False if args.skip_data_check else None)
+    return launch.run_sweep(
+        _spec_of(args),
+        args.dir,
+        launcher=args.launcher,
+        workers=args.workers,
+        threads=args.threads,
+        retry_failed=args.retry_failed,
+        slurm=_key_values(args.slurm),
+        train_cmd=train_cmd,
+        max_runs=args.max_runs,
+        preload=args.preload,
+        check_data=False if args.skip_data_check else None,
+    )

@@ -140,10 +140,13 @@ class _Progress:
         r = json.loads(result_path.read_text())
         cfg = yaml.safe_load((result_path.parent / "config.yaml").read_text())
         elapsed = time.time() - self.start
-        self.echo(f"  [{self.done}/{self.total}] {r.get('model')} {r['tokens']:.3g} tokens "
-                  f"lr {cfg['optim']['lr']:g} seed {r['seed']}: {r['status']}, val loss "
-                  f"{r['final_val_loss']:.3f} in {r['wall_time_s']:.0f} s ({elapsed:.0f} s elapsed)"
-                  if r.get("final_val_loss") is not None else f"  [{self.done}/{self.total}] {run_id}: {outcome}")
+        self.echo(
+            f"  [{self.done}/{self.total}] {r.get('model')} {r['tokens']:.3g} tokens "
+            f"lr {cfg['optim']['lr']:g} seed {r['seed']}: {r['status']}, val loss "
+            f"{r['final_val_loss']:.3f} in {r['wall_time_s']:.0f} s ({elapsed:.0f} s elapsed)"
+            if r.get("final_val_loss") is not None
+            else f"  [{self.done}/{self.total}] {run_id}: {outcome}"
+        )
 
 
 def _label(planned_run: dict) -> str:
@@ -170,8 +173,11 @@ class _Ticker:
                 continue
             plan, states = sweep_status(self.progress.sweep_dir)
             planned = {r["run_id"]: r for r in plan["runs"]}
-            running = [f"{_label(planned[s.run_id])} {min(100.0, 100 * (s.tokens or 0) / planned[s.run_id]['tokens']):.0f}%"
-                       for s in states if s.state == "running" and planned[s.run_id].get("tokens")]
+            running = [
+                f"{_label(planned[s.run_id])} {min(100.0, 100 * (s.tokens or 0) / planned[s.run_id]['tokens']):.0f}%"
+                for s in states
+                if s.state == "running" and planned[s.run_id].get("tokens")
+            ]
             if running:
                 elapsed = time.time() - self.progress.start
                 self.echo(f"  ... {self.progress.done}/{self.progress.total} runs done, training "
@@ -203,8 +209,10 @@ def run_demo(out: str | Path = "demo_out", *, quick: bool = False, workers: int 
     echo(f"1/3 preparing the stdlib corpus into {data_path}")
     manifest = prepare(stdlib_sources(max_bytes=plan_.corpus_bytes), data_path, vocab_size=plan_.vocab_size,
                        val_fraction=plan_.val_fraction, workers=min(2, workers), progress=False)
-    echo(f"    {manifest['splits']['train']['tokens']:,} train tokens, {manifest['splits']['val']['tokens']:,} "
-         f"val tokens ({time.time() - t0:.0f} s)")
+    echo(
+        f"    {manifest['splits']['train']['tokens']:,} train tokens, {manifest['splits']['val']['tokens']:,} "
+        f"val tokens ({time.time() - t0:.0f} s)"
+    )
 
     specs = demo_specs(plan_, data_path, wandb)
     spec_paths = {}

@@ -25,17 +25,27 @@ def config_spec(config: str | Path, overrides: list[str] | tuple[str, ...] = ())
     named after the file."""
     path = Path(config)
     if not path.is_file():
-        raise ScalingError(f"run config {str(path)!r} not found; give the YAML file `scaling fit` or you wrote")
-    return parse_spec({"name": path.stem, "base": [path.name], "overrides": list(overrides)}, source=str(path),
-                      base_dir=path.parent)
+        raise ScalingError(
+            f"run config {str(path)!r} not found; give the YAML file `scaling fit` or you wrote"
+        )
+    return parse_spec(
+        {"name": path.stem, "base": [path.name], "overrides": list(overrides)},
+        source=str(path),
+        base_dir=path.parent,
+    )
 
 
 def _spec(spec: str | Path | Spec, max_runs: int | None) -> Spec:
     return spec if isinstance(spec, Spec) else load_spec(spec, max_runs=max_runs)
 
 
-def plan(spec_path: str | Path | Spec, sweep_dir: str | Path | None = None, *, max_runs: int | None = MAX_RUNS,
-         check_data: bool = False) -> tuple[Spec, Path, list[PlannedRun]]:
+def plan(
+    spec_path: str | Path | Spec,
+    sweep_dir: str | Path | None = None,
+    *,
+    max_runs: int | None = MAX_RUNS,
+    check_data: bool = False,
+) -> tuple[Spec, Path, list[PlannedRun]]:
     """Read, check and expand a spec (a file, or a :class:`Spec` such as :func:`config_spec`'s; refused above
     ``max_runs`` runs; data checked on ``check_data``); nothing is written."""
     spec = _spec(spec_path, max_runs)
@@ -53,9 +63,11 @@ def with_job_shape(spec: Spec, settings) -> Spec:
     shape = job_overrides(settings)
     for key, value in shape.items():
         if key in spec.overrides and str(spec.overrides[key]) != str(value):
-            raise ScalingError(f"the spec's overrides set {key}={spec.overrides[key]} but launcher.slurm asks for "
-                               f"{value} ({'nodes' if key == 'train.num_nodes' else 'tasks_per_node'}); "
-                               "keep one of them")
+            raise ScalingError(
+                f"the spec's overrides set {key}={spec.overrides[key]} but launcher.slurm asks for "
+                f"{value} ({'nodes' if key == 'train.num_nodes' else 'tasks_per_node'}); "
+                "keep one of them"
+            )
     return replace(spec, overrides={**shape, **spec.overrides}) if shape else spec
 
 
@@ -119,8 +131,12 @@ def run_sweep(spec_path: str | Path | Spec, sweep_dir: str | Path | None = None,
         raise ScalingError(f"launcher.local.preload={preload!r} must be true or false")
     if preload and train_cmd is not None:
         raise ScalingError("preload forks the built-in trainer; drop it or the train command")
-    workers = positive_count("--workers", workers) or positive_count("launcher.local.workers", local.get("workers", 1))
-    threads = positive_count("--threads", threads) or positive_count("launcher.local.threads", local.get("threads"))
+    workers = positive_count("--workers", workers) or positive_count(
+        "launcher.local.workers", local.get("workers", 1)
+    )
+    threads = positive_count("--threads", threads) or positive_count(
+        "launcher.local.threads", local.get("threads")
+    )
     check_train_cmd(train_cmd)
     settings, shapes = None, None
     if launcher == "slurm":
@@ -134,8 +150,10 @@ def run_sweep(spec_path: str | Path | Spec, sweep_dir: str | Path | None = None,
         runs = plan_sweep(spec, root)
         several = next((r for r in runs if r.tree["train"]["num_nodes"] > 1), None)
         if several is not None:
-            raise ScalingError(f"run {several.run_id} has train.num_nodes={several.tree['train']['num_nodes']}: "
-                               "runs on several nodes need --launcher slurm")
+            raise ScalingError(
+                f"run {several.run_id} has train.num_nodes={several.tree['train']['num_nodes']}: "
+                "runs on several nodes need --launcher slurm"
+            )
     if check_data:
         from sweeps.plan_checks import check_run_data
 

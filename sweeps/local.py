@@ -49,7 +49,9 @@ def worker_slots(workers: int, threads: int | None = None) -> list[tuple[dict[st
     """Per worker: extra environment (its GPU) and its CPU thread count."""
     gpus = visible_gpus()
     per_worker = threads or max(1, (os.cpu_count() or 1) // workers)
-    return [({"CUDA_VISIBLE_DEVICES": gpus[i % len(gpus)]} if gpus else {}, per_worker) for i in range(workers)]
+    return [
+        ({"CUDA_VISIBLE_DEVICES": gpus[i % len(gpus)]} if gpus else {}, per_worker) for i in range(workers)
+    ]
 
 
 def run_local(sweep_dir: str | Path, run_ids: list[str], *, workers: int = 1, threads: int | None = None,

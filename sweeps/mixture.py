@@ -37,7 +37,9 @@ def simplex_grid(k: int, step: float) -> list[tuple[float, ...]]:
     m = round(1 / step)
     if not (0 < step <= 1) or abs(m * step - 1) > 1e-9:
         raise ScalingError(f"mixture.step={step} must divide 1 (e.g. 0.5, 0.25, 0.2, 0.1)")
-    return [tuple(c / m for c in combo) for combo in itertools.product(range(m + 1), repeat=k) if sum(combo) == m]
+    return [
+        tuple(c / m for c in combo) for combo in itertools.product(range(m + 1), repeat=k) if sum(combo) == m
+    ]
 
 
 def _natural(paths: list[str], base_dir: Path) -> np.ndarray:
@@ -46,13 +48,17 @@ def _natural(paths: list[str], base_dir: Path) -> np.ndarray:
     for p in paths:
         for where in (Path(p), base_dir / p):
             try:
-                tokens.append(float(json.loads((where / "manifest.json").read_text())["splits"]["train"]["tokens"]))
+                tokens.append(
+                    float(json.loads((where / "manifest.json").read_text())["splits"]["train"]["tokens"])
+                )
                 break
             except (OSError, ValueError, KeyError, TypeError):
                 continue
         else:
-            raise ScalingError(f"mixture: no manifest.json in {p}; prepare the dataset first (scaling prepare), "
-                               "or set natural: false and a dirichlet center other than natural")
+            raise ScalingError(
+                f"mixture: no manifest.json in {p}; prepare the dataset first (scaling prepare), "
+                "or set natural: false and a dirichlet center other than natural"
+            )
     t = np.array(tokens)
     return t / t.sum()
 
@@ -62,7 +68,9 @@ def _dirichlet(section: Any, k: int, natural) -> list[tuple[float, ...]]:
         raise ScalingError(f"mixture.dirichlet must be a mapping with keys {', '.join(DIRICHLET_KEYS)}")
     for key in section:
         if key not in DIRICHLET_KEYS:
-            raise ScalingError(f"mixture.dirichlet: unknown key {key!r}; valid keys: {', '.join(DIRICHLET_KEYS)}")
+            raise ScalingError(
+                f"mixture.dirichlet: unknown key {key!r}; valid keys: {', '.join(DIRICHLET_KEYS)}"
+            )
     n, alpha = int(section.get("n", 0)), float(section.get("concentration", 1.0))
     if n < 1 or not alpha > 0:
         raise ScalingError("mixture.dirichlet needs n >= 1 and concentration > 0")
@@ -90,7 +98,9 @@ def mixture_points(section: Any, base_dir: str | Path = ".") -> list[dict[str, A
             raise ScalingError(f"mixture: unknown key {key!r}; valid keys: {', '.join(MIXTURE_KEYS)}")
     paths = section.get("domains")
     if not isinstance(paths, list) or len(paths) < 2 or len({Path(str(p)).name for p in paths}) != len(paths):
-        raise ScalingError("mixture.domains must list two or more prepared datasets with distinct folder names")
+        raise ScalingError(
+            "mixture.domains must list two or more prepared datasets with distinct folder names"
+        )
     paths = [str(p) for p in paths]
     if ("step" in section) == ("dirichlet" in section):
         raise ScalingError("mixture needs exactly one of step (a simplex grid) or dirichlet (random samples)")

@@ -57,7 +57,9 @@ class PlannedRun:
     @property
     def tags(self) -> list[str]:
         """W&B tags: one ``key=value`` per swept key (W&B allows 64 characters per tag)."""
-        return [f"{_short(k)}={_fmt(v, short=True)}"[:64] for k, v in self.swept.items() if k not in _UNTAGGED]
+        return [
+            f"{_short(k)}={_fmt(v, short=True)}"[:64] for k, v in self.swept.items() if k not in _UNTAGGED
+        ]
 
     def to_json(self) -> dict:
         """The plan entry as written to ``plan.json`` (no config object)."""
@@ -152,8 +154,12 @@ class Resolver:
         if cache_key not in self.typed:
             cfg, pristine = base
             try:
-                OmegaConf.update(cfg, key, _select(OmegaConf.to_container(OmegaConf.from_dotlist([text])), key),
-                                 merge=False)
+                OmegaConf.update(
+                    cfg,
+                    key,
+                    _select(OmegaConf.to_container(OmegaConf.from_dotlist([text])), key),
+                    merge=False,
+                )
                 typed = OmegaConf.select(cfg, key)
                 if isinstance(typed, (DictConfig, ListConfig)):
                     typed = OmegaConf.to_container(typed, resolve=True)
@@ -251,8 +257,10 @@ def _isoflop_points(spec: Spec, section: dict, point: dict, resolver: Resolver) 
             tokens = budget / _numbers(cfg)[3]
             batch = global_batch_tokens(_namespace(cfg))
             if tokens < batch:
-                raise ScalingError(f"isoflop budget {budget:.3g} gives {model} {tokens:.0f} tokens, less than "
-                                   f"one batch ({batch}); raise the budget or drop the model")
+                raise ScalingError(
+                    f"isoflop budget {budget:.3g} gives {model} {tokens:.0f} tokens, less than "
+                    f"one batch ({batch}); raise the budget or drop the model"
+                )
             out.append({"model": model, "train.tokens": float(round(tokens))})
     return out
 
@@ -264,7 +272,9 @@ def _hparam_points(spec: Spec, section: dict, point: dict, resolver: Resolver) -
     return hparam_points(section, resolve)
 
 
-def _cooldown_runs(spec: Spec, section: dict, point: dict, runs_dir: Path, resolver: Resolver) -> list[PlannedRun]:
+def _cooldown_runs(
+    spec: Spec, section: dict, point: dict, runs_dir: Path, resolver: Resolver
+) -> list[PlannedRun]:
     """Per model: a constant-LR trunk with checkpoints at the branch points, and one decay branch each."""
     decay = float(section.get("decay_fraction", 0.2))
     if not 0 < decay < 1:
@@ -278,8 +288,13 @@ def _cooldown_runs(spec: Spec, section: dict, point: dict, runs_dir: Path, resol
         if any(t - s < batch for t, s in zip(finals, starts, strict=True)):
             raise ScalingError(f"cooldowns: a decay of {decay} of {finals[0]:.0f} tokens is shorter than one "
                                f"batch ({batch} tokens); raise cooldowns.tokens or decay_fraction")
-        trunk_swept = {**point, "model": model, "schedule.kind": "constant",
-                       "train.tokens": float(max(starts)), "train.checkpoint_at_tokens": [float(s) for s in starts]}
+        trunk_swept = {
+            **point,
+            "model": model,
+            "schedule.kind": "constant",
+            "train.tokens": float(max(starts)),
+            "train.checkpoint_at_tokens": [float(s) for s in starts],
+        }
         trunk = _planned(spec, resolver, trunk_swept, role="trunk")
         runs.append(trunk)
         for final, start in zip(finals, starts, strict=True):
@@ -380,7 +395,9 @@ def format_plan(name: str, runs: list[PlannedRun]) -> str:
         swept = " ".join(f"{k}={_fmt(v, short=True)}" for k, v in r.swept.items() if k not in _UNTAGGED[:2])
         rows.append((r.run_id, r.role, _si(r.params), _si(r.tokens), _si(r.flops), swept or "(base)"))
     widths = [max(len(row[i]) for row in rows) for i in range(5)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row[:5], widths, strict=True)) + "  " + row[5] for row in rows]
+    lines = [
+        "  ".join(c.ljust(w) for c, w in zip(row[:5], widths, strict=True)) + "  " + row[5] for row in rows
+    ]
     total_flops = sum(r.flops for r in runs)
     lines.append(f"sweep {name}: {len(runs)} runs, {_si(sum(r.tokens for r in runs))} tokens, "
                  f"{_si(total_flops)} FLOPs ({total_flops:.3e})")

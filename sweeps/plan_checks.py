@@ -34,5 +34,7 @@ def check_run_data(runs: list) -> None:
                 check_compatible(opened[key], vocab if isinstance(vocab, int) else None,
                                  tree["data"].get("tokenizer_sha256"))
             except DataError as e:
-                raise ScalingError(f"run {run.run_id} ({run.name}): {e} (checked at plan time; --skip-data-check "
-                                  "skips it where the data exists only on the training machines)") from None
+                raise ScalingError(
+                    f"run {run.run_id} ({run.name}): {e} (checked at plan time; --skip-data-check "
+                    "skips it where the data exists only on the training machines)"
+                ) from None

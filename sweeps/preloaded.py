@@ -75,8 +75,11 @@ class ForkedTrainer:
     """One trainer forked from the preloaded forkserver; ``pid`` and ``wait()`` as on ``subprocess.Popen``."""
 
     def __init__(self, args: list[str], log_path: Path, env: dict[str, str]):
-        self.process = _context().Process(target=_train_child, args=(list(args), str(log_path), dict(env), os.getpid()),
-                                          name="scaling-train")
+        self.process = _context().Process(
+            target=_train_child,
+            args=(list(args), str(log_path), dict(env), os.getpid()),
+            name="scaling-train",
+        )
         self.process.start()
         self.pid = self.process.pid
 

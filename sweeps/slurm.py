@@ -54,7 +54,9 @@ class SlurmSettings:
     cpus_per_task: int = 1  # CPU cores per rank; also the trainer's train.threads
     mem_gb: float | None = None  # memory per node of a run in GB; None = the partition's default
     time_min: int = 60  # time limit per attempt in minutes; a time-out requeues and resumes
-    max_concurrent: int = 64  # runs of the sweep at once: a new array's cap (--array=...%N) less its live jobs
+    max_concurrent: int = (
+        64  # runs of the sweep at once: a new array's cap (--array=...%N) less its live jobs
+    )
     max_requeues: int = 3  # time-outs a run may requeue after (preemptions do not count)
     signal_delay_s: int = 90  # USR2 this long before the time limit, so the job can requeue itself
     setup: list[str] = field(default_factory=list)  # shell lines run before the job (module load ...)
@@ -131,11 +133,15 @@ def check_available() -> None:
     """Refuse, in one line, when this machine cannot submit SLURM jobs (no tools, or no controller answers)."""
     missing = [tool for tool in ("sbatch", "srun", "squeue", "sinfo") if shutil.which(tool) is None]
     if missing:
-        raise ScalingError(f"the slurm launcher is not available: no `{missing[0]}` on PATH; {_NO_SLURM_HINT}")
+        raise ScalingError(
+            f"the slurm launcher is not available: no `{missing[0]}` on PATH; {_NO_SLURM_HINT}"
+        )
     problem = controller_problem()
     if problem:
-        raise ScalingError(f"no SLURM controller answers: {problem}; check SLURM_CONF and that slurmctld runs, "
-                           f"or {_NO_SLURM_HINT}")
+        raise ScalingError(
+            f"no SLURM controller answers: {problem}; check SLURM_CONF and that slurmctld runs, "
+            f"or {_NO_SLURM_HINT}"
+        )
 
 
 class SlurmRun:

@@ -45,10 +45,32 @@ from scaling.errors import ScalingError
 from sweeps.hparam_grid import SECTION_KEYS as HPARAM_SECTION_KEYS
 from sweeps.hparam_grid import SETS_KEYS as HPARAM_SETS_KEYS
 
-SPEC_KEYS = ("name", "base", "overrides", "knobs", "grid", "zip", "random", "seeds", "mixture", "ladder", "isoflop",
-             "hparams",
-             "cooldowns", "launcher", "method", "parameters", "program", "metric", "description",
-             "project", "entity", "command", "early_terminate", "run_cap")
+SPEC_KEYS = (
+    "name",
+    "base",
+    "overrides",
+    "knobs",
+    "grid",
+    "zip",
+    "random",
+    "seeds",
+    "mixture",
+    "ladder",
+    "isoflop",
+    "hparams",
+    "cooldowns",
+    "launcher",
+    "method",
+    "parameters",
+    "program",
+    "metric",
+    "description",
+    "project",
+    "entity",
+    "command",
+    "early_terminate",
+    "run_cap",
+)
 _WANDB_IGNORED = ("program", "metric", "description", "project", "entity", "command", "early_terminate",
                   "run_cap")
 GENERATORS = ("ladder", "isoflop", "cooldowns", "hparams")
@@ -95,7 +117,9 @@ def count_runs(body: dict) -> int:
         size *= max(1, int(body["random"].get("n", 1) or 1))
     seeds = body.get("seeds")
     if seeds is not None:
-        size *= seeds if isinstance(seeds, int) and not isinstance(seeds, bool) and seeds > 0 else _length(seeds)
+        size *= (
+            seeds if isinstance(seeds, int) and not isinstance(seeds, bool) and seeds > 0 else _length(seeds)
+        )
     for kind in GENERATORS:
         section = body.get(kind)
         if not isinstance(section, dict):
@@ -203,8 +227,10 @@ def _knobs(section: Any) -> list[dict]:
     """Every combination of the knobs' levels (a grid of at least two levels per key, no LR or batch)."""
     for key, values in _check_keys_any("knobs", section).items():
         if key in _HPARAM_KEYS:
-            raise ScalingError(f"knobs.{key}: learning rate and batch size are judged by the hyperparameter laws; "
-                               "sweep them under grid: instead")
+            raise ScalingError(
+                f"knobs.{key}: learning rate and batch size are judged by the hyperparameter laws; "
+                "sweep them under grid: instead"
+            )
         if len(_as_list(f"knobs.{key}", values)) < 2:
             raise ScalingError(f"knobs.{key}: a knob needs at least two levels to compare")
     return _grid(section, "knobs")
@@ -237,7 +263,11 @@ def _sample(key: str, dist: dict, rng: _random.Random) -> Any:
         if kind in (None, "choice", "categorical"):
             return rng.choice(values)
     if kind is None:
-        kind = "int_uniform" if isinstance(dist.get("min"), int) and isinstance(dist.get("max"), int) else "uniform"
+        kind = (
+            "int_uniform"
+            if isinstance(dist.get("min"), int) and isinstance(dist.get("max"), int)
+            else "uniform"
+        )
     if kind not in DISTRIBUTIONS:
         raise _unknown(f"random {key}.distribution", kind, DISTRIBUTIONS)
     if "min" not in dist or "max" not in dist:
@@ -317,7 +347,9 @@ def _from_wandb(raw: dict) -> dict:
     if method == "grid":
         for key, dist in swept.items():
             if "values" not in dist:
-                raise ScalingError(f"parameters.{key}: a grid sweep needs values (min/max only work with random)")
+                raise ScalingError(
+                    f"parameters.{key}: a grid sweep needs values (min/max only work with random)"
+                )
         out["grid"] = {k: v["values"] for k, v in swept.items()}
     else:
         out["random"] = {"n": raw.get("run_cap", 10), "seed": 0, "params": swept}
@@ -344,8 +376,10 @@ def parse_spec(raw: Any, source: str = "<spec>", base_dir: str | Path = ".",
         body.update(translated)
     size = count_runs(body)
     if max_runs is not None and size > max_runs:
-        raise ScalingError(f"{source} expands to {size:,} runs, more than the limit of {max_runs:,}; shrink the "
-                           f"spec, or raise the limit with --max-runs {size}")
+        raise ScalingError(
+            f"{source} expands to {size:,} runs, more than the limit of {max_runs:,}; shrink the "
+            f"spec, or raise the limit with --max-runs {size}"
+        )
     base = [str((Path(base_dir) / p).resolve()) for p in _as_list("base", body.get("base") or [], True)]
     for path in base:
         if not Path(path).is_file():
@@ -363,8 +397,10 @@ def parse_spec(raw: Any, source: str = "<spec>", base_dir: str | Path = ".",
             fit = str((Path(base_dir) / str(spec.generator[1]["fit"])).resolve())
             spec.generator = ("hparams", {**spec.generator[1], "fit": fit})
     if "knobs" in body and (spec.generator is None or spec.generator[0] not in ("ladder", "isoflop")):
-        raise ScalingError(f"{source}: knobs: needs a ladder: or isoflop: generator, so that every level gets the "
-                           "same sizes and budgets")
+        raise ScalingError(
+            f"{source}: knobs: needs a ladder: or isoflop: generator, so that every level gets the "
+            "same sizes and budgets"
+        )
     from sweeps.mixture import mixture_points
 
     expanders = {"knobs": _knobs, "grid": _grid, "zip": _zip, "random": _random_points,

@@ -36,7 +36,10 @@ def sweep_status(sweep_dir: str | Path) -> tuple[dict, list[RunState]]:
         if trunk is not None and trunk.state in ("failed", "diverged") and st.state in ("pending", "queued"):
             # A branch of a trunk that ended without its checkpoints can never start (on SLURM its
             # afterok dependency would keep it queued forever): it has failed too.
-            st.state, st.error = "failed", f"its trunk {trunk.run_id} {trunk.state}; fix it, then --retry-failed"
+            st.state, st.error = (
+                "failed",
+                f"its trunk {trunk.run_id} {trunk.state}; fix it, then --retry-failed",
+            )
         by_id[rid] = st
     return plan, list(by_id.values())
 
@@ -63,8 +66,19 @@ def counts_line(states: list[RunState]) -> str:
 
 
 def _rows(states: list[RunState]) -> list[tuple[str, ...]]:
-    return [(s.run_id, s.name or "-", s.state, _num(s.tokens, ".4g"), _num(s.loss, ".4f"), _elapsed(s.elapsed_s),
-             s.job_id or "-", (s.error or "")[-120:]) for s in states]
+    return [
+        (
+            s.run_id,
+            s.name or "-",
+            s.state,
+            _num(s.tokens, ".4g"),
+            _num(s.loss, ".4f"),
+            _elapsed(s.elapsed_s),
+            s.job_id or "-",
+            (s.error or "")[-120:],
+        )
+        for s in states
+    ]
 
 
 def format_status(name: str, states: list[RunState]) -> str:
@@ -73,7 +87,9 @@ def format_status(name: str, states: list[RunState]) -> str:
     rows = [_COLUMNS, *_rows(states)]
     last = len(_COLUMNS) - 1
     widths = [max(len(r[i]) for r in rows) for i in range(last)]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r[:last], widths, strict=True)) + "  " + r[last] for r in rows]
+    lines += [
+        "  ".join(c.ljust(w) for c, w in zip(r[:last], widths, strict=True)) + "  " + r[last] for r in rows
+    ]
     return "\n".join(line.rstrip() for line in lines)
 
 
@@ -110,7 +126,9 @@ def done_fraction(plan: dict, states: list[RunState]) -> float:
     total = sum(planned.values())
     if total <= 0:
         return sum(s.state in ENDED for s in states) / max(1, len(states))
-    trained = sum(planned[s.run_id] if s.state in ENDED else min(planned[s.run_id], s.tokens or 0.0) for s in states)
+    trained = sum(
+        planned[s.run_id] if s.state in ENDED else min(planned[s.run_id], s.tokens or 0.0) for s in states
+    )
     return trained / total
 
 
@@ -162,8 +180,10 @@ def wait_for(sweep_dir: str | Path, poll_s: float = 10.0, timeout_s: float | Non
             active_at = now
         elif now - active_at > idle_give_up_s:
             left = sum(s.state not in ENDED for s in states)
-            raise ScalingError(f"{left} run(s) of {sweep_dir} are unfinished and none has been running or queued "
-                               f"for {idle_give_up_s:.0f} s; launch them with `scaling sweep run SPEC --out {sweep_dir}`")
+            raise ScalingError(
+                f"{left} run(s) of {sweep_dir} are unfinished and none has been running or queued "
+                f"for {idle_give_up_s:.0f} s; launch them with `scaling sweep run SPEC --out {sweep_dir}`"
+            )
         if deadline is not None and now > deadline:
             return None
         time.sleep(poll_s)

@@ -89,7 +89,9 @@ class SweepStore:
         """Write the spec, the plan and each run's launch.yaml (existing run dirs are kept)."""
         from scaling.config_loading import to_yaml
 
-        atomic_write_text(self.root / "sweep.yaml", yaml.safe_dump({**raw_spec, "name": name}, sort_keys=False))
+        atomic_write_text(
+            self.root / "sweep.yaml", yaml.safe_dump({**raw_spec, "name": name}, sort_keys=False)
+        )
         atomic_write_json(self.root / "plan.json", {"name": name, "runs": [r.to_json() for r in runs]})
         for r in runs:
             launch = self.run_dir(r.run_id) / LAUNCH_FILE
@@ -103,9 +105,13 @@ class SweepStore:
         if isinstance(plan, dict) and isinstance(plan.get("runs"), list):
             return plan
         if path.exists():
-            raise ScalingError(f"{path} is damaged (not a complete plan); re-run `scaling sweep run SPEC --out "
-                               f"{self.root}` with the sweep's spec to write it again (finished runs are kept)")
-        raise ScalingError(f"{self.root} is not a sweep dir (no plan.json); start one with `scaling sweep run SPEC`")
+            raise ScalingError(
+                f"{path} is damaged (not a complete plan); re-run `scaling sweep run SPEC --out "
+                f"{self.root}` with the sweep's spec to write it again (finished runs are kept)"
+            )
+        raise ScalingError(
+            f"{self.root} is not a sweep dir (no plan.json); start one with `scaling sweep run SPEC`"
+        )
 
     # -- per-run records --------------------------------------------------------------------------
     def result(self, run_id: str) -> dict | None:
@@ -181,7 +187,9 @@ class SweepStore:
                 loss = number(row.get("val/loss", row.get("train/loss"))) or loss
         return tokens, loss
 
-    def state(self, run_id: str, job_state: str | None = None, stale_after_s: float = STALE_AFTER_S) -> RunState:
+    def state(
+        self, run_id: str, job_state: str | None = None, stale_after_s: float = STALE_AFTER_S
+    ) -> RunState:
         """The run's state from its files; ``job_state`` is its SLURM job's state when it has one."""
         events = self.attempts(run_id)
         starts = [e for e in events if e.get("event") == "start"]
@@ -203,7 +211,9 @@ class SweepStore:
         failure = self.failure(run_id)
         if is_damaged(self.run_dir(run_id) / "result.json"):
             st.state = "damaged"
-            st.error = "result.json is unreadable (truncated?); the next `scaling sweep run` trains the run again"
+            st.error = (
+                "result.json is unreadable (truncated?); the next `scaling sweep run` trains the run again"
+            )
         elif failure:
             st.state, st.error = "failed", failure
         elif job_state in ("PENDING", "REQUEUED", "CONFIGURING", "REQUEUE_HOLD", "REQUEUE_FED", "RESIZING"):

@@ -33,7 +33,9 @@ def tiny_corpus(tmp_path_factory) -> Path:
     from data_pipelines import prepare, stdlib_sources
 
     out = tmp_path_factory.mktemp("corpus") / "stdlib-tiny"
-    prepare(stdlib_sources(max_bytes=600_000), out, vocab_size=512, workers=1, progress=False, val_fraction=0.1)
+    prepare(
+        stdlib_sources(max_bytes=600_000), out, vocab_size=512, workers=1, progress=False, val_fraction=0.1
+    )
     return out
 
 

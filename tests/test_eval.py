@@ -20,12 +20,18 @@ def _write(path, lines):
     return path
 
 
-@pytest.mark.parametrize("line, message", [
-    ("{not json", r"bad\.jsonl:2: not JSON"),
-    ({"context": "a", "choices": ["x"], "label": 0}, r"bad\.jsonl:2: 'choices' must be a list of at least two"),
-    ({"context": "a", "choices": ["x", "y"], "label": 2}, r"bad\.jsonl:2: 'label' must be an index"),
-    ({"choices": ["x", "y"], "label": 0}, r"bad\.jsonl:2: 'context' must be a string"),
-])
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ("{not json", r"bad\.jsonl:2: not JSON"),
+        (
+            {"context": "a", "choices": ["x"], "label": 0},
+            r"bad\.jsonl:2: 'choices' must be a list of at least two",
+        ),
+        ({"context": "a", "choices": ["x", "y"], "label": 2}, r"bad\.jsonl:2: 'label' must be an index"),
+        ({"choices": ["x", "y"], "label": 0}, r"bad\.jsonl:2: 'context' must be a string"),
+    ],
+)
 def test_a_malformed_task_line_is_a_one_line_error_naming_file_and_line(tmp_path, line, message):
     path = _write(tmp_path / "bad.jsonl", [{"context": "a", "choices": ["x", "y"], "label": 1}, line])
     with pytest.raises(DataError, match=message):
@@ -67,7 +73,10 @@ def test_scores_are_the_choices_log_likelihoods(tiny_corpus):
     tok = load_tokenizer(tiny_corpus / "tokenizer.json")
     eos = eos_id(tok)[1]
     model = _Bigram(tok.get_vocab_size()).eval()
-    context, choices = "def add(a, b):\n", ["    return a + b\n", "    x = 1\n", "    pass  # a much longer line\n"]
+    context, choices = (
+        "def add(a, b):\n",
+        ["    return a + b\n", "    x = 1\n", "    pass  # a much longer line\n"],
+    )
     lps = [_reference_logprob(model, tok, eos, context, c) for c in choices]
     best = max(range(3), key=lambda i: lps[i])
     best_norm = max(range(3), key=lambda i: lps[i] / len(choices[i].encode()))
@@ -77,7 +86,9 @@ def test_scores_are_the_choices_log_likelihoods(tiny_corpus):
     right = score_task(model, tok, Task("t", (Item(context, tuple(choices), best),), tiny_corpus), eos)
     assert right["acc"] == 1.0
     assert right["bpb"] == pytest.approx(-lps[best] / math.log(2) / len(choices[best].encode()), rel=1e-5)
-    right_norm = score_task(model, tok, Task("t", (Item(context, tuple(choices), best_norm),), tiny_corpus), eos)
+    right_norm = score_task(
+        model, tok, Task("t", (Item(context, tuple(choices), best_norm),), tiny_corpus), eos
+    )
     assert right_norm["acc_norm"] == 1.0
     expected_bpb = -sum(lps) / math.log(2) / sum(len(c.encode()) for c in choices)
     assert scores["bpb"] == pytest.approx(expected_bpb, rel=1e-5)
@@ -92,7 +103,9 @@ def test_the_shipped_task_offers_reorderings_of_the_right_line_at_balanced_posit
         right = item.choices[item.label]
         indent = len(right) - len(right.lstrip(" "))
         for choice in item.choices:  # same bytes, same words, same indentation: only the order differs
-            assert sorted(choice.strip().split(" ")) == sorted(right.strip().split(" ")) and choice[-1] == "\n"
+            assert (
+                sorted(choice.strip().split(" ")) == sorted(right.strip().split(" ")) and choice[-1] == "\n"
+            )
             assert len(choice) - len(choice.lstrip(" ")) == indent
         counts[item.label] += 1
     assert all(45 <= c <= 105 for c in counts), counts
@@ -121,7 +134,9 @@ def test_scaling_eval_prints_and_writes_the_scores_of_a_run(tiny_cfg, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "stdlib-nextline" in proc.stdout
     written = json.loads((tmp_path / "scores.json").read_text())[str(tmp_path / "run")]
-    expected = evaluate(load_trained(tmp_path / "run"), [load_task("stdlib-nextline", limit=20)])["stdlib-nextline"]
+    expected = evaluate(load_trained(tmp_path / "run"), [load_task("stdlib-nextline", limit=20)])[
+        "stdlib-nextline"
+    ]
     assert written["eval/stdlib-nextline/bpb"] == pytest.approx(expected["bpb"], rel=1e-6)
     assert written["eval/stdlib-nextline/acc"] == pytest.approx(expected["acc"])
 
@@ -138,8 +153,16 @@ def test_accuracy_on_the_shipped_task_rises_with_model_size_and_training(tiny_cf
     train(tiny_cfg(run_dir=small))
     train(tiny_cfg("model.d_model=96", "train.micro_batch_size=16", "train.tokens=120000",
                    "train.val_every_tokens=120000", run_dir=big))
-    proc = run_cli("eval", str(small), str(big), "--tasks", "stdlib-nextline", "--json", str(tmp_path / "s.json"),
-                   timeout=600)
+    proc = run_cli(
+        "eval",
+        str(small),
+        str(big),
+        "--tasks",
+        "stdlib-nextline",
+        "--json",
+        str(tmp_path / "s.json"),
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr
     scores = json.loads((tmp_path / "s.json").read_text())
     acc = [scores[str(d)]["eval/stdlib-nextline/acc"] for d in (small, big)]

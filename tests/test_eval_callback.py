@@ -31,8 +31,13 @@ def test_downstream_eval_logs_task_metrics_every_interval_and_at_the_end(tiny_cf
     # 512 tokens per step: 2048-token intervals end at steps 4 and 8, and the run ends at step 10
     assert [r["step"] for r in rows] == [4, 8, 10]
     assert [r["train/tokens"] for r in rows] == [2048, 4096, 5120]
-    assert set(rows[-1]) == {"step", "train/tokens", "eval/stdlib-nextline/acc", "eval/stdlib-nextline/acc_norm",
-                             "eval/stdlib-nextline/bpb"}
+    assert set(rows[-1]) == {
+        "step",
+        "train/tokens",
+        "eval/stdlib-nextline/acc",
+        "eval/stdlib-nextline/acc_norm",
+        "eval/stdlib-nextline/bpb",
+    }
     expected = score_task(model.model, dataset.tokenizer(), task, dataset.eos_id)
     assert rows[-1]["eval/stdlib-nextline/bpb"] == pytest.approx(expected["bpb"], rel=1e-6)
     assert rows[-1]["eval/stdlib-nextline/acc"] == pytest.approx(expected["acc"])

@@ -32,7 +32,8 @@ def _task(folder, name: str):
         "output_type: multiple_choice\ndoc_to_text: '{{context}}'\ndoc_to_choice: '{{choices}}'\n"
         "doc_to_target: label\ntarget_delimiter: ''\nmetric_list:\n"
         "  - metric: acc\n    aggregation: mean\n    higher_is_better: true\n"
-        "  - metric: acc_norm\n    aggregation: mean\n    higher_is_better: true\n")
+        "  - metric: acc_norm\n    aggregation: mean\n    higher_is_better: true\n"
+    )
     return data
 
 

@@ -51,7 +51,9 @@ def _trained_like(overrides, tiny_corpus) -> TrainedModel:
             p.add_(0.3 * torch.randn_like(p))
     tok = load_tokenizer(tiny_corpus / "tokenizer.json")
     name, eos = eos_id(tok)
-    return TrainedModel(cfg=cfg, model=model, tokenizer=tok, eos_token=name, eos_id=eos, checkpoint=tiny_corpus)
+    return TrainedModel(
+        cfg=cfg, model=model, tokenizer=tok, eos_token=name, eos_id=eos, checkpoint=tiny_corpus
+    )
 
 
 def _greedy(model, ids: list[int], n: int, eos: int) -> list[int]:
@@ -86,8 +88,12 @@ def _check_parity(trained: TrainedModel, folder, architecture: str) -> None:
 
     prompt = ours_ids[:n - 32]
     expected = _greedy(trained.model, prompt, 32, trained.eos_id)
-    generated = hf.generate(torch.tensor([prompt]), attention_mask=torch.ones(1, len(prompt), dtype=torch.long),
-                            max_new_tokens=32, do_sample=False)[0, len(prompt):].tolist()
+    generated = hf.generate(
+        torch.tensor([prompt]),
+        attention_mask=torch.ones(1, len(prompt), dtype=torch.long),
+        max_new_tokens=32,
+        do_sample=False,
+    )[0, len(prompt) :].tolist()
     assert generated == expected
     assert len(expected) == 32 or expected[-1] == trained.eos_id
 
@@ -98,7 +104,12 @@ def test_exported_model_matches_ours_in_logits_tokens_and_greedy_generation(fami
     trained = _trained_like(overrides, tiny_corpus)
     folder = write_model_folder(trained, tmp_path / "hf")
     assert sorted(p.name for p in folder.iterdir()) == [
-        "config.json", "generation_config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"]
+        "config.json",
+        "generation_config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "tokenizer_config.json",
+    ]
     _check_parity(trained, folder, architecture)
 
 

@@ -76,7 +76,11 @@ def test_parabola_vertices_of_many_columns_match_one_windowed_minimum_each():
         if one is None:
             assert np.isnan(vertex[j])
         else:
-            assert (vertex[j], value[j], at_edge[j]) == (pytest.approx(one.u), pytest.approx(one.value), one.at_edge)
+            assert (vertex[j], value[j], at_edge[j]) == (
+                pytest.approx(one.u),
+                pytest.approx(one.value),
+                one.at_edge,
+            )
 
 
 def test_power_law_fit_recovers_exponent_and_coefficient():

@@ -29,10 +29,13 @@ def _points(n, d, loss, trunk=None) -> Points:
 def test_bootstrap_intervals_cover_the_true_values_near_nominal_rate():
     hits_a, hits_pred, widths, estimates = [], [], [], []
     for s in range(20):
-        n, d, loss = ladder_grid(TRUE, np.logspace(7, 9, 6), np.logspace(8.5, 10.5, 5), noise=0.01, seed=100 + s)
+        n, d, loss = ladder_grid(
+            TRUE, np.logspace(7, 9, 6), np.logspace(8.5, 10.5, 5), noise=0.01, seed=100 + s
+        )
         fit = fit_parametric(n, d, loss)
-        samples, info = bootstrap(_points(n, d, loss), fit, lambda f: {"a": f.a, "p": float(f.predict(3e8, 3e9))},
-                                  n_boot=60, seed=s)
+        samples, info = bootstrap(
+            _points(n, d, loss), fit, lambda f: {"a": f.a, "p": float(f.predict(3e8, 3e9))}, n_boot=60, seed=s
+        )
         assert info["n_ok"] == 60 and info["unit"] == "runs"
         lo, hi = percentile_interval(samples["a"])
         hits_a.append(lo <= TRUE.a <= hi)

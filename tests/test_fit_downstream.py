@@ -97,8 +97,13 @@ def _runs_with_task_scores(root, task_file=None, in_metrics_only=(0, 4)):
     rng = np.random.default_rng(0)
     for k, run in enumerate(runs):
         result = json.loads((run / "result.json").read_text())
-        bpb = float(_task_bpb(result["params_non_embedding"], result["tokens"]) * np.exp(rng.normal(0, 0.003)))
-        scores = {"eval/quiz/bpb": bpb, "eval/quiz/acc": float(TASK_SIGMOID.predict(bpb) + rng.normal(0, 0.005))}
+        bpb = float(
+            _task_bpb(result["params_non_embedding"], result["tokens"]) * np.exp(rng.normal(0, 0.003))
+        )
+        scores = {
+            "eval/quiz/bpb": bpb,
+            "eval/quiz/acc": float(TASK_SIGMOID.predict(bpb) + rng.normal(0, 0.005)),
+        }
         if k in in_metrics_only:
             with (run / "metrics.jsonl").open("a") as f:
                 f.write(json.dumps({"step": 10, "train/tokens": result["tokens"], **scores}) + "\n")
@@ -115,7 +120,9 @@ def task_runs(tmp_path_factory):
     return root
 
 
-def test_a_task_bpb_metric_is_fitted_like_the_validation_loss_from_result_json_and_metrics(task_runs, tmp_path):
+def test_a_task_bpb_metric_is_fitted_like_the_validation_loss_from_result_json_and_metrics(
+    task_runs, tmp_path
+):
     result = fit_runs([task_runs / "runs"], tmp_path / "fit", n_boot=0, plots=False, wandb="disabled",
                       metric="eval/quiz/bpb")
     assert result["inputs"]["n_fitted"] == 15  # the two runs with scores only in metrics.jsonl count too
@@ -131,8 +138,15 @@ def test_a_task_bpb_metric_is_fitted_like_the_validation_loss_from_result_json_a
 def test_an_accuracy_metric_is_predicted_in_two_steps_with_chance_from_the_task_file(task_runs, tmp_path):
     task = task_runs / "quiz.jsonl"
     out = tmp_path / "fit"
-    result = fit_runs([task_runs / "runs"], out, n_boot=40, plots=False, wandb="disabled", metric="eval/quiz/acc",
-                      predict=("2e7:4e8",))
+    result = fit_runs(
+        [task_runs / "runs"],
+        out,
+        n_boot=40,
+        plots=False,
+        wandb="disabled",
+        metric="eval/quiz/acc",
+        predict=("2e7:4e8",),
+    )
     ds = result["downstream"]
     assert ds["metric"] == "eval/quiz/acc" and ds["bpb_metric"] == "eval/quiz/bpb"
     assert ds["chance"] == pytest.approx(0.2) and str(task) in ds["chance_source"]
@@ -162,14 +176,31 @@ def test_a_csv_with_task_columns_and_chance_on_the_command_line(tmp_path, capsys
     bpb = _task_bpb(n, d)
     acc = SigmoidFit(0.25, 0.85, 5.0, 1.7).predict(bpb)
     csv = write_csv(tmp_path / "ladder.csv", n, d, bpb + 1.0, **{"eval/quiz/bpb": bpb, "eval/quiz/acc": acc})
-    code = main(["fit", str(csv), "--out", str(tmp_path / "fit"), "--metric", "eval/quiz/acc", "--chance", "0.25",
-                 "--bootstrap", "0", "--no-plots", "--wandb", "disabled"])
+    code = main(
+        [
+            "fit",
+            str(csv),
+            "--out",
+            str(tmp_path / "fit"),
+            "--metric",
+            "eval/quiz/acc",
+            "--chance",
+            "0.25",
+            "--bootstrap",
+            "0",
+            "--no-plots",
+            "--wandb",
+            "disabled",
+        ]
+    )
     assert code == 0
     printed = capsys.readouterr().out
     assert "(eval/quiz/bpb)" in printed and "eval/quiz/acc (two steps" in printed
     fit = json.loads((tmp_path / "fit" / "fit.json").read_text())
     assert fit["downstream"]["chance_source"] == "--chance" and fit["downstream"]["acc_law"]["floor"] == 0.25
-    assert fit["parametric"]["E"] == pytest.approx(TASK_LAW["E"], abs=0.05)  # the csv's loss column is not fitted
+    assert fit["parametric"]["E"] == pytest.approx(
+        TASK_LAW["E"], abs=0.05
+    )  # the csv's loss column is not fitted
     assert "eval/quiz/acc" not in fit["knobs"]["knobs"]
 
 
@@ -180,8 +211,15 @@ def test_a_csv_with_task_columns_and_chance_on_the_command_line(tmp_path, capsys
 ])
 def test_an_unknown_or_missing_task_metric_is_a_one_line_error(task_runs, tmp_path, metric, chance, message):
     with pytest.raises(ScalingError, match=re.escape(message)):
-        fit_runs([task_runs / "runs"], tmp_path / "fit", n_boot=0, plots=False, wandb="disabled", metric=metric,
-                 chance=chance)
+        fit_runs(
+            [task_runs / "runs"],
+            tmp_path / "fit",
+            n_boot=0,
+            plots=False,
+            wandb="disabled",
+            metric=metric,
+            chance=chance,
+        )
 
 
 @pytest.mark.slow
@@ -195,13 +233,27 @@ def test_fit_predicts_the_shipped_tasks_accuracy_from_a_tiny_real_ladder_in_two_
             train(tiny_cfg(f"model.d_model={width}", f"train.tokens={tokens}", "eval.tasks=[stdlib-nextline]",
                            "eval.every_tokens=5120", "eval.limit=80", run_dir=sweep / f"w{width}-t{tokens}"))
     out = tmp_path / "fit"
-    proc = run_cli("fit", str(sweep), "--out", str(out), "--metric", "eval/stdlib-nextline/acc", "--bootstrap", "20",
-                   "--no-plots", "--wandb", "disabled", timeout=600)
+    proc = run_cli(
+        "fit",
+        str(sweep),
+        "--out",
+        str(out),
+        "--metric",
+        "eval/stdlib-nextline/acc",
+        "--bootstrap",
+        "20",
+        "--no-plots",
+        "--wandb",
+        "disabled",
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "eval/stdlib-nextline/acc (two steps" in proc.stdout
     fit = json.loads((out / "fit.json").read_text())
     ds = fit["downstream"]
-    assert ds["n_runs"] == 6 and ds["chance"] == pytest.approx(0.25)  # four choices, read from the shipped file
+    assert ds["n_runs"] == 6 and ds["chance"] == pytest.approx(
+        0.25
+    )  # four choices, read from the shipped file
     assert "task file" in ds["chance_source"] and ds["acc_law"]["floor"] == pytest.approx(0.25)
     runs = {(r["params"], r["tokens"]): r for r in ds["runs"]}
     for run in sorted((tmp_path / "sweep").iterdir()):

@@ -22,12 +22,16 @@ def test_a_level_worth_a_constant_compute_multiplier_is_recovered_within_its_int
     assert e["difference"]["gelu"]["lo"] > 0
     # a prediction point gets each level's loss (within 2% of the truth) and its interval
     at = by_knob[1]["model.activation"]["gelu"]
-    assert at["lo"] <= at["loss"] <= at["hi"] and at["loss"] == pytest.approx(float(law().predict(1e8, 2e9)), rel=0.02)
+    assert at["lo"] <= at["loss"] <= at["hi"] and at["loss"] == pytest.approx(
+        float(law().predict(1e8, 2e9)), rel=0.02
+    )
     assert carried_levels(effects) == {"model.activation": "swiglu"}
 
 
 def test_the_multiplier_of_a_known_pair_of_laws_is_exact():
-    assert compute_multiplier(law(), *TARGET, float(worth(2.0).predict(*TARGET))) == pytest.approx(2.0, rel=1e-6)
+    assert compute_multiplier(law(), *TARGET, float(worth(2.0).predict(*TARGET))) == pytest.approx(
+        2.0, rel=1e-6
+    )
     assert compute_multiplier(law(), *TARGET, 1.0) == float("inf")  # below E: never reached
 
 
@@ -88,7 +92,23 @@ def test_scaling_fit_on_a_csv_with_a_knob_column_prints_the_verdict_and_carries_
               zip(pts.params, pts.tokens, pts.loss, pts.seed, pts.knobs["model.activation"], strict=True)]
     csv.write_text("\n".join(lines) + "\n")
     out = tmp_path / "fit"
-    assert main(["fit", str(csv), "--out", str(out), "--bootstrap", "60", "--predict", "1e9:2e10", "--wandb", "disabled"]) == 0
+    assert (
+        main(
+            [
+                "fit",
+                str(csv),
+                "--out",
+                str(out),
+                "--bootstrap",
+                "60",
+                "--predict",
+                "1e9:2e10",
+                "--wandb",
+                "disabled",
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "knob:   model.activation: carry, large run takes swiglu; gelu needs" in printed
     result = json.loads((out / "fit.json").read_text())

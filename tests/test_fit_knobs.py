@@ -27,8 +27,16 @@ def _knob_study(effect: float, seeds: int = 5, noise: float = 0.01, seed: int = 
     """Two sizes × knob {off, on} × seeds; 'on' changes the loss by ``effect`` and adds 1% parameters
     (as qk_norm does): runs within 2% of each other's size still compare as the same size."""
     rng = np.random.default_rng(seed)
-    rows = [(n * (1.01 if level == "on" else 1.0), level, 3.0 - 0.2 * i + (effect if level == "on" else 0.0) + rng.normal(0, noise))
-            for i, n in enumerate((1e6, 4e6)) for level in ("off", "on") for _ in range(seeds)]
+    rows = [
+        (
+            n * (1.01 if level == "on" else 1.0),
+            level,
+            3.0 - 0.2 * i + (effect if level == "on" else 0.0) + rng.normal(0, noise),
+        )
+        for i, n in enumerate((1e6, 4e6))
+        for level in ("off", "on")
+        for _ in range(seeds)
+    ]
     params, levels, loss = zip(*rows, strict=True)
     return _points(params, [1e8] * len(rows), loss, qk_norm=levels)
 
@@ -103,8 +111,13 @@ def test_lr_law_interval_covers_the_true_optimum_at_about_its_nominal_rate(facto
     truth = 0.02 * 1e9 ** -0.3
     covered, noises = 0, []
     for _ in range(20):
-        out = fit_hparam_laws(_lr_study(rng, factors, seeds, noise=0.02), target_params=1e9, n_boot=100, ci=0.9,
-                              seed=int(rng.integers(1 << 30)))["lr"]
+        out = fit_hparam_laws(
+            _lr_study(rng, factors, seeds, noise=0.02),
+            target_params=1e9,
+            n_boot=100,
+            ci=0.9,
+            seed=int(rng.integers(1 << 30)),
+        )["lr"]
         assert out["noise_source"].startswith(source)
         noises.append(out["noise"])
         covered += out["lo"] <= truth <= out["hi"]
@@ -122,8 +135,12 @@ def test_lr_law_without_any_noise_estimate_gives_no_interval_and_says_why():
 def _many_cells(effect: float, cells: int, seeds: int, noise: float, seed: int = 0) -> Points:
     """``cells`` (size, tokens) cells × knob {off, on} × seeds; 'on' shifts the loss by ``effect``."""
     rng = np.random.default_rng(seed)
-    rows = [(1e6 * 1.5 ** i, level, 3.0 - 0.01 * i + (effect if level == "on" else 0.0) + rng.normal(0, noise))
-            for i in range(cells) for level in ("off", "on") for _ in range(seeds)]
+    rows = [
+        (1e6 * 1.5**i, level, 3.0 - 0.01 * i + (effect if level == "on" else 0.0) + rng.normal(0, noise))
+        for i in range(cells)
+        for level in ("off", "on")
+        for _ in range(seeds)
+    ]
     params, levels, loss = zip(*rows, strict=True)
     return _points(params, [1e8] * len(rows), loss, qk_norm=levels)
 

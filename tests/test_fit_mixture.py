@@ -49,7 +49,9 @@ def write_mixture_csv(path, data: MixtureData, **extra) -> str:
     cols = [f"w_{d}" for d in data.domains] + [f"loss_{e}" for e in data.eval_sets] + list(extra)
     rows = [",".join(cols)]
     for i in range(len(data)):
-        rows.append(",".join(str(v) for v in [*data.weights[i], *data.losses[i], *(extra[c][i] for c in extra)]))
+        rows.append(
+            ",".join(str(v) for v in [*data.weights[i], *data.losses[i], *(extra[c][i] for c in extra)])
+        )
     path.write_text("\n".join(rows) + "\n")
     return str(path)
 
@@ -151,7 +153,9 @@ def test_mixture_only_csv_fit_writes_weights_candidates_and_large_run(tmp_path):
     assert m["epochs"]["docs"] == pytest.approx(m["weights"]["docs"]["value"] * 1e9 / 1e9)
     pure_docs = m["candidates"][1]
     assert pure_docs["weights"] == {"code": 0.0, "docs": 1.0, "tests": 0.0}
-    assert pure_docs["predicted"]["docs"] == pytest.approx(float(true_loss(np.array([0, 1, 0]))[0, 1]), rel=0.03)
+    assert pure_docs["predicted"]["docs"] == pytest.approx(
+        float(true_loss(np.array([0, 1, 0]))[0, 1]), rel=0.03
+    )
     cfg = load_config([out / "large_run.yaml"])
     carried = {s.path: s.weight for s in cfg.data.mixture}
     assert carried["docs"] == pytest.approx(m["weights"]["docs"]["value"], abs=1e-4)
@@ -169,8 +173,15 @@ def test_csv_with_sizes_fits_both_laws_and_reports_how_the_optimum_moves(tmp_pat
     d = 20 * n
     loss = 1.8 + 300 / n ** 0.3 + 400 / d ** 0.3
     csv = write_mixture_csv(tmp_path / "both.csv", data, params=n, tokens=d, loss=loss, seed=np.arange(40))
-    result = fit_runs([csv], tmp_path / "fit", n_boot=0, plots=False, wandb="disabled", mixture_target="tests",
-                      target_flops=1e18)
+    result = fit_runs(
+        [csv],
+        tmp_path / "fit",
+        n_boot=0,
+        plots=False,
+        wandb="disabled",
+        mixture_target="tests",
+        target_flops=1e18,
+    )
     assert "parametric" in result and result["mixture"]["law"] == "exponential"
     assert not any(k.startswith(("w_", "loss_")) for k in result["knobs"]["knobs"])
     by_size = result["mixture"]["by_size"]
@@ -201,7 +212,9 @@ def test_run_dirs_at_one_size_fit_the_mixture_law_alone_and_say_why(tmp_path):
     result = fit_runs([tmp_path / "sweep"], tmp_path / "fit", n_boot=0, plots=False, wandb="disabled",
                       mixture_target="code")
     assert "approach 3 needs at least 2 model sizes" in result["warnings"][0]
-    assert result["mixture"]["weights"]["code"]["value"] == pytest.approx(0.9)  # the best tried: no extrapolation
+    assert result["mixture"]["weights"]["code"]["value"] == pytest.approx(
+        0.9
+    )  # the best tried: no extrapolation
     large = yaml.safe_load((tmp_path / "fit" / "large_run.yaml").read_text())
     assert large["data"]["mixture"] == [{"path": str(tmp_path / "code"), "weight": 0.9},
                                         {"path": str(tmp_path / "docs"), "weight": 0.1}]

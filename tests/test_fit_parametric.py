@@ -62,12 +62,20 @@ def test_predict_matches_the_formula():
     assert law.predict(70e9, 1.4e12) == pytest.approx(1.69 + 406.4 / 70e9 ** 0.34 + 410.7 / 1.4e12 ** 0.28)
 
 
-@pytest.mark.parametrize("params, tokens, loss, message", [
-    ([1e6, 2e6, 3e6, 4e6], [1e8, 2e8, 3e8, 4e8], [3, 2.9, 2.8, 2.7], "at least 5 points"),
-    ([1e6] * 6, [1e8, 2e8, 3e8, 4e8, 5e8, 6e8], [3, 2.9, 2.8, 2.7, 2.6, 2.5], "at least 2 model sizes"),
-    ([1e6, 2e6, 3e6, 4e6, 5e6, 6e6], [1e8] * 6, [3, 2.9, 2.8, 2.7, 2.6, 2.5], "at least 2 token counts"),
-    ([1e6, 2e6, -3e6, 4e6, 5e6, 6e6], [1e8, 2e8, 3e8, 4e8, 5e8, 6e8], [3, 2.9, 2.8, 2.7, 2.6, 2.5], "positive"),
-])
+@pytest.mark.parametrize(
+    "params, tokens, loss, message",
+    [
+        ([1e6, 2e6, 3e6, 4e6], [1e8, 2e8, 3e8, 4e8], [3, 2.9, 2.8, 2.7], "at least 5 points"),
+        ([1e6] * 6, [1e8, 2e8, 3e8, 4e8, 5e8, 6e8], [3, 2.9, 2.8, 2.7, 2.6, 2.5], "at least 2 model sizes"),
+        ([1e6, 2e6, 3e6, 4e6, 5e6, 6e6], [1e8] * 6, [3, 2.9, 2.8, 2.7, 2.6, 2.5], "at least 2 token counts"),
+        (
+            [1e6, 2e6, -3e6, 4e6, 5e6, 6e6],
+            [1e8, 2e8, 3e8, 4e8, 5e8, 6e8],
+            [3, 2.9, 2.8, 2.7, 2.6, 2.5],
+            "positive",
+        ),
+    ],
+)
 def test_unfittable_inputs_raise_one_line_errors(params, tokens, loss, message):
     with pytest.raises(ScalingError, match=message) as info:
         fit_parametric(params, tokens, loss)

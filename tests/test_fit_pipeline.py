@@ -38,17 +38,30 @@ def test_csv_fit_writes_everything_and_fit_json_round_trips(ladder_csv, tmp_path
     options = quick(target_flops=1e21, predict=["1e9:2e10"], n_boot=40, plots=True)
     result = fit_runs([ladder_csv], out, options)
     assert json.loads((out / "fit.json").read_text()) == result
-    for key in ("parametric", "isoflop", "hparams", "knobs", "predictions", "backtest", "recommendation", "warnings"):
+    for key in (
+        "parametric",
+        "isoflop",
+        "hparams",
+        "knobs",
+        "predictions",
+        "backtest",
+        "recommendation",
+        "warnings",
+    ):
         assert key in result
     for key in ("E", "A", "B", "alpha", "beta", "a", "b", "objective", "grad_norm", "ci"):
         assert key in result["parametric"]
-    assert result["parametric"]["ci"]["a"][0] <= result["parametric"]["a"] <= result["parametric"]["ci"]["a"][1]
+    assert (
+        result["parametric"]["ci"]["a"][0] <= result["parametric"]["a"] <= result["parametric"]["ci"]["a"][1]
+    )
     first = result["predictions"][0]
     assert (first["params"], first["tokens"]) == (1e9, 2e10)
     assert first["lo"] < first["loss"] < first["hi"]
     assert first["loss"] == pytest.approx(float(LAW.predict(1e9, 2e10)), rel=0.02)
     rec = result["recommendation"]
-    assert rec["flops"] == pytest.approx(1e21, rel=1e-6)  # tokens chosen to spend the budget on the real shape
+    assert rec["flops"] == pytest.approx(
+        1e21, rel=1e-6
+    )  # tokens chosen to spend the budget on the real shape
     assert rec["lo"] < rec["loss"] < rec["hi"]
     cfg = load_config([out / "large_run.yaml"])  # what `scaling train --config` does first
     assert cfg.model.n_layer == rec["n_layer"] and cfg.train.tokens == pytest.approx(rec["tokens"], rel=1e-6)
@@ -72,7 +85,11 @@ def test_demo_like_run_dirs_give_lr_law_knobs_and_a_wandb_fit_run(tmp_path):
 
     sweep = tmp_path / "sweep"
     demo_like_runs(sweep, TINY_LAW, noise=0.005)
-    write_runs(sweep / "extra", TINY_LAW, [{"n_layer": 4, "tokens": 1e6, "lr": 0.01, "seed": 0, "status": "diverged"}])
+    write_runs(
+        sweep / "extra",
+        TINY_LAW,
+        [{"n_layer": 4, "tokens": 1e6, "lr": 0.01, "seed": 0, "status": "diverged"}],
+    )
     out = tmp_path / "fit"
     result = fit_runs([sweep], out, FitOptions(n_boot=10, wandb="offline"))
     assert result["inputs"]["n_rows"] == 25 and result["inputs"]["group"] == "synthetic"
@@ -81,7 +98,10 @@ def test_demo_like_run_dirs_give_lr_law_knobs_and_a_wandb_fit_run(tmp_path):
     lr = result["hparams"]["lr"]
     assert lr["law"]["exponent"] == pytest.approx(-0.3, abs=0.1)  # synthetic runs use lr_opt = 0.02·N^-0.3
     rec = result["recommendation"]
-    assert rec["lr"] == pytest.approx(0.02 * rec["params"] ** -0.3, rel=0.3) and rec["lr_source"] == "power law in N"
+    assert (
+        rec["lr"] == pytest.approx(0.02 * rec["params"] ** -0.3, rel=0.3)
+        and rec["lr_source"] == "power law in N"
+    )
     assert "lr" in result["knobs"]["knobs"]
     assert (out / "lr_vs_loss.png").exists()
     files = find_wandb_files(out)
@@ -157,7 +177,9 @@ def test_cli_bad_inputs_are_one_line_errors(tmp_path, capsys):
     assert "missing column(s) loss" in _cli_error(capsys, str(tmp_path / "missing.csv"), "--out", out)
     (tmp_path / "neg.csv").write_text("params,tokens,loss\n1e6,1e8,3\n-2e6,1e8,3\n")
     assert "must be positive" in _cli_error(capsys, str(tmp_path / "neg.csv"), "--out", out)
-    one = "params,tokens,loss\n" + "".join(f"1e6,{t},3.{i}\n" for i, t in enumerate((1e8, 2e8, 4e8, 8e8, 1.6e9, 3.2e9)))
+    one = "params,tokens,loss\n" + "".join(
+        f"1e6,{t},3.{i}\n" for i, t in enumerate((1e8, 2e8, 4e8, 8e8, 1.6e9, 3.2e9))
+    )
     (tmp_path / "one.csv").write_text(one)
     assert "at least 2 model sizes" in _cli_error(capsys, str(tmp_path / "one.csv"), "--out", out)
     (tmp_path / "few.csv").write_text("params,tokens,loss\n1e6,1e8,3\n2e6,2e8,2.9\n")
@@ -173,7 +195,9 @@ def test_cli_prints_the_recommendation(ladder_csv, tmp_path, capsys):
     rec = json.loads((tmp_path / "fit" / "fit.json").read_text())["recommendation"]
     assert rec["params"] == pytest.approx(1e9, rel=0.2)
     assert rec["gpu_hours"] == pytest.approx(rec["flops"] / 4e14 / 3600)
-    assert "PARAMS:TOKENS" in _cli_error(capsys, str(ladder_csv), "--out", str(tmp_path / "f2"), "--predict", "1e9")
+    assert "PARAMS:TOKENS" in _cli_error(
+        capsys, str(ladder_csv), "--out", str(tmp_path / "f2"), "--predict", "1e9"
+    )
 
 
 def test_loader_reads_run_dirs_written_by_the_real_trainer(tiny_cfg, tmp_path):
@@ -234,14 +258,29 @@ def _tokenizer_study(root, with_bpb: bool = True):
                     bpb = bpb_of[vocab] - 0.05 * np.log10(n * d / 1e13) + 0.002 * seed
                     run = root / f"r{i}"
                     run.mkdir(parents=True)
-                    result = {"status": "done", "run_id": f"r{i}", "params": n + vocab * 64, "params_non_embedding": n,
-                              "tokens": d, "final_val_loss": bpb * per_token * np.log(2), "seed": seed, "lr": 1e-3}
+                    result = {
+                        "status": "done",
+                        "run_id": f"r{i}",
+                        "params": n + vocab * 64,
+                        "params_non_embedding": n,
+                        "tokens": d,
+                        "final_val_loss": bpb * per_token * np.log(2),
+                        "seed": seed,
+                        "lr": 1e-3,
+                    }
                     if with_bpb:
                         result["val_bpb"] = bpb
                     (run / "result.json").write_text(json.dumps(result))
-                    (run / "config.yaml").write_text(yaml.safe_dump(
-                        {"model": {"vocab_size": vocab}, "data": {"path": f"data/v{vocab}"}, "run": {"seed": seed},
-                         "optim": {"lr": 1e-3}}))
+                    (run / "config.yaml").write_text(
+                        yaml.safe_dump(
+                            {
+                                "model": {"vocab_size": vocab},
+                                "data": {"path": f"data/v{vocab}"},
+                                "run": {"seed": seed},
+                                "optim": {"lr": 1e-3},
+                            }
+                        )
+                    )
                     i += 1
     return root
 
@@ -295,7 +334,9 @@ def test_isoflop_uses_the_best_setting_per_point_not_an_lr_sweeps_worse_runs(tmp
 
 def test_planned_runs_without_a_result_are_named_not_silently_dropped(tmp_path):
     root = tmp_path / "sweep"
-    dirs = write_runs(root / "runs", TINY_LAW, [{"n_layer": k, "tokens": 1e6, "lr": 1e-3, "seed": 0} for k in (2, 3)])
+    dirs = write_runs(
+        root / "runs", TINY_LAW, [{"n_layer": k, "tokens": 1e6, "lr": 1e-3, "seed": 0} for k in (2, 3)]
+    )
     planned = [p.name for p in dirs] + ["feedc0ffee00"]  # a run still queued
     (root / "plan.json").write_text(json.dumps({"name": "s", "runs": [{"run_id": r} for r in planned]}))
     points = load_points([root])
@@ -308,7 +349,9 @@ def test_csv_encodings_and_an_out_path_that_is_a_file(tmp_path, capsys):
     text = write_csv(tmp_path / "runs.csv", n, d, loss).read_text()
     (tmp_path / "bom.csv").write_text(text, encoding="utf-8-sig")  # as Excel saves it
     assert len(load_points([tmp_path / "bom.csv"])) == len(n)
-    (tmp_path / "latin.csv").write_bytes(text.replace("\n", ",x\n", 1).replace("\n", ",caf\xe9\n").encode("latin-1"))
+    (tmp_path / "latin.csv").write_bytes(
+        text.replace("\n", ",x\n", 1).replace("\n", ",caf\xe9\n").encode("latin-1")
+    )
     assert "not UTF-8 text" in _cli_error(capsys, str(tmp_path / "latin.csv"), "--out", str(tmp_path / "f"))
     (tmp_path / "taken").write_text("")
     assert "is a file" in _cli_error(capsys, str(tmp_path / "runs.csv"), "--out", str(tmp_path / "taken"))
@@ -327,7 +370,9 @@ def test_inputs_the_law_cannot_describe_are_flagged(tmp_path, shape, expected):
         loss = 10.0 - np.asarray(loss)
     else:
         loss = np.full(len(loss), 3.0)
-    result = fit_runs([write_csv(tmp_path / "runs.csv", n, d, loss)], tmp_path / "fit", quick(target_params=1e9))
+    result = fit_runs(
+        [write_csv(tmp_path / "runs.csv", n, d, loss)], tmp_path / "fit", quick(target_params=1e9)
+    )
     assert any(w.startswith(expected) for w in result["warnings"]), result["warnings"]
     if shape != "five":
         assert not any("tuned runs for a" in w for w in result["warnings"])
@@ -368,10 +413,39 @@ def test_the_cli_builds_the_same_options_as_the_python_api():
     parser = argparse.ArgumentParser()
     add_arguments(parser)
     assert options_from_args(parser.parse_args(["runs.csv", "--out", "fit"])) == FitOptions()
-    args = parser.parse_args(["runs.csv", "--out", "fit", "--target-tokens", "1e12", "--predict", "1e9:2e10",
-                              "--params", "total", "--bootstrap", "7", "--no-exclude-diverged", "--ci", "0.9",
-                              "--gpu-throughput", "4e14", "--isoflop-window", "0.5", "--metric", "bpb",
-                              "--seed", "3", "--no-plots", "--wandb", "disabled", "--project", "p", "--group", "g"])
+    args = parser.parse_args(
+        [
+            "runs.csv",
+            "--out",
+            "fit",
+            "--target-tokens",
+            "1e12",
+            "--predict",
+            "1e9:2e10",
+            "--params",
+            "total",
+            "--bootstrap",
+            "7",
+            "--no-exclude-diverged",
+            "--ci",
+            "0.9",
+            "--gpu-throughput",
+            "4e14",
+            "--isoflop-window",
+            "0.5",
+            "--metric",
+            "bpb",
+            "--seed",
+            "3",
+            "--no-plots",
+            "--wandb",
+            "disabled",
+            "--project",
+            "p",
+            "--group",
+            "g",
+        ]
+    )
     assert options_from_args(args) == FitOptions(
         target_tokens=1e12, predict=("1e9:2e10",), params="total", n_boot=7, exclude_diverged=False, ci=0.9,
         gpu_throughput=4e14, isoflop_window_dex=0.5, metric="bpb", seed=3, plots=False, wandb="disabled",
@@ -397,8 +471,22 @@ def test_an_offline_fit_says_in_one_wandb_line_where_its_run_is(ladder_csv, tmp_
     from tests.helpers.runs import run_cli
 
     out = tmp_path / "fit"
-    proc = run_cli("fit", str(ladder_csv), "--out", str(out), "--bootstrap", "0", "--no-plots", "--wandb", "offline",
-                   env={"WANDB_SILENT": "false"})
+    proc = run_cli(
+        "fit",
+        str(ladder_csv),
+        "--out",
+        str(out),
+        "--bootstrap",
+        "0",
+        "--no-plots",
+        "--wandb",
+        "offline",
+        env={"WANDB_SILENT": "false"},
+    )
     assert proc.returncode == 0, proc.stderr
     lines = [x for x in (proc.stdout + proc.stderr).splitlines() if x.startswith("wandb")]
-    assert len(lines) == 1 and lines[0].startswith(f"wandb: offline fit run in {out}") and "wandb sync" in lines[0]
+    assert (
+        len(lines) == 1
+        and lines[0].startswith(f"wandb: offline fit run in {out}")
+        and "wandb sync" in lines[0]
+    )

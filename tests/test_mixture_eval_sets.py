@@ -43,7 +43,12 @@ def test_data_eval_names_its_own_sets_with_their_own_size(tiny_corpus, tiny_cfg,
                    run_dir=run_dir)
     train(cfg)
     last = val_rows(read_metrics(run_dir))[-1]
-    assert set(k for k in last if k.startswith("val/")) == {"val/loss", "val/bpb", "val/small/loss", "val/small/bpb"}
+    assert set(k for k in last if k.startswith("val/")) == {
+        "val/loss",
+        "val/bpb",
+        "val/small/loss",
+        "val/small/bpb",
+    }
     # a quarter of the default subset: a different sample of the same text, a different (nearby) loss
     assert last["val/small/loss"] != last["val/loss"]
     assert last["val/small/loss"] == pytest.approx(last["val/loss"], rel=0.2)

@@ -68,11 +68,22 @@ def test_the_fit_gives_the_docstrings_more_weight_for_their_own_eval_set_than_th
         prepare([folder], tmp_path / "data" / name, tokenizer=shared / "tokenizer.json", workers=1,
                 progress=False, val_fraction=0.1)
         domains.append(str(tmp_path / "data" / name))
-    raw = {"name": "mix", "overrides": [*TINY_MODEL, "train.seq_len=64", "train.micro_batch_size=8",
-                                        "train.tokens=40960", "train.val_every_tokens=40960", "train.threads=1",
-                                        "data.val_tokens=8192", "logging.wandb=disabled", "train.accelerator=cpu",
-                                        "train.log_every_steps=20"],
-           "mixture": {"domains": domains, "step": 0.5, "eval_tokens": 8192}}
+    raw = {
+        "name": "mix",
+        "overrides": [
+            *TINY_MODEL,
+            "train.seq_len=64",
+            "train.micro_batch_size=8",
+            "train.tokens=40960",
+            "train.val_every_tokens=40960",
+            "train.threads=1",
+            "data.val_tokens=8192",
+            "logging.wandb=disabled",
+            "train.accelerator=cpu",
+            "train.log_every_steps=20",
+        ],
+        "mixture": {"domains": domains, "step": 0.5, "eval_tokens": 8192},
+    }
     runs = plan_sweep(parse_spec(raw, "mix.yaml", tmp_path), tmp_path / "sweep")
     assert len(runs) == 8  # 6 grid vectors + natural + uniform
     for run in runs:
@@ -81,11 +92,15 @@ def test_the_fit_gives_the_docstrings_more_weight_for_their_own_eval_set_than_th
     result = fit_runs([tmp_path / "sweep"], tmp_path / "fit", n_boot=50, plots=True, wandb="disabled",
                       mixture_target="docs")
     m = result["mixture"]
-    print(f"mixture law {m['law']}: held-out Spearman {m['heldout']['rank_corr']}, MAE {m['heldout']['mae']:.4f}; "
-          f"weights {({d: round(w['value'], 3) for d, w in m['weights'].items()})}, natural {m['natural']['weights']}"
-          f"; forms {m['forms']}; warnings {result['warnings']}")
+    print(
+        f"mixture law {m['law']}: held-out Spearman {m['heldout']['rank_corr']}, MAE {m['heldout']['mae']:.4f}; "
+        f"weights { ({d: round(w['value'], 3) for d, w in m['weights'].items()}) }, natural {m['natural']['weights']}"
+        f"; forms {m['forms']}; warnings {result['warnings']}"
+    )
     assert "scaling law" in result["warnings"][0]  # one size: only the mixture law is fitted
     assert m["weights"]["docs"]["value"] > m["natural"]["weights"]["docs"]
     assert m["predicted"]["docs"]["loss"] < m["natural"]["predicted"]["docs"]
-    assert m["heldout"]["rank_corr"] > 0.4  # 0.56 on CPU here: 8 mixtures, each vertex held out is an extrapolation
+    assert (
+        m["heldout"]["rank_corr"] > 0.4
+    )  # 0.56 on CPU here: 8 mixtures, each vertex held out is an extrapolation
     assert (tmp_path / "fit" / "mixture.png").stat().st_size > 0

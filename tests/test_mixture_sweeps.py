@@ -40,7 +40,9 @@ def test_grid_points_add_natural_and_uniform_and_name_every_domain_for_evaluatio
     assert {"lib": 0.6, "tests": 0.3, "docs": 0.1} in weights
     assert {"lib": 0.333333, "tests": 0.333333, "docs": 0.333333} in weights
     assert {"lib": 1.0} in weights  # a weight of 0 leaves the source out of data.mixture ...
-    assert all([e["name"] for e in p["data.eval"]] == ["lib", "tests", "docs"] for p in points)  # ... not of eval
+    assert all(
+        [e["name"] for e in p["data.eval"]] == ["lib", "tests", "docs"] for p in points
+    )  # ... not of eval
 
 
 def test_dirichlet_samples_center_on_the_natural_mixture_and_repeat_with_the_seed(tmp_path):
@@ -64,7 +66,9 @@ def test_a_mixture_sweep_crosses_with_a_ladder_and_seeds_with_stable_ids(tmp_pat
            "seeds": 2}
     spec = parse_spec(raw, "mix.yaml", tmp_path)
     runs = plan_sweep(spec, tmp_path / "sweep")
-    assert len(runs) == 2 * 3 * 2  # sizes x grid of 3 (the natural and uniform mixtures are 50/50, on it) x seeds
+    assert (
+        len(runs) == 2 * 3 * 2
+    )  # sizes x grid of 3 (the natural and uniform mixtures are 50/50, on it) x seeds
     assert len({r.run_id for r in runs}) == len(runs)
     assert [r.run_id for r in plan_sweep(parse_spec(raw, "mix.yaml", tmp_path), tmp_path / "sweep")] == \
         [r.run_id for r in runs]

@@ -13,7 +13,14 @@ from scaling.model import build_model, padded_vocab_size
 
 torch.set_num_threads(1)
 
-TINY = ["model.n_layer=2", "model.d_model=32", "model.n_head=4", "model.vocab_size=100", "model.max_seq_len=32", "train.seq_len=32"]
+TINY = [
+    "model.n_layer=2",
+    "model.d_model=32",
+    "model.n_head=4",
+    "model.vocab_size=100",
+    "model.max_seq_len=32",
+    "train.seq_len=32",
+]
 
 
 def tiny(*overrides: str):
@@ -58,7 +65,9 @@ def _knob_combinations():
         yield {"activation": act, "norm": norm, "positions": pos, **extra}
 
 
-@pytest.mark.parametrize("knobs", list(_knob_combinations()), ids=lambda k: "-".join(str(v) for v in k.values()))
+@pytest.mark.parametrize(
+    "knobs", list(_knob_combinations()), ids=lambda k: "-".join(str(v) for v in k.values())
+)
 def test_forward_backward_on_cpu_across_knobs(knobs):
     torch.manual_seed(0)
     overrides = [f"model.{k}={v}" for k, v in knobs.items()] + ["model.dropout=0.1", "model.z_loss=1e-4"]

@@ -20,7 +20,11 @@ def trunk(tiny_corpus, tmp_path_factory):
     from tests.helpers.runs import tiny_overrides
 
     run_dir = tmp_path_factory.mktemp("trunk") / "run"
-    train(load_config([], tiny_overrides(tiny_corpus, run_dir, "schedule.kind=wsd", "train.checkpoint_at_tokens=[5120]")))
+    train(
+        load_config(
+            [], tiny_overrides(tiny_corpus, run_dir, "schedule.kind=wsd", "train.checkpoint_at_tokens=[5120]")
+        )
+    )
     return run_dir
 
 
@@ -28,7 +32,9 @@ def test_branch_starts_at_the_trunks_weights_and_ends_at_the_final_lr(trunk, tin
     from scaling import train
 
     first = FirstWeights()
-    cfg = tiny_cfg("schedule.kind=wsd", f"run.branch_from={trunk}", "run.branch_at_tokens=5120", "train.tokens=7680")
+    cfg = tiny_cfg(
+        "schedule.kind=wsd", f"run.branch_from={trunk}", "run.branch_at_tokens=5120", "train.tokens=7680"
+    )
     result = train(cfg, callbacks=[first])
     saved = torch.load(trunk / "checkpoints" / "tokens-5120.ckpt", weights_only=True)
     assert saved["global_step"] == 10

@@ -15,7 +15,9 @@ def test_eval_tasks_in_the_config_are_scored_during_training_without_changing_th
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     scored = [r for r in rows if "eval/stdlib-nextline/acc" in r]
     assert [r["train/tokens"] for r in scored] == [5120, 10240]
-    assert all(0.0 <= r["eval/stdlib-nextline/acc"] <= 1.0 and r["eval/stdlib-nextline/bpb"] > 0 for r in scored)
+    assert all(
+        0.0 <= r["eval/stdlib-nextline/acc"] <= 1.0 and r["eval/stdlib-nextline/bpb"] > 0 for r in scored
+    )
     saved = json.loads((tmp_path / "run" / "result.json").read_text())
     assert saved["eval/stdlib-nextline/acc"] == scored[-1]["eval/stdlib-nextline/acc"]
     assert result.extra["eval/stdlib-nextline/bpb"] == scored[-1]["eval/stdlib-nextline/bpb"]

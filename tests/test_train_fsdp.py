@@ -85,7 +85,11 @@ def test_decay_groups_follow_module_types_not_shapes():
             p.data = p.data.reshape(-1)
     decay, no_decay = param_groups(model, 0.1)
     assert decay["params"] == [model[1].weight]
-    assert {id(p) for p in no_decay["params"]} == {id(model[0].weight), id(model[1].bias), id(model[2].weight),
-                                                   id(model[2].bias)}
+    assert {id(p) for p in no_decay["params"]} == {
+        id(model[0].weight),
+        id(model[1].bias),
+        id(model[2].weight),
+        id(model[2].bias),
+    }
     decay, _ = param_groups(model, 0.1, decay_embeddings=True)
     assert {id(p) for p in decay["params"]} == {id(model[0].weight), id(model[1].weight)}

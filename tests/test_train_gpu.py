@@ -25,7 +25,12 @@ def test_gpu_defaults_track_the_fp32_eager_losses(tiny_cfg, tmp_path):
     from scaling.training.run_files import read_metrics, train_rows
 
     def losses(*extra, name):
-        assert train(tiny_cfg("train.accelerator=gpu", "train.devices=1", *extra, run_dir=tmp_path / name)).status == "done"
+        assert (
+            train(
+                tiny_cfg("train.accelerator=gpu", "train.devices=1", *extra, run_dir=tmp_path / name)
+            ).status
+            == "done"
+        )
         return [r["train/loss"] for r in train_rows(read_metrics(tmp_path / name))]
 
     fast = losses(name="defaults")  # bf16-mixed, compiled, fused AdamW

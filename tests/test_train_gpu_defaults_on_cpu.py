@@ -24,7 +24,9 @@ def eager_losses(tiny_corpus, tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_a_compiled_run_computes_the_eager_losses_and_saves_plain_checkpoint_keys(tiny_cfg, tmp_path, eager_losses):
+def test_a_compiled_run_computes_the_eager_losses_and_saves_plain_checkpoint_keys(
+    tiny_cfg, tmp_path, eager_losses
+):
     from scaling import train
     from scaling.model import build_model
 
@@ -33,7 +35,9 @@ def test_a_compiled_run_computes_the_eager_losses_and_saves_plain_checkpoint_key
     assert result.status == "done"
     assert step_losses(tmp_path / "compiled") == pytest.approx(eager_losses, abs=1e-4)
     # The compiled wrapper stays out of the module tree: checkpoints load into an eager model.
-    ckpt = torch.load(tmp_path / "compiled" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    ckpt = torch.load(
+        tmp_path / "compiled" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True
+    )
     keys = {k.removeprefix("model.") for k in ckpt["state_dict"]}
     assert keys == set(build_model(cfg.model).state_dict())
 

@@ -44,8 +44,13 @@ def test_resume_after_sigkill_continues_the_same_batches_and_rng(tiny_corpus, tm
     assert straight.status == "done" and straight.steps == 12
 
     killed = tmp_path / "killed"
-    proc = subprocess.run([sys.executable, "-c", KILL_AFTER, "8", *tiny_overrides(tiny_corpus, killed, *extra)],
-                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", KILL_AFTER, "8", *tiny_overrides(tiny_corpus, killed, *extra)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == -9, proc.stderr[-2000:]
     assert read_result(killed) is None and max(losses(killed)) >= 8  # killed after step 8, checkpoint at 6
 
@@ -63,7 +68,10 @@ def test_resume_after_sigkill_continues_the_same_batches_and_rng(tiny_corpus, tm
 def test_nan_loss_stops_the_run_as_diverged_with_exit_code_3(tiny_corpus, tmp_path, capsys):
     run_dir = tmp_path / "nan"
     # An absurd LR blows the weights up within a few updates: the loss turns Inf/NaN or huge.
-    assert main(["train", *tiny_overrides(tiny_corpus, run_dir, "optim.lr=1e30", "schedule.warmup_fraction=0")]) == 3
+    assert (
+        main(["train", *tiny_overrides(tiny_corpus, run_dir, "optim.lr=1e30", "schedule.warmup_fraction=0")])
+        == 3
+    )
     result = read_result(run_dir)
     rows = train_rows(read_metrics(run_dir))
     bad = rows[-1]["train/loss"]

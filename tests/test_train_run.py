@@ -15,10 +15,36 @@ from scaling.errors import ScalingError
 from scaling.training.metrics import throughput
 from scaling.training.run_files import read_metrics, train_rows, val_rows
 
-RESULT_KEYS = {"status", "run_id", "params", "params_non_embedding", "tokens", "flops", "final_val_loss",
-               "best_val_loss", "val_bpb", "final_train_loss", "tokens_per_sec", "mfu", "wall_time_s", "hardware",
-               "seed", "git_sha", "steps", "lr", "batch_tokens", "seq_len", "model", "diverged_at_step",
-               "last_good_loss", "parent", "error", "num_nodes", "world_size", "hosts"}
+RESULT_KEYS = {
+    "status",
+    "run_id",
+    "params",
+    "params_non_embedding",
+    "tokens",
+    "flops",
+    "final_val_loss",
+    "best_val_loss",
+    "val_bpb",
+    "final_train_loss",
+    "tokens_per_sec",
+    "mfu",
+    "wall_time_s",
+    "hardware",
+    "seed",
+    "git_sha",
+    "steps",
+    "lr",
+    "batch_tokens",
+    "seq_len",
+    "model",
+    "diverged_at_step",
+    "last_good_loss",
+    "parent",
+    "error",
+    "num_nodes",
+    "world_size",
+    "hosts",
+}
 TRAIN_KEYS = {"step", "train/loss", "train/lr", "train/tokens", "train/grad_norm", "perf/tokens_per_sec",
               "perf/mfu", "perf/step_time"}
 
@@ -30,7 +56,9 @@ def learned(tiny_corpus, tmp_path_factory):
     from tests.helpers.runs import tiny_overrides
 
     run_dir = tmp_path_factory.mktemp("learned") / "run"
-    cfg = load_config([], tiny_overrides(tiny_corpus, run_dir, "train.tokens=30720", "train.val_every_tokens=10240"))
+    cfg = load_config(
+        [], tiny_overrides(tiny_corpus, run_dir, "train.tokens=30720", "train.val_every_tokens=10240")
+    )
     return cfg, train(cfg), run_dir
 
 

@@ -53,8 +53,12 @@ def test_wsd_decay_shapes_at_half_way(shape, mid):
 
 
 def test_cooldown_branch_reproduces_the_trunks_own_wsd_decay():
-    trunk = Schedule("wsd", T, warmup_fraction=0.05, final_lr_fraction=0.1, decay_fraction=0.3, decay_shape="sqrt")
-    branch = DecaySchedule(start_step=70, total_steps=T, start_factor=1.0, final_lr_fraction=0.1, decay_shape="sqrt")
+    trunk = Schedule(
+        "wsd", T, warmup_fraction=0.05, final_lr_fraction=0.1, decay_fraction=0.3, decay_shape="sqrt"
+    )
+    branch = DecaySchedule(
+        start_step=70, total_steps=T, start_factor=1.0, final_lr_fraction=0.1, decay_shape="sqrt"
+    )
     assert [branch(s) for s in range(70, T)] == pytest.approx([trunk(s) for s in range(70, T)])
 
 

@@ -41,7 +41,10 @@ class FolderStrategy(SingleDeviceStrategy):
 
     def load_checkpoint(self, checkpoint_path, weights_only=None) -> dict:
         path = Path(checkpoint_path)
-        return {**torch.load(path / "rest.pt", weights_only=True), **torch.load(path / "shard-0.pt", weights_only=True)}
+        return {
+            **torch.load(path / "rest.pt", weights_only=True),
+            **torch.load(path / "shard-0.pt", weights_only=True),
+        }
 
 
 def _fit(cfg, run_dir: Path, ckpt_path: Path | None = None):
@@ -50,10 +53,18 @@ def _fit(cfg, run_dir: Path, ckpt_path: Path | None = None):
 
     from scaling import LanguageModel, TokenCheckpoints, TokenDataModule
 
-    trainer = L.Trainer(max_steps=4, max_epochs=-1, accelerator="cpu", strategy=FolderStrategy(torch.device("cpu")),
-                        logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False, limit_val_batches=0,
-                        callbacks=[TokenCheckpoints(run_dir, every_tokens=1024, at_tokens=[1024])])
+    trainer = L.Trainer(
+        max_steps=4,
+        max_epochs=-1,
+        accelerator="cpu",
+        strategy=FolderStrategy(torch.device("cpu")),
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        callbacks=[TokenCheckpoints(run_dir, every_tokens=1024, at_tokens=[1024])],
+    )
     model = LanguageModel(cfg)
     trainer.fit(model, datamodule=TokenDataModule.from_config(cfg), ckpt_path=ckpt_path, weights_only=True)
     return model
@@ -91,7 +102,9 @@ def test_folder_checkpoints_rotate_keep_branch_points_and_carry_their_plain_valu
 
 def test_a_folder_checkpoint_resumes_to_the_weights_of_the_uninterrupted_run(tiny_cfg, tmp_path):
     straight = _fit(tiny_cfg(), tmp_path / "straight")
-    resumed = _fit(tiny_cfg(), tmp_path / "resumed", ckpt_path=tmp_path / "straight/checkpoints/previous.ckpt")
+    resumed = _fit(
+        tiny_cfg(), tmp_path / "resumed", ckpt_path=tmp_path / "straight/checkpoints/previous.ckpt"
+    )
     assert resumed.global_step == 4
     # it trained steps 3 and 4 only: one save at step 4, none at the branch point of step 2
     assert [p.name for p in (tmp_path / "resumed" / "checkpoints").iterdir()] == ["last.ckpt"]
@@ -122,7 +135,10 @@ def test_a_damaged_last_folder_resumes_from_the_previous_one_and_two_say_how_to_
 def test_folders_replace_and_copy_over_folders_and_files(tmp_path):
     from scaling.training.checkpointing import copy_checkpoint, load_checkpoint, replace_checkpoint
 
-    new, old = _fake_sharded(tmp_path / ".last.ckpt.tmp", step=8), _fake_sharded(tmp_path / "last.ckpt", step=4)
+    new, old = (
+        _fake_sharded(tmp_path / ".last.ckpt.tmp", step=8),
+        _fake_sharded(tmp_path / "last.ckpt", step=4),
+    )
     (old / "__1_0.distcp").write_bytes(b"a shard of a larger world")
     replace_checkpoint(new, old)
     assert not new.exists() and sorted(p.name for p in old.iterdir()) == ["__0_0.distcp", CHECKPOINT_META]
@@ -155,7 +171,9 @@ def test_a_sharded_checkpoint_loads_only_under_the_strategy_that_wrote_it(tmp_pa
 
     sharded = _fake_sharded(tmp_path / "last.ckpt", step=2, strategy="fsdp")
     check_strategy_reads(sharded, load_checkpoint(sharded), "fsdp")
-    with pytest.raises(ScalingError, match="sharded by train.strategy=fsdp; load it with train.strategy=fsdp, not ddp"):
+    with pytest.raises(
+        ScalingError, match="sharded by train.strategy=fsdp; load it with train.strategy=fsdp, not ddp"
+    ):
         check_strategy_reads(sharded, load_checkpoint(sharded), "ddp")
     single = tmp_path / "one.ckpt"
     torch.save({"global_step": 2, "scaling": {"strategy": "ddp"}}, single)
@@ -164,11 +182,15 @@ def test_a_sharded_checkpoint_loads_only_under_the_strategy_that_wrote_it(tmp_pa
         check_strategy_reads(single, load_checkpoint(single), "deepspeed_stage_2")
 
 
-def test_resuming_a_sharded_checkpoint_with_another_strategy_is_a_one_line_error(tiny_corpus, tmp_path, capsys):
+def test_resuming_a_sharded_checkpoint_with_another_strategy_is_a_one_line_error(
+    tiny_corpus, tmp_path, capsys
+):
     from scaling.cli import main
     from tests.helpers.runs import tiny_overrides
 
-    args = tiny_overrides(tiny_corpus, tmp_path / "run", "train.tokens=2048", "train.checkpoint_every_tokens=1024")
+    args = tiny_overrides(
+        tiny_corpus, tmp_path / "run", "train.tokens=2048", "train.checkpoint_every_tokens=1024"
+    )
     assert main(["train", *args]) == 0
     (tmp_path / "run" / "result.json").unlink()  # as if stopped after its last checkpoint
     last = tmp_path / "run" / "checkpoints" / "last.ckpt"
@@ -180,7 +202,9 @@ def test_resuming_a_sharded_checkpoint_with_another_strategy_is_a_one_line_error
 
 
 @pytest.mark.parametrize("strategy", ["fsdp", "deepspeed_stage_2", "deepspeed_stage_3"])
-def test_sharded_strategies_on_cpus_are_refused_before_anything_is_written(tiny_corpus, tmp_path, capsys, strategy):
+def test_sharded_strategies_on_cpus_are_refused_before_anything_is_written(
+    tiny_corpus, tmp_path, capsys, strategy
+):
     from scaling.cli import main
     from tests.helpers.runs import tiny_overrides
 

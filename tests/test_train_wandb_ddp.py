@@ -18,7 +18,12 @@ def test_scaling_train_writes_an_offline_wandb_run_with_config_group_tags_and_hi
     [path] = find_wandb_files(run_dir)
     run = read_wandb_file(path)
     assert run.run_id == result.run_id and run.display_name == result.run_id
-    assert (run.project, run.group, run.job_type, run.tags) == ("scaling", "lr-sweep", "train", ["ladder", "seed0"])
+    assert (run.project, run.group, run.job_type, run.tags) == (
+        "scaling",
+        "lr-sweep",
+        "train",
+        ["ladder", "seed0"],
+    )
     assert run.config["config"]["model"]["d_model"] == 64 and run.config["config"]["train"]["tokens"] == 5120
     assert run.config["derived"]["batch_tokens"] == 512 and run.config["derived"]["params"] == result.params
     history = [h for h in run.history if "train/loss" in h]
@@ -36,7 +41,9 @@ def test_scaling_train_writes_an_offline_wandb_run_with_config_group_tags_and_hi
                 names.add(key)
                 assert logged[row["step"]][key] == pytest.approx(value), (row["step"], key)
     assert {"val/loss", "val/bpb", "perf/tokens_per_sec", "train/lr", "train/grad_norm"} <= names
-    assert run.summary["status"] == "done" and run.summary["final_val_loss"] == pytest.approx(result.final_val_loss)
+    assert run.summary["status"] == "done" and run.summary["final_val_loss"] == pytest.approx(
+        result.final_val_loss
+    )
     assert run.exit_code == 0
 
 

@@ -15,9 +15,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tasks", nargs="+", default=[], metavar="FILE_OR_NAME",
                         help="task JSONL files ({context, choices, label} per line) or shipped task names "
                              "(stdlib-nextline)")
-    parser.add_argument("--harness", nargs="+", default=[], metavar="TASK",
-                        help="lm-evaluation-harness tasks to run on the exported model (needs the 'eval' extra); "
-                             "offline: their data must be local files (see --include-path) or already cached")
+    parser.add_argument(
+        "--harness",
+        nargs="+",
+        default=[],
+        metavar="TASK",
+        help="lm-evaluation-harness tasks to run on the exported model (needs the 'eval' extra); "
+        "offline: their data must be local files (see --include-path) or already cached",
+    )
     parser.add_argument("--include-path", action="append", default=[], metavar="DIR",
                         help="folder of lm-evaluation-harness task YAMLs for --harness (repeatable)")
     parser.add_argument("--checkpoint", metavar="FILE", help="checkpoint to score (one run dir only; "
@@ -58,8 +63,10 @@ def run(args: argparse.Namespace) -> int:
             scores = evaluate(load_trained(run_dir, args.checkpoint), tasks)
             results[run_dir].update(metric_row(scores))
             for name, s in scores.items():
-                print(f"{run_dir[-40:]:40} {name[:24]:24} {s['items']:>6} {s['acc']:>7.4f} {s['acc_norm']:>9.4f} "
-                      f"{s['bpb']:>8.4f}")
+                print(
+                    f"{run_dir[-40:]:40} {name[:24]:24} {s['items']:>6} {s['acc']:>7.4f} {s['acc_norm']:>9.4f} "
+                    f"{s['bpb']:>8.4f}"
+                )
         if args.harness:
             results[run_dir].update(_run_harness(run_dir, args))
     if args.json:

@@ -30,7 +30,12 @@ def _number_or_text(text: str) -> float | str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="sweep dirs, run dirs or CSV files (params,tokens,loss,...)")
+    parser.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="INPUT",
+        help="sweep dirs, run dirs or CSV files (params,tokens,loss,...)",
+    )
     parser.add_argument("--out", required=True,
                         help="output folder for fit.json, report.md, plots, large_run.yaml: new, empty, or a "
                              "previous fit's")
@@ -47,7 +52,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also predict the loss at N params and D tokens (repeatable)")
     parser.add_argument("--params", choices=["total", "non-embedding"], default="non-embedding",
                         help="parameter count of run dirs used as N (default non-embedding)")
-    parser.add_argument("--bootstrap", type=int, default=200, metavar="K", help="bootstrap refits (0 = none; default 200)")
+    parser.add_argument(
+        "--bootstrap", type=int, default=200, metavar="K", help="bootstrap refits (0 = none; default 200)"
+    )
     parser.add_argument("--ci", type=float, default=0.95, help="interval level (default 0.95)")
     parser.add_argument("--exclude-diverged", action=argparse.BooleanOptionalAction, default=True,
                         help="leave diverged runs out (default on; the count is reported)")
@@ -59,24 +66,42 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "are in fit.json")
     parser.add_argument("--isoflop-window", type=float, default=0.75, metavar="DEX",
                         help="IsoFLOP parabola half-width in decades of N around each minimum (default 0.75)")
-    parser.add_argument("--metric", default="auto", metavar="METRIC",
-                        help="fit the final val loss in nats/token (loss) or bits per byte (bpb); auto (default) "
-                             "takes bpb when the runs differ in tokenization, as nats/token do not compare then; "
-                             "eval/<task>/bpb fits a downstream task's bits per byte; eval/<task>/acc (or acc_norm) "
-                             "predicts its accuracy in two steps: task bpb from N and D, accuracy from task bpb")
-    parser.add_argument("--chance", type=float, metavar="P",
-                        help="accuracy of guessing, the floor of the accuracy sigmoid (default: from the task file "
-                             "the runs' eval.tasks name, else 0.25)")
+    parser.add_argument(
+        "--metric",
+        default="auto",
+        metavar="METRIC",
+        help="fit the final val loss in nats/token (loss) or bits per byte (bpb); auto (default) "
+        "takes bpb when the runs differ in tokenization, as nats/token do not compare then; "
+        "eval/<task>/bpb fits a downstream task's bits per byte; eval/<task>/acc (or acc_norm) "
+        "predicts its accuracy in two steps: task bpb from N and D, accuracy from task bpb",
+    )
+    parser.add_argument(
+        "--chance",
+        type=float,
+        metavar="P",
+        help="accuracy of guessing, the floor of the accuracy sigmoid (default: from the task file "
+        "the runs' eval.tasks name, else 0.25)",
+    )
     mix = parser.add_argument_group("data mixture (fitted when the runs' mixture weights vary)")
-    mix.add_argument("--mixture", action="store_true", help="fit the mixture law (an error says why when it cannot)")
-    mix.add_argument("--mixture-target", metavar="NAME[=W,...]",
-                     help="evaluation set to optimise the mixture for, or a weighted sum (default: all, equally)")
+    mix.add_argument(
+        "--mixture", action="store_true", help="fit the mixture law (an error says why when it cannot)"
+    )
+    mix.add_argument(
+        "--mixture-target",
+        metavar="NAME[=W,...]",
+        help="evaluation set to optimise the mixture for, or a weighted sum (default: all, equally)",
+    )
     mix.add_argument("--mixture-min-weight", type=_number_or_text, default=0.0, metavar="W|NAME=W,...",
                      help="smallest weight each domain keeps (default 0)")
     mix.add_argument("--max-epochs", type=_positive_float, default=4.0, metavar="E",
                      help="most repetitions of a domain's tokens in the large run (default 4)")
-    mix.add_argument("--domain-tokens", action="append", default=[], metavar="NAME=COUNT",
-                     help="training tokens of a domain (repeatable; read from the datasets' manifests otherwise)")
+    mix.add_argument(
+        "--domain-tokens",
+        action="append",
+        default=[],
+        metavar="NAME=COUNT",
+        help="training tokens of a domain (repeatable; read from the datasets' manifests otherwise)",
+    )
     mix.add_argument("--predict-mixtures", metavar="CSV",
                      help="CSV of candidate mixtures (w_<domain> columns) to predict the losses of")
     parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
@@ -92,8 +117,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _mixture_lines(m: dict | None) -> list[str]:
     if not m:
         return []
-    ws = ", ".join(f"{d} {w['value']:.3f}" + (f" [{w['lo']:.3f}, {w['hi']:.3f}]" if w["lo"] is not None else "")
-                   for d, w in m["weights"].items())
+    ws = ", ".join(
+        f"{d} {w['value']:.3f}" + (f" [{w['lo']:.3f}, {w['hi']:.3f}]" if w["lo"] is not None else "")
+        for d, w in m["weights"].items()
+    )
     corr = m["heldout"]["rank_corr"]
     return [f"mixture: {ws} ({m['law']} law, held-out Spearman {'n/a' if corr is None else f'{corr:.2f}'}, "
             f"MAE {m['heldout']['mae']:.3g})"]
@@ -139,9 +166,20 @@ def summary_lines(result: dict) -> list[str]:
         + (f", {r['gpu_hours']:.3g} GPU-hours" if r.get("gpu_hours") else ""),
         f"loss:   {r['loss']:.4f} [{r['lo']:.4f}, {r['hi']:.4f}]"
         + (" bits/byte" if result["inputs"].get("metric", "").endswith("bpb") else " nats/token")
-        + (f" ({result['inputs']['metric']})" if result["inputs"].get("metric", "").startswith("eval/") else ""),
-        *([f"acc:    {r['acc']:.4f}" + (f" [{r['acc_lo']:.4f}, {r['acc_hi']:.4f}]" if r["acc_lo"] is not None else "")
-           + f" {r['acc_metric']} (two steps: task bpb, then accuracy)"] if r.get("acc_metric") else []),
+        + (
+            f" ({result['inputs']['metric']})"
+            if result["inputs"].get("metric", "").startswith("eval/")
+            else ""
+        ),
+        *(
+            [
+                f"acc:    {r['acc']:.4f}"
+                + (f" [{r['acc_lo']:.4f}, {r['acc_hi']:.4f}]" if r["acc_lo"] is not None else "")
+                + f" {r['acc_metric']} (two steps: task bpb, then accuracy)"
+            ]
+            if r.get("acc_metric")
+            else []
+        ),
         f"lr:     {r['lr']:.3g}{lr_ci} ({r['lr_source']}); batch {r['batch_tokens']:.4g} tokens{batch_ci} "
         f"({r['batch_source']})",
         *_hparam_lines(result),
@@ -167,16 +205,33 @@ def options_from_args(args: argparse.Namespace) -> FitOptions:
     """The :class:`scaling.fit.options.FitOptions` of a parsed ``scaling fit`` command line."""
     from scaling.fit.options import FitOptions
 
-    return FitOptions(target_flops=args.target_flops, target_params=args.target_params,
-                      target_tokens=args.target_tokens, predict=tuple(args.predict), params=args.params,
-                      n_boot=args.bootstrap, exclude_diverged=args.exclude_diverged, ci=args.ci,
-                      gpu_throughput=args.gpu_throughput, isoflop_window_dex=args.isoflop_window,
-                      isoflop_method=args.isoflop_method, seed=args.seed, plots=not args.no_plots,
-                      wandb=args.wandb, wandb_project=args.project, wandb_group=args.group, metric=args.metric,
-                      chance=args.chance, mixture=args.mixture, mixture_target=args.mixture_target,
-                      mixture_min_weight=args.mixture_min_weight, max_epochs=args.max_epochs,
-                      domain_tokens=tuple(args.domain_tokens), predict_mixtures=args.predict_mixtures,
-                      overwrite=args.overwrite)
+    return FitOptions(
+        target_flops=args.target_flops,
+        target_params=args.target_params,
+        target_tokens=args.target_tokens,
+        predict=tuple(args.predict),
+        params=args.params,
+        n_boot=args.bootstrap,
+        exclude_diverged=args.exclude_diverged,
+        ci=args.ci,
+        gpu_throughput=args.gpu_throughput,
+        isoflop_window_dex=args.isoflop_window,
+        isoflop_method=args.isoflop_method,
+        seed=args.seed,
+        plots=not args.no_plots,
+        wandb=args.wandb,
+        wandb_project=args.project,
+        wandb_group=args.group,
+        metric=args.metric,
+        chance=args.chance,
+        mixture=args.mixture,
+        mixture_target=args.mixture_target,
+        mixture_min_weight=args.mixture_min_weight,
+        max_epochs=args.max_epochs,
+        domain_tokens=tuple(args.domain_tokens),
+        predict_mixtures=args.predict_mixtures,
+        overwrite=args.overwrite,
+    )
 
 
 def run(args: argparse.Namespace) -> int:

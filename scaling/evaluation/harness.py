@@ -45,12 +45,16 @@ def run_harness(run_dir: str | Path, tasks: list[str], *, include_path: list[str
     simple_evaluate, TaskManager = _harness()
     for path in include_path or []:
         if not Path(path).is_dir():
-            raise ScalingError(f"--include-path {path}: no such folder; give the folder of your task YAML files")
+            raise ScalingError(
+                f"--include-path {path}: no such folder; give the folder of your task YAML files"
+            )
     manager = TaskManager(include_path=[str(p) for p in include_path] if include_path else None)
     unknown = [t for t in tasks if t not in manager.all_tasks]
     if unknown:
-        raise ScalingError(f"lm-evaluation-harness knows no task {unknown[0]!r}; write a task YAML for it and "
-                           f"pass its folder with --include-path")
+        raise ScalingError(
+            f"lm-evaluation-harness knows no task {unknown[0]!r}; write a task YAML for it and "
+            f"pass its folder with --include-path"
+        )
     import torch
 
     from scaling.export.writer import export_run

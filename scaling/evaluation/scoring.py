@@ -77,4 +77,9 @@ def evaluate(trained, tasks: list[Task]) -> dict[str, dict[str, float]]:
 
 def metric_row(scores: dict[str, dict[str, float]]) -> dict[str, float]:
     """Scores as metric names: ``eval/<task>/acc``, ``eval/<task>/acc_norm``, ``eval/<task>/bpb``."""
-    return {f"eval/{task}/{key}": value for task, s in scores.items() for key, value in s.items() if key != "items"}
+    return {
+        f"eval/{task}/{key}": value
+        for task, s in scores.items()
+        for key, value in s.items()
+        if key != "items"
+    }

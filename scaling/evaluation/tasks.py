@@ -42,7 +42,11 @@ def _item(obj, where: str) -> Item:
     context, choices, label = obj.get("context"), obj.get("choices"), obj.get("label")
     if not isinstance(context, str):
         raise DataError(f"{where}: 'context' must be a string")
-    if not isinstance(choices, list) or len(choices) < 2 or not all(isinstance(c, str) and c for c in choices):
+    if (
+        not isinstance(choices, list)
+        or len(choices) < 2
+        or not all(isinstance(c, str) and c for c in choices)
+    ):
         raise DataError(f"{where}: 'choices' must be a list of at least two non-empty strings")
     if not isinstance(label, int) or isinstance(label, bool) or not 0 <= label < len(choices):
         raise DataError(f"{where}: 'label' must be an index into choices (0..{len(choices) - 1})")

@@ -48,14 +48,20 @@ def choose_architecture(m) -> str:
         return "qwen3" if m.qk_norm else "llama"
     if m.positions == "learned":
         if m.norm != "layernorm":
-            raise _refuse("model.norm", m.norm, "learned-position models export as GPT-2, which needs layernorm")
+            raise _refuse(
+                "model.norm", m.norm, "learned-position models export as GPT-2, which needs layernorm"
+            )
         if m.activation != "gelu":
             raise _refuse("model.activation", m.activation,
                           "learned-position models export as GPT-2, which needs model.activation=gelu")
         if m.qk_norm:
-            raise _refuse("model.qk_norm", "true", "GPT-2 has no QK-norm; export it with model.positions=rope")
+            raise _refuse(
+                "model.qk_norm", "true", "GPT-2 has no QK-norm; export it with model.positions=rope"
+            )
         return "gpt2"
-    raise _refuse("model.positions", m.positions, "every transformers decoder has positions; use rope or learned")
+    raise _refuse(
+        "model.positions", m.positions, "every transformers decoder has positions; use rope or learned"
+    )
 
 
 def hf_config(arch: str, m, eos_id: int, pad_id: int | None):
@@ -133,15 +139,22 @@ def gpt2_weights(state: dict, m) -> dict[str, torch.Tensor]:
     """Our state dict as a GPT-2 state dict (Conv1D weights are stored input-major, i.e. transposed)."""
     hd, n_kv = m.d_model // m.n_head, kv_heads(m)
     repeat = m.n_head // n_kv
-    out = {"transformer.wte.weight": state["embed.weight"], "transformer.wpe.weight": state["pos_embed.weight"],
-           "transformer.ln_f.weight": state["norm.weight"],
-           "transformer.ln_f.bias": _or_zeros(state, "norm.bias", state["norm.weight"])}
+    out = {
+        "transformer.wte.weight": state["embed.weight"],
+        "transformer.wpe.weight": state["pos_embed.weight"],
+        "transformer.ln_f.weight": state["norm.weight"],
+        "transformer.ln_f.bias": _or_zeros(state, "norm.bias", state["norm.weight"]),
+    }
     if not m.tie_embeddings:
         out["lm_head.weight"] = state["lm_head.weight"]
 
     def expand_kv(t: torch.Tensor) -> torch.Tensor:
         # a shared key/value head serves `repeat` consecutive query heads (as SDPA's enable_gqa does)
-        return t.reshape(n_kv, hd, *t.shape[1:]).repeat_interleave(repeat, dim=0).reshape(m.d_model, *t.shape[1:])
+        return (
+            t.reshape(n_kv, hd, *t.shape[1:])
+            .repeat_interleave(repeat, dim=0)
+            .reshape(m.d_model, *t.shape[1:])
+        )
 
     for i in range(m.n_layer):
         ours, hf = f"blocks.{i}.", f"transformer.h.{i}."
@@ -157,7 +170,11 @@ def gpt2_weights(state: dict, m) -> dict[str, torch.Tensor]:
             out[hf + "attn.c_attn.bias"] = torch.cat([qb, expand_kv(kb), expand_kv(vb)])
         else:
             out[hf + "attn.c_attn.bias"] = torch.zeros(3 * m.d_model, dtype=qkv_w.dtype)
-        for ours_name, hf_name in (("attn.proj", "attn.c_proj"), ("mlp.up", "mlp.c_fc"), ("mlp.down", "mlp.c_proj")):
+        for ours_name, hf_name in (
+            ("attn.proj", "attn.c_proj"),
+            ("mlp.up", "mlp.c_fc"),
+            ("mlp.down", "mlp.c_proj"),
+        ):
             weight = state[ours + f"{ours_name}.weight"]
             out[hf + f"{hf_name}.weight"] = weight.t().contiguous()
             out[hf + f"{hf_name}.bias"] = _or_zeros(state, ours + f"{ours_name}.bias", weight)

@@ -157,7 +157,9 @@ def single_threaded_blas():
     handles = []
     try:
         with open("/proc/self/maps") as f:
-            paths = {line.split()[-1] for line in f if "openblas" in line.lower() and line.rstrip().endswith(".so")}
+            paths = {
+                line.split()[-1] for line in f if "openblas" in line.lower() and line.rstrip().endswith(".so")
+            }
     except OSError:
         paths = set()
     for path in sorted(paths):

@@ -41,7 +41,9 @@ def bootstrap(points: Points, fit: ParametricFit, quantities: Callable[[Parametr
     samples: dict[str, list[float]] = {}
     failed = 0
     with single_threaded_blas():
-        draws = [np.concatenate([units[i] for i in rng.integers(0, len(units), len(units))]) for _ in range(n_boot)]
+        draws = [
+            np.concatenate([units[i] for i in rng.integers(0, len(units), len(units))]) for _ in range(n_boot)
+        ]
         refits = [_refit(points, idx, starts) for idx in draws]
     for refit in refits:
         if refit is None:
@@ -71,8 +73,16 @@ def percentile_interval(samples: np.ndarray, ci: float = 0.95) -> list[float] | 
     return [float(lo), float(hi)]
 
 
-def prediction_interval(curve_samples: np.ndarray | None, point: float, residuals: np.ndarray, ci: float = 0.95,
-                        *, n_params: int = 0, total_draws: int = 4000, seed: int = 0) -> list[float]:
+def prediction_interval(
+    curve_samples: np.ndarray | None,
+    point: float,
+    residuals: np.ndarray,
+    ci: float = 0.95,
+    *,
+    n_params: int = 0,
+    total_draws: int = 4000,
+    seed: int = 0,
+) -> list[float]:
     """Interval for a new run's loss: bootstrap curves (or the point estimate) × exp(resampled residual).
 
     In-sample residuals of a fit with ``n_params`` parameters understate the noise; they are scaled by
@@ -83,7 +93,11 @@ def prediction_interval(curve_samples: np.ndarray | None, point: float, residual
     res = res - res.mean() if res.size else np.zeros(1)
     if res.size > n_params > 0:
         res = res * np.sqrt(res.size / (res.size - n_params))
-    base = np.asarray(curve_samples, dtype=float) if curve_samples is not None and len(curve_samples) else np.array([point])
+    base = (
+        np.asarray(curve_samples, dtype=float)
+        if curve_samples is not None and len(curve_samples)
+        else np.array([point])
+    )
     base = base[np.isfinite(base)]
     per = max(1, -(-total_draws // base.size))
     noisy = np.repeat(base, per) * np.exp(rng.choice(res, base.size * per, replace=True))
@@ -112,16 +126,41 @@ def backtest(points: Points, ci: float = 0.95, *, n_boot: int = 0, seed: int = 0
     samples: dict[str, np.ndarray] = {}
     if n_boot:
         def held_losses(refit: ParametricFit) -> dict[str, float]:
-            return {f"held_{i}": v for i, v in enumerate(refit.predict(points.params[held], points.tokens[held]))}
+            return {
+                f"held_{i}": v for i, v in enumerate(refit.predict(points.params[held], points.tokens[held]))
+            }
 
-        samples, _ = bootstrap(points.subset(np.flatnonzero(~held)), fit, held_losses, n_boot=n_boot, seed=seed)
-    bands = [prediction_interval(samples.get(f"held_{i}"), p, fit.residuals, ci, n_params=N_PARAMETERS, seed=seed + i)
-             for i, p in enumerate(pred)]
+        samples, _ = bootstrap(
+            points.subset(np.flatnonzero(~held)), fit, held_losses, n_boot=n_boot, seed=seed
+        )
+    bands = [
+        prediction_interval(
+            samples.get(f"held_{i}"), p, fit.residuals, ci, n_params=N_PARAMETERS, seed=seed + i
+        )
+        for i, p in enumerate(pred)
+    ]
     inside = [lo <= y <= hi for (lo, hi), y in zip(bands, actual, strict=True)]
-    return {"held_out_params": float(sizes[-1]), "n_held_out": int(held.sum()), "n_fitted": int((~held).sum()),
-            "mean_abs_rel_error": float(np.mean(np.abs(rel))), "max_abs_rel_error": float(np.max(np.abs(rel))),
-            "mean_rel_error": float(np.mean(rel)), "within_interval": int(sum(inside)), "interval_bootstrap": n_boot,
-            "points": [{"params": float(n), "tokens": float(d), "loss": float(y), "predicted": float(p),
-                        "lo": b[0], "hi": b[1]} for n, d, y, p, b in
-                       zip(points.params[held], points.tokens[held], actual, pred, bands, strict=True)],
-            "fit_without_largest": {"E": fit.E, "alpha": fit.alpha, "beta": fit.beta, "a": fit.a}}
+    return {
+        "held_out_params": float(sizes[-1]),
+        "n_held_out": int(held.sum()),
+        "n_fitted": int((~held).sum()),
+        "mean_abs_rel_error": float(np.mean(np.abs(rel))),
+        "max_abs_rel_error": float(np.max(np.abs(rel))),
+        "mean_rel_error": float(np.mean(rel)),
+        "within_interval": int(sum(inside)),
+        "interval_bootstrap": n_boot,
+        "points": [
+            {
+                "params": float(n),
+                "tokens": float(d),
+                "loss": float(y),
+                "predicted": float(p),
+                "lo": b[0],
+                "hi": b[1],
+            }
+            for n, d, y, p, b in zip(
+                points.params[held], points.tokens[held], actual, pred, bands, strict=True
+            )
+        ],
+        "fit_without_largest": {"E": fit.E, "alpha": fit.alpha, "beta": fit.beta, "a": fit.a},
+    }

@@ -194,9 +194,12 @@ def isoflop_skipped(ctx: FitContext) -> list[str]:
 
 def knob_reverses(ctx: FitContext) -> list[str]:
     """A knob whose best level at the target is not the best at the largest size tried."""
-    return [f"knob {knob}: {e['best_at_largest_size']} did best at the largest size tried, but {e['best']} is "
-            f"predicted best at the target; the large run takes {e['best']}"
-            for knob, e in ctx.knob_effects.effects.items() if e["verdict"] == "reverses"]
+    return [
+        f"knob {knob}: {e['best_at_largest_size']} did best at the largest size tried, but {e['best']} is "
+        f"predicted best at the target; the large run takes {e['best']}"
+        for knob, e in ctx.knob_effects.effects.items()
+        if e["verdict"] == "reverses"
+    ]
 
 
 def knob_one_ratio(ctx: FitContext) -> list[str]:
@@ -205,8 +208,10 @@ def knob_one_ratio(ctx: FitContext) -> list[str]:
     seen = np.unique(np.round(np.log10(ctx.points.tokens / ctx.points.params), 1))
     if not ctx.knob_effects.effects or seen.size > 1 or abs(seen[0] - math.log10(ratio)) < 0.15:
         return []
-    return [f"every knob run has {10 ** seen[0]:.3g} tokens per parameter, the target {ratio:.3g}: the knob laws "
-            "extrapolate along a ratio they never saw; add runs at a second ratio to judge knobs there"]
+    return [
+        f"every knob run has {10 ** seen[0]:.3g} tokens per parameter, the target {ratio:.3g}: the knob laws "
+        "extrapolate along a ratio they never saw; add runs at a second ratio to judge knobs there"
+    ]
 
 
 def mixture_warnings(ctx: FitContext) -> list[str]:

@@ -45,9 +45,24 @@ METRIC_LABELS = {"loss": "validation loss (nats/token)", "bpb": "validation bits
 _TOKENIZATION_KEYS = ("model.vocab_size", "data.tokenizer_sha256", "data.path", "data.mixture")
 # config keys that are never knobs: the run-neutral ones, those that identify a run or only steer
 # validation, checkpointing and placement, and the data mixture (the mixture law's own input)
-_NOT_KNOBS = (*RUN_NEUTRAL_KEYS, "run.", "data.val_tokens", "data.mixture", "data.eval", "train.val_every_tokens",
-              "train.checkpoint", "train.log_every_steps", "train.tokens", "train.accelerator", "train.devices",
-              "train.compile", "train.num_nodes", "train.strategy", "optim.fused", "eval.")
+_NOT_KNOBS = (
+    *RUN_NEUTRAL_KEYS,
+    "run.",
+    "data.val_tokens",
+    "data.mixture",
+    "data.eval",
+    "train.val_every_tokens",
+    "train.checkpoint",
+    "train.log_every_steps",
+    "train.tokens",
+    "train.accelerator",
+    "train.devices",
+    "train.compile",
+    "train.num_nodes",
+    "train.strategy",
+    "optim.fused",
+    "eval.",
+)
 
 
 @dataclass
@@ -80,7 +95,9 @@ class Points:
     configs: list[dict] = field(default_factory=list)  # resolved run configs (empty for CSV rows)
     group: str | None = None  # W&B group of the runs (the sweep), when they agree
     notes: list[str] = field(default_factory=list)  # what the loader excluded and why
-    metric: str = "loss"  # what ``loss`` holds: "loss" (nats/token), "bpb" (bits per byte) or "eval/<task>/bpb"
+    metric: str = (
+        "loss"  # what ``loss`` holds: "loss" (nats/token), "bpb" (bits per byte) or "eval/<task>/bpb"
+    )
     accuracy: np.ndarray | None = None  # per row, the fitted task accuracy (``accuracy_metric``), or None
     accuracy_metric: str | None = None  # "eval/<task>/acc" or "eval/<task>/acc_norm" when one is fitted
     project: str | None = None  # W&B project of the runs, when they agree
@@ -104,11 +121,26 @@ class Points:
         def pick(xs: list) -> list:
             return [xs[i] for i in idx]
 
-        return Points(self.params[idx], self.tokens[idx], self.loss[idx], self.flops[idx], self.lr[idx],
-                      self.batch_size[idx], self.seed[idx], pick(self.run), pick(self.trunk),
-                      {k: pick(v) for k, v in self.knobs.items()}, self.curves,
-                      pick(self.configs) if self.configs else [], self.group, list(self.notes), self.metric,
-                      None if self.accuracy is None else self.accuracy[idx], self.accuracy_metric, self.project)
+        return Points(
+            self.params[idx],
+            self.tokens[idx],
+            self.loss[idx],
+            self.flops[idx],
+            self.lr[idx],
+            self.batch_size[idx],
+            self.seed[idx],
+            pick(self.run),
+            pick(self.trunk),
+            {k: pick(v) for k, v in self.knobs.items()},
+            self.curves,
+            pick(self.configs) if self.configs else [],
+            self.group,
+            list(self.notes),
+            self.metric,
+            None if self.accuracy is None else self.accuracy[idx],
+            self.accuracy_metric,
+            self.project,
+        )
 
 
 def eval_metric(metric: str) -> tuple[str, str] | None:
@@ -119,8 +151,10 @@ def eval_metric(metric: str) -> tuple[str, str] | None:
         return None
     task, _, key = metric.removeprefix("eval/").rpartition("/")
     if not metric.startswith("eval/") or not task or key not in EVAL_KEYS:
-        raise ScalingError(f"--metric must be one of {', '.join(METRICS)} or eval/<task>/<key> with a key among "
-                           f"{', '.join(EVAL_KEYS)} (e.g. eval/stdlib-nextline/acc), not {metric!r}")
+        raise ScalingError(
+            f"--metric must be one of {', '.join(METRICS)} or eval/<task>/<key> with a key among "
+            f"{', '.join(EVAL_KEYS)} (e.g. eval/stdlib-nextline/acc), not {metric!r}"
+        )
     return task, key
 
 
@@ -155,7 +189,9 @@ def _read_csv(path: Path) -> list[dict]:
     try:
         return _parse_csv(path)
     except UnicodeDecodeError as e:
-        raise ScalingError(f"{path}: not UTF-8 text (byte {e.start} cannot be decoded); save the CSV as UTF-8") from None
+        raise ScalingError(
+            f"{path}: not UTF-8 text (byte {e.start} cannot be decoded); save the CSV as UTF-8"
+        ) from None
 
 
 def _parse_csv(path: Path) -> list[dict]:
@@ -169,18 +205,26 @@ def _parse_csv(path: Path) -> list[dict]:
                                f"keep one column of each name")
         missing = [c for c in REQUIRED_COLUMNS if c not in header]
         if missing:
-            raise ScalingError(f"{path}: missing column(s) {', '.join(missing)}; a fit CSV needs "
-                               f"params,tokens,loss (optional flops,lr,batch_size,seed,bpb, eval/<task>/<key> and knob columns)")
+            raise ScalingError(
+                f"{path}: missing column(s) {', '.join(missing)}; a fit CSV needs "
+                f"params,tokens,loss (optional flops,lr,batch_size,seed,bpb, eval/<task>/<key> and knob columns)"
+            )
         rows = []
         for line, raw in enumerate(reader, start=2):
             raw = {(k or "").strip(): (v.strip() if isinstance(v, str) else v) for k, v in raw.items()}
             where = f"{path.name}:{line}"
-            row: dict[str, Any] = {"run": where, "trunk": where, "status": raw.pop("status", "done") or "done"}
+            row: dict[str, Any] = {
+                "run": where,
+                "trunk": where,
+                "status": raw.pop("status", "done") or "done",
+            }
             for col in NUMERIC_COLUMNS:
                 row[col] = _number(raw.pop(col, None), where, col)
             row["eval"] = {k: _number(raw.pop(k), where, k) for k in list(raw) if k.startswith("eval/")}
             # w_<domain> and loss_<evalset> columns belong to the mixture law (scaling.fit.mixture_data)
-            row["knobs"] = {k: _knob_value(v) for k, v in raw.items() if k and not k.startswith(("w_", "loss_"))}
+            row["knobs"] = {
+                k: _knob_value(v) for k, v in raw.items() if k and not k.startswith(("w_", "loss_"))
+            }
             rows.append(row)
     return rows
 
@@ -228,8 +272,11 @@ def _read_run(run_dir: Path, params_kind: str) -> dict:
     row["eval"] = _final_eval_scores(result, metrics, where)
     row["eval_rows"] = [r for r in metrics if "train/tokens" in r and any(k.startswith("eval/") for k in r)]
     parent = result.get("parent")
-    row["trunk"] = str(Path(parent["run_dir"]).resolve()) if isinstance(parent, dict) and parent.get("run_dir") \
+    row["trunk"] = (
+        str(Path(parent["run_dir"]).resolve())
+        if isinstance(parent, dict) and parent.get("run_dir")
         else str(run_dir.resolve())
+    )
     row["curve"] = _read_curve(metrics, row)
     return row
 
@@ -319,9 +366,11 @@ def _choose_metric(rows: list[dict], metric: str, notes: list[str]) -> str:
         if len(tokenizations) < 2:
             return "loss"
         if missing:
-            notes.append(f"the runs use {len(tokenizations)} different tokenizations (vocab size, tokenizer or "
-                         f"data) but {len(missing)} lack val_bpb: fitting nats per token, which does not compare "
-                         f"across tokenizers")
+            notes.append(
+                f"the runs use {len(tokenizations)} different tokenizations (vocab size, tokenizer or "
+                f"data) but {len(missing)} lack val_bpb: fitting nats per token, which does not compare "
+                f"across tokenizers"
+            )
             return "loss"
         metric = "bpb"
         notes.append(f"the runs use {len(tokenizations)} different tokenizations (vocab size, tokenizer or "
@@ -343,8 +392,10 @@ def _unfinished_note(sweep_dir: Path) -> str | None:
     missing = [rid for rid in planned if not (sweep_dir / "runs" / rid / RESULT_FILE).exists()]
     if not missing:
         return None
-    return (f"{len(missing)} of {len(planned)} planned run(s) of {sweep_dir} have no result yet (unfinished or "
-            f"not launched) and are left out: {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}")
+    return (
+        f"{len(missing)} of {len(planned)} planned run(s) of {sweep_dir} have no result yet (unfinished or "
+        f"not launched) and are left out: {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}"
+    )
 
 
 def _collect(inputs: list[str | Path], params_kind: str, notes: list[str]) -> list[dict]:
@@ -359,7 +410,9 @@ def _collect(inputs: list[str | Path], params_kind: str, notes: list[str]) -> li
             rows.extend(_read_csv(path))
             continue
         results = [path / RESULT_FILE] if (path / RESULT_FILE).exists() else sorted(path.rglob(RESULT_FILE))
-        for sweep_dir in [path] if (path / "plan.json").exists() else sorted(p.parent for p in path.rglob("plan.json")):
+        for sweep_dir in (
+            [path] if (path / "plan.json").exists() else sorted(p.parent for p in path.rglob("plan.json"))
+        ):
             note = _unfinished_note(sweep_dir)
             if note:
                 notes.append(note)
@@ -390,7 +443,9 @@ def load_points(inputs: list[str | Path], *, params: str = "non-embedding", excl
         notes.append(f"excluded {len(failed)} failed run(s)")
     if diverged and exclude_diverged:
         notes.append(f"excluded {len(diverged)} diverged run(s) (--no-exclude-diverged keeps them)")
-    rows = [r for r in rows if r["status"] != "failed" and (r["status"] != "diverged" or not exclude_diverged)]
+    rows = [
+        r for r in rows if r["status"] != "failed" and (r["status"] != "diverged" or not exclude_diverged)
+    ]
     damaged = [r["curve_note"] for r in rows if r.get("curve_note")]
     if damaged:
         notes.append(f"skipped the validation curve of {len(damaged)} run(s) whose metrics.jsonl is damaged "
@@ -476,5 +531,7 @@ def _merge_confounded(swept: dict[str, list[Any]]) -> dict[str, list[Any]]:
         if len(keys) == 1:
             merged[keys[0]] = swept[keys[0]]
         else:
-            merged[" + ".join(keys)] = [" / ".join(str(swept[k][i]) for k in keys) for i in range(len(swept[keys[0]]))]
+            merged[" + ".join(keys)] = [
+                " / ".join(str(swept[k][i]) for k in keys) for i in range(len(swept[keys[0]]))
+            ]
     return merged

@@ -51,7 +51,9 @@ def fit_accuracy_sigmoid(bpb, acc, chance: float | None = None) -> SigmoidFit:
     x, y = np.asarray(bpb, dtype=float).ravel(), np.asarray(acc, dtype=float).ravel()
     free = 3 if chance is not None else 4
     if x.size != y.size or x.size < free:
-        raise ScalingError(f"the accuracy sigmoid needs at least {free} (bpb, acc) points of equal count; got {x.size}")
+        raise ScalingError(
+            f"the accuracy sigmoid needs at least {free} (bpb, acc) points of equal count; got {x.size}"
+        )
     if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
         raise ScalingError("bpb and accuracy must be finite")
     span = max(float(np.ptp(x)), 1e-6)
@@ -76,7 +78,9 @@ def fit_accuracy_sigmoid(bpb, acc, chance: float | None = None) -> SigmoidFit:
         if best is None or res.cost < best.cost:
             best = res
     floor, ceiling, k, x0 = unpack(best.x)
-    return SigmoidFit(float(floor), float(ceiling), float(k), float(x0), float(np.std(best.fun)), best.fun.copy())
+    return SigmoidFit(
+        float(floor), float(ceiling), float(k), float(x0), float(np.std(best.fun)), best.fun.copy()
+    )
 
 
 @dataclass
@@ -138,18 +142,33 @@ def predict_accuracies(params, tokens, bpb, acc, targets: list[tuple[float, floa
         bpb_samples.append(sample)
         acc_samples.append(sig.predict(sample) - rng.choice(acc_fit.residuals, size=sample.size))
         # the sigmoid's residuals are fit minus data: a new run's accuracy is the curve minus one
-    bpb_samples, acc_samples = np.array(bpb_samples).reshape(-1, tn.size), np.array(acc_samples).reshape(-1, tn.size)
+    bpb_samples, acc_samples = (
+        np.array(bpb_samples).reshape(-1, tn.size),
+        np.array(acc_samples).reshape(-1, tn.size),
+    )
     out = []
     for j in range(tn.size):
         bpb_hat = float(bpb_fit.predict(tn[j], td[j]))
         notes = []
         if bpb_hat < b.min():
-            notes.append(f"the target's predicted bpb {bpb_hat:.3f} is below every fitted run's ({b.min():.3f}): "
-                         "the accuracy step extrapolates the sigmoid")
-        out.append(TwoStepPrediction(
-            params=float(tn[j]), tokens=float(td[j]), bpb=bpb_hat, acc=float(acc_fit.predict(bpb_hat)),
-            bpb_ci=percentile_interval(bpb_samples[:, j], ci), acc_ci=percentile_interval(acc_samples[:, j], ci),
-            bpb_fit=bpb_fit, acc_fit=acc_fit, n_boot=len(acc_samples), notes=notes))
+            notes.append(
+                f"the target's predicted bpb {bpb_hat:.3f} is below every fitted run's ({b.min():.3f}): "
+                "the accuracy step extrapolates the sigmoid"
+            )
+        out.append(
+            TwoStepPrediction(
+                params=float(tn[j]),
+                tokens=float(td[j]),
+                bpb=bpb_hat,
+                acc=float(acc_fit.predict(bpb_hat)),
+                bpb_ci=percentile_interval(bpb_samples[:, j], ci),
+                acc_ci=percentile_interval(acc_samples[:, j], ci),
+                bpb_fit=bpb_fit,
+                acc_fit=acc_fit,
+                n_boot=len(acc_samples),
+                notes=notes,
+            )
+        )
     return out
 
 
@@ -173,7 +192,9 @@ def task_chance(configs: list[dict], task: str, given: float | None = None) -> t
         except ScalingError:
             continue  # a task file that moved since training: fall back below
         if found.name == task:
-            return float(np.mean([1.0 / len(item.choices) for item in found.items])), f"task file {found.path}"
+            return float(
+                np.mean([1.0 / len(item.choices) for item in found.items])
+            ), f"task file {found.path}"
     return DEFAULT_CHANCE, f"default {DEFAULT_CHANCE} (no task file found; --chance sets it)"
 
 
@@ -188,14 +209,42 @@ def downstream_section(points, tuned, targets: list[tuple[float, float]], *, cha
                                n_boot=n_boot, ci=ci, seed=seed)
     first = preds[0]
     return {
-        "task": points.accuracy_metric.split("/")[1], "metric": points.accuracy_metric, "bpb_metric": points.metric,
-        "chance": floor, "chance_source": source, "n_runs": len(tuned), "n_boot": first.n_boot, "ci_level": ci,
-        "bpb_law": first.bpb_fit.to_dict(), "acc_law": first.acc_fit.to_dict(),
-        "runs": [{"run": r, "params": n, "tokens": d, "bpb": b, "acc": a, "acc_fit": float(first.acc_fit.predict(b))}
-                 for r, n, d, b, a in zip(tuned.run, tuned.params, tuned.tokens, tuned.loss, tuned.accuracy,
-                                          strict=True)],
-        "predictions": [{"params": p.params, "tokens": p.tokens, "bpb": p.bpb,
-                         "bpb_lo": (p.bpb_ci or [None, None])[0], "bpb_hi": (p.bpb_ci or [None, None])[1],
-                         "acc": p.acc, "lo": (p.acc_ci or [None, None])[0], "hi": (p.acc_ci or [None, None])[1],
-                         "recommended": j == len(preds) - 1, "notes": p.notes} for j, p in enumerate(preds)],
+        "task": points.accuracy_metric.split("/")[1],
+        "metric": points.accuracy_metric,
+        "bpb_metric": points.metric,
+        "chance": floor,
+        "chance_source": source,
+        "n_runs": len(tuned),
+        "n_boot": first.n_boot,
+        "ci_level": ci,
+        "bpb_law": first.bpb_fit.to_dict(),
+        "acc_law": first.acc_fit.to_dict(),
+        "runs": [
+            {
+                "run": r,
+                "params": n,
+                "tokens": d,
+                "bpb": b,
+                "acc": a,
+                "acc_fit": float(first.acc_fit.predict(b)),
+            }
+            for r, n, d, b, a in zip(
+                tuned.run, tuned.params, tuned.tokens, tuned.loss, tuned.accuracy, strict=True
+            )
+        ],
+        "predictions": [
+            {
+                "params": p.params,
+                "tokens": p.tokens,
+                "bpb": p.bpb,
+                "bpb_lo": (p.bpb_ci or [None, None])[0],
+                "bpb_hi": (p.bpb_ci or [None, None])[1],
+                "acc": p.acc,
+                "lo": (p.acc_ci or [None, None])[0],
+                "hi": (p.acc_ci or [None, None])[1],
+                "recommended": j == len(preds) - 1,
+                "notes": p.notes,
+            }
+            for j, p in enumerate(preds)
+        ],
     }

@@ -64,8 +64,15 @@ def fit_envelope(curves: list[Curve], *, n_bins: int = 30) -> EnvelopeFit:
         loss, winner = min(candidates, key=lambda t: t[0])
         if winner.params in (covering[0], covering[-1]):
             continue  # the best size is at the edge of those that reach this compute: only a bound
-        fit.points.append({"flops": float(10 ** g), "params": winner.params,
-                           "tokens": float(10 ** g / winner.flops_per_token), "loss": float(loss), "run": winner.run})
+        fit.points.append(
+            {
+                "flops": float(10**g),
+                "params": winner.params,
+                "tokens": float(10**g / winner.flops_per_token),
+                "loss": float(loss),
+                "run": winner.run,
+            }
+        )
     if len({p["params"] for p in fit.points}) >= 2:
         cs = [p["flops"] for p in fit.points]
         fit.n_opt = fit_power_law(cs, [p["params"] for p in fit.points])

@@ -50,8 +50,10 @@ def _best_at_largest_size(data: KnobData) -> tuple[str | None, float | None]:
         if not shared_tokens:
             continue
         tok = max(shared_tokens)
-        means = [float(np.mean(data.loss[at & (data.level == i) & (np.round(np.log10(data.tokens), 2) == tok)]))
-                 for i in range(len(data.levels))]
+        means = [
+            float(np.mean(data.loss[at & (data.level == i) & (np.round(np.log10(data.tokens), 2) == tok)]))
+            for i in range(len(data.levels))
+        ]
         return data.levels[int(np.argmin(means))], float(size)
     return None, None
 
@@ -63,8 +65,10 @@ def _advice(lead: float, lo: float | None, hi: float | None, n_runs: int) -> str
     half = (hi - lo) / 2
     factor = (half / lead) ** 2 if lead > 0 else math.inf
     if factor > 100:
-        return (f"the levels are indistinguishable at the target (lead {lead:.3g}); a lead this small would need "
-                f"over 100x the {n_runs} runs -- treat the knob as free and keep the base level")
+        return (
+            f"the levels are indistinguishable at the target (lead {lead:.3g}); a lead this small would need "
+            f"over 100x the {n_runs} runs -- treat the knob as free and keep the base level"
+        )
     return (f"about {max(2.0, factor):.0f}x the {n_runs} runs (more seeds at each size, or a size nearer the "
             f"target) would make the lead's interval exclude 0")
 
@@ -105,7 +109,11 @@ def judge_knob(data: KnobData, target: tuple[float, float], predict: list[tuple[
         lo, hi = _interval(samples, f"diff/{i}", ci)
         difference[name] = {"value": float(pred[i] - pred[best]), "lo": lo, "hi": hi}
         lo, hi = _interval(samples, f"mult/{i}", ci)
-        multiplier[name] = {"value": compute_multiplier(laws[i], n_t, d_t, float(pred[best])), "lo": lo, "hi": hi}
+        multiplier[name] = {
+            "value": compute_multiplier(laws[i], n_t, d_t, float(pred[best])),
+            "lo": lo,
+            "hi": hi,
+        }
         crossover[name] = None if i == best else crossover_flops(laws[i], laws[best], n_t, d_t, flops_range)
     runner = data.levels[int(order[1])]
     lead = difference[runner]
@@ -116,25 +124,49 @@ def judge_knob(data: KnobData, target: tuple[float, float], predict: list[tuple[
         advice = _advice(lead["value"], lead["lo"], lead["hi"], len(data.loss))
     elif at_largest is not None and at_largest != data.levels[best]:
         verdict = "reverses"
-        advice = (f"{at_largest} did best at the largest size tried (N={largest:.3g}), but {data.levels[best]} "
-                  f"is predicted best at the target: carry {data.levels[best]}")
+        advice = (
+            f"{at_largest} did best at the largest size tried (N={largest:.3g}), but {data.levels[best]} "
+            f"is predicted best at the target: carry {data.levels[best]}"
+        )
     else:
         verdict = "carry"
         advice = f"carry {data.levels[best]}: its lead over {runner} at the target excludes 0"
     by_point = [{name: {"loss": float(laws[i].predict(n, d)), **dict(zip(("lo", "hi"), _interval(
         samples, f"loss/{j}/{i}", ci), strict=True))} for i, name in enumerate(data.levels)}
         for j, (n, d) in enumerate(points)]
-    return {"law": full.form, "law_choice": choice, "levels": levels, "best": data.levels[best], "runner_up": runner,
-            "difference": difference, "multiplier": multiplier, "crossover_flops": crossover, "verdict": verdict,
-            "advice": advice, "best_at_largest_size": at_largest, "largest_size": largest,
-            "held_at": data.fixed, "n_boot": int(len(next(iter(samples.values()), []))),
-            "laws": {name: {k: laws[i].to_dict()[k] for k in ("E", "A", "B", "alpha", "beta")}
-                     for i, name in enumerate(data.levels)},
-            "_by_point": by_point, "_values": data.values}
+    return {
+        "law": full.form,
+        "law_choice": choice,
+        "levels": levels,
+        "best": data.levels[best],
+        "runner_up": runner,
+        "difference": difference,
+        "multiplier": multiplier,
+        "crossover_flops": crossover,
+        "verdict": verdict,
+        "advice": advice,
+        "best_at_largest_size": at_largest,
+        "largest_size": largest,
+        "held_at": data.fixed,
+        "n_boot": int(len(next(iter(samples.values()), []))),
+        "laws": {
+            name: {k: laws[i].to_dict()[k] for k in ("E", "A", "B", "alpha", "beta")}
+            for i, name in enumerate(data.levels)
+        },
+        "_by_point": by_point,
+        "_values": data.values,
+    }
 
 
-def knob_effects(points: Points, target: tuple[float, float], predict: list[tuple[float, float]] | None = None,
-                 *, n_boot: int = 200, ci: float = 0.95, seed: int = 0) -> tuple[dict, list[dict], list[str]]:
+def knob_effects(
+    points: Points,
+    target: tuple[float, float],
+    predict: list[tuple[float, float]] | None = None,
+    *,
+    n_boot: int = 200,
+    ci: float = 0.95,
+    seed: int = 0,
+) -> tuple[dict, list[dict], list[str]]:
     """Judge every knob at ``target``: (fit.json ``knob_effects``, ``by_knob`` per prediction, notes).
 
     The first ``by_knob`` entry is the target's, then one per ``predict`` point. Knobs whose levels do

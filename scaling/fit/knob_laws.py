@@ -92,7 +92,9 @@ def knob_data(points: Points, knob: str) -> KnobData | None:
     settings: dict[tuple, dict[tuple, list[int]]] = {}
     for i in np.flatnonzero(keep):
         hp = tuple(repr(points.knobs[h][i]) if h in points.knobs else "" for h in HPARAM_KNOBS)
-        settings.setdefault((cells[i], level_name(points.knobs[knob][i])), {}).setdefault(hp, []).append(int(i))
+        settings.setdefault((cells[i], level_name(points.knobs[knob][i])), {}).setdefault(hp, []).append(
+            int(i)
+        )
     rows = []
     for by_setting in settings.values():
         rows += min(by_setting.values(), key=lambda idx: float(np.mean(points.loss[idx])))
@@ -101,14 +103,24 @@ def knob_data(points: Points, knob: str) -> KnobData | None:
         return None
     names = [level_name(points.knobs[knob][i]) for i in rows]
     sizes = representative(points.params[rows], CELL_TOLERANCE_DEX)
-    levels = sorted({nm for nm in names if np.unique(sizes[[j for j, m in enumerate(names) if m == nm]]).size >= 2})
+    levels = sorted(
+        {nm for nm in names if np.unique(sizes[[j for j, m in enumerate(names) if m == nm]]).size >= 2}
+    )
     if len(levels) < 2:
         return None
     use = np.array([nm in levels for nm in names])
     rows = rows[use]
     values = {level_name(points.knobs[knob][i]): points.knobs[knob][i] for i in rows}
-    return KnobData(knob, points.params[rows], points.tokens[rows], points.loss[rows],
-                    np.array([levels.index(nm) for nm, u in zip(names, use, strict=True) if u]), levels, values, fixed)
+    return KnobData(
+        knob,
+        points.params[rows],
+        points.tokens[rows],
+        points.loss[rows],
+        np.array([levels.index(nm) for nm, u in zip(names, use, strict=True) if u]),
+        levels,
+        values,
+        fixed,
+    )
 
 
 def _shared_residuals(theta: np.ndarray, x, y, ll, level, n_levels: int) -> tuple[np.ndarray, np.ndarray]:
@@ -128,16 +140,29 @@ def _shared_residuals(theta: np.ndarray, x, y, ll, level, n_levels: int) -> tupl
     return r, jac
 
 
-def _laws_from_shared(theta: np.ndarray, n_levels: int, n_points: int, residuals: np.ndarray) -> list[ParametricFit]:
+def _laws_from_shared(
+    theta: np.ndarray, n_levels: int, n_points: int, residuals: np.ndarray
+) -> list[ParametricFit]:
     e, alpha, beta = theta[:3]
-    return [ParametricFit(E=float(np.exp(e)), A=float(np.exp(theta[3 + i])), B=float(np.exp(theta[3 + n_levels + i])),
-                          alpha=float(alpha), beta=float(beta), n_points=n_points,
-                          residual_std=float(np.std(residuals)), residuals=residuals,
-                          theta=np.array([theta[3 + i], theta[3 + n_levels + i], e, alpha, beta]))
-            for i in range(n_levels)]
+    return [
+        ParametricFit(
+            E=float(np.exp(e)),
+            A=float(np.exp(theta[3 + i])),
+            B=float(np.exp(theta[3 + n_levels + i])),
+            alpha=float(alpha),
+            beta=float(beta),
+            n_points=n_points,
+            residual_std=float(np.std(residuals)),
+            residuals=residuals,
+            theta=np.array([theta[3 + i], theta[3 + n_levels + i], e, alpha, beta]),
+        )
+        for i in range(n_levels)
+    ]
 
 
-def fit_shared(data: KnobData, starts: list[np.ndarray] | None = None) -> tuple[list[ParametricFit], np.ndarray]:
+def fit_shared(
+    data: KnobData, starts: list[np.ndarray] | None = None
+) -> tuple[list[ParametricFit], np.ndarray]:
     """The shared form fitted to ``data``: one law per level and the joint θ (a warm start for refits).
 
     Without ``starts`` it starts from a single law fitted to all levels together.
@@ -185,8 +210,16 @@ def fit_separate(data: KnobData, starts: list[ParametricFit] | None = None) -> l
     laws = []
     for i, name in enumerate(data.levels):
         sel = np.flatnonzero(data.level == i)
-        one = KnobData(data.knob, data.params[sel], data.tokens[sel], data.loss[sel], np.zeros(sel.size, dtype=int),
-                       [name], data.values, data.fixed)
+        one = KnobData(
+            data.knob,
+            data.params[sel],
+            data.tokens[sel],
+            data.loss[sel],
+            np.zeros(sel.size, dtype=int),
+            [name],
+            data.values,
+            data.fixed,
+        )
         init = None
         if starts:
             la, lb, le, alpha, beta = starts[i].theta
@@ -279,7 +312,9 @@ def compute_multiplier(law: ParametricFit, n: float, d: float, goal: float) -> f
     return math.exp(brentq(gap, lo, hi, xtol=1e-10))
 
 
-def crossover_flops(law_a: ParametricFit, law_b: ParametricFit, n: float, d: float, flops_range) -> float | None:
+def crossover_flops(
+    law_a: ParametricFit, law_b: ParametricFit, n: float, d: float, flops_range
+) -> float | None:
     """Compute (6·N·D) where the two laws' losses are equal along the run's N/D ratio, within ``flops_range``.
 
     With several crossings the one nearest the run's own compute is returned."""
@@ -298,8 +333,14 @@ def crossover_flops(law_a: ParametricFit, law_b: ParametricFit, n: float, d: flo
     return min(roots, key=lambda c: abs(math.log(c / c0)))
 
 
-def bootstrap_laws(data: KnobData, full: FormFit, quantities: Callable[[list[ParametricFit]], dict[str, float]],
-                   *, n_boot: int, seed: int = 0) -> dict[str, np.ndarray]:
+def bootstrap_laws(
+    data: KnobData,
+    full: FormFit,
+    quantities: Callable[[list[ParametricFit]], dict[str, float]],
+    *,
+    n_boot: int,
+    seed: int = 0,
+) -> dict[str, np.ndarray]:
     """Samples of ``quantities(laws)`` over refits of ``full``'s form on runs resampled within each level."""
     rng = np.random.default_rng(seed)
     by_level = [np.flatnonzero(data.level == i) for i in range(len(data.levels))]

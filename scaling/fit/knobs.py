@@ -32,9 +32,17 @@ def seed_settings(points: Points) -> list[dict]:
     out = []
     for idx in groups.values():
         loss = points.loss[idx]
-        out.append({"params": cells[idx[0]][0], "tokens": cells[idx[0]][1],
-                    "knobs": {k: points.knobs[k][idx[0]] for k in keys}, "n": len(idx), "mean": float(loss.mean()),
-                    "std": float(loss.std(ddof=1)) if len(idx) > 1 else None, "losses": [float(x) for x in loss]})
+        out.append(
+            {
+                "params": cells[idx[0]][0],
+                "tokens": cells[idx[0]][1],
+                "knobs": {k: points.knobs[k][idx[0]] for k in keys},
+                "n": len(idx),
+                "mean": float(loss.mean()),
+                "std": float(loss.std(ddof=1)) if len(idx) > 1 else None,
+                "losses": [float(x) for x in loss],
+            }
+        )
     return out
 
 
@@ -56,13 +64,24 @@ def compare(best: list[float], other: list[float], pooled_std: float | None, poo
     own_dof = a.size + b.size - 2
     if pooled_std and pooled_dof > own_dof:
         t = diff / (pooled_std * math.sqrt(1 / a.size + 1 / b.size))
-        return {"diff": diff, "t": float(t), "p": float(2 * stats.t.sf(abs(t), pooled_dof)), "dof": float(pooled_dof),
-                "test": "pooled seed noise"}
+        return {
+            "diff": diff,
+            "t": float(t),
+            "p": float(2 * stats.t.sf(abs(t), pooled_dof)),
+            "dof": float(pooled_dof),
+            "test": "pooled seed noise",
+        }
     if a.size >= 2 and b.size >= 2 and (a.std() > 0 or b.std() > 0):
         res = stats.ttest_ind(b, a, equal_var=False)
         va, vb = a.var(ddof=1) / a.size, b.var(ddof=1) / b.size
         dof = (va + vb) ** 2 / (va ** 2 / (a.size - 1) + vb ** 2 / (b.size - 1))
-        return {"diff": diff, "t": float(res.statistic), "p": float(res.pvalue), "dof": float(dof), "test": "welch"}
+        return {
+            "diff": diff,
+            "t": float(res.statistic),
+            "p": float(res.pvalue),
+            "dof": float(dof),
+            "test": "welch",
+        }
     return {"diff": diff, "t": None, "p": None, "dof": None, "test": "none (no seed replicates)"}
 
 
@@ -70,7 +89,9 @@ def across_cells(cells, knob: str, min_cells: int = 3) -> dict | None:
     """For a two-level knob compared in ``min_cells`` or more cells: a one-sample t-test of the per-cell
     differences of the seed means (second level minus first). A small effect that no single cell can
     show beats seed noise when it points the same way everywhere. None otherwise."""
-    levels = sorted({repr(m["knobs"][knob]) for members in cells for m in members if m["knobs"][knob] is not None})
+    levels = sorted(
+        {repr(m["knobs"][knob]) for members in cells for m in members if m["knobs"][knob] is not None}
+    )
     if len(levels) != 2:
         return None
     diffs = []
@@ -119,8 +140,17 @@ def analyze_knobs(points: Points, *, alpha: float = 0.05) -> dict:
                 if m is best:
                     continue
                 c = compare(best["losses"], m["losses"], noise, dof)
-                comparisons.append({"params": best["params"], "tokens": best["tokens"], "best": _fmt(best["knobs"][knob]),
-                                    "other": _fmt(m["knobs"][knob]), "n_best": best["n"], "n_other": m["n"], **c})
+                comparisons.append(
+                    {
+                        "params": best["params"],
+                        "tokens": best["tokens"],
+                        "best": _fmt(best["knobs"][knob]),
+                        "other": _fmt(m["knobs"][knob]),
+                        "n_best": best["n"],
+                        "n_other": m["n"],
+                        **c,
+                    }
+                )
         if not comparisons:
             continue
         for c, adj in zip(comparisons, _holm([c["p"] for c in comparisons]), strict=True):
@@ -129,8 +159,13 @@ def analyze_knobs(points: Points, *, alpha: float = 0.05) -> dict:
         n_real = sum(c["verdict"] == "real" for c in comparisons)
         across = across_cells(cells.values(), knob)
         consistent = across is not None and across["p"] < alpha
-        verdict = ("real" if n_real or consistent else "undetermined" if all(c["p"] is None for c in comparisons)
-                   else "within seed noise")
+        verdict = (
+            "real"
+            if n_real or consistent
+            else "undetermined"
+            if all(c["p"] is None for c in comparisons)
+            else "within seed noise"
+        )
         knobs[knob] = {"verdict": verdict, "n_comparisons": len(comparisons), "n_real": n_real,
                        "across_cells": across, "comparisons": comparisons}
     return {"alpha": alpha, "seed_std": noise, "seed_dof": dof,

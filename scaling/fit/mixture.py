@@ -127,9 +127,11 @@ def _bounds(data: MixtureData, observed: np.ndarray, floor: np.ndarray, max_epoc
                          "their repetition at the large run is not checked")
         if np.all(np.isfinite(cap)) and cap.sum() < 1:
             need = large_tokens / sum(data.domain_tokens[d] for d in data.domains)
-            warnings.append(f"all domains together hold {sum(data.domain_tokens.values()):.3g} tokens: "
-                            f"D={large_tokens:.3g} repeats them {need:.3g} times on average, more than "
-                            f"--max-epochs {max_epochs:g}; the cap is raised to {need:.3g} epochs for every domain")
+            warnings.append(
+                f"all domains together hold {sum(data.domain_tokens.values()):.3g} tokens: "
+                f"D={large_tokens:.3g} repeats them {need:.3g} times on average, more than "
+                f"--max-epochs {max_epochs:g}; the cap is raised to {need:.3g} epochs for every domain"
+            )
             cap = cap / cap.sum()
     else:
         notes.append("the large run's token budget is unknown (no scaling law, no --target-tokens): "
@@ -151,7 +153,11 @@ def _cells(data: MixtureData) -> list[np.ndarray]:
     if not np.all(np.isfinite(data.params)):
         return [np.arange(len(data))]
     size = representative(data.params, CELL_TOLERANCE_DEX)
-    tok = representative(data.tokens, CELL_TOLERANCE_DEX) if np.all(np.isfinite(data.tokens)) else np.ones(len(data))
+    tok = (
+        representative(data.tokens, CELL_TOLERANCE_DEX)
+        if np.all(np.isfinite(data.tokens))
+        else np.ones(len(data))
+    )
     keys = sorted({(float(s), float(t)) for s, t in zip(size, tok, strict=True)})
     return [np.flatnonzero((size == s) & (tok == t)) for s, t in keys]
 
@@ -192,7 +198,9 @@ def read_candidates(path, domains: list[str]) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise ScalingError(f"--predict-mixtures {path}: no such file; give a CSV with w_<domain> columns")
-    extra = sorted({h[len(WEIGHT_PREFIX):] for h in csv_header(path) if h.startswith(WEIGHT_PREFIX)} - set(domains))
+    extra = sorted(
+        {h[len(WEIGHT_PREFIX) :] for h in csv_header(path) if h.startswith(WEIGHT_PREFIX)} - set(domains)
+    )
     if extra:
         raise ScalingError(f"--predict-mixtures {path}: domain(s) {', '.join(extra)} are not in the runs "
                            f"({', '.join(domains)}); the law cannot predict them")
@@ -203,12 +211,16 @@ def read_candidates(path, domains: list[str]) -> np.ndarray:
     return rows / rows.sum(axis=1, keepdims=True)
 
 
-def _by_size(data: MixtureData, form: str, target: np.ndarray, lo, hi, cells) -> tuple[list[dict], str | None]:
+def _by_size(
+    data: MixtureData, form: str, target: np.ndarray, lo, hi, cells
+) -> tuple[list[dict], str | None]:
     """The optimum of the law fitted at each (size, tokens) with enough mixtures, and how it moves."""
     out = []
     for idx in cells:
         sub = data.subset(idx)
-        if np.unique(mixture_groups(sub.weights)).size <= max(MIN_MIXTURES - 1, n_parameters(form, len(data.domains))):
+        if np.unique(mixture_groups(sub.weights)).size <= max(
+            MIN_MIXTURES - 1, n_parameters(form, len(data.domains))
+        ):
             continue
         law = fit_mixture_law(form, sub.weights, sub.losses)
         r = optimise(law, target, lo, hi, _starts(law, target, sub.weights))
@@ -246,20 +258,33 @@ def analyse_mixture(data: MixtureData, *, target: str | None = None, min_weight=
     pred = law.predict(r)
     weights = {d: {"value": float(r[j]), **dict(zip(("lo", "hi"), _interval(boot_w[:, j], ci), strict=True))}
                for j, d in enumerate(data.domains)}
-    predicted = {e: {"loss": float(pred[i]), **dict(zip(("lo", "hi"), _interval(boot_l[:, i], ci), strict=True))}
-                 for i, e in enumerate(data.eval_sets)}
-    epochs = {d: (float(r[j] * large_tokens / data.domain_tokens[d]) if large_tokens and data.domain_tokens.get(d)
-                  else None) for j, d in enumerate(data.domains)}
+    predicted = {
+        e: {"loss": float(pred[i]), **dict(zip(("lo", "hi"), _interval(boot_l[:, i], ci), strict=True))}
+        for i, e in enumerate(data.eval_sets)
+    }
+    epochs = {
+        d: (
+            float(r[j] * large_tokens / data.domain_tokens[d])
+            if large_tokens and data.domain_tokens.get(d)
+            else None
+        )
+        for j, d in enumerate(data.domains)
+    }
     # what the law alone wants: optimised within the weights tried, without the epoch caps
-    free = optimise(law, t, np.maximum(lo, 0), np.maximum(main.weights.max(axis=0), lo), _starts(law, t, main.weights))
+    free = optimise(
+        law, t, np.maximum(lo, 0), np.maximum(main.weights.max(axis=0), lo), _starts(law, t, main.weights)
+    )
     tried_lo, tried_hi = main.weights.min(axis=0), main.weights.max(axis=0)
     for j, d in enumerate(data.domains):
         if math.isfinite(cap[j]) and r[j] >= cap[j] - 1e-6 and free[j] > cap[j] + 1e-6:
-            warnings.append(f"{d} is capped at weight {r[j]:.3g} by --max-epochs {max_epochs:g}: its "
-                            f"{data.domain_tokens[d]:.3g} tokens would be repeated {free[j] * large_tokens / data.domain_tokens[d]:.3g} "
-                            f"times at the law's optimum weight {free[j]:.3g} of D={large_tokens:.3g}")
-        elif (r[j] >= tried_hi[j] - 1e-6 and tried_hi[j] < 1 - EDGE) or (r[j] <= tried_lo[j] + 1e-6
-                                                                         and tried_lo[j] > max(EDGE, floor[j])):
+            warnings.append(
+                f"{d} is capped at weight {r[j]:.3g} by --max-epochs {max_epochs:g}: its "
+                f"{data.domain_tokens[d]:.3g} tokens would be repeated {free[j] * large_tokens / data.domain_tokens[d]:.3g} "
+                f"times at the law's optimum weight {free[j]:.3g} of D={large_tokens:.3g}"
+            )
+        elif (r[j] >= tried_hi[j] - 1e-6 and tried_hi[j] < 1 - EDGE) or (
+            r[j] <= tried_lo[j] + 1e-6 and tried_lo[j] > max(EDGE, floor[j])
+        ):
             warnings.append(f"{d}: the recommended weight {r[j]:.3g} is at the edge of the weights tried "
                             f"([{tried_lo[j]:.3g}, {tried_hi[j]:.3g}]); the law is not trusted beyond it -- "
                             "try mixtures past it")
@@ -273,8 +298,11 @@ def analyse_mixture(data: MixtureData, *, target: str | None = None, min_weight=
     if all(data.domain_tokens.get(d) for d in data.domains):
         nat = np.array([data.domain_tokens[d] for d in data.domains])
         nat = nat / nat.sum()
-        natural = {"weights": _named(data.domains, nat), "predicted": _named(data.eval_sets, law.predict(nat)),
-                   "target_loss": float(law.predict(nat) @ t)}
+        natural = {
+            "weights": _named(data.domains, nat),
+            "predicted": _named(data.eval_sets, law.predict(nat)),
+            "target_loss": float(law.predict(nat) @ t),
+        }
     points = [{"run": main.run[i], "eval_set": e, "measured": float(main.losses[i, j]),
                "predicted": float(heldout["points"]["predicted"][i, j])}
               for i in range(len(main)) for j, e in enumerate(data.eval_sets)]

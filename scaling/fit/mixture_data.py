@@ -58,9 +58,18 @@ class MixtureData:
     def subset(self, idx) -> MixtureData:
         """The rows ``idx`` (repeats allowed)."""
         idx = np.asarray(idx, dtype=int)
-        return MixtureData(self.domains, self.eval_sets, self.weights[idx], self.losses[idx], self.params[idx],
-                           self.tokens[idx], [self.run[i] for i in idx], self.domain_tokens, self.domain_paths,
-                           list(self.notes))
+        return MixtureData(
+            self.domains,
+            self.eval_sets,
+            self.weights[idx],
+            self.losses[idx],
+            self.params[idx],
+            self.tokens[idx],
+            [self.run[i] for i in idx],
+            self.domain_tokens,
+            self.domain_paths,
+            list(self.notes),
+        )
 
 
 def csv_header(path: Path) -> list[str]:
@@ -121,7 +130,11 @@ def _run_row(run_dir: Path, paths: dict[str, str]) -> dict | None:
         result = json.loads((run_dir / RESULT_FILE).read_text())
     except (OSError, json.JSONDecodeError) as e:
         raise ScalingError(f"{run_dir / RESULT_FILE}: unreadable ({e}); re-run or remove that run") from None
-    config = (read_yaml(run_dir / CONFIG_FILE, what="run config") or {}) if (run_dir / CONFIG_FILE).exists() else {}
+    config = (
+        (read_yaml(run_dir / CONFIG_FILE, what="run config") or {})
+        if (run_dir / CONFIG_FILE).exists()
+        else {}
+    )
     data = config.get("data") or {}
     sources = data.get("mixture") or []  # a run on data.path alone is no mixture run
     weights = {}
@@ -191,7 +204,10 @@ def load_mixture(inputs, *, exclude_diverged: bool = True, domain_tokens=None) -
         return None
     notes = []
     domains = sorted({d for r in rows for d in r["weights"]})
-    shares = [tuple(round(r["weights"].get(d, 0.0) / (sum(r["weights"].values()) or 1.0), 6) for d in domains) for r in rows]
+    shares = [
+        tuple(round(r["weights"].get(d, 0.0) / (sum(r["weights"].values()) or 1.0), 6) for d in domains)
+        for r in rows
+    ]
     if len(set(shares)) < 2:
         return None  # one mixture (or one dataset) for every run: nothing to fit a mixture law to
     common = set.intersection(*[{k for k, v in r["losses"].items() if math.isfinite(v)} for r in rows])

@@ -93,10 +93,14 @@ class MixtureLaw:
         else:
             names = list(domains) + [f"{domains[j]}*{domains[m]}" for j in range(k) for m in range(j + 1, k)]
             names = names[:self.coef.shape[0]]
-        return {e: dict(zip(names, map(float, self.coef[:, i]), strict=True)) for i, e in enumerate(eval_sets)}
+        return {
+            e: dict(zip(names, map(float, self.coef[:, i]), strict=True)) for i, e in enumerate(eval_sets)
+        }
 
 
-def fit_mixture_law(form: str, r: np.ndarray, losses: np.ndarray, init: MixtureLaw | None = None) -> MixtureLaw:
+def fit_mixture_law(
+    form: str, r: np.ndarray, losses: np.ndarray, init: MixtureLaw | None = None
+) -> MixtureLaw:
     """Fit ``form`` to weights ``r`` (n, k) and losses (n, m); ``init``: a fit to start from (exponential)."""
     if form not in FORMS:
         raise ScalingError(f"unknown mixture law {form!r}; one of {', '.join(FORMS)}")
@@ -134,7 +138,9 @@ def spearman(a, b) -> float | None:
     return float(stats.spearmanr(a, b).statistic)
 
 
-def heldout_predictions(form: str, r: np.ndarray, losses: np.ndarray, seed: int = 0) -> tuple[np.ndarray, str]:
+def heldout_predictions(
+    form: str, r: np.ndarray, losses: np.ndarray, seed: int = 0
+) -> tuple[np.ndarray, str]:
     """Each row's losses predicted by ``form`` fitted without its fold; and the fold scheme's name."""
     folds, scheme = _folds(mixture_groups(r), seed)
     p = n_parameters(form, r.shape[1])
@@ -142,7 +148,9 @@ def heldout_predictions(form: str, r: np.ndarray, losses: np.ndarray, seed: int 
     for held in folds:
         train = np.setdiff1d(np.arange(len(r)), held)
         if np.unique(mixture_groups(r[train])).size < p:
-            raise ScalingError(f"{form}: {p} constants per evaluation set need more mixtures than a fold keeps")
+            raise ScalingError(
+                f"{form}: {p} constants per evaluation set need more mixtures than a fold keeps"
+            )
         pred[held] = fit_mixture_law(form, r[train], losses[train]).predict(r[held])
     return pred, scheme
 
@@ -152,8 +160,11 @@ def heldout_scores(pred: np.ndarray, losses: np.ndarray, eval_sets: list[str]) -
     by_eval = {e: {"mae": float(np.mean(np.abs(pred[:, i] - losses[:, i]))), "rank_corr": spearman(pred[:, i],
                losses[:, i])} for i, e in enumerate(eval_sets)}
     corrs = [v["rank_corr"] for v in by_eval.values() if v["rank_corr"] is not None]
-    return {"mae": float(np.mean(np.abs(pred - losses))), "rank_corr": float(np.mean(corrs)) if corrs else None,
-            "by_eval": by_eval}
+    return {
+        "mae": float(np.mean(np.abs(pred - losses))),
+        "rank_corr": float(np.mean(corrs)) if corrs else None,
+        "by_eval": by_eval,
+    }
 
 
 def choose_law(r: np.ndarray, losses: np.ndarray, eval_sets: list[str], *, seed: int = 0,

@@ -82,7 +82,9 @@ class FitOptions:
         if self.n_boot < 0:
             raise ScalingError(f"--bootstrap must be >= 0, got {self.n_boot}")
         if self.isoflop_method not in ("interpolate", "parabola"):
-            raise ScalingError(f"--isoflop-method must be interpolate or parabola, not {self.isoflop_method!r}")
+            raise ScalingError(
+                f"--isoflop-method must be interpolate or parabola, not {self.isoflop_method!r}"
+            )
         self.predictions()
         if not self.max_epochs > 0:
             raise ScalingError(f"--max-epochs must be positive, got {self.max_epochs}")
@@ -90,7 +92,9 @@ class FitOptions:
 
         downstream = eval_metric(self.metric)
         if self.chance is not None and (downstream is None or downstream[1] == "bpb"):
-            raise ScalingError("--chance is the floor of an accuracy metric; use it with --metric eval/<task>/acc")
+            raise ScalingError(
+                "--chance is the floor of an accuracy metric; use it with --metric eval/<task>/acc"
+            )
         if self.chance is not None and not 0 <= self.chance < 1:
             raise ScalingError(f"--chance must be in [0, 1), got {self.chance}")
 

@@ -111,8 +111,10 @@ def check_points(params, tokens, loss) -> tuple[np.ndarray, np.ndarray, np.ndarr
     if not (n.size == d.size == lo.size):
         raise ScalingError("params, tokens and loss must have the same length")
     if n.size < N_PARAMETERS:
-        raise ScalingError(f"approach 3 fits {N_PARAMETERS} parameters and needs at least {N_PARAMETERS} points; "
-                           f"got {n.size}")
+        raise ScalingError(
+            f"approach 3 fits {N_PARAMETERS} parameters and needs at least {N_PARAMETERS} points; "
+            f"got {n.size}"
+        )
     if not (np.all(np.isfinite(n)) and np.all(np.isfinite(d)) and np.all(np.isfinite(lo))):
         raise ScalingError("params, tokens and loss must be finite (drop NaN rows first)")
     if np.any(n <= 0) or np.any(d <= 0) or np.any(lo <= 0):
@@ -163,10 +165,20 @@ def fit_parametric(params, tokens, loss, *, init=None, n_starts: int = 5, grid: 
     f, g, r = _objective(best.x, x, y, ll, delta)
     la, lb, le, alpha, beta = best.x
     return ParametricFit(
-        E=float(np.exp(le)), A=float(np.exp(la)), B=float(np.exp(lb)), alpha=float(alpha), beta=float(beta),
-        objective=float(f[0]), grad_norm=float(np.linalg.norm(_free_gradient(best.x, g[0]))), n_points=int(n.size),
-        converged=bool(best.success), message=str(best.message), residual_std=float(np.std(r[0], ddof=0)),
-        residuals=r[0], theta=best.x.copy())
+        E=float(np.exp(le)),
+        A=float(np.exp(la)),
+        B=float(np.exp(lb)),
+        alpha=float(alpha),
+        beta=float(beta),
+        objective=float(f[0]),
+        grad_norm=float(np.linalg.norm(_free_gradient(best.x, g[0]))),
+        n_points=int(n.size),
+        converged=bool(best.success),
+        message=str(best.message),
+        residual_std=float(np.std(r[0], ddof=0)),
+        residuals=r[0],
+        theta=best.x.copy(),
+    )
 
 
 def _free_gradient(theta: np.ndarray, grad: np.ndarray) -> np.ndarray:
@@ -182,5 +194,7 @@ def _as_theta(start) -> np.ndarray:
     if isinstance(start, ParametricFit):
         return start.theta.copy()
     if isinstance(start, dict):
-        return np.array([np.log(start["A"]), np.log(start["B"]), np.log(start["E"]), start["alpha"], start["beta"]])
+        return np.array(
+            [np.log(start["A"]), np.log(start["B"]), np.log(start["E"]), start["alpha"], start["beta"]]
+        )
     return np.asarray(start, dtype=float)

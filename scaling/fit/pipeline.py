@@ -89,11 +89,20 @@ def fit_context(inputs, options: FitOptions) -> FitContext:
     target = choose_target(points, tuned, law, options)
     extra = options.predictions()
     ctx = FitContext(
-        options=options, points=points, tuned=tuned, dropped=dropped, law=law, target=target, extra=extra,
+        options=options,
+        points=points,
+        tuned=tuned,
+        dropped=dropped,
+        law=law,
+        target=target,
+        extra=extra,
         uncertainty=estimate_uncertainty(points, tuned, law, target, extra, options),
-        isoflop=isoflop_step(tuned, points, options), envelope=envelope_step(points),
-        hparams=hparams_step(points, target, options, extra), knobs=knobs_step(points),
-        knob_effects=knob_effects_step(points, target, extra, options), backtest=backtest_step(tuned, options),
+        isoflop=isoflop_step(tuned, points, options),
+        envelope=envelope_step(points),
+        hparams=hparams_step(points, target, options, extra),
+        knobs=knobs_step(points),
+        knob_effects=knob_effects_step(points, target, extra, options),
+        backtest=backtest_step(tuned, options),
         mixture=mixture_step(inputs, options, target.choice["tokens"], points.notes),
     )
     ctx.downstream = downstream_step(points, tuned, ctx.uncertainty, options)
@@ -114,8 +123,10 @@ def mixture_only(inputs) -> bool:
     return bool(items) and all(kinds)
 
 
-SCALING_SKIPPED = ("only the mixture law is fitted; the scaling-law steps (size, tokens, learning rate, knobs) are "
-                   "skipped and large_run.yaml is the default config with the recommended data.mixture")
+SCALING_SKIPPED = (
+    "only the mixture law is fitted; the scaling-law steps (size, tokens, learning rate, knobs) are "
+    "skipped and large_run.yaml is the default config with the recommended data.mixture"
+)
 
 
 def scaling_law_skipped(inputs, options: FitOptions) -> str | None:

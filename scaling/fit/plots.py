@@ -75,11 +75,24 @@ def loss_vs_compute_figure(result: dict, points: Points):
     ax.plot(fr["flops"], fr["loss"], "k-", lw=1.2, label="approach 3 frontier")
     band = [(c, b) for c, b in zip(fr["flops"], fr["ci"], strict=True) if b]
     if band:
-        ax.fill_between([c for c, _ in band], [b[0] for _, b in band], [b[1] for _, b in band], color="k", alpha=0.15,
-                        label=f"{100 * result['parametric']['ci_level']:.0f}% bootstrap band")
+        ax.fill_between(
+            [c for c, _ in band],
+            [b[0] for _, b in band],
+            [b[1] for _, b in band],
+            color="k",
+            alpha=0.15,
+            label=f"{100 * result['parametric']['ci_level']:.0f}% bootstrap band",
+        )
     rec = result["recommendation"]
-    ax.errorbar([rec["flops"]], [rec["loss"]], yerr=[[rec["loss"] - rec["lo"]], [rec["hi"] - rec["loss"]]], fmt="r*",
-                ms=10, capsize=3, label="recommended run (prediction interval)")
+    ax.errorbar(
+        [rec["flops"]],
+        [rec["loss"]],
+        yerr=[[rec["loss"] - rec["lo"]], [rec["hi"] - rec["loss"]]],
+        fmt="r*",
+        ms=10,
+        capsize=3,
+        label="recommended run (prediction interval)",
+    )
     ax.axvline(points.flops.max(), color="grey", ls=":", lw=1, label="largest run")
     ax.set(xscale="log", yscale="log", xlabel="training FLOPs", ylabel=_metric_label(points),
            title="Loss vs compute")
@@ -159,7 +172,12 @@ def plot_lr(result: dict, points: Points, path: Path) -> str | None:
         line, = ax.plot(points.lr[rows][order], points.loss[rows][order], "o", ms=4,
                         label=f"N={c['params']:.3g}, D={c['tokens']:.3g}")
         ax.plot([c["opt"]], [c["loss_at_opt"]], "*", color=line.get_color(), ms=12, mec="k")
-    ax.set(xscale="log", xlabel="learning rate", ylabel=_metric_label(points), title="LR vs loss (* = fitted optimum)")
+    ax.set(
+        xscale="log",
+        xlabel="learning rate",
+        ylabel=_metric_label(points),
+        title="LR vs loss (* = fitted optimum)",
+    )
     ax.legend(fontsize=7)
     return _save(plt, fig, path)
 
@@ -171,7 +189,9 @@ def plot_residuals(fit: ParametricFit, tuned: Points, path: Path) -> str:
 def residuals_figure(fit: ParametricFit, tuned: Points):
     """Approach 3's residuals against tokens per parameter, coloured by size: a trend is a misfit."""
     plt, fig, ax = _figure()
-    sc = ax.scatter(tuned.tokens / tuned.params, fit.residuals, c=np.log10(tuned.params), cmap="viridis", s=18)
+    sc = ax.scatter(
+        tuned.tokens / tuned.params, fit.residuals, c=np.log10(tuned.params), cmap="viridis", s=18
+    )
     fig.colorbar(sc, ax=ax, label="log10 params")
     ax.axhline(0, color="k", lw=0.8)
     ax.set(xscale="log", xlabel="tokens per parameter", ylabel="log L − log L̂", title="Approach 3 residuals")
@@ -199,7 +219,9 @@ def plot_knob(result: dict, points: Points, knob: str, path: Path) -> str:
         if lv["lo"] is not None:
             ax.errorbar([c_t], [lv["loss"]], yerr=[[lv["loss"] - lv["lo"]], [lv["hi"] - lv["loss"]]], fmt="o",
                         color=line.get_color(), capsize=3, ms=4)
-        ax.scatter(flops[data.level == i], data.loss[data.level == i], color=line.get_color(), s=12, alpha=0.7)
+        ax.scatter(
+            flops[data.level == i], data.loss[data.level == i], color=line.get_color(), s=12, alpha=0.7
+        )
     ax.axvline(c_t, color="r", ls="--", lw=1, label="target (interval per level); dots: runs")
     ax.set(xscale="log", yscale="log", xlabel="training FLOPs (6ND, along the target's tokens per parameter)",
            ylabel="loss", title=f"{knob}: {e['verdict']} ({e['best']} best at the target)")
@@ -232,11 +254,17 @@ def plot_mixture(mixture: dict, path: Path) -> str:
     x = np.arange(len(domains))
     w = mixture["weights"]
     values = np.array([w[d]["value"] for d in domains])
-    err = np.array([[w[d]["value"] - w[d]["lo"], w[d]["hi"] - w[d]["value"]] if w[d]["lo"] is not None else [0, 0]
-                    for d in domains]).T
+    err = np.array(
+        [
+            [w[d]["value"] - w[d]["lo"], w[d]["hi"] - w[d]["value"]] if w[d]["lo"] is not None else [0, 0]
+            for d in domains
+        ]
+    ).T
     right.bar(x, values, yerr=err, capsize=4, color="tab:blue", alpha=0.8, label="recommended")
     if mixture.get("natural"):
-        right.plot(x, [mixture["natural"]["weights"][d] for d in domains], "k_", ms=22, mew=2, label="natural")
+        right.plot(
+            x, [mixture["natural"]["weights"][d] for d in domains], "k_", ms=22, mew=2, label="natural"
+        )
     right.set_xticks(x, domains, rotation=20)
     target = ", ".join(f"{k}={v:g}" for k, v in mixture["target"].items())
     right.set(ylabel="weight", ylim=(0, 1), title=f"recommended mixture for {target}")

@@ -92,12 +92,20 @@ def choose(fit: ParametricFit, ladder: Ladder, *, flops: float | None = None, pa
         i = int(np.argmin(np.abs(np.log(ladder.params / n_target))))
         d = tokens
     if i == len(ladder.params) - 1:
-        raise ScalingError(f"the target needs a model deeper than the largest ladder shape ({ladder.n_layer[-1]} layers)")
+        raise ScalingError(
+            f"the target needs a model deeper than the largest ladder shape ({ladder.n_layer[-1]} layers)"
+        )
     if params is not None and params < ladder.params[0] / 2:
         raise ScalingError(f"--target-params {params:.3g} is below the smallest ladder shape "
                            f"({ladder.params[0]:.3g} params): aim higher (a target is for the large run)")
-    return {"index": i, "n_layer": int(ladder.n_layer[i]), "params": float(ladder.params[i]), "tokens": float(d),
-            "flops": float(d * ladder.flops_per_token[i]), "flops_per_token": float(ladder.flops_per_token[i])}
+    return {
+        "index": i,
+        "n_layer": int(ladder.n_layer[i]),
+        "params": float(ladder.params[i]),
+        "tokens": float(d),
+        "flops": float(d * ladder.flops_per_token[i]),
+        "flops_per_token": float(ladder.flops_per_token[i]),
+    }
 
 
 def _device_count(train: dict) -> int | None:

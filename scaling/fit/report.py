@@ -22,20 +22,26 @@ def _ci(pair, digits: int = 3) -> str:
 
 
 def _recommendation(r: dict, level: str) -> list[str]:
-    lines = ["## Recommendation", "",
-             "| | value | " + level + " interval |", "|---|---|---|",
-             f"| model ({r['params_kind']} params) | {_g(r['params'])} (n_layer={r['n_layer']}, d_model={r['d_model']}, "
-             f"n_head={r['n_head']}) | N_opt {_ci(r.get('n_opt_ci'))} |",
-             f"| tokens | {_g(r['tokens'])} ({_g(r['tokens_per_param'])} per parameter) | D_opt {_ci(r.get('d_opt_ci'))} |",
-             f"| training FLOPs | {_g(r['flops'])} ({_g(r['extrapolation_factor'])}x the largest fitted run) | |",
-             f"| predicted final loss | {_g(r['loss'], 4)} | {_ci([r['lo'], r['hi']], 4)} (prediction interval) |",
-             f"| learning rate | {_g(r['lr'])} ({r['lr_source']}) | {_ci(r.get('lr_ci'))} |",
-             f"| batch (tokens) | {_g(r['batch_tokens'])} ({r['batch_source']}) | {_ci(r.get('batch_ci'))} |"]
+    lines = [
+        "## Recommendation",
+        "",
+        "| | value | " + level + " interval |",
+        "|---|---|---|",
+        f"| model ({r['params_kind']} params) | {_g(r['params'])} (n_layer={r['n_layer']}, d_model={r['d_model']}, "
+        f"n_head={r['n_head']}) | N_opt {_ci(r.get('n_opt_ci'))} |",
+        f"| tokens | {_g(r['tokens'])} ({_g(r['tokens_per_param'])} per parameter) | D_opt {_ci(r.get('d_opt_ci'))} |",
+        f"| training FLOPs | {_g(r['flops'])} ({_g(r['extrapolation_factor'])}x the largest fitted run) | |",
+        f"| predicted final loss | {_g(r['loss'], 4)} | {_ci([r['lo'], r['hi']], 4)} (prediction interval) |",
+        f"| learning rate | {_g(r['lr'])} ({r['lr_source']}) | {_ci(r.get('lr_ci'))} |",
+        f"| batch (tokens) | {_g(r['batch_tokens'])} ({r['batch_source']}) | {_ci(r.get('batch_ci'))} |",
+    ]
     if r.get("acc_metric"):
         lines.append(f"| predicted {r['acc_metric']} (two steps, below) | {_g(r['acc'])} | "
                      f"{_ci([r['acc_lo'], r['acc_hi']]) if r['acc_lo'] is not None else 'n/a'} |")
     if r.get("gpu_hours") is not None:
-        lines.append(f"| cost | {_g(r['gpu_hours'])} GPU-hours at {_g(r['gpu_throughput'])} FLOP/s per GPU | |")
+        lines.append(
+            f"| cost | {_g(r['gpu_hours'])} GPU-hours at {_g(r['gpu_throughput'])} FLOP/s per GPU | |"
+        )
     lines += _fixed_run(r)
     if r.get("batch_rounding"):
         lines += ["", f"Batch in the config: {r['batch_rounding']['note']}."]
@@ -45,25 +51,39 @@ def _recommendation(r: dict, level: str) -> list[str]:
 
 def _parametric(p: dict, level: str) -> list[str]:
     ci = p.get("ci", {})
-    return ["## Approach 3: L(N, D) = E + A/N^α + B/D^β", "",
-            "| constant | estimate | " + level + " bootstrap interval |", "|---|---|---|",
-            *[f"| {name} | {_g(p[name], 4)} | {_ci(ci.get(name), 4)} |" for name in ("E", "alpha", "beta", "a", "b")],
-            f"| A | {_g(p['A'])} | {_ci(ci.get('A'))} (poorly determined: read with its interval) |",
-            f"| B | {_g(p['B'])} | {_ci(ci.get('B'))} (poorly determined: read with its interval) |", "",
-            f"Huber objective {_g(p['objective'])}, final gradient norm {_g(p['grad_norm'])}, "
-            f"residual std of log loss {_g(p['residual_std'])}, {p['n_points']} points; bootstrap: "
-            f"{p['bootstrap'].get('n_ok', 0)}/{p['bootstrap'].get('n_boot', 0)} refits over "
-            f"{p['bootstrap'].get('unit', 'runs')}. Closed form at the target (C = 6ND): "
-            f"N_opt={_g(p['n_opt_closed_form'])}, D_opt={_g(p['d_opt_closed_form'])}.", ""]
+    return [
+        "## Approach 3: L(N, D) = E + A/N^α + B/D^β",
+        "",
+        "| constant | estimate | " + level + " bootstrap interval |",
+        "|---|---|---|",
+        *[
+            f"| {name} | {_g(p[name], 4)} | {_ci(ci.get(name), 4)} |"
+            for name in ("E", "alpha", "beta", "a", "b")
+        ],
+        f"| A | {_g(p['A'])} | {_ci(ci.get('A'))} (poorly determined: read with its interval) |",
+        f"| B | {_g(p['B'])} | {_ci(ci.get('B'))} (poorly determined: read with its interval) |",
+        "",
+        f"Huber objective {_g(p['objective'])}, final gradient norm {_g(p['grad_norm'])}, "
+        f"residual std of log loss {_g(p['residual_std'])}, {p['n_points']} points; bootstrap: "
+        f"{p['bootstrap'].get('n_ok', 0)}/{p['bootstrap'].get('n_boot', 0)} refits over "
+        f"{p['bootstrap'].get('unit', 'runs')}. Closed form at the target (C = 6ND): "
+        f"N_opt={_g(p['n_opt_closed_form'])}, D_opt={_g(p['d_opt_closed_form'])}.",
+        "",
+    ]
 
 
 def _approaches(result: dict) -> list[str]:
     iso, env = result["isoflop"], result["envelope"]
-    lines = ["## The three approaches: N_opt ∝ C^a", "", "| approach | a | notes |", "|---|---|---|",
-             f"| 3 parametric | {_g(result['parametric']['a'])} | interval {_ci(result['parametric']['ci'].get('a'))} |",
-             *_isoflop_rows(iso),
-             f"| 1 envelope | {_g(env['a'])} | {len(env['points'])} envelope point(s); {env['note'] or 'from val curves'} |",
-             ""]
+    lines = [
+        "## The three approaches: N_opt ∝ C^a",
+        "",
+        "| approach | a | notes |",
+        "|---|---|---|",
+        f"| 3 parametric | {_g(result['parametric']['a'])} | interval {_ci(result['parametric']['ci'].get('a'))} |",
+        *_isoflop_rows(iso),
+        f"| 1 envelope | {_g(env['a'])} | {len(env['points'])} envelope point(s); {env['note'] or 'from val curves'} |",
+        "",
+    ]
     lines += _isoflop_notes(iso)
     if env["points"]:
         lines.append("- Approach 1 uses mid-training points of runs whose LR had not decayed there; "
@@ -192,8 +212,12 @@ def _knobs(k: dict) -> list[str]:
              f"({k['seed_dof']} degrees of freedom).", ""]
     if not k["knobs"]:
         return lines + ["No knob was swept at a fixed size and token count.", ""]
-    lines += [SIGN_CONVENTION, "",
-              "| knob | verdict | comparisons (real / all) | largest effect | smallest Holm p |", "|---|---|---|---|---|"]
+    lines += [
+        SIGN_CONVENTION,
+        "",
+        "| knob | verdict | comparisons (real / all) | largest effect | smallest Holm p |",
+        "|---|---|---|---|---|",
+    ]
     for name, v in k["knobs"].items():
         big = max(v["comparisons"], key=lambda c: abs(c["diff"]))
         ps = [c["p_holm"] for c in v["comparisons"] if c["p_holm"] is not None]
@@ -206,13 +230,18 @@ def _knobs(k: dict) -> list[str]:
             sign = 1.0 if a["mean_diff"] >= 0 else -1.0
             best, other = (first, second) if sign > 0 else (second, first)
             t = None if a["t"] is None else sign * a["t"]
-            lines.append(f"\n{name} across {a['n_cells']} cells: {other} − {best} = {sign * a['mean_diff']:+.4f} "
-                         f"on average (t = {_g(t)}, p = {_g(a['p'])}).")
+            lines.append(
+                f"\n{name} across {a['n_cells']} cells: {other} − {best} = {sign * a['mean_diff']:+.4f} "
+                f"on average (t = {_g(t)}, p = {_g(a['p'])})."
+            )
     multi = [s for s in k["settings"] if s["n"] > 1]
     if multi:
         lines += ["", "Repeated settings (mean ± std over seeds):", ""]
-        lines += [f"- N={_g(s['params'])}, D={_g(s['tokens'])}, {s['knobs']}: {s['mean']:.4f} ± {s['std']:.4f} "
-                  f"(n={s['n']})" for s in multi[:20]]
+        lines += [
+            f"- N={_g(s['params'])}, D={_g(s['tokens'])}, {s['knobs']}: {s['mean']:.4f} ± {s['std']:.4f} "
+            f"(n={s['n']})"
+            for s in multi[:20]
+        ]
     return lines + [""]
 
 
@@ -222,20 +251,29 @@ def _knob_effects(result: dict) -> list[str]:
     if not effects and not notes:
         return []
     rec = result["recommendation"]
-    lines = ["## Knobs at the target", "",
-             f"Each knob level gets its own law, then is judged at the recommended run (N={_g(rec['params'])}, "
-             f"D={_g(rec['tokens'])}). The *compute multiplier* of a level is the compute it needs to reach the "
-             "best level's predicted loss, divided by the target's compute (the run grown along its own tokens per "
-             "parameter): 1.3 means that level wastes 30% of the compute. A *crossover* is the compute where two "
-             "levels' losses are equal: beyond it the other level wins. " + SIGN_CONVENTION, ""]
+    lines = [
+        "## Knobs at the target",
+        "",
+        f"Each knob level gets its own law, then is judged at the recommended run (N={_g(rec['params'])}, "
+        f"D={_g(rec['tokens'])}). The *compute multiplier* of a level is the compute it needs to reach the "
+        "best level's predicted loss, divided by the target's compute (the run grown along its own tokens per "
+        "parameter): 1.3 means that level wastes 30% of the compute. A *crossover* is the compute where two "
+        "levels' losses are equal: beyond it the other level wins. " + SIGN_CONVENTION,
+        "",
+    ]
     for knob, e in effects.items():
         best = e["best"]
-        lines += [f"### {knob}: **{e['verdict']}** -> {best}", "",
-                  f"{e['advice']}. Law: {e['law']} ({e['law_choice']['why']}); "
-                  + (f"other knobs held at {e['held_at']}; " if e["held_at"] else "")
-                  + f"{e['n_boot']} bootstrap refits over runs.", "",
-                  "| level | predicted loss | interval | difference to best | compute multiplier | crossover FLOPs "
-                  "| runs | sizes |", "|---|---|---|---|---|---|---|---|"]
+        lines += [
+            f"### {knob}: **{e['verdict']}** -> {best}",
+            "",
+            f"{e['advice']}. Law: {e['law']} ({e['law_choice']['why']}); "
+            + (f"other knobs held at {e['held_at']}; " if e["held_at"] else "")
+            + f"{e['n_boot']} bootstrap refits over runs.",
+            "",
+            "| level | predicted loss | interval | difference to best | compute multiplier | crossover FLOPs "
+            "| runs | sizes |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
         for name, lv in e["levels"].items():
             d, m = e["difference"][name], e["multiplier"][name]
             cross = e["crossover_flops"].get(name)
@@ -263,20 +301,30 @@ def _downstream(ds: dict | None) -> list[str]:
         return []
     b, s = ds["bpb_law"], ds["acc_law"]
     level = f"{100 * ds['ci_level']:.0f}%"
-    lines = [f"## Downstream: {ds['metric']} in two steps", "",
-             f"Accuracy is no power law in N and D, so the scaling laws above are fitted to the task's bits per "
-             f"byte ({ds['bpb_metric']}) and accuracy is predicted from it; {ds['n_runs']} tuned runs, "
-             f"{ds['n_boot']} bootstrap refits of both steps over runs.", "",
-             f"1. **Task bpb from N and D**: bpb = {_g(b['E'], 4)} + {_g(b['A'])}/N^{_g(b['alpha'])} + "
-             f"{_g(b['B'])}/D^{_g(b['beta'])} (residual std of log bpb {_g(b['residual_std'])}).",
-             f"2. **Accuracy from task bpb**: acc = {_g(s['floor'])} + ({_g(s['ceiling'])} − {_g(s['floor'])}) / "
-             f"(1 + exp({_g(s['k'])}·(bpb − {_g(s['x0'], 4)}))), floor at chance {_g(ds['chance'])} "
-             f"({ds['chance_source']}); residual std {_g(s['residual_std'])}.", "",
-             "| run | params | tokens | task bpb | accuracy | sigmoid |", "|---|---|---|---|---|---|",
-             *[f"| {r['run']} | {_g(r['params'])} | {_g(r['tokens'])} | {_g(r['bpb'], 4)} | {_g(r['acc'])} | "
-               f"{_g(r['acc_fit'])} |" for r in ds["runs"]], "",
-             f"| params | tokens | task bpb | {level} interval | accuracy | {level} interval |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        f"## Downstream: {ds['metric']} in two steps",
+        "",
+        f"Accuracy is no power law in N and D, so the scaling laws above are fitted to the task's bits per "
+        f"byte ({ds['bpb_metric']}) and accuracy is predicted from it; {ds['n_runs']} tuned runs, "
+        f"{ds['n_boot']} bootstrap refits of both steps over runs.",
+        "",
+        f"1. **Task bpb from N and D**: bpb = {_g(b['E'], 4)} + {_g(b['A'])}/N^{_g(b['alpha'])} + "
+        f"{_g(b['B'])}/D^{_g(b['beta'])} (residual std of log bpb {_g(b['residual_std'])}).",
+        f"2. **Accuracy from task bpb**: acc = {_g(s['floor'])} + ({_g(s['ceiling'])} − {_g(s['floor'])}) / "
+        f"(1 + exp({_g(s['k'])}·(bpb − {_g(s['x0'], 4)}))), floor at chance {_g(ds['chance'])} "
+        f"({ds['chance_source']}); residual std {_g(s['residual_std'])}.",
+        "",
+        "| run | params | tokens | task bpb | accuracy | sigmoid |",
+        "|---|---|---|---|---|---|",
+        *[
+            f"| {r['run']} | {_g(r['params'])} | {_g(r['tokens'])} | {_g(r['bpb'], 4)} | {_g(r['acc'])} | "
+            f"{_g(r['acc_fit'])} |"
+            for r in ds["runs"]
+        ],
+        "",
+        f"| params | tokens | task bpb | {level} interval | accuracy | {level} interval |",
+        "|---|---|---|---|---|---|",
+    ]
     for p in ds["predictions"]:
         mark = " (recommended)" if p["recommended"] else ""
         lines.append(f"| {_g(p['params'])}{mark} | {_g(p['tokens'])} | {_g(p['bpb'], 4)} | "
@@ -289,12 +337,20 @@ def _downstream(ds: dict | None) -> list[str]:
 def _backtest(bt: dict) -> list[str]:
     if "skipped" in bt:
         return ["## Backtest", "", f"Skipped: {bt['skipped']}.", ""]
-    return ["## Backtest: leave the largest size out", "",
-            f"Fitted on {bt['n_fitted']} runs below N={_g(bt['held_out_params'])}, predicted its {bt['n_held_out']} "
-            f"run(s): mean |error| {100 * bt['mean_abs_rel_error']:.2f}%, max {100 * bt['max_abs_rel_error']:.2f}%, "
-            f"bias {100 * bt['mean_rel_error']:+.2f}%; {bt['within_interval']}/{bt['n_held_out']} inside the "
-            f"prediction interval" + (f" (bootstrap of the smaller sizes, {bt['interval_bootstrap']} refits, plus residual "
-                                      f"noise)." if bt.get("interval_bootstrap") else " (residual noise only)."), ""]
+    return [
+        "## Backtest: leave the largest size out",
+        "",
+        f"Fitted on {bt['n_fitted']} runs below N={_g(bt['held_out_params'])}, predicted its {bt['n_held_out']} "
+        f"run(s): mean |error| {100 * bt['mean_abs_rel_error']:.2f}%, max {100 * bt['max_abs_rel_error']:.2f}%, "
+        f"bias {100 * bt['mean_rel_error']:+.2f}%; {bt['within_interval']}/{bt['n_held_out']} inside the "
+        f"prediction interval"
+        + (
+            f" (bootstrap of the smaller sizes, {bt['interval_bootstrap']} refits, plus residual noise)."
+            if bt.get("interval_bootstrap")
+            else " (residual noise only)."
+        ),
+        "",
+    ]
 
 
 def _mixture(m: dict | None) -> list[str]:
@@ -303,38 +359,62 @@ def _mixture(m: dict | None) -> list[str]:
     level = f"{100 * m['ci_level']:.0f}%"
     target = " + ".join(f"{w:g}·{e}" for e, w in m["target"].items())
     ho = m["heldout"]
-    lines = ["## Data mixture", "",
-             f"Law: **{m['law']}**, chosen by {ho['method']} error over {m['n_mixtures']} mixtures "
-             f"({m['n_runs']} runs): held-out mean |error| {_g(ho['mae'])}, Spearman rank correlation "
-             f"{_g(ho['rank_corr'], 2)}. Target: {target}; predicted {_g(m['target_loss']['value'], 4)} "
-             f"{_ci([m['target_loss']['lo'], m['target_loss']['hi']], 4) if m['target_loss']['lo'] is not None else ''}"
-             f" at the recommended weights.", "",
-             "| form | constants per evaluation set | held-out MAE | held-out Spearman |", "|---|---|---|---|"]
+    lines = [
+        "## Data mixture",
+        "",
+        f"Law: **{m['law']}**, chosen by {ho['method']} error over {m['n_mixtures']} mixtures "
+        f"({m['n_runs']} runs): held-out mean |error| {_g(ho['mae'])}, Spearman rank correlation "
+        f"{_g(ho['rank_corr'], 2)}. Target: {target}; predicted {_g(m['target_loss']['value'], 4)} "
+        f"{_ci([m['target_loss']['lo'], m['target_loss']['hi']], 4) if m['target_loss']['lo'] is not None else ''}"
+        f" at the recommended weights.",
+        "",
+        "| form | constants per evaluation set | held-out MAE | held-out Spearman |",
+        "|---|---|---|---|",
+    ]
     for form, sc in m["forms"].items():
         lines.append(f"| {form} | {sc.get('n_parameters', 'n/a')} | {_g(sc.get('mae'))} | "
                      f"{_g(sc.get('rank_corr'), 2)} {sc.get('skipped', '')} |")
     nat = m.get("natural")
-    lines += ["", f"| domain | recommended weight | {level} interval | natural weight | epochs at D | range searched |",
-              "|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        f"| domain | recommended weight | {level} interval | natural weight | epochs at D | range searched |",
+        "|---|---|---|---|---|---|",
+    ]
     for d, w in m["weights"].items():
         ep = m["epochs"].get(d)
-        lines.append(f"| {d} | {w['value']:.3f} | {_ci([w['lo'], w['hi']]) if w['lo'] is not None else 'n/a'} | "
-                     f"{_g(nat['weights'][d]) if nat else 'n/a'} | {_g(ep) if ep is not None else 'n/a'} | "
-                     f"{_ci(m['bounds'][d])} |")
+        lines.append(
+            f"| {d} | {w['value']:.3f} | {_ci([w['lo'], w['hi']]) if w['lo'] is not None else 'n/a'} | "
+            f"{_g(nat['weights'][d]) if nat else 'n/a'} | {_g(ep) if ep is not None else 'n/a'} | "
+            f"{_ci(m['bounds'][d])} |"
+        )
     lines += ["", "| evaluation set | predicted loss | interval of the mean law |" +
               (" at the natural mixture |" if nat else ""), "|---|---|---|" + ("---|" if nat else "")]
     for e, p in m["predicted"].items():
-        lines.append(f"| {e} | {_g(p['loss'], 4)} | {_ci([p['lo'], p['hi']], 4) if p['lo'] is not None else 'n/a'} |"
-                     + (f" {_g(nat['predicted'][e], 4)} |" if nat else ""))
-    lines += ["", f"D = {_g(m['large_tokens'])} tokens; each domain is capped at --max-epochs {_g(m['max_epochs'])} "
-              "repetitions of its tokens. large_run.yaml carries these weights as `data.mixture`"
-              + ("" if m.get("domain_paths") else " (with each domain's name as its path: point it at the "
-                 "prepared dataset)") + "."]
+        lines.append(
+            f"| {e} | {_g(p['loss'], 4)} | {_ci([p['lo'], p['hi']], 4) if p['lo'] is not None else 'n/a'} |"
+            + (f" {_g(nat['predicted'][e], 4)} |" if nat else "")
+        )
+    lines += [
+        "",
+        f"D = {_g(m['large_tokens'])} tokens; each domain is capped at --max-epochs {_g(m['max_epochs'])} "
+        "repetitions of its tokens. large_run.yaml carries these weights as `data.mixture`"
+        + (
+            ""
+            if m.get("domain_paths")
+            else " (with each domain's name as its path: point it at the prepared dataset)"
+        )
+        + ".",
+    ]
     if m.get("size_trend"):
         lines += ["", f"By size: {m['size_trend']}."]
     if m.get("candidates"):
-        lines += ["", "Candidate mixtures (--predict-mixtures), best first:", "",
-                  "| weights | " + " | ".join(m["eval_sets"]) + " | target |", "|---|" + "---|" * (len(m["eval_sets"]) + 1)]
+        lines += [
+            "",
+            "Candidate mixtures (--predict-mixtures), best first:",
+            "",
+            "| weights | " + " | ".join(m["eval_sets"]) + " | target |",
+            "|---|" + "---|" * (len(m["eval_sets"]) + 1),
+        ]
         for c in sorted(m["candidates"], key=lambda c: c["target_loss"]):
             ws = ", ".join(f"{d}={v:.3g}" for d, v in c["weights"].items())
             lines.append(f"| {ws} | " + " | ".join(_g(c["predicted"][e], 4) for e in m["eval_sets"])
@@ -370,9 +450,12 @@ def render_report(result: dict) -> str:
     lines += ["## Predictions", "",
               "| params | tokens | loss | prediction interval | interval of the mean | lr | batch (tokens) |",
               "|---|---|---|---|---|---|---|"]
-    lines += [f"| {_g(p['params'])} | {_g(p['tokens'])} | {_g(p['loss'], 4)} | {_ci([p['lo'], p['hi']], 4)} | "
-              f"{_ci(p['mean_ci'], 4)} | {_hparam_cell(p, 'lr', 'lr_ci')} | "
-              f"{_hparam_cell(p, 'batch_tokens', 'batch_ci')} |" for p in result["predictions"]] + [""]
+    lines += [
+        f"| {_g(p['params'])} | {_g(p['tokens'])} | {_g(p['loss'], 4)} | {_ci([p['lo'], p['hi']], 4)} | "
+        f"{_ci(p['mean_ci'], 4)} | {_hparam_cell(p, 'lr', 'lr_ci')} | "
+        f"{_hparam_cell(p, 'batch_tokens', 'batch_ci')} |"
+        for p in result["predictions"]
+    ] + [""]
     lines += _downstream(result.get("downstream"))
     lines += _backtest(result["backtest"])
     lines += _hparams(result["hparams"], result["recommendation"])

@@ -211,8 +211,14 @@ def estimate_uncertainty(points: Points, tuned: Points, law: ParametricFit, targ
 
 def isoflop_step(tuned: Points, points: Points, options: FitOptions) -> IsoFlopFit:
     """Approach 2 on the tuned runs: an LR sweep's worse settings would pull each parabola up and aside."""
-    return fit_isoflop_points(tuned, points, method=options.isoflop_method, window_dex=options.isoflop_window_dex,
-                              ci=options.ci, seed=options.seed)
+    return fit_isoflop_points(
+        tuned,
+        points,
+        method=options.isoflop_method,
+        window_dex=options.isoflop_window_dex,
+        ci=options.ci,
+        seed=options.seed,
+    )
 
 
 def envelope_step(points: Points) -> EnvelopeFit:
@@ -242,7 +248,9 @@ def knob_effects_step(points: Points, target: Target, extra: list[tuple[float, f
     return KnobEffects(effects, by_knob[1:] + by_knob[:1], notes)
 
 
-def downstream_step(points: Points, tuned: Points, uncertainty: Uncertainty, options: FitOptions) -> dict | None:
+def downstream_step(
+    points: Points, tuned: Points, uncertainty: Uncertainty, options: FitOptions
+) -> dict | None:
     """For an accuracy metric, accuracy at every prediction point (the recommended run last) in two steps."""
     targets = [(p["params"], p["tokens"]) for p in uncertainty.predictions]
     return downstream_section(points, tuned, targets, chance=options.chance, n_boot=min(options.n_boot, 200),
@@ -279,6 +287,14 @@ def mixture_step(inputs, options: FitOptions, large_tokens: float | None, notes:
                                "data.mixture weights, or a CSV with w_<domain> columns)")
         return None
     candidates = read_candidates(options.predict_mixtures, data.domains) if options.predict_mixtures else None
-    return analyse_mixture(data, target=options.mixture_target, min_weight=options.mixture_min_weight,
-                           max_epochs=options.max_epochs, large_tokens=large_tokens,
-                           n_boot=min(options.n_boot, 200), ci=options.ci, seed=options.seed, candidates=candidates)
+    return analyse_mixture(
+        data,
+        target=options.mixture_target,
+        min_weight=options.mixture_min_weight,
+        max_epochs=options.max_epochs,
+        large_tokens=large_tokens,
+        n_boot=min(options.n_boot, 200),
+        ci=options.ci,
+        seed=options.seed,
+        candidates=candidates,
+    )

@@ -18,30 +18,69 @@ def log_fit(result: dict, points: Points, out: Path, *, mode: str = "offline", p
     if mode not in ("offline", "online", "disabled"):
         raise ScalingError(f"--wandb must be offline, online or disabled, not {mode!r}")
     par, rec = result["parametric"], result["recommendation"]
-    run = wandb.init(mode=mode, dir=str(out), project=project, group=group, job_type="fit",
-                     name=f"fit-{group}" if group else None, reinit="finish_previous",
-                     settings=wandb.Settings(silent=True),  # one line of ours below instead of W&B's chatter
-                     config={"inputs": result["inputs"], "target_flops": rec["flops"], "ci_level": par["ci_level"]})
+    run = wandb.init(
+        mode=mode,
+        dir=str(out),
+        project=project,
+        group=group,
+        job_type="fit",
+        name=f"fit-{group}" if group else None,
+        reinit="finish_previous",
+        settings=wandb.Settings(silent=True),  # one line of ours below instead of W&B's chatter
+        config={"inputs": result["inputs"], "target_flops": rec["flops"], "ci_level": par["ci_level"]},
+    )
     try:
         rows = [[float(n), float(d), float(c), float(lo), r] for n, d, c, lo, r in
                 zip(points.params, points.tokens, points.flops, points.loss, points.run, strict=True)]
         tables = {
             "fit/runs": wandb.Table(columns=["params", "tokens", "flops", "loss", "run"], data=rows),
-            "fit/predictions": wandb.Table(columns=["params", "tokens", "loss", "lo", "hi"],
-                                           data=[[p["params"], p["tokens"], p["loss"], p["lo"], p["hi"]]
-                                                 for p in result["predictions"]]),
-            "fit/knobs": wandb.Table(columns=["knob", "verdict", "n_real", "n_comparisons"],
-                                     data=[[k, v["verdict"], v["n_real"], v["n_comparisons"]]
-                                           for k, v in result["knobs"]["knobs"].items()]),
+            "fit/predictions": wandb.Table(
+                columns=["params", "tokens", "loss", "lo", "hi"],
+                data=[[p["params"], p["tokens"], p["loss"], p["lo"], p["hi"]] for p in result["predictions"]],
+            ),
+            "fit/knobs": wandb.Table(
+                columns=["knob", "verdict", "n_real", "n_comparisons"],
+                data=[
+                    [k, v["verdict"], v["n_real"], v["n_comparisons"]]
+                    for k, v in result["knobs"]["knobs"].items()
+                ],
+            ),
             "fit/knob_effects": wandb.Table(
-                columns=["knob", "level", "verdict", "loss", "lo", "hi", "difference", "multiplier", "multiplier_lo",
-                         "multiplier_hi", "crossover_flops"],
-                data=[[k, lv, e["verdict"], x["loss"], x["lo"], x["hi"], e["difference"][lv]["value"],
-                       e["multiplier"][lv]["value"], e["multiplier"][lv]["lo"], e["multiplier"][lv]["hi"],
-                       e["crossover_flops"].get(lv)]
-                      for k, e in (result.get("knob_effects") or {}).items() for lv, x in e["levels"].items()]),
+                columns=[
+                    "knob",
+                    "level",
+                    "verdict",
+                    "loss",
+                    "lo",
+                    "hi",
+                    "difference",
+                    "multiplier",
+                    "multiplier_lo",
+                    "multiplier_hi",
+                    "crossover_flops",
+                ],
+                data=[
+                    [
+                        k,
+                        lv,
+                        e["verdict"],
+                        x["loss"],
+                        x["lo"],
+                        x["hi"],
+                        e["difference"][lv]["value"],
+                        e["multiplier"][lv]["value"],
+                        e["multiplier"][lv]["lo"],
+                        e["multiplier"][lv]["hi"],
+                        e["crossover_flops"].get(lv),
+                    ]
+                    for k, e in (result.get("knob_effects") or {}).items()
+                    for lv, x in e["levels"].items()
+                ],
+            ),
         }
-        images = {f"fit/plot/{name}": wandb.Image(path) for name, path in result["outputs"].get("plots", {}).items()}
+        images = {
+            f"fit/plot/{name}": wandb.Image(path) for name, path in result["outputs"].get("plots", {}).items()
+        }
         run.log({**tables, **images})
         for key in ("E", "A", "B", "alpha", "beta", "a", "b", "grad_norm"):
             run.summary[f"fit/{key}"] = par[key]

@@ -44,7 +44,9 @@ def plain_loop(cfg, batches, warmup: int, steps: int, device, precision: str, co
     model = build_model(cfg.model).to(device)
     opt = build_optimizer(model, cfg.optim, device)
     fwd = torch.compile(model) if compile_model else model
-    autocast = torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=precision == "bf16-mixed")
+    autocast = torch.autocast(
+        torch.device(device).type, dtype=torch.bfloat16, enabled=precision == "bf16-mixed"
+    )
     start = None
     for i in range(warmup + steps):
         if i == warmup:
@@ -88,10 +90,22 @@ def trainer_loop(cfg, batches, warmup: int, steps: int, device, precision: str) 
 
     torch.manual_seed(0)
     clock = Clock()
-    trainer = pl.Trainer(accelerator="gpu" if torch.device(device).type == "cuda" else "cpu", devices=1,
-                         precision=precision, max_steps=warmup + steps, logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
-                         callbacks=[DivergenceMonitor(check_every_steps=cfg.train.log_every_steps), MetricsLogger(None, cfg.train.log_every_steps), clock])
+    trainer = pl.Trainer(
+        accelerator="gpu" if torch.device(device).type == "cuda" else "cpu",
+        devices=1,
+        precision=precision,
+        max_steps=warmup + steps,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        callbacks=[
+            DivergenceMonitor(check_every_steps=cfg.train.log_every_steps),
+            MetricsLogger(None, cfg.train.log_every_steps),
+            clock,
+        ],
+    )
     trainer.fit(LanguageModel(cfg, log_to_loggers=False), datamodule=Batches())
     return steps * batches[0][:, :-1].numel() / clock.seconds
 
@@ -110,7 +124,9 @@ def bench_settings(cfg) -> tuple[str, str, bool]:
     return device, precision, resolve_compile(cfg.train.compile, device)
 
 
-def run_benchmark(overrides: list[str], warmup: int = 5, steps: int = 50, rounds: int = 2) -> list[BenchResult]:
+def run_benchmark(
+    overrides: list[str], warmup: int = 5, steps: int = 50, rounds: int = 2
+) -> list[BenchResult]:
     """Benchmark both loops on the config given by ``overrides``; prints and returns the results."""
     from scaling.training.lightning_setup import quiet_lightning
 
@@ -122,15 +138,21 @@ def run_benchmark(overrides: list[str], warmup: int = 5, steps: int = 50, rounds
     batches = _batches(cfg, 16, device)
     best = {"plain": 0.0, "trainer": 0.0}
     for _ in range(rounds):
-        best["plain"] = max(best["plain"], plain_loop(cfg, batches, warmup, steps, device, precision, compile_model))
+        best["plain"] = max(
+            best["plain"], plain_loop(cfg, batches, warmup, steps, device, precision, compile_model)
+        )
         with quiet_lightning():
-            best["trainer"] = max(best["trainer"], trainer_loop(cfg, batches, warmup, steps, device, precision))
+            best["trainer"] = max(
+                best["trainer"], trainer_loop(cfg, batches, warmup, steps, device, precision)
+            )
     name = torch.cuda.get_device_name() if device == "cuda" else None
     fpt = flops_per_token(cfg.model, cfg.train.seq_len)
     results = [BenchResult(k, v, mfu(v, fpt, name)) for k, v in best.items()]
-    print(f"model {cfg.model.name}, seq {cfg.train.seq_len}, batch {cfg.train.micro_batch_size}, {precision}, "
-          f"compile {compile_model}, device {name or 'cpu'} ({torch.get_num_threads()} threads), "
-          f"{steps} steps after {warmup} warm-up, best of {rounds}")
+    print(
+        f"model {cfg.model.name}, seq {cfg.train.seq_len}, batch {cfg.train.micro_batch_size}, {precision}, "
+        f"compile {compile_model}, device {name or 'cpu'} ({torch.get_num_threads()} threads), "
+        f"{steps} steps after {warmup} warm-up, best of {rounds}"
+    )
     for r in results:
         util = f", MFU {r.mfu:.1%}" if r.mfu is not None else ""
         print(f"  {r.name:8s} {r.tokens_per_sec:12,.0f} tokens/s{util}")
@@ -142,6 +164,11 @@ def default_overrides(gpu: bool) -> list[str]:
     """The issue's reference settings: gpt2-small, seq 1024, batch 32, bf16, compiled on a GPU;
     a 1.5M-parameter ladder model on CPUs."""
     if gpu:
-        return ["model=gpt2-small", "train.seq_len=1024", "train.micro_batch_size=32", "train.precision=bf16-mixed",
-                "train.compile=true"]
+        return [
+            "model=gpt2-small",
+            "train.seq_len=1024",
+            "train.micro_batch_size=32",
+            "train.precision=bf16-mixed",
+            "train.compile=true",
+        ]
     return ["model=s1.5m", "train.seq_len=256", "train.micro_batch_size=8", "model.vocab_size=8192"]

@@ -177,7 +177,9 @@ class TokenCheckpoints(StepEndCallback):
     def on_load_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
         states = checkpoint.get("rng_states")
         if states:
-            self._pending_rng = states[trainer.global_rank] if len(states) > trainer.global_rank else states[0]
+            self._pending_rng = (
+                states[trainer.global_rank] if len(states) > trainer.global_rank else states[0]
+            )
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         # Restored right before the first step after a resume, when nothing else will draw first.

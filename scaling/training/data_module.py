@@ -44,7 +44,8 @@ def _check_same_tokenizer(datasets: list) -> None:
         if other.tokenizer_sha256 != first.tokenizer_sha256:
             raise DataError(
                 f"data.mixture mixes tokenizers: {first.path} has tokenizer {first.tokenizer_sha256[:12]} but "
-                f"{other.path} has {other.tokenizer_sha256[:12]}; prepare both with the same one (--tokenizer FILE)")
+                f"{other.path} has {other.tokenizer_sha256[:12]}; prepare both with the same one (--tokenizer FILE)"
+            )
 
 
 class _TrainStream(IterableDataset):
@@ -134,8 +135,15 @@ class TokenDataModule(pl.LightningDataModule):
         """The training sampler of one rank (override to feed other batches, e.g. in a benchmark)."""
         from data_pipelines import WindowSampler
 
-        return WindowSampler(self.datasets, split="train", seq_len=self.seq_len,
-                             batch_size=self.micro_batch_size, seed=self.seed, rank=rank, world_size=world_size)
+        return WindowSampler(
+            self.datasets,
+            split="train",
+            seq_len=self.seq_len,
+            batch_size=self.micro_batch_size,
+            seed=self.seed,
+            rank=rank,
+            world_size=world_size,
+        )
 
     def make_val_windows(self) -> np.ndarray:
         """The fixed validation subset, all ranks together: (n, seq_len + 1) int64."""

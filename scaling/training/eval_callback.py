@@ -43,8 +43,14 @@ class DownstreamEval(StepEndCallback):
         if group is None or not group.tasks:
             return None
         dataset = datamodule.datasets[0][0]
-        return cls(list(group.tasks), group.every_tokens, dataset.tokenizer(), dataset.eos_id, run_dir=run_dir,
-                   limit=group.get("limit"))
+        return cls(
+            list(group.tasks),
+            group.every_tokens,
+            dataset.tokenizer(),
+            dataset.eos_id,
+            run_dir=run_dir,
+            limit=group.get("limit"),
+        )
 
     def on_step_end(self, trainer, pl_module) -> None:
         per_step = batch_tokens(trainer, pl_module)
@@ -70,7 +76,9 @@ class DownstreamEval(StepEndCallback):
             if self.run_dir is not None:
                 writer = MetricsWriter(self.run_dir)
                 try:
-                    writer.write({"step": step, "train/tokens": step * batch_tokens(trainer, pl_module), **row})
+                    writer.write(
+                        {"step": step, "train/tokens": step * batch_tokens(trainer, pl_module), **row}
+                    )
                 finally:
                     writer.close()
             for logger in trainer.loggers:

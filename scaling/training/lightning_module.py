@@ -128,7 +128,9 @@ class LanguageModel(pl.LightningModule):
         logits, _ = self(batch[:, :-1])
         targets = batch[:, 1:]
         # Plain cross-entropy (no z-loss), so val loss is comparable across z-loss settings.
-        loss = F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), targets.reshape(-1), reduction="sum")
+        loss = F.cross_entropy(
+            logits.float().reshape(-1, logits.size(-1)), targets.reshape(-1), reduction="sum"
+        )
         self._val_sum[dataloader_idx] += loss.double()
         self._val_count[dataloader_idx] += targets.numel()
 
@@ -137,7 +139,9 @@ class LanguageModel(pl.LightningModule):
         count = self.trainer.strategy.reduce(self._val_count, reduce_op="sum")
         losses = (total / count.clamp(min=1)).tolist()
         self.val_loss = float(losses[0])
-        self.val_losses = dict(zip(self._eval_names(), map(float, losses[1:]), strict=True))  # val/<name>/loss
+        self.val_losses = dict(
+            zip(self._eval_names(), map(float, losses[1:]), strict=True)
+        )  # val/<name>/loss
         if self.log_to_loggers and not self.trainer.sanity_checking:
             self.log("val/loss", self.val_loss, sync_dist=False, rank_zero_only=True)
             bpb = val_bpb(self.val_loss, getattr(self.trainer.datamodule, "val_tokens_per_byte", None))
@@ -234,8 +238,10 @@ def check_shapes(saved: dict, expected: dict, saved_model: dict | None = None) -
             if saved_model:
                 shape = " (checkpoint model: " + ", ".join(
                     f"{k}={saved_model.get(k)}" for k in ("n_layer", "d_model", "n_head", "vocab_size")) + ")"
-            raise ScalingError(f"checkpoint does not fit this model: {key} is {found} in the checkpoint, "
-                               f"{tuple(tensor.shape)} here{shape}; use the same model config or another run.dir")
+            raise ScalingError(
+                f"checkpoint does not fit this model: {key} is {found} in the checkpoint, "
+                f"{tuple(tensor.shape)} here{shape}; use the same model config or another run.dir"
+            )
     extra = sorted(set(saved) - set(expected))
     if extra:
         raise ScalingError(f"checkpoint does not fit this model: it has {extra[0]} which this model lacks; "

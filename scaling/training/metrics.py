@@ -48,7 +48,9 @@ class MetricsLogger(StepEndCallback):
         self.final_val_loss: float | None = None
         self.best_val_loss: float | None = None
         self.final_val_bpb: float | None = None
-        self.final_named: dict[str, float | None] = {}  # val/<name>/loss and /bpb of each named evaluation set
+        self.final_named: dict[
+            str, float | None
+        ] = {}  # val/<name>/loss and /bpb of each named evaluation set
         self.final_train_loss: float | None = None
         self.last_val_step: int | None = None
         # throughput of the run: step time summed over intervals after the first (compile, warm-up)
@@ -88,7 +90,9 @@ class MetricsLogger(StepEndCallback):
     def _log_train(self, trainer, pl_module, step: int) -> None:
         tokens = batch_tokens(trainer, pl_module)
         step_time = self._interval_seconds / self._interval_steps
-        tokens_per_sec, step_mfu = self._throughput(trainer, pl_module, self._interval_steps, self._interval_seconds)
+        tokens_per_sec, step_mfu = self._throughput(
+            trainer, pl_module, self._interval_steps, self._interval_seconds
+        )
         if self._intervals > 0 or self._interval_steps > 1:
             # the very first step (compilation, allocator warm-up) is left out of the run's average
             first = self._interval_seconds / self._interval_steps if self._intervals == 0 else 0.0
@@ -117,8 +121,14 @@ class MetricsLogger(StepEndCallback):
     @staticmethod
     def _throughput(trainer, pl_module, steps: int, seconds: float) -> tuple[float | None, float | None]:
         fpt = flops_per_token(pl_module.cfg.model, pl_module.cfg.train.seq_len)
-        return throughput(batch_tokens(trainer, pl_module), steps, seconds, fpt, device_name(pl_module.device),
-                          trainer.world_size)
+        return throughput(
+            batch_tokens(trainer, pl_module),
+            steps,
+            seconds,
+            fpt,
+            device_name(pl_module.device),
+            trainer.world_size,
+        )
 
     def run_throughput(self, trainer, pl_module) -> tuple[float | None, float | None]:
         """Average tokens/s (all devices) and MFU of the run so far, its first (warm-up) step excluded."""

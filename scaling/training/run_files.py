@@ -73,7 +73,11 @@ class RunResult:
 
     def to_json(self) -> dict[str, Any]:
         """The ``result.json`` object (``run_dir`` is left out: the file lives in it)."""
-        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in ("run_dir", "extra")}
+        out = {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if f.name not in ("run_dir", "extra")
+        }
         out.update(self.extra)
         return out
 

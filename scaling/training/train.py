@@ -310,8 +310,20 @@ def train(cfg, callbacks=(), run_dir: str | Path | None = None, overwrite: bool 
             raise SystemExit(EXIT_STOPPED) from None  # so no failed result.json that would end the run
         except BaseException as e:
             if trainer.is_global_zero:
-                result = _result(cfg, rid, run_dir, trainer, model, metrics, monitor, rank_hosts.hosts,
-                                 plan.batch_tokens, started, status=STATUS_FAILED, error=failure_message(e, trainer))
+                result = _result(
+                    cfg,
+                    rid,
+                    run_dir,
+                    trainer,
+                    model,
+                    metrics,
+                    monitor,
+                    rank_hosts.hosts,
+                    plan.batch_tokens,
+                    started,
+                    status=STATUS_FAILED,
+                    error=failure_message(e, trainer),
+                )
                 write_result(run_dir, result)
                 _finish_wandb(wandb_logger, result, exit_code=1)
             raise

@@ -22,20 +22,34 @@ def worth(multiplier: float) -> ParametricFit:
     return law(multiplier ** (-BASE["alpha"] / 2), multiplier ** (-BASE["beta"] / 2))
 
 
-def ladder(laws: dict[str, ParametricFit], rng, *, ratios=(10, 40), seeds=2, noise=0.01, extra=None) -> Points:
+def ladder(
+    laws: dict[str, ParametricFit], rng, *, ratios=(10, 40), seeds=2, noise=0.01, extra=None
+) -> Points:
     rows = [(n, n * r, level, s) for level in laws for n in SIZES for r in ratios for s in range(seeds)]
     params = np.array([r[0] for r in rows])
     tokens = np.array([r[1] for r in rows])
-    loss = np.array([float(laws[r[2]].predict(r[0], r[1])) for r in rows]) * np.exp(rng.normal(0, noise, len(rows)))
+    loss = np.array([float(laws[r[2]].predict(r[0], r[1])) for r in rows]) * np.exp(
+        rng.normal(0, noise, len(rows))
+    )
     n = len(rows)
     knobs = {"model.activation": [r[2] for r in rows], **(extra(rows) if extra else {})}
-    return Points(params, tokens, loss, 6 * params * tokens, np.full(n, np.nan), np.full(n, np.nan),
-                  np.array([r[3] for r in rows], dtype=float), [str(i) for i in range(n)], [str(i) for i in range(n)],
-                  knobs)
+    return Points(
+        params,
+        tokens,
+        loss,
+        6 * params * tokens,
+        np.full(n, np.nan),
+        np.full(n, np.nan),
+        np.array([r[3] for r in rows], dtype=float),
+        [str(i) for i in range(n)],
+        [str(i) for i in range(n)],
+        knobs,
+    )
 
 
 def crossing_at(params: float, alpha: float) -> ParametricFit:
     """A law with a flatter parameter exponent that equals the base law's N term at ``params``: better
     below that size, worse above it (the same data term, so the crossing does not depend on D)."""
-    return ParametricFit.from_constants(BASE["E"], BASE["A"] * params ** (alpha - BASE["alpha"]), BASE["B"], alpha,
-                                        BASE["beta"])
+    return ParametricFit.from_constants(
+        BASE["E"], BASE["A"] * params ** (alpha - BASE["alpha"]), BASE["B"], alpha, BASE["beta"]
+    )

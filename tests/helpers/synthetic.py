@@ -18,7 +18,9 @@ from scaling.fit.parametric import ParametricFit
 
 def ladder_grid(law: ParametricFit, sizes, tokens, *, noise: float = 0.01, seed: int = 0):
     """Every size × token count, losses with multiplicative log-noise of std ``noise``: (N, D, L)."""
-    n, d = (a.ravel() for a in np.meshgrid(np.asarray(sizes, float), np.asarray(tokens, float), indexing="ij"))
+    n, d = (
+        a.ravel() for a in np.meshgrid(np.asarray(sizes, float), np.asarray(tokens, float), indexing="ij")
+    )
     rng = np.random.default_rng(seed)
     return n, d, law.predict(n, d) * np.exp(rng.normal(0.0, noise, n.size))
 
@@ -28,7 +30,9 @@ def write_csv(path, params, tokens, loss, **columns) -> Path:
     names = ["params", "tokens", "loss", *columns]
     rows = [",".join(names)]
     for i in range(len(params)):
-        rows.append(",".join(str(v) for v in (params[i], tokens[i], loss[i], *(columns[c][i] for c in columns))))
+        rows.append(
+            ",".join(str(v) for v in (params[i], tokens[i], loss[i], *(columns[c][i] for c in columns)))
+        )
     atomic_write_text(path, "\n".join(rows) + "\n")
     return Path(path)
 
@@ -55,15 +59,24 @@ def write_runs(root, law: ParametricFit, runs: list[dict], *, noise: float = 0.0
     for k, spec in enumerate(runs):
         shape = ladder_shape(spec["n_layer"])
         overrides = [f"model.{key}={'null' if v is None else v}" for key, v in shape.items()]
-        overrides += [f"train.tokens={spec['tokens']}", f"optim.lr={spec['lr']}", f"run.seed={spec['seed']}",
-                      f"logging.group={group}", "train.seq_len=128", "train.micro_batch_size=8", "model.vocab_size=512"]
+        overrides += [
+            f"train.tokens={spec['tokens']}",
+            f"optim.lr={spec['lr']}",
+            f"run.seed={spec['seed']}",
+            f"logging.group={group}",
+            "train.seq_len=128",
+            "train.micro_batch_size=8",
+            "model.vocab_size=512",
+        ]
         overrides += [f"{key}={value}" for key, value in spec.get("config", {}).items()]
         cfg = load_config([], overrides)
         counts = count_params(cfg.model)
         n, d = counts.non_embedding, float(spec["tokens"])
         lr_opt = 0.02 * n ** -0.3
         shift = spec.get("loss_shift", 0.0)
-        loss = float((law.predict(n, d) + lr_penalty(spec["lr"], lr_opt) + shift) * np.exp(rng.normal(0, noise)))
+        loss = float(
+            (law.predict(n, d) + lr_penalty(spec["lr"], lr_opt) + shift) * np.exp(rng.normal(0, noise))
+        )
         fpt = flops_per_token(cfg.model, cfg.train.seq_len)
         run = Path(root) / f"run{k:03d}"
         run.mkdir(parents=True, exist_ok=True)
@@ -76,8 +89,12 @@ def write_runs(root, law: ParametricFit, runs: list[dict], *, noise: float = 0.0
             "seq_len": 128, "model": "custom", "parent": None, "wall_time_s": 1.0, "tokens_per_sec": 1e4})
         lines = []
         for t in np.linspace(d / curve_points, d, curve_points):
-            lines.append(json.dumps({"train/tokens": float(t), "train/loss": loss + 0.1, "train/lr": spec["lr"]}))
-            val = (law.predict(n, t) + lr_penalty(spec["lr"], lr_opt) + shift) * np.exp(rng.normal(0, noise / 2))
+            lines.append(
+                json.dumps({"train/tokens": float(t), "train/loss": loss + 0.1, "train/lr": spec["lr"]})
+            )
+            val = (law.predict(n, t) + lr_penalty(spec["lr"], lr_opt) + shift) * np.exp(
+                rng.normal(0, noise / 2)
+            )
             lines.append(json.dumps({"train/tokens": float(t), "val/loss": float(val)}))
         atomic_write_text(run / "metrics.jsonl", "\n".join(lines) + "\n")
         paths.append(run)

@@ -30,7 +30,9 @@ def fake_train(tmp_path, monkeypatch):
         def events(self) -> list[tuple[str, str, int]]:
             if not log.exists():
                 return []
-            return [(e, rid, int(step)) for e, rid, step, _ in (ln.split() for ln in log.read_text().splitlines())]
+            return [
+                (e, rid, int(step)) for e, rid, step, _ in (ln.split() for ln in log.read_text().splitlines())
+            ]
 
         def count(self, event: str) -> Counter:
             return Counter(rid for e, rid, _ in self.events() if e == event)
@@ -54,11 +56,15 @@ def write_spec(tmp_path):
 def real_spec(tiny_corpus, write_spec):
     """``real_spec(body, **extra)`` writes a spec of tiny real runs (the session's tiny corpus, 1 thread)."""
 
-    def make(body: str, extra: str = "", name: str = "spec.yaml", wandb: str = "disabled", tokens: int = 10240) -> Path:
-        overrides = ("[model.n_layer=2, model.d_model=64, model.n_head=2, model.vocab_size=512, model.max_seq_len=64, "
-                     f"data.path={tiny_corpus}, train.seq_len=64, train.micro_batch_size=8, train.tokens={tokens}, "
-                     "train.val_every_tokens=5120, train.log_every_steps=1, data.val_tokens=4096, "
-                     f"train.accelerator=cpu, logging.wandb={wandb}{extra}]")
+    def make(
+        body: str, extra: str = "", name: str = "spec.yaml", wandb: str = "disabled", tokens: int = 10240
+    ) -> Path:
+        overrides = (
+            "[model.n_layer=2, model.d_model=64, model.n_head=2, model.vocab_size=512, model.max_seq_len=64, "
+            f"data.path={tiny_corpus}, train.seq_len=64, train.micro_batch_size=8, train.tokens={tokens}, "
+            "train.val_every_tokens=5120, train.log_every_steps=1, data.val_tokens=4096, "
+            f"train.accelerator=cpu, logging.wandb={wandb}{extra}]"
+        )
         return write_spec(f"overrides: {overrides}\n{body}", name)
 
     return make
@@ -88,7 +94,9 @@ def fake_slurm(tmp_path, monkeypatch):
 def _slurm_conf() -> str | None:
     import os
 
-    conf = os.environ.get("SLURM_CONF") or f"{os.environ.get('SLURM_LOCAL_DIR', '/tmp/slurm-local')}/slurm.conf"
+    conf = (
+        os.environ.get("SLURM_CONF") or f"{os.environ.get('SLURM_LOCAL_DIR', '/tmp/slurm-local')}/slurm.conf"
+    )
     return conf if Path(conf).is_file() else None
 
 

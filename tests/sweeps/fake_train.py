@@ -44,7 +44,12 @@ def main() -> int:
         step += 1
         loss = 10.0 / (1 + step * lr * 1000) + seed * 1e-3
         if lr >= 1 and step >= 1:
-            result = {"status": "diverged", "run_id": run_dir.name, "final_val_loss": None, "error": "loss is nan"}
+            result = {
+                "status": "diverged",
+                "run_id": run_dir.name,
+                "final_val_loss": None,
+                "error": "loss is nan",
+            }
             result_path.write_text(json.dumps(result))
             note("diverged")
             return 3

@@ -19,26 +19,43 @@ def _run(capsys, *argv):
 
 def test_plan_prints_every_run_and_writes_nothing(tmp_path, capsys, write_spec, tiny):
     spec = write_spec(f"name: p\noverrides: {tiny}\ngrid: {{optim.lr: [1.0e-3, 3.0e-3]}}\n")
-    code, out, _ = _run(capsys, "sweep", "plan", str(spec), "--out", str(tmp_path / "sweep"), "--skip-data-check")
-    assert code == 0 and "optim.lr=0.003" in out and out.strip().splitlines()[-1].startswith("sweep p: 2 runs")
+    code, out, _ = _run(
+        capsys, "sweep", "plan", str(spec), "--out", str(tmp_path / "sweep"), "--skip-data-check"
+    )
+    assert (
+        code == 0 and "optim.lr=0.003" in out and out.strip().splitlines()[-1].startswith("sweep p: 2 runs")
+    )
     code, out, _ = _run(capsys, "sweep", "plan", str(spec), "--dir", str(tmp_path / "sweep"), "--json",
                         "--skip-data-check")
     assert [r["swept"]["optim.lr"] for r in json.loads(out)] == [1e-3, 3e-3]
     assert not (tmp_path / "sweep").exists()
 
 
-@pytest.mark.parametrize("body, launcher, message", [
-    ("grid: {optim.lrr: [1.0e-3]}", "local", "unknown config key 'optim.lrr'; did you mean optim.lr?"),
-    ("grdi: {optim.lr: [1.0e-3]}", "local", "unknown key 'grdi'; did you mean grid?"),
-    ("grid: {optim.lr: []}", "local", "grid.optim.lr is empty"),
-    ("grid: {optim.lr: [1.0e-3]}\nrandom: {n: 2, params: {optim.lr: {values: [1, 2]}}}", "local",
-     "conflicting overrides: optim.lr is set by both grid and random"),
-    ("ladder: {models: [s100k], tokens: [1.0e5]}\ngrid: {train.tokens: [1.0e5, 2.0e5]}", "local",
-     "conflicting overrides: train.tokens is set by both ladder and grid"),
-    ("grid: {optim.lr: [1.0e-3]}\ngrid: {optim.lr: [2.0e-3]}", "local", "duplicate key 'grid' (lines 2 and 3)"),
-    ("seeds: 2", "lsf", "unknown launcher 'lsf'"),
-    ("seeds: 2\nlauncher: {slurm: {partiton: gpu}}", "slurm", "unknown key 'partiton'"),
-])
+@pytest.mark.parametrize(
+    "body, launcher, message",
+    [
+        ("grid: {optim.lrr: [1.0e-3]}", "local", "unknown config key 'optim.lrr'; did you mean optim.lr?"),
+        ("grdi: {optim.lr: [1.0e-3]}", "local", "unknown key 'grdi'; did you mean grid?"),
+        ("grid: {optim.lr: []}", "local", "grid.optim.lr is empty"),
+        (
+            "grid: {optim.lr: [1.0e-3]}\nrandom: {n: 2, params: {optim.lr: {values: [1, 2]}}}",
+            "local",
+            "conflicting overrides: optim.lr is set by both grid and random",
+        ),
+        (
+            "ladder: {models: [s100k], tokens: [1.0e5]}\ngrid: {train.tokens: [1.0e5, 2.0e5]}",
+            "local",
+            "conflicting overrides: train.tokens is set by both ladder and grid",
+        ),
+        (
+            "grid: {optim.lr: [1.0e-3]}\ngrid: {optim.lr: [2.0e-3]}",
+            "local",
+            "duplicate key 'grid' (lines 2 and 3)",
+        ),
+        ("seeds: 2", "lsf", "unknown launcher 'lsf'"),
+        ("seeds: 2\nlauncher: {slurm: {partiton: gpu}}", "slurm", "unknown key 'partiton'"),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_2_before_anything_is_launched(
         tmp_path, capsys, write_spec, tiny, fake_train, body, launcher, message, fake_slurm):
     if launcher == "slurm":
@@ -50,15 +67,26 @@ def test_bad_input_is_one_line_and_exit_2_before_anything_is_launched(
     assert not (tmp_path / "sweep").exists() and not fake_train.log_path.exists()
 
 
-@pytest.mark.parametrize("body, extra, message", [
-    ("", ["--workers", "-1"], "--workers=-1 must be a whole number >= 1"),
-    ("", ["--workers", "0"], "--workers=0 must be a whole number >= 1"),
-    ("", ["--threads", "0"], "--threads=0 must be a whole number >= 1"),
-    ("launcher: {local: {workers: 0}}", [], "launcher.local.workers=0 must be a whole number >= 1"),
-    ("launcher: {local: {threads: two}}", [], "launcher.local.threads='two' must be a whole number >= 1"),
-    ("", ["--train-cmd", "/nonexistent/train --fast"], "train command: '/nonexistent/train' is not an executable file"),
-    ("", ["--train-cmd", "no-such-trainer-here"], "train command: 'no-such-trainer-here' is not found on PATH"),
-])
+@pytest.mark.parametrize(
+    "body, extra, message",
+    [
+        ("", ["--workers", "-1"], "--workers=-1 must be a whole number >= 1"),
+        ("", ["--workers", "0"], "--workers=0 must be a whole number >= 1"),
+        ("", ["--threads", "0"], "--threads=0 must be a whole number >= 1"),
+        ("launcher: {local: {workers: 0}}", [], "launcher.local.workers=0 must be a whole number >= 1"),
+        ("launcher: {local: {threads: two}}", [], "launcher.local.threads='two' must be a whole number >= 1"),
+        (
+            "",
+            ["--train-cmd", "/nonexistent/train --fast"],
+            "train command: '/nonexistent/train' is not an executable file",
+        ),
+        (
+            "",
+            ["--train-cmd", "no-such-trainer-here"],
+            "train command: 'no-such-trainer-here' is not found on PATH",
+        ),
+    ],
+)
 def test_bad_launch_options_are_one_line_and_exit_2_before_anything_is_written(
         tmp_path, capsys, write_spec, tiny, fake_train, body, extra, message):
     spec = write_spec(f"overrides: {tiny}\nseeds: 2\n{body}\n")
@@ -85,7 +113,9 @@ def test_status_and_wait_report_the_sweep(tmp_path, capsys, write_spec, tiny, fa
     assert code == 2 and "not a sweep dir" in err
 
 
-def test_branches_of_a_failed_trunk_show_as_failed_not_pending(tmp_path, capsys, write_spec, tiny, fake_train):
+def test_branches_of_a_failed_trunk_show_as_failed_not_pending(
+    tmp_path, capsys, write_spec, tiny, fake_train
+):
     spec = write_spec(f"name: cd\noverrides: {tiny}\nseeds: [13]\n"  # seed 13: the stand-in trainer crashes
                       "cooldowns: {models: [s100k], tokens: [2.0e5, 4.0e5]}\n")
     root, outcomes = run_sweep(spec, tmp_path / "sweep", train_cmd=fake_train, echo=lambda *_: None)

@@ -28,7 +28,9 @@ def test_ctrl_c_stops_the_trainers_at_once_and_exits_130(tmp_path, write_spec, t
     env = {**os.environ, "PYTHONPATH": str(ROOT), "FAKE_STEP_S": "0.2", "FAKE_TOKENS_PER_STEP": "1000"}
     cmd = [sys.executable, "-m", "scaling", "sweep", "run", str(spec), "--out", str(tmp_path / "sweep"),
            "--workers", "2", "--train-cmd", " ".join(fake_train)]
-    launcher = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    launcher = subprocess.Popen(
+        cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     deadline = time.monotonic() + 120
     while len(fake_train.events()) < 2:  # both trainers (200 steps of 0.2 s each) have started
         assert time.monotonic() < deadline and launcher.poll() is None, launcher.communicate()

@@ -104,7 +104,9 @@ def _alive(pid: int) -> bool:
 def test_sigkill_of_the_launcher_then_relaunch_finishes_every_run_exactly_once(
         tmp_path, fake_train, write_spec, tiny, monkeypatch):
     monkeypatch.setenv("FAKE_STEP_S", "0.1")
-    spec = write_spec(f"overrides: {tiny.replace('2e5', '2e6')}\ngrid: {{optim.lr: [1.0e-3, 2.0e-3, 3.0e-3]}}\n")
+    spec = write_spec(
+        f"overrides: {tiny.replace('2e5', '2e6')}\ngrid: {{optim.lr: [1.0e-3, 2.0e-3, 3.0e-3]}}\n"
+    )
     _, _, planned = plan(spec, tmp_path / "sweep")
     first, second = planned[0].run_id, planned[1].run_id
     launcher = _launch_cli(spec, tmp_path / "sweep", fake_train)
@@ -124,7 +126,10 @@ def test_sigkill_of_the_launcher_then_relaunch_finishes_every_run_exactly_once(
     assert [s for rid, s in starts if rid == first] == [0]
     resumed = [s for rid, s in starts if rid == second]
     assert len(resumed) == 2 and resumed[0] == 0 and resumed[1] >= 3  # continued from its checkpoint
-    rows = [json.loads(ln) for ln in (tmp_path / "sweep" / "runs" / second / "metrics.jsonl").read_text().splitlines()]
+    rows = [
+        json.loads(ln)
+        for ln in (tmp_path / "sweep" / "runs" / second / "metrics.jsonl").read_text().splitlines()
+    ]
     assert [r["step"] for r in rows] == list(range(1, 21))  # no step trained twice, none skipped
 
 
@@ -153,7 +158,9 @@ def test_cooldown_branches_start_after_their_trunk_finished(tmp_path, fake_train
     assert set(_states(tmp_path / "sweep").values()) == {"done"}
 
 
-def test_each_worker_gets_its_own_gpu_when_gpus_are_visible(tmp_path, fake_train, write_spec, tiny, monkeypatch):
+def test_each_worker_gets_its_own_gpu_when_gpus_are_visible(
+    tmp_path, fake_train, write_spec, tiny, monkeypatch
+):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
     spec = write_spec(f"name: gpus\noverrides: {tiny}\nseeds: 4\n")
     root, outcomes = run_sweep(spec, tmp_path / "sweep", train_cmd=fake_train, workers=2, echo=_quiet)

@@ -41,17 +41,22 @@ def _ddp_overrides(corpus, run_dir, *extra: str) -> list[str]:
 
 def _run_config(tmp_path, corpus, *extra: str):
     """A run config file of the tiny DDP run (the launcher sets its run dir)."""
-    cfg = load_config([], [o for o in _ddp_overrides(corpus, tmp_path, *extra) if not o.startswith("run.dir=")])
+    cfg = load_config(
+        [], [o for o in _ddp_overrides(corpus, tmp_path, *extra) if not o.startswith("run.dir=")]
+    )
     path = tmp_path / "run.yaml"
     path.write_text(to_yaml(cfg))
     return path
 
 
-def test_nodes_and_tasks_per_node_become_the_runs_num_nodes_and_devices_and_the_job_shape(tmp_path, write_spec,
-                                                                                         tiny):
+def test_nodes_and_tasks_per_node_become_the_runs_num_nodes_and_devices_and_the_job_shape(
+    tmp_path, write_spec, tiny
+):
     from submitit.slurm.slurm import _make_sbatch_string
 
-    spec = write_spec(f"overrides: {tiny}\ngrid: {{train.num_nodes: [1, 4]}}\nlauncher: {{slurm: {{nodes: 2}}}}\n")
+    spec = write_spec(
+        f"overrides: {tiny}\ngrid: {{train.num_nodes: [1, 4]}}\nlauncher: {{slurm: {{nodes: 2}}}}\n"
+    )
     settings = SlurmSettings.from_dict({"nodes": 2, "gpus_per_node": 4})
     assert settings.ranks_per_node() == 4 and SlurmSettings().ranks_per_node() == 1
     # the grid's own train.num_nodes wins over launcher.slurm.nodes: one sweep mixes job shapes
@@ -67,7 +72,9 @@ def test_nodes_and_tasks_per_node_become_the_runs_num_nodes_and_devices_and_the_
     for line in ("--nodes=2", "--ntasks-per-node=4", "--gpus-per-node=4", "--signal=B:USR2@90"):
         assert f"#SBATCH {line}\n" in text, line
     assert "srun" not in text  # the batch step runs the launcher once; it starts the ranks itself
-    one = _make_sbatch_string(command="python -m x", folder=tmp_path, **sbatch_params(SlurmSettings(), "small"))
+    one = _make_sbatch_string(
+        command="python -m x", folder=tmp_path, **sbatch_params(SlurmSettings(), "small")
+    )
     assert "#SBATCH --nodes=1\n" in one and "#SBATCH --signal=USR2@90\n" in one and "srun --unbuffered" in one
     ranks = SlurmRun(["trainer"], threads=2, shape=(2, 4)).trainer_command()
     assert ranks == ["srun", "--kill-on-bad-exit=1", "--nodes=2", "--ntasks=8", "--ntasks-per-node=4",
@@ -79,15 +86,22 @@ def test_a_job_shape_the_runs_cannot_have_is_refused_in_one_line_before_anything
         tmp_path, write_spec, tiny, fake_slurm):
     fake_slurm("echo idle")
     conflicting = write_spec(f"overrides: {tiny[:-1]}, train.num_nodes=3]\n", name="conflict.yaml")
-    with pytest.raises(ScalingError, match=r"spec's overrides set train.num_nodes=3 but launcher.slurm asks for 2 "
-                                           r"\(nodes\); keep one of them"):
+    with pytest.raises(
+        ScalingError,
+        match=r"spec's overrides set train.num_nodes=3 but launcher.slurm asks for 2 "
+        r"\(nodes\); keep one of them",
+    ):
         run_sweep(conflicting, tmp_path / "a", launcher="slurm", slurm={"nodes": 2}, echo=_quiet)
     too_many = write_spec(f"overrides: {tiny}\ngrid: {{train.devices: [4]}}\n", name="devices.yaml")
-    with pytest.raises(ScalingError, match=r"4 ranks per node \(train.devices=4\) but launcher.slurm.gpus_per_node=2"):
+    with pytest.raises(
+        ScalingError, match=r"4 ranks per node \(train.devices=4\) but launcher.slurm.gpus_per_node=2"
+    ):
         run_sweep(too_many, tmp_path / "b", launcher="slurm", slurm={"gpus_per_node": 2}, echo=_quiet)
     with pytest.raises(ScalingError, match=r"launcher.slurm.nodes=0 is not a whole number of at least 1"):
         run_sweep(too_many, tmp_path / "c", launcher="slurm", slurm={"nodes": 0}, echo=_quiet)
-    with pytest.raises(ScalingError, match=r"has train.num_nodes=3: runs on several nodes need --launcher slurm"):
+    with pytest.raises(
+        ScalingError, match=r"has train.num_nodes=3: runs on several nodes need --launcher slurm"
+    ):
         run_sweep(conflicting, tmp_path / "d", launcher="local", echo=_quiet)
     assert not any((tmp_path / d).exists() for d in "abcd")
 
@@ -98,14 +112,18 @@ def test_a_run_config_file_is_a_sweep_of_one_run_named_after_it(tmp_path, tiny_c
     _, root, (run,) = plan(spec)
     assert spec.name == "run" and str(root) == os.path.join("runs", "sweeps", "run")
     assert run.config.optim.lr == 0.002 and run.config.train.micro_batch_size == 4
-    assert main(["sweep", "run", "--config", str(tmp_path / "missing.yaml"), "--dir", str(tmp_path / "s")]) == 2
+    assert (
+        main(["sweep", "run", "--config", str(tmp_path / "missing.yaml"), "--dir", str(tmp_path / "s")]) == 2
+    )
     assert "run config" in capsys.readouterr().err and not (tmp_path / "s").exists()
     assert main(["sweep", "run", "a.yaml", "b.yaml"]) == 2
     assert "give one sweep spec YAML, or --config RUN.yaml" in capsys.readouterr().err
 
 
 @pytest.mark.slow
-def test_a_trainer_stopped_by_sigterm_leaves_no_failed_result_and_its_attempt_is_interrupted(tmp_path, tiny_corpus):
+def test_a_trainer_stopped_by_sigterm_leaves_no_failed_result_and_its_attempt_is_interrupted(
+    tmp_path, tiny_corpus
+):
     import signal
     import sys
 
@@ -131,11 +149,17 @@ def test_a_trainer_stopped_by_sigterm_leaves_no_failed_result_and_its_attempt_is
 @pytest.fixture
 def two_nodes(slurm_cluster):
     """The cluster has at least two idle nodes (SLURM_LOCAL_NODES=2 scripts/slurm_local.sh start)."""
-    out = subprocess.run(["sinfo", "-h", "-N", "-o", "%N %T"], capture_output=True, text=True).stdout.split("\n")
-    nodes = {line.split()[0] for line in out if line.strip() and not line.split()[1].startswith(("down", "drain"))}
+    out = subprocess.run(["sinfo", "-h", "-N", "-o", "%N %T"], capture_output=True, text=True).stdout.split(
+        "\n"
+    )
+    nodes = {
+        line.split()[0] for line in out if line.strip() and not line.split()[1].startswith(("down", "drain"))
+    }
     if len(nodes) < 2:
         skip = pytest.fail if os.environ.get("SWEEPS_REQUIRE_SLURM") else pytest.skip
-        skip(f"the SLURM cluster has {len(nodes)} node(s); start two: SLURM_LOCAL_NODES=2 scripts/slurm_local.sh start")
+        skip(
+            f"the SLURM cluster has {len(nodes)} node(s); start two: SLURM_LOCAL_NODES=2 scripts/slurm_local.sh start"
+        )
     return sorted(nodes)
 
 
@@ -153,8 +177,22 @@ def test_a_two_node_job_trains_on_both_hosts_and_matches_two_processes_on_one_no
                                                                                    tiny_corpus):
     common = ("train.tokens=4096", "train.val_every_tokens=4096")
     config = _run_config(tmp_path, tiny_corpus, *common)
-    code = main(["sweep", "run", "--config", str(config), "--dir", str(tmp_path / "sweep"), "--launcher", "slurm",
-                 "--slurm", "nodes=2", "--slurm", "time_min=30"])
+    code = main(
+        [
+            "sweep",
+            "run",
+            "--config",
+            str(config),
+            "--dir",
+            str(tmp_path / "sweep"),
+            "--launcher",
+            "slurm",
+            "--slurm",
+            "nodes=2",
+            "--slurm",
+            "time_min=30",
+        ]
+    )
     assert code == 0
     ref_dir = _reference(tmp_path, tiny_corpus, *common)
     states = wait_for(tmp_path / "sweep", poll_s=1.0, timeout_s=600)
@@ -162,7 +200,10 @@ def test_a_two_node_job_trains_on_both_hosts_and_matches_two_processes_on_one_no
     store = SweepStore(tmp_path / "sweep")
     (rid,) = [s.run_id for s in states]
     result, reference = read_result(store.run_dir(rid)), read_result(ref_dir)
-    assert (result.num_nodes, result.world_size) == (2, 2) and (reference.num_nodes, reference.world_size) == (1, 2)
+    assert (result.num_nodes, result.world_size) == (2, 2) and (
+        reference.num_nodes,
+        reference.world_size,
+    ) == (1, 2)
     assert len(set(result.hosts)) == 2 and set(result.hosts) <= set(two_nodes)
     assert result.steps == reference.steps == 8 and result.batch_tokens == reference.batch_tokens == 512
     assert result.final_val_loss == pytest.approx(reference.final_val_loss, rel=1e-5)
@@ -188,7 +229,9 @@ def test_a_requeued_two_node_job_resumes_from_its_checkpoint_and_ends_with_the_u
     def trained_steps() -> int:
         return max((r["step"] for r in read_metrics(store.run_dir(rid))), default=0)
 
-    _wait_until(lambda: trained_steps() >= 15 and (ckpt_dir / "last.ckpt").exists(), what="training on two nodes")
+    _wait_until(
+        lambda: trained_steps() >= 15 and (ckpt_dir / "last.ckpt").exists(), what="training on two nodes"
+    )
     # what SLURM sends the batch step before a time limit (--signal=B:USR2): it requeues the whole job
     subprocess.run(["scancel", "--batch", "--signal=USR2", job], check=True)
     _wait_until(lambda: any(e["event"] == "end" for e in store.attempts(rid)), what="the first attempt's end")
@@ -210,4 +253,6 @@ def test_a_requeued_two_node_job_resumes_from_its_checkpoint_and_ends_with_the_u
     assert result.tokens == reference.tokens == 30720
     assert result.final_val_loss == pytest.approx(reference.final_val_loss, rel=1e-5)
     steps = [json.loads(x)["step"] for x in metrics.read_text().splitlines() if "train/loss" in x]
-    assert steps == sorted(set(steps)) and steps[-1] == 60  # rows trained again after the resume were replaced
+    assert (
+        steps == sorted(set(steps)) and steps[-1] == 60
+    )  # rows trained again after the resume were replaced

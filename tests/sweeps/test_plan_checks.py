@@ -23,9 +23,13 @@ EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "configs" / "sweeps").g
 
 def test_a_million_run_grid_is_refused_at_once_with_its_count(write_spec, tiny):
     values = ", ".join(f"{i}.0e-4" for i in range(1, 101))
-    spec = write_spec(f"overrides: {tiny}\ngrid: {{optim.lr: [{values}], optim.beta2: [{values}]}}\nseeds: 100\n")
+    spec = write_spec(
+        f"overrides: {tiny}\ngrid: {{optim.lr: [{values}], optim.beta2: [{values}]}}\nseeds: 100\n"
+    )
     started = time.monotonic()
-    with pytest.raises(ScalingError, match=r"expands to 1,000,000 runs, more than the limit of 10,000; .*--max-runs"):
+    with pytest.raises(
+        ScalingError, match=r"expands to 1,000,000 runs, more than the limit of 10,000; .*--max-runs"
+    ):
         load_spec(spec)
     assert time.monotonic() - started < 5
 
@@ -46,8 +50,10 @@ def test_the_fast_resolve_gives_the_same_configs_as_the_full_one(tmp_path, write
         full = resolve_run_config(loaded, r.overrides)
         assert run_id(full) == r.run_id
         tree = r.tree
-        assert {**tree, "run": {**tree["run"], "name": None}} == {**_plain(full), "run": {**_plain(full)["run"],
-                                                                                             "name": None}}
+        assert {**tree, "run": {**tree["run"], "name": None}} == {
+            **_plain(full),
+            "run": {**_plain(full)["run"], "name": None},
+        }
 
 
 def _plain(cfg) -> dict:
@@ -64,8 +70,10 @@ def test_a_bad_value_in_one_run_still_names_that_run(tmp_path, write_spec, tiny)
 
 def _grid_spec(write_spec, tiny, seeds: int) -> Path:
     values = ", ".join(f"{i}.0e-4" for i in range(1, 26))
-    return write_spec(f"overrides: {tiny}\ngrid: {{optim.lr: [{values}], optim.beta2: [0.9, 0.95, 0.98, 0.99]}}\n"
-                      f"seeds: {seeds}\n")
+    return write_spec(
+        f"overrides: {tiny}\ngrid: {{optim.lr: [{values}], optim.beta2: [0.9, 0.95, 0.98, 0.99]}}\n"
+        f"seeds: {seeds}\n"
+    )
 
 
 @pytest.mark.slow
@@ -90,8 +98,9 @@ def test_a_planned_run_holds_a_few_kilobytes(tmp_path, write_spec, tiny):
     # the config itself refuses a vocabulary smaller than the data's tokenizer, before the plan check
     (None, 256, "model.vocab_size=256 is smaller than the 512-token tokenizer"),
 ])
-def test_runs_that_could_not_start_are_refused_at_plan_time(tmp_path, tiny_corpus, write_spec, capsys, data, vocab,
-                                                            message):
+def test_runs_that_could_not_start_are_refused_at_plan_time(
+    tmp_path, tiny_corpus, write_spec, capsys, data, vocab, message
+):
     spec = write_spec(f"overrides: [model=s100k, data.path={data or tiny_corpus}, model.vocab_size={vocab}]\n"
                       "seeds: 2\n")
     for action in ("plan", "run"):

@@ -32,14 +32,37 @@ def _wait_until(predicate, timeout=120.0, what="condition"):
 def test_resources_from_the_spec_become_sbatch_lines(tmp_path):
     from submitit.slurm.slurm import _make_sbatch_string
 
-    settings = SlurmSettings.from_dict({"partition": "gpu", "account": "lab", "qos": "high", "gpus_per_node": 1,
-                                        "cpus_per_task": 8, "mem_gb": 16, "time_min": 240, "max_concurrent": 3,
-                                        "setup": ["module load cuda"], "additional": {"constraint": "a100"}})
+    settings = SlurmSettings.from_dict(
+        {
+            "partition": "gpu",
+            "account": "lab",
+            "qos": "high",
+            "gpus_per_node": 1,
+            "cpus_per_task": 8,
+            "mem_gb": 16,
+            "time_min": 240,
+            "max_concurrent": 3,
+            "setup": ["module load cuda"],
+            "additional": {"constraint": "a100"},
+        }
+    )
     text = _make_sbatch_string(command="python -m x", folder=tmp_path, map_count=10,
                                **sbatch_params(settings, "lr", dependency="afterok:12_3"))
-    for line in ("--partition=gpu", "--account=lab", "--qos=high", "--gpus-per-node=1", "--cpus-per-task=8",
-                 "--mem=16384M", "--time=240", "--array=0-9%3", "--constraint=a100", "--dependency=afterok:12_3",
-                 "--job-name=sweep-lr", "--signal=USR2@90", "--kill-on-invalid-dep=yes"):
+    for line in (
+        "--partition=gpu",
+        "--account=lab",
+        "--qos=high",
+        "--gpus-per-node=1",
+        "--cpus-per-task=8",
+        "--mem=16384M",
+        "--time=240",
+        "--array=0-9%3",
+        "--constraint=a100",
+        "--dependency=afterok:12_3",
+        "--job-name=sweep-lr",
+        "--signal=USR2@90",
+        "--kill-on-invalid-dep=yes",
+    ):
         assert f"#SBATCH {line}\n" in text, line
     assert "\nmodule load cuda\n" in text
     with pytest.raises(ScalingError, match="unknown key 'partiton'; did you mean partition"):
@@ -89,8 +112,10 @@ def test_the_slurm_launcher_refuses_a_slurm_conf_whose_controller_nobody_runs(tm
     if shutil.which("sinfo") is None or shutil.which("sbatch") is None:
         pytest.skip("the SLURM client tools are not installed")
     conf = tmp_path / "slurm.conf"  # port 1: nobody listens there
-    conf.write_text("ClusterName=nobody\nSlurmctldHost=localhost\nSlurmctldPort=1\nAuthType=auth/none\n"
-                    "NodeName=localhost CPUs=1 State=UNKNOWN\nPartitionName=debug Nodes=localhost Default=YES\n")
+    conf.write_text(
+        "ClusterName=nobody\nSlurmctldHost=localhost\nSlurmctldPort=1\nAuthType=auth/none\n"
+        "NodeName=localhost CPUs=1 State=UNKNOWN\nPartitionName=debug Nodes=localhost Default=YES\n"
+    )
     monkeypatch.setenv("SLURM_CONF", str(conf))
     spec = write_spec(f"overrides: {tiny}\nseeds: 2\n")
     with pytest.raises(ScalingError) as err:
@@ -124,7 +149,9 @@ def test_a_four_run_sweep_completes_on_slurm_as_one_capped_array(tmp_path, slurm
         (start,) = [e for e in store.attempts(r.run_id) if e["event"] == "start"]
         assert start["launcher"] == f"slurm:{jobs[r.run_id]}"
         assert store.result(r.run_id)["run_id"] == r.run_id
-        assert f"== attempt 1 by slurm:{jobs[r.run_id]}" in (store.run_dir(r.run_id) / "train.log").read_text()
+        assert (
+            f"== attempt 1 by slurm:{jobs[r.run_id]}" in (store.run_dir(r.run_id) / "train.log").read_text()
+        )
     # relaunching submits nothing
     assert run_sweep(spec, tmp_path / "sweep", launcher="slurm", echo=_quiet)[1] == {}
 
@@ -194,7 +221,9 @@ def test_a_cancelled_job_shows_as_failed_not_running_forever(tmp_path, slurm_clu
 def test_branch_jobs_of_a_failed_trunk_are_cancelled_by_slurm_not_left_queued(
         tmp_path, slurm_cluster, fake_train, write_spec, tiny):
     # run.seed=13 makes the stand-in trainer crash: the trunk fails, its branches can never start
-    spec = write_spec(f"overrides: {tiny[:-1]}, run.seed=13]\ncooldowns: {{models: [s100k], tokens: [1.0e5, 1.5e5]}}\n")
+    spec = write_spec(
+        f"overrides: {tiny[:-1]}, run.seed=13]\ncooldowns: {{models: [s100k], tokens: [1.0e5, 1.5e5]}}\n"
+    )
     trunk = plan(spec, tmp_path / "sweep")[2][0].run_id
     root, jobs = run_sweep(spec, tmp_path / "sweep", launcher="slurm", train_cmd=fake_train, echo=_quiet)
     assert len(jobs) == 3

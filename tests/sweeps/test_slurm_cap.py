@@ -31,6 +31,8 @@ def test_live_jobs_counts_the_sweeps_queued_and_running_jobs(tmp_path, write_spe
     store = SweepStore(root)
     store.write_plan(spec.name, spec.raw, runs)
     ids = [r.run_id for r in runs]
-    (root / "slurm_jobs.json").write_text(json.dumps({rid: {"job_id": f"41_{i}"} for i, rid in enumerate(ids[:3])}))
+    (root / "slurm_jobs.json").write_text(
+        json.dumps({rid: {"job_id": f"41_{i}"} for i, rid in enumerate(ids[:3])})
+    )
     assert live_jobs(store, excluding=[ids[3]]) == 2  # 41_0 running, 41_1 pending, 41_2 ended
     assert live_jobs(store, excluding=ids[:2]) == 0  # the runs being relaunched do not count

@@ -35,12 +35,17 @@ def test_grid_times_seeds_is_a_cartesian_product_with_ids_from_the_resolved_conf
 def test_ids_are_stable_across_plans_and_do_not_depend_on_logging_or_threads(tmp_path):
     a = _plan(f"overrides: {TINY}\ngrid: {{optim.lr: [1.0e-3]}}\n", tmp_path)
     b = _plan(f"overrides: {TINY}\ngrid: {{optim.lr: [1.0e-3]}}\nseeds: [0]\n", tmp_path)
-    c = _plan(f"overrides: {TINY[:-1]}, train.threads=1, logging.project=x]\ngrid: {{optim.lr: [1.0e-3]}}\n", tmp_path)
+    c = _plan(
+        f"overrides: {TINY[:-1]}, train.threads=1, logging.project=x]\ngrid: {{optim.lr: [1.0e-3]}}\n",
+        tmp_path,
+    )
     assert a[0].run_id == b[0].run_id == c[0].run_id
 
 
 def test_zip_pairs_lists_and_refuses_unequal_lengths(tmp_path):
-    runs = _plan(f"overrides: {TINY}\nzip: {{optim.lr: [1.0e-3, 2.0e-3], optim.beta2: [0.9, 0.99]}}\n", tmp_path)
+    runs = _plan(
+        f"overrides: {TINY}\nzip: {{optim.lr: [1.0e-3, 2.0e-3], optim.beta2: [0.9, 0.99]}}\n", tmp_path
+    )
     assert [(r.swept["optim.lr"], r.swept["optim.beta2"]) for r in runs] == [(1e-3, 0.9), (2e-3, 0.99)]
     with pytest.raises(ScalingError, match=r"same length \(optim.lr: 2, optim.beta2: 1\)"):
         _plan(f"overrides: {TINY}\nzip: {{optim.lr: [1.0e-3, 2.0e-3], optim.beta2: [0.9]}}\n", tmp_path)
@@ -70,8 +75,12 @@ def test_log_uniform_takes_exponents_and_log_uniform_values_takes_values_as_in_w
     values = _sampled("{distribution: log_uniform_values, min: 1.0e-4, max: 1.0e-2}", tmp_path)
     for lrs in (exps, values):
         assert all(1e-4 <= x <= 1e-2 for x in lrs) and min(lrs) < 1e-3 < max(lrs)
-    assert all(math.e <= x <= math.e ** 2 for x in _sampled("{distribution: log_uniform, min: 1, max: 2}", tmp_path))
-    q_exp = _sampled(f"{{distribution: q_log_uniform, min: {math.log(10)}, max: {math.log(1000)}, q: 10}}", tmp_path)
+    assert all(
+        math.e <= x <= math.e**2 for x in _sampled("{distribution: log_uniform, min: 1, max: 2}", tmp_path)
+    )
+    q_exp = _sampled(
+        f"{{distribution: q_log_uniform, min: {math.log(10)}, max: {math.log(1000)}, q: 10}}", tmp_path
+    )
     q_values = _sampled("{distribution: q_log_uniform_values, min: 10.0, max: 1000.0, q: 10}", tmp_path)
     for xs in (q_exp, q_values):
         assert all(10 <= x <= 1000 and math.isclose(x / 10, round(x / 10)) for x in xs) and len(set(xs)) > 5
@@ -91,7 +100,9 @@ def test_wandb_sweep_yaml_grid_and_random(tmp_path):
 
 
 def test_ladder_with_tokens_per_parameter_uses_the_trainer_parameter_count(tmp_path):
-    runs = _plan(f"overrides: {TINY}\nladder: {{models: [s100k, s330k], tokens_per_param: [10, 20]}}\n", tmp_path)
+    runs = _plan(
+        f"overrides: {TINY}\nladder: {{models: [s100k, s330k], tokens_per_param: [10, 20]}}\n", tmp_path
+    )
     assert [r.config.model.name for r in runs] == ["s100k", "s100k", "s330k", "s330k"]
     for r, mult in zip(runs, [10, 20, 10, 20], strict=True):
         assert r.tokens == round(mult * count_params(r.config.model).non_embedding)
@@ -100,7 +111,9 @@ def test_ladder_with_tokens_per_parameter_uses_the_trainer_parameter_count(tmp_p
 
 
 def test_isoflop_tokens_are_the_budget_over_flops_per_token(tmp_path):
-    runs = _plan(f"overrides: {TINY}\nisoflop: {{budgets: [1.0e12, 3.0e12], models: [s100k, s330k]}}\n", tmp_path)
+    runs = _plan(
+        f"overrides: {TINY}\nisoflop: {{budgets: [1.0e12, 3.0e12], models: [s100k, s330k]}}\n", tmp_path
+    )
     assert len(runs) == 4
     for r, budget in zip(runs, [1e12, 1e12, 3e12, 3e12], strict=True):
         fpt = flops_per_token(r.config.model, r.config.train.seq_len)
@@ -110,8 +123,10 @@ def test_isoflop_tokens_are_the_budget_over_flops_per_token(tmp_path):
 
 
 def test_cooldowns_plan_one_constant_trunk_and_a_branch_per_token_count(tmp_path):
-    runs = _plan(f"overrides: {TINY}\ncooldowns: {{models: [s100k], tokens: [2.0e5, 4.0e5], decay_fraction: 0.25}}\n",
-                 tmp_path)
+    runs = _plan(
+        f"overrides: {TINY}\ncooldowns: {{models: [s100k], tokens: [2.0e5, 4.0e5], decay_fraction: 0.25}}\n",
+        tmp_path,
+    )
     trunk, *branches = runs
     batch = 64 * 4
     assert trunk.role == "trunk" and trunk.config.schedule.kind == "constant"
@@ -134,35 +149,58 @@ def test_format_plan_lists_every_run_and_the_totals(tmp_path):
     assert text.splitlines()[-1].startswith("sweep s: 2 runs, 400k tokens")
 
 
-@pytest.mark.parametrize("text, message", [
-    ("gird: {optim.lr: [1]}", "unknown key 'gird'; did you mean grid?"),
-    ("grid: {optim.lrr: [1.0e-3]}", "unknown config key 'optim.lrr'; did you mean optim.lr?"),
-    ("grid: {optim.lr: []}", "grid.optim.lr is empty"),
-    ("grid: {}", "grid is empty"),
-    ("grid: {optim.lr: [1.0e-3]}\nzip: {optim.lr: [2.0e-3]}", "conflicting overrides: optim.lr is set by both grid and zip"),
-    ("overrides: [optim.lr=1, optim.lr=2]", "conflicting overrides: optim.lr"),
-    ("seeds: 2\ngrid: {run.seed: [5]}", "conflicting overrides: run.seed"),
-    ("seeds: [a, b]", "seeds: 'a' is not a whole number; give a count (seeds: 3) or a list of integers"),
-    ("seeds: [0, 1.5]", "seeds: 1.5 is not a whole number"),
-    ("ladder: {models: [s100k], tokens: [1]}\nisoflop: {budgets: [1], models: [s100k]}", "one of ladder, isoflop"),
-    ("ladder: {models: [s100k]}", "exactly one of tokens"),
-    ("random: {n: 2, params: {optim.lr: {distribution: log_uniform_values, min: 0, max: 1}}}",
-     "log_uniform_values needs min > 0"),
-    ("random: {n: 2, params: {optim.lr: {distribution: q_log_uniform_values, min: 1, max: 9, q: 0}}}",
-     "q_log_uniform_values needs q > 0"),
-    ("launcher: {slurm: {}, lsf: {}}", "launcher: unknown key 'lsf'"),
-    ("ladder: {models: [s100k], tokens: [1.0e5]}\ngrid: {train.tokens: [1.0e5, 2.0e5]}",
-     "conflicting overrides: train.tokens is set by both ladder and grid"),
-    ("ladder: {models: [s100k], tokens: [1.0e5]}\ngrid: {model: [s330k]}",
-     "conflicting overrides: model is set by both ladder and grid"),
-    ("isoflop: {budgets: [1.0e12], models: [s100k]}\nzip: {model: [s330k]}",
-     "conflicting overrides: model is set by both isoflop and zip"),
-    ("cooldowns: {models: [s100k], tokens: [2.0e5]}\ngrid: {train.tokens: [1.0e6]}",
-     "conflicting overrides: train.tokens is set by both cooldowns and grid"),
-    ("cooldowns: {models: [s100k], tokens: [2.0e5], decay_shape: sqrt}\n"
-     "random: {n: 1, params: {schedule.decay_shape: {values: [linear]}}}",
-     "conflicting overrides: schedule.decay_shape is set by both cooldowns and random"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("gird: {optim.lr: [1]}", "unknown key 'gird'; did you mean grid?"),
+        ("grid: {optim.lrr: [1.0e-3]}", "unknown config key 'optim.lrr'; did you mean optim.lr?"),
+        ("grid: {optim.lr: []}", "grid.optim.lr is empty"),
+        ("grid: {}", "grid is empty"),
+        (
+            "grid: {optim.lr: [1.0e-3]}\nzip: {optim.lr: [2.0e-3]}",
+            "conflicting overrides: optim.lr is set by both grid and zip",
+        ),
+        ("overrides: [optim.lr=1, optim.lr=2]", "conflicting overrides: optim.lr"),
+        ("seeds: 2\ngrid: {run.seed: [5]}", "conflicting overrides: run.seed"),
+        ("seeds: [a, b]", "seeds: 'a' is not a whole number; give a count (seeds: 3) or a list of integers"),
+        ("seeds: [0, 1.5]", "seeds: 1.5 is not a whole number"),
+        (
+            "ladder: {models: [s100k], tokens: [1]}\nisoflop: {budgets: [1], models: [s100k]}",
+            "one of ladder, isoflop",
+        ),
+        ("ladder: {models: [s100k]}", "exactly one of tokens"),
+        (
+            "random: {n: 2, params: {optim.lr: {distribution: log_uniform_values, min: 0, max: 1}}}",
+            "log_uniform_values needs min > 0",
+        ),
+        (
+            "random: {n: 2, params: {optim.lr: {distribution: q_log_uniform_values, min: 1, max: 9, q: 0}}}",
+            "q_log_uniform_values needs q > 0",
+        ),
+        ("launcher: {slurm: {}, lsf: {}}", "launcher: unknown key 'lsf'"),
+        (
+            "ladder: {models: [s100k], tokens: [1.0e5]}\ngrid: {train.tokens: [1.0e5, 2.0e5]}",
+            "conflicting overrides: train.tokens is set by both ladder and grid",
+        ),
+        (
+            "ladder: {models: [s100k], tokens: [1.0e5]}\ngrid: {model: [s330k]}",
+            "conflicting overrides: model is set by both ladder and grid",
+        ),
+        (
+            "isoflop: {budgets: [1.0e12], models: [s100k]}\nzip: {model: [s330k]}",
+            "conflicting overrides: model is set by both isoflop and zip",
+        ),
+        (
+            "cooldowns: {models: [s100k], tokens: [2.0e5]}\ngrid: {train.tokens: [1.0e6]}",
+            "conflicting overrides: train.tokens is set by both cooldowns and grid",
+        ),
+        (
+            "cooldowns: {models: [s100k], tokens: [2.0e5], decay_shape: sqrt}\n"
+            "random: {n: 1, params: {schedule.decay_shape: {values: [linear]}}}",
+            "conflicting overrides: schedule.decay_shape is set by both cooldowns and random",
+        ),
+    ],
+)
 def test_bad_specs_are_refused_with_one_line_naming_the_problem(tmp_path, text, message):
     with pytest.raises(ScalingError) as err:
         _plan(text, tmp_path)
@@ -184,8 +222,12 @@ def test_a_key_given_twice_in_a_spec_file_is_refused_naming_it_and_its_lines(tmp
     path.write_text("base: []\noverrides:\n  model: s100k\n  optim.lr: 1.0e-3\n  optim.lr: 3.0e-3\n")
     with pytest.raises(ScalingError) as err:
         load_spec(path)
-    assert str(err.value) == f"{path}: duplicate key 'optim.lr' in overrides (lines 4 and 5); give each key once"
-    path.write_text(f"overrides: {TINY}\ngrid: {{optim.lr: [1.0e-3]}}\nseeds: 2\ngrid: {{optim.lr: [2.0e-3]}}\n")
+    assert (
+        str(err.value) == f"{path}: duplicate key 'optim.lr' in overrides (lines 4 and 5); give each key once"
+    )
+    path.write_text(
+        f"overrides: {TINY}\ngrid: {{optim.lr: [1.0e-3]}}\nseeds: 2\ngrid: {{optim.lr: [2.0e-3]}}\n"
+    )
     with pytest.raises(ScalingError, match=r"duplicate key 'grid' \(lines 2 and 4\)"):
         load_spec(path)
     path.write_text(f"overrides: {TINY}\ngrid: &lrs {{optim.lr: [1.0e-3]}}\nzip: {{optim.beta2: [0.9]}}\n")
@@ -215,7 +257,9 @@ def test_knobs_give_every_level_the_same_sizes_and_budgets(tmp_path):
                  "knobs: {model.activation: [swiglu, gelu]}\n", tmp_path)
     cells = {}
     for r in runs:
-        cells.setdefault(r.config.model.activation, set()).add((r.config.model.n_layer, r.config.train.tokens))
+        cells.setdefault(r.config.model.activation, set()).add(
+            (r.config.model.n_layer, r.config.train.tokens)
+        )
     assert len(runs) == 8 and cells["swiglu"] == cells["gelu"] and len(cells["gelu"]) == 4
 
 

@@ -59,14 +59,20 @@ def test_a_truncated_plan_is_called_damaged_with_what_to_do(finished_sweep, caps
     plan.write_text(plan.read_text()[:50])
     code, _, err = _run(capsys, "sweep", "status", str(root))
     assert code == 2 and err.count("\n") == 1
-    assert "plan.json is damaged" in err and "scaling sweep run SPEC --out" in err and "no plan.json" not in err
+    assert (
+        "plan.json is damaged" in err and "scaling sweep run SPEC --out" in err and "no plan.json" not in err
+    )
 
 
-def test_a_cancelled_run_says_cancelled_and_a_plain_relaunch_names_the_failed_ones(finished_sweep, fake_train):
+def test_a_cancelled_run_says_cancelled_and_a_plain_relaunch_names_the_failed_ones(
+    finished_sweep, fake_train
+):
     spec, root, ids = finished_sweep
     store = SweepStore(root)
     # what the trainer leaves when SLURM's scancel sends SIGTERM: a failed result with an empty message
-    (store.run_dir(ids[1]) / "result.json").write_text(json.dumps({"status": "failed", "error": "SIGTERMException: "}))
+    (store.run_dir(ids[1]) / "result.json").write_text(
+        json.dumps({"status": "failed", "error": "SIGTERMException: "})
+    )
     state = {s.run_id: s for s in sweep_status(root)[1]}[ids[1]]
     assert state.state == "failed" and state.error.startswith("cancelled (SIGTERM)")
     lines = []
@@ -143,7 +149,9 @@ def test_status_is_a_rich_table_on_a_terminal_and_plain_text_elsewhere():
     print_status("t", states, file=pipe)
     assert "┃" in term.getvalue() or "│" in term.getvalue()
     assert "s100k" in term.getvalue() and "3.2100" in term.getvalue()
-    assert pipe.getvalue().splitlines()[0] == "sweep t: 2 runs — 1 done, 1 failed" and "│" not in pipe.getvalue()
+    assert (
+        pipe.getvalue().splitlines()[0] == "sweep t: 2 runs — 1 done, 1 failed" and "│" not in pipe.getvalue()
+    )
 
 
 def test_sweep_help_lists_only_actions_that_exist(capsys):
