@@ -71,7 +71,8 @@ def main() -> None:
                                                                n_boot=args.boot))
     ci = percentile_interval(samples["a"])
     print(
-        f"[1] {n.size} points: grid fit {t_fit:.2f} s wall ({c_fit:.2f} s CPU); {info['n_ok']}/{args.boot} bootstrap "
+        f"[1] {n.size} points: grid fit {t_fit:.2f} s wall ({c_fit:.2f} s CPU); "
+        f"{info['n_ok']}/{args.boot} bootstrap "
         f"refits {t_boot:.2f} s wall ({c_boot:.2f} s CPU); total {t_fit + t_boot:.2f} s; "
         f"a = {fit.a:.4f} [{ci[0]:.4f}, {ci[1]:.4f}] (true {TRUE.a:.4f})"
     )
@@ -117,7 +118,8 @@ def main() -> None:
         options = FitOptions(n_boot=args.boot, wandb="disabled")
         result, t, _ = _timed(lambda: fit_runs([Path(tmp) / "sweep"], Path(tmp) / "fit", options))
         print(
-            f"[4] fit_runs on a demo-like study ({result['inputs']['n_rows']} run dirs, {args.boot} bootstrap "
+            f"[4] fit_runs on a demo-like study ({result['inputs']['n_rows']} run dirs, "
+            f"{args.boot} bootstrap "
             f"refits, 4 plots, no W&B): {t:.2f} s wall"
         )
     print(f"load average after: {os.getloadavg()[0]:.2f}")

@@ -52,7 +52,8 @@ def main() -> None:
     lrs = ", ".join(f"{1e-3 * (i + 1):.1e}" for i in range(args.runs))
     spec = work / "spec.yaml"
     spec.write_text(
-        "overrides: [model.n_layer=2, model.d_model=64, model.n_head=2, model.vocab_size=512, model.max_seq_len=64, "
+        "overrides: [model.n_layer=2, model.d_model=64, model.n_head=2, model.vocab_size=512, "
+        "model.max_seq_len=64, "
         f"data.path={corpus}, train.seq_len=64, train.micro_batch_size=8, train.tokens=10240, "
         "train.val_every_tokens=5120, data.val_tokens=4096, train.accelerator=cpu, logging.wandb=disabled]\n"
         f"grid: {{optim.lr: [{lrs}]}}\n"
@@ -61,10 +62,12 @@ def main() -> None:
     real = _sweep(spec, work / "real")
     load = os.getloadavg()[0]
     print(
-        f"machine: {os.cpu_count()} cores, load average {load:.1f} (other work on the machine inflates every number)"
+        f"machine: {os.cpu_count()} cores, load average {load:.1f} "
+        "(other work on the machine inflates every number)"
     )
     print(
-        f"{'sweep':<12}{'runs':>5}{'wall s':>9}{'launcher/run s':>16}{'start-up/run s':>16}{'train/run s':>13}"
+        f"{'sweep':<12}{'runs':>5}{'wall s':>9}{'launcher/run s':>16}"
+        f"{'start-up/run s':>16}{'train/run s':>13}"
     )
     for name, r in (("no-op", noop), ("real tiny", real)):
         n = r["runs"]

@@ -1,6 +1,7 @@
 """Write the shipped ``stdlib-nextline`` task from this interpreter's standard library.
 
-    python scripts/build_stdlib_task.py [--items 300] [--seed 0] [--out scaling/evaluation/data/stdlib-nextline.jsonl]
+    python scripts/build_stdlib_task.py [--items 300] [--seed 0]
+        [--out scaling/evaluation/data/stdlib-nextline.jsonl]
 
 The shipped file was built with CPython 3.11; another version's library gives other (equally valid) items.
 """

@@ -174,7 +174,8 @@ class _Ticker:
             plan, states = sweep_status(self.progress.sweep_dir)
             planned = {r["run_id"]: r for r in plan["runs"]}
             running = [
-                f"{_label(planned[s.run_id])} {min(100.0, 100 * (s.tokens or 0) / planned[s.run_id]['tokens']):.0f}%"
+                f"{_label(planned[s.run_id])} "
+                f"{min(100.0, 100 * (s.tokens or 0) / planned[s.run_id]['tokens']):.0f}%"
                 for s in states
                 if s.state == "running" and planned[s.run_id].get("tokens")
             ]
@@ -210,7 +211,8 @@ def run_demo(out: str | Path = "demo_out", *, quick: bool = False, workers: int 
     manifest = prepare(stdlib_sources(max_bytes=plan_.corpus_bytes), data_path, vocab_size=plan_.vocab_size,
                        val_fraction=plan_.val_fraction, workers=min(2, workers), progress=False)
     echo(
-        f"    {manifest['splits']['train']['tokens']:,} train tokens, {manifest['splits']['val']['tokens']:,} "
+        f"    {manifest['splits']['train']['tokens']:,} train tokens, "
+        f"{manifest['splits']['val']['tokens']:,} "
         f"val tokens ({time.time() - t0:.0f} s)"
     )
 

@@ -5,7 +5,8 @@
     mixture:
       domains: [data/code, data/tests, data/docs]   # prepared datasets (same tokenizer)
       step: 0.25                                    # every weight vector on the simplex grid of this step
-      # or: dirichlet: {n: 8, concentration: 10, seed: 0, center: natural}   (center: natural | uniform | [w, ...])
+      # or: dirichlet: {n: 8, concentration: 10, seed: 0, center: natural}
+      #     (center: natural | uniform | [w, ...])
       natural: true                                 # add the mixture in proportion to each domain's tokens
       uniform: true                                 # add the equal mixture
 

@@ -4,7 +4,8 @@ Every planned run is a fully resolved and validated run config, so a bad key or 
 value fails here, before anything is launched. Resolving is the slow part of planning (each full
 omegaconf merge copies the whole config), so :class:`Resolver` builds the base config once per
 combination of presets and sets each run's swept values on it in place, then reads it back as a
-plain tree; anything it cannot set that way takes the full, slow path with its exact error message. Its id is :func:`scaling.config_loading.run_id`,
+plain tree; anything it cannot set that way takes the full, slow path with its exact error message.
+Its id is :func:`scaling.config_loading.run_id`,
 the hash of everything that changes the result, so the same run planned twice (or by another
 launcher) gets the same id and the same run dir. The scaling generators size their runs with the
 trainer's own counting (:mod:`scaling.counting`): ``isoflop`` tokens are ``C / flops_per_token``.
@@ -115,7 +116,8 @@ class Resolver:
         self.typed: dict[tuple, Any] = {}  # (presets, key, value as dotlist text) -> typed plain value
 
     def tree(self, overrides: dict[str, Any]) -> dict:
-        """The validated config of one run as a plain tree (errors name the run, as :func:`resolve_run_config`)."""
+        """The validated config of one run as a plain tree (errors name the run, as
+        :func:`resolve_run_config`)."""
         from scaling.config import validate
 
         presets = tuple((k, v) for k, v in overrides.items() if k in self.groups)

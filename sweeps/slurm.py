@@ -15,7 +15,8 @@ whole job: every rank is stopped with it, and all resume from the last checkpoin
 
 A cooldown branch is submitted with ``--dependency=afterok:<its trunk's job>`` when the trunk is
 still to run, and ``--kill-on-invalid-dep=yes``: when the trunk fails SLURM cancels the branch jobs
-rather than keeping them queued forever. Every submission gets a fresh submitit folder under ``SWEEP_DIR/slurm/`` because a
+rather than keeping them queued forever. Every submission gets a fresh submitit folder under
+``SWEEP_DIR/slurm/`` because a
 restarted SLURM may hand out the same job ids again, and submitit would read an old result.
 """
 
@@ -85,7 +86,8 @@ class SlurmSettings:
 
 
 def job_overrides(settings: SlurmSettings) -> dict:
-    """``train.num_nodes``/``train.devices`` the runs of a sweep get from ``launcher.slurm`` (none for one rank)."""
+    """``train.num_nodes``/``train.devices`` the runs of a sweep get from ``launcher.slurm`` (none for one
+    rank)."""
     nodes, tasks = settings.nodes, settings.ranks_per_node()
     return {} if nodes * tasks == 1 else {"train.num_nodes": nodes, "train.devices": tasks}
 
@@ -113,7 +115,8 @@ _NO_SLURM_HINT = "use --launcher local, or start a one-machine test cluster with
 
 
 def controller_problem() -> str:
-    """Why the SLURM controller cannot be reached (``sinfo``'s first line of stderr), or "" when it answers."""
+    """Why the SLURM controller cannot be reached (``sinfo``'s first line of stderr), or "" when it
+    answers."""
     timeout_s = CONTROLLER_TIMEOUT_S
     try:
         proc = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, timeout=timeout_s)
@@ -130,7 +133,8 @@ def controller_problem() -> str:
 
 
 def check_available() -> None:
-    """Refuse, in one line, when this machine cannot submit SLURM jobs (no tools, or no controller answers)."""
+    """Refuse, in one line, when this machine cannot submit SLURM jobs (no tools, or no controller
+    answers)."""
     missing = [tool for tool in ("sbatch", "srun", "squeue", "sinfo") if shutil.which(tool) is None]
     if missing:
         raise ScalingError(
@@ -175,7 +179,8 @@ class SlurmRun:
         return outcome
 
     def checkpoint(self, sweep_dir: str, run_id: str):
-        """Called by submitit on preemption or time-out: requeue the same run (it resumes from its checkpoint)."""
+        """Called by submitit on preemption or time-out: requeue the same run (it resumes from its
+        checkpoint)."""
         import submitit
 
         return submitit.helpers.DelayedSubmission(self, sweep_dir, run_id)
@@ -300,7 +305,8 @@ def _query(cmd: list[str]) -> dict[str, str] | None:
 
 
 def job_states(job_ids: list[str]) -> dict[str, str]:
-    """SLURM state of each job id: from sacct when accounting is on, else from squeue; GONE if neither knows it."""
+    """SLURM state of each job id: from sacct when accounting is on, else from squeue; GONE if neither
+    knows it."""
     if not job_ids:
         return {}
     states: dict[str, str] = {}

@@ -82,7 +82,8 @@ def _rows(states: list[RunState]) -> list[tuple[str, ...]]:
 
 
 def format_status(name: str, states: list[RunState]) -> str:
-    """Counts, then one row per run, as plain text (what ``scaling sweep status`` prints to a pipe or file)."""
+    """Counts, then one row per run, as plain text (what ``scaling sweep status`` prints to a pipe or
+    file)."""
     lines = [f"sweep {name}: {len(states)} runs — {counts_line(states)}"]
     rows = [_COLUMNS, *_rows(states)]
     last = len(_COLUMNS) - 1
@@ -141,7 +142,8 @@ class ProgressReporter:
         self.first: float | None = None  # done fraction at the start
 
     def line(self, plan: dict, states: list[RunState]) -> str:
-        """``2 done, 1 running, 3 pending; 41% of tokens; ETA 0:03:10`` (ETA from the rate since the start)."""
+        """``2 done, 1 running, 3 pending; 41% of tokens; ETA 0:03:10`` (ETA from the rate since the
+        start)."""
         frac = done_fraction(plan, states)
         if self.first is None:
             self.first = frac

@@ -28,7 +28,8 @@ def _task(folder, name: str):
     items = [{"context": c, "choices": ch, "label": i % len(ch)} for i, (c, ch) in enumerate(LINES * 3)]
     data.write_text("".join(json.dumps(item) + "\n" for item in items))
     (folder / f"{name}.yaml").write_text(
-        f"task: {name}\ndataset_path: json\ndataset_kwargs:\n  data_files:\n    test: {data}\ntest_split: test\n"
+        f"task: {name}\ndataset_path: json\ndataset_kwargs:\n"
+        f"  data_files:\n    test: {data}\ntest_split: test\n"
         "output_type: multiple_choice\ndoc_to_text: '{{context}}'\ndoc_to_choice: '{{choices}}'\n"
         "doc_to_target: label\ntarget_delimiter: ''\nmetric_list:\n"
         "  - metric: acc\n    aggregation: mean\n    higher_is_better: true\n"

@@ -93,8 +93,10 @@ def test_the_fit_gives_the_docstrings_more_weight_for_their_own_eval_set_than_th
                       mixture_target="docs")
     m = result["mixture"]
     print(
-        f"mixture law {m['law']}: held-out Spearman {m['heldout']['rank_corr']}, MAE {m['heldout']['mae']:.4f}; "
-        f"weights { ({d: round(w['value'], 3) for d, w in m['weights'].items()}) }, natural {m['natural']['weights']}"
+        f"mixture law {m['law']}: held-out Spearman {m['heldout']['rank_corr']}, "
+        f"MAE {m['heldout']['mae']:.4f}; "
+        f"weights { ({d: round(w['value'], 3) for d, w in m['weights'].items()}) }, "
+        f"natural {m['natural']['weights']}"
         f"; forms {m['forms']}; warnings {result['warnings']}"
     )
     assert "scaling law" in result["warnings"][0]  # one size: only the mixture law is fitted

@@ -1,4 +1,5 @@
-"""Downstream tasks scored during training: `eval.tasks` in a run config reaches metrics.jsonl and result.json."""
+"""Downstream tasks scored during training: `eval.tasks` in a run config reaches metrics.jsonl and
+result.json."""
 
 from __future__ import annotations
 

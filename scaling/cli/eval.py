@@ -1,4 +1,5 @@
-"""``scaling eval RUN_DIR... --tasks FILE_OR_NAME... [--harness TASK...]``: multiple-choice scores of trained runs.
+"""``scaling eval RUN_DIR... --tasks FILE_OR_NAME... [--harness TASK...]``: multiple-choice scores
+of trained runs.
 
 ``--tasks`` scores JSONL tasks with this framework's scorer; ``--harness`` runs lm-evaluation-harness
 tasks on the exported model, from local task files only (``--include-path``).
@@ -10,7 +11,8 @@ import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """``RUN_DIR...``, ``--tasks``, ``--harness``, ``--include-path``, ``--checkpoint``, ``--limit``, ``--json``."""
+    """``RUN_DIR...``, ``--tasks``, ``--harness``, ``--include-path``, ``--checkpoint``, ``--limit``,
+    ``--json``."""
     parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run dirs to evaluate")
     parser.add_argument("--tasks", nargs="+", default=[], metavar="FILE_OR_NAME",
                         help="task JSONL files ({context, choices, label} per line) or shipped task names "
@@ -64,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
             results[run_dir].update(metric_row(scores))
             for name, s in scores.items():
                 print(
-                    f"{run_dir[-40:]:40} {name[:24]:24} {s['items']:>6} {s['acc']:>7.4f} {s['acc_norm']:>9.4f} "
+                    f"{run_dir[-40:]:40} {name[:24]:24} {s['items']:>6} {s['acc']:>7.4f} "
+                    f"{s['acc_norm']:>9.4f} "
                     f"{s['bpb']:>8.4f}"
                 )
         if args.harness:

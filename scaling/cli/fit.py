@@ -161,7 +161,8 @@ def summary_lines(result: dict) -> list[str]:
     batch_ci = f" [{r['batch_ci'][0]:.4g}, {r['batch_ci'][1]:.4g}]" if r.get("batch_ci") else ""
     lines = list(warnings)
     lines += [
-        f"model:  {r['params']:.4g} params ({r['params_kind']}), n_layer={r['n_layer']} d_model={r['d_model']}",
+        f"model:  {r['params']:.4g} params ({r['params_kind']}), "
+        f"n_layer={r['n_layer']} d_model={r['d_model']}",
         f"tokens: {r['tokens']:.4g} ({r['tokens_per_param']:.3g} per param), {r['flops']:.3g} FLOPs"
         + (f", {r['gpu_hours']:.3g} GPU-hours" if r.get("gpu_hours") else ""),
         f"loss:   {r['loss']:.4f} [{r['lo']:.4f}, {r['hi']:.4f}]"

@@ -203,7 +203,8 @@ def knob_reverses(ctx: FitContext) -> list[str]:
 
 
 def knob_one_ratio(ctx: FitContext) -> list[str]:
-    """Knob laws fitted on one tokens-per-parameter ratio cannot tell a parameter effect from a data effect."""
+    """Knob laws fitted on one tokens-per-parameter ratio cannot tell a parameter effect from a data
+    effect."""
     ratio = ctx.target.choice["tokens"] / ctx.target.choice["params"]
     seen = np.unique(np.round(np.log10(ctx.points.tokens / ctx.points.params), 1))
     if not ctx.knob_effects.effects or seen.size > 1 or abs(seen[0] - math.log10(ratio)) < 0.15:
@@ -215,7 +216,8 @@ def knob_one_ratio(ctx: FitContext) -> list[str]:
 
 
 def mixture_warnings(ctx: FitContext) -> list[str]:
-    """The mixture law's own warnings: capped domains, optima at the edge of the weights tried, weak ranking."""
+    """The mixture law's own warnings: capped domains, optima at the edge of the weights tried, weak
+    ranking."""
     return list(ctx.mixture["warnings"]) if ctx.mixture else []
 
 

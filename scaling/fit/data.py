@@ -6,7 +6,8 @@ This is the only module of :mod:`scaling.fit` that knows the run-dir layout (``r
 downstream works on :class:`Points`, plain numpy arrays with one entry per run.
 
 CSV columns: ``params,tokens,loss`` (required), optionally ``flops,lr,batch_size,seed,bpb,status``;
-``w_<domain>`` and ``loss_<evalset>`` columns are the mixture law's; every other column is a knob. ``batch_size`` is in tokens.
+``w_<domain>`` and ``loss_<evalset>`` columns are the mixture law's; every other column is a knob.
+``batch_size`` is in tokens.
 
 The fitted metric is the final validation loss in nats per token, or its bits per byte (``val_bpb``)
 when the runs differ in tokenization (vocabulary, tokenizer, data): nats per token of two tokenizers
@@ -207,7 +208,8 @@ def _parse_csv(path: Path) -> list[dict]:
         if missing:
             raise ScalingError(
                 f"{path}: missing column(s) {', '.join(missing)}; a fit CSV needs "
-                f"params,tokens,loss (optional flops,lr,batch_size,seed,bpb, eval/<task>/<key> and knob columns)"
+                f"params,tokens,loss (optional flops,lr,batch_size,seed,bpb, "
+                f"eval/<task>/<key> and knob columns)"
             )
         rows = []
         for line, raw in enumerate(reader, start=2):

@@ -107,7 +107,8 @@ class TwoStepPrediction:
 def predict_accuracy(params, tokens, bpb, acc, target_params: float, target_tokens: float, *,
                      chance: float | None = None, n_boot: int = 200, ci: float = 0.95,
                      seed: int = 0) -> TwoStepPrediction:
-    """Fit both steps on runs (``params``, ``tokens``, task ``bpb``, task ``acc``) and chain them at the target.
+    """Fit both steps on runs (``params``, ``tokens``, task ``bpb``, task ``acc``) and chain them at the
+    target.
 
     The bootstrap resamples runs with replacement and refits both steps on each resample, so the
     accuracy interval carries the uncertainty of the bpb law and of the sigmoid together, plus the

@@ -252,7 +252,8 @@ def fit_form(data: KnobData, form: str) -> FormFit:
 
 
 def leave_one_size_out(data: KnobData, full: FormFit) -> float | None:
-    """Mean absolute log error on each size when it is left out of ``full``'s fit; None when it cannot be done."""
+    """Mean absolute log error on each size when it is left out of ``full``'s fit; None when it cannot be
+    done."""
     sizes = data.sizes()
     errors = []
     for size in np.unique(sizes):

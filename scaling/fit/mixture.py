@@ -37,8 +37,8 @@ from scaling.fit.mixture_law import (
 )
 
 WEAK_RANK_CORR = 0.5  # held-out Spearman correlation below which the law's ranking is not to be trusted
-ZERO_WEIGHT = 1e-3
-EDGE = 0.05  # a recommended weight at a bound of the weights tried within this of 0 or 1 is no extrapolation  # recommended weights below this leave the domain out of the large run
+ZERO_WEIGHT = 1e-3  # recommended weights below this leave the domain out of the large run
+EDGE = 0.05  # a recommended weight at a bound of the weights tried within this of 0 or 1 is no extrapolation
 
 
 def parse_target(spec: str | None, eval_sets: list[str]) -> dict[str, float]:
@@ -279,7 +279,8 @@ def analyse_mixture(data: MixtureData, *, target: str | None = None, min_weight=
         if math.isfinite(cap[j]) and r[j] >= cap[j] - 1e-6 and free[j] > cap[j] + 1e-6:
             warnings.append(
                 f"{d} is capped at weight {r[j]:.3g} by --max-epochs {max_epochs:g}: its "
-                f"{data.domain_tokens[d]:.3g} tokens would be repeated {free[j] * large_tokens / data.domain_tokens[d]:.3g} "
+                f"{data.domain_tokens[d]:.3g} tokens would be repeated "
+                f"{free[j] * large_tokens / data.domain_tokens[d]:.3g} "
                 f"times at the law's optimum weight {free[j]:.3g} of D={large_tokens:.3g}"
             )
         elif (r[j] >= tried_hi[j] - 1e-6 and tried_hi[j] < 1 - EDGE) or (

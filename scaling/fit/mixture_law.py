@@ -156,7 +156,8 @@ def heldout_predictions(
 
 
 def heldout_scores(pred: np.ndarray, losses: np.ndarray, eval_sets: list[str]) -> dict:
-    """Mean absolute error and Spearman correlation of held-out predictions, overall and per evaluation set."""
+    """Mean absolute error and Spearman correlation of held-out predictions, overall and per evaluation
+    set."""
     by_eval = {e: {"mae": float(np.mean(np.abs(pred[:, i] - losses[:, i]))), "rank_corr": spearman(pred[:, i],
                losses[:, i])} for i, e in enumerate(eval_sets)}
     corrs = [v["rank_corr"] for v in by_eval.values() if v["rank_corr"] is not None]

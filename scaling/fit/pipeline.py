@@ -153,8 +153,9 @@ def scaling_law_skipped(inputs, options: FitOptions) -> str | None:
 
 
 def fit_mixture_only(inputs, out: Path, options: FitOptions, reason: str = SCALING_SKIPPED) -> dict:
-    """A fit of the mixture law alone: fit.json (``inputs``, ``mixture``, ``warnings``, ``outputs``), report.md,
-    the mixture plot, and large_run.yaml (the default config with the recommended ``data.mixture``)."""
+    """A fit of the mixture law alone: fit.json (``inputs``, ``mixture``, ``warnings``, ``outputs``),
+    report.md, the mixture plot, and large_run.yaml (the default config with the recommended
+    ``data.mixture``)."""
     from scaling.config_loading import load_config, to_dict
     from scaling.fit.mixture import mixture_config
 

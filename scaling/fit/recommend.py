@@ -232,7 +232,8 @@ def _lookup(tree: dict, dotted: str):
 
 
 def knob_levels(effects: dict, tree: dict) -> dict[str, dict]:
-    """Per knob judged at the target: the level the large run takes, and why (fit.json ``recommendation.knobs``).
+    """Per knob judged at the target: the level the large run takes, and why (fit.json
+    ``recommendation.knobs``).
 
     ``carry`` and ``reverses`` take the level predicted best at the target; ``undecided`` keeps the
     default config's level when it is one of the levels tried (else the level most runs used), so noise

@@ -27,9 +27,11 @@ def _recommendation(r: dict, level: str) -> list[str]:
         "",
         "| | value | " + level + " interval |",
         "|---|---|---|",
-        f"| model ({r['params_kind']} params) | {_g(r['params'])} (n_layer={r['n_layer']}, d_model={r['d_model']}, "
+        f"| model ({r['params_kind']} params) | {_g(r['params'])} "
+        f"(n_layer={r['n_layer']}, d_model={r['d_model']}, "
         f"n_head={r['n_head']}) | N_opt {_ci(r.get('n_opt_ci'))} |",
-        f"| tokens | {_g(r['tokens'])} ({_g(r['tokens_per_param'])} per parameter) | D_opt {_ci(r.get('d_opt_ci'))} |",
+        f"| tokens | {_g(r['tokens'])} ({_g(r['tokens_per_param'])} per parameter) | "
+        f"D_opt {_ci(r.get('d_opt_ci'))} |",
         f"| training FLOPs | {_g(r['flops'])} ({_g(r['extrapolation_factor'])}x the largest fitted run) | |",
         f"| predicted final loss | {_g(r['loss'], 4)} | {_ci([r['lo'], r['hi']], 4)} (prediction interval) |",
         f"| learning rate | {_g(r['lr'])} ({r['lr_source']}) | {_ci(r.get('lr_ci'))} |",
@@ -79,9 +81,11 @@ def _approaches(result: dict) -> list[str]:
         "",
         "| approach | a | notes |",
         "|---|---|---|",
-        f"| 3 parametric | {_g(result['parametric']['a'])} | interval {_ci(result['parametric']['ci'].get('a'))} |",
+        f"| 3 parametric | {_g(result['parametric']['a'])} | "
+        f"interval {_ci(result['parametric']['ci'].get('a'))} |",
         *_isoflop_rows(iso),
-        f"| 1 envelope | {_g(env['a'])} | {len(env['points'])} envelope point(s); {env['note'] or 'from val curves'} |",
+        f"| 1 envelope | {_g(env['a'])} | {len(env['points'])} envelope point(s); "
+        f"{env['note'] or 'from val curves'} |",
         "",
     ]
     lines += _isoflop_notes(iso)
@@ -256,7 +260,8 @@ def _knob_effects(result: dict) -> list[str]:
         "",
         f"Each knob level gets its own law, then is judged at the recommended run (N={_g(rec['params'])}, "
         f"D={_g(rec['tokens'])}). The *compute multiplier* of a level is the compute it needs to reach the "
-        "best level's predicted loss, divided by the target's compute (the run grown along its own tokens per "
+        "best level's predicted loss, divided by the target's compute "
+        "(the run grown along its own tokens per "
         "parameter): 1.3 means that level wastes 30% of the compute. A *crossover* is the compute where two "
         "levels' losses are equal: beyond it the other level wins. " + SIGN_CONVENTION,
         "",
@@ -340,8 +345,10 @@ def _backtest(bt: dict) -> list[str]:
     return [
         "## Backtest: leave the largest size out",
         "",
-        f"Fitted on {bt['n_fitted']} runs below N={_g(bt['held_out_params'])}, predicted its {bt['n_held_out']} "
-        f"run(s): mean |error| {100 * bt['mean_abs_rel_error']:.2f}%, max {100 * bt['max_abs_rel_error']:.2f}%, "
+        f"Fitted on {bt['n_fitted']} runs below N={_g(bt['held_out_params'])}, "
+        f"predicted its {bt['n_held_out']} "
+        f"run(s): mean |error| {100 * bt['mean_abs_rel_error']:.2f}%, "
+        f"max {100 * bt['max_abs_rel_error']:.2f}%, "
         f"bias {100 * bt['mean_rel_error']:+.2f}%; {bt['within_interval']}/{bt['n_held_out']} inside the "
         f"prediction interval"
         + (
@@ -359,13 +366,15 @@ def _mixture(m: dict | None) -> list[str]:
     level = f"{100 * m['ci_level']:.0f}%"
     target = " + ".join(f"{w:g}·{e}" for e, w in m["target"].items())
     ho = m["heldout"]
+    target_ci = (_ci([m["target_loss"]["lo"], m["target_loss"]["hi"]], 4)
+                 if m["target_loss"]["lo"] is not None else "")
     lines = [
         "## Data mixture",
         "",
         f"Law: **{m['law']}**, chosen by {ho['method']} error over {m['n_mixtures']} mixtures "
         f"({m['n_runs']} runs): held-out mean |error| {_g(ho['mae'])}, Spearman rank correlation "
         f"{_g(ho['rank_corr'], 2)}. Target: {target}; predicted {_g(m['target_loss']['value'], 4)} "
-        f"{_ci([m['target_loss']['lo'], m['target_loss']['hi']], 4) if m['target_loss']['lo'] is not None else ''}"
+        f"{target_ci}"
         f" at the recommended weights.",
         "",
         "| form | constants per evaluation set | held-out MAE | held-out Spearman |",

@@ -3,8 +3,8 @@
 Order (see :func:`scaling.fit.pipeline.fit_runs`): :func:`load` -> :func:`best_settings` ->
 :func:`fit_law` -> :func:`choose_target` -> :func:`estimate_uncertainty` -> the other approaches and
 analyses (:func:`isoflop_step`, :func:`envelope_step`, :func:`hparams_step`, :func:`knobs_step`,
-:func:`backtest_step`, :func:`mixture_step`). The warning rules (:mod:`scaling.fit.checks`) and the recommendation
-(:func:`scaling.fit.recommend.recommend`) read the finished :class:`FitContext`.
+:func:`backtest_step`, :func:`mixture_step`). The warning rules (:mod:`scaling.fit.checks`) and the
+recommendation (:func:`scaling.fit.recommend.recommend`) read the finished :class:`FitContext`.
 """
 
 from __future__ import annotations
@@ -68,7 +68,8 @@ class KnobEffects:
     """Each knob judged at the target (:mod:`scaling.fit.knob_effects`)."""
 
     effects: dict
-    """fit.json's ``knob_effects``: per knob its law, levels, differences, multipliers, crossovers, verdict."""
+    """fit.json's ``knob_effects``: per knob its law, levels, differences, multipliers, crossovers,
+    verdict."""
     by_point: list[dict]
     """Per (N, D) of :attr:`Uncertainty.predictions`, in that order: each knob level's predicted loss."""
     notes: list[str]

@@ -65,7 +65,8 @@ def plain_loop(cfg, batches, warmup: int, steps: int, device, precision: str, co
 
 
 def trainer_loop(cfg, batches, warmup: int, steps: int, device, precision: str) -> float:
-    """Tokens/s of :class:`LanguageModel` in ``lightning.Trainer`` with our step callbacks, after ``warmup``."""
+    """Tokens/s of :class:`LanguageModel` in ``lightning.Trainer`` with our step callbacks, after
+    ``warmup``."""
     import lightning.pytorch as pl
 
     from scaling.training.divergence import DivergenceMonitor

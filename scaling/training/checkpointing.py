@@ -121,7 +121,8 @@ def set_rng_state(state: dict) -> None:
 
 
 class TokenCheckpoints(StepEndCallback):
-    """Saves ``last.ckpt`` every ``every_tokens`` tokens and at the end, and ``tokens-<N>.ckpt`` at ``at_tokens``.
+    """Saves ``last.ckpt`` every ``every_tokens`` tokens and at the end, and ``tokens-<N>.ckpt`` at
+    ``at_tokens``.
 
     ``skip_if`` (a :class:`DivergenceMonitor`) suppresses saving once the run has diverged: it is asked
     (:meth:`DivergenceMonitor.diverged_now`) only on the steps that would save.

@@ -28,7 +28,8 @@ from scaling.training.callbacks_common import gather_from_ranks
 
 def open_dataset(path: str | Path, verify: str = "fast", tokenizer_sha256: str | None = None,
                  model_vocab_size: int | None = None):
-    """Open a prepared dataset; a missing, unprepared or incompatible one raises a one-line :class:`DataError`."""
+    """Open a prepared dataset; a missing, unprepared or incompatible one raises a one-line
+    :class:`DataError`."""
     from data_pipelines import PreparedDataset, check_compatible
 
     dataset = PreparedDataset.open(path, verify=verify, expected_tokenizer_sha256=tokenizer_sha256)
@@ -43,8 +44,10 @@ def _check_same_tokenizer(datasets: list) -> None:
     for other in datasets[1:]:
         if other.tokenizer_sha256 != first.tokenizer_sha256:
             raise DataError(
-                f"data.mixture mixes tokenizers: {first.path} has tokenizer {first.tokenizer_sha256[:12]} but "
-                f"{other.path} has {other.tokenizer_sha256[:12]}; prepare both with the same one (--tokenizer FILE)"
+                f"data.mixture mixes tokenizers: {first.path} has tokenizer "
+                f"{first.tokenizer_sha256[:12]} but "
+                f"{other.path} has {other.tokenizer_sha256[:12]}; "
+                "prepare both with the same one (--tokenizer FILE)"
             )
 
 
@@ -113,7 +116,8 @@ class TokenDataModule(pl.LightningDataModule):
 
     @property
     def eval_names(self) -> list[str]:
-        """Names of the named evaluation sets, in the order of their validation dataloaders (after the default)."""
+        """Names of the named evaluation sets, in the order of their validation dataloaders (after the
+        default)."""
         return [name for name, _, _ in self.eval_sets]
 
     @property
@@ -163,7 +167,8 @@ class TokenDataModule(pl.LightningDataModule):
         return DataLoader(_TrainStream(self), batch_size=None, num_workers=0, pin_memory=pin)
 
     def val_dataloader(self) -> DataLoader | list[DataLoader]:
-        """The default validation subset; with named evaluation sets, a list: the default first, then each set."""
+        """The default validation subset; with named evaluation sets, a list: the default first, then each
+        set."""
         from data_pipelines import validation_windows
 
         rank, world = self._rank_world()

@@ -158,7 +158,8 @@ def two_nodes(slurm_cluster):
     if len(nodes) < 2:
         skip = pytest.fail if os.environ.get("SWEEPS_REQUIRE_SLURM") else pytest.skip
         skip(
-            f"the SLURM cluster has {len(nodes)} node(s); start two: SLURM_LOCAL_NODES=2 scripts/slurm_local.sh start"
+            f"the SLURM cluster has {len(nodes)} node(s); "
+            "start two: SLURM_LOCAL_NODES=2 scripts/slurm_local.sh start"
         )
     return sorted(nodes)
 
