@@ -124,7 +124,7 @@ def test_gpt2_small_flops_match_nanogpt_and_reproduce_its_mfu():
     assert count_params(cfg).matmul == 123_689_472
     fpt = flops_per_token(cfg, 1024)
     assert fpt == 6 * 123_689_472 + 12 * 12 * 768 * 1024
-    # FACTS.md: 497k tokens/s on one H200 is 43% MFU.
+    # nanoGPT's GPT-2 small on one H200: 497k tokens/s, which is 43% MFU against 989 TFLOP/s dense bf16.
     assert mfu(497e3, fpt, "NVIDIA H200") == pytest.approx(0.43, abs=0.005)
 
 

@@ -162,7 +162,7 @@ def run_benchmark(
 
 
 def default_overrides(gpu: bool) -> list[str]:
-    """The issue's reference settings: gpt2-small, seq 1024, batch 32, bf16, compiled on a GPU;
+    """The settings of nanoGPT's reference number: gpt2-small, seq 1024, batch 32, bf16, compiled on a GPU;
     a 1.5M-parameter ladder model on CPUs."""
     if gpu:
         return [

@@ -1,4 +1,5 @@
-"""``MetricsLogger``: train and val metrics with DESIGN.md's names, to metrics.jsonl and every logger.
+"""``MetricsLogger``: train and val metrics under the project's metric names (``train/loss``, ``val/loss``,
+``perf/tokens_per_sec``, ...; listed in the README), to metrics.jsonl and every logger.
 
 Each logged step gives one row: ``step``, ``train/loss`` (mean over the step's micro-batches and
 ranks), ``train/lr`` (the LR that step used), ``train/tokens`` (global tokens after it),
