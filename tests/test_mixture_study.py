@@ -87,8 +87,9 @@ def test_the_fit_gives_the_docstrings_more_weight_for_their_own_eval_set_than_th
     runs = plan_sweep(parse_spec(raw, "mix.yaml", tmp_path), tmp_path / "sweep")
     assert len(runs) == 8  # 6 grid vectors + natural + uniform
     for run in runs:
-        run.config.run.dir = str(tmp_path / "sweep" / "runs" / run.run_id)
-        assert train(run.config).status == "done"
+        cfg = run.config  # built anew on each access: change one copy and train that
+        cfg.run.dir = str(tmp_path / "sweep" / "runs" / run.run_id)
+        assert train(cfg).status == "done"
     result = fit_runs([tmp_path / "sweep"], tmp_path / "fit", n_boot=50, plots=True, wandb="disabled",
                       mixture_target="docs")
     m = result["mixture"]
