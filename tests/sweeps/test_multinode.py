@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
 
 import pytest
 
@@ -19,19 +18,9 @@ from sweeps.launch import config_spec, plan, run_sweep
 from sweeps.slurm import SlurmRun, SlurmSettings, sbatch_params
 from sweeps.status import wait_for
 from sweeps.store import SweepStore
+from tests.helpers.polling import quiet as _quiet
+from tests.helpers.polling import wait_until
 from tests.helpers.runs import run_cli, tiny_overrides
-
-
-def _quiet(*_):
-    pass
-
-
-def _wait_until(predicate, timeout=300.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not reached in {timeout} s")
-        time.sleep(0.5)
 
 
 def _ddp_overrides(corpus, run_dir, *extra: str) -> list[str]:
@@ -257,3 +246,7 @@ def test_a_requeued_two_node_job_resumes_from_its_checkpoint_and_ends_with_the_u
     assert (
         steps == sorted(set(steps)) and steps[-1] == 60
     )  # rows trained again after the resume were replaced
+
+
+def _wait_until(predicate, timeout=300.0, what="condition"):
+    wait_until(predicate, timeout, what, poll_s=0.5)

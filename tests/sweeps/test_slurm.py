@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -15,18 +14,8 @@ from sweeps.launch import plan, run_sweep
 from sweeps.slurm import SlurmSettings, _expand, sbatch_params
 from sweeps.status import sweep_status, wait_for
 from sweeps.store import SweepStore
-
-
-def _quiet(*_):
-    pass
-
-
-def _wait_until(predicate, timeout=120.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not reached in {timeout} s")
-        time.sleep(0.25)
+from tests.helpers.polling import quiet as _quiet
+from tests.helpers.polling import wait_until as _wait_until
 
 
 def test_resources_from_the_spec_become_sbatch_lines(tmp_path):
