@@ -56,10 +56,11 @@ def fit_runs(inputs, out_dir, options: FitOptions | None = None, **changes) -> d
     """
     options = dataclasses.replace(options or FitOptions(), **changes)
     out = check_options(options, out_dir)
-    reason = scaling_law_skipped(inputs, options)
+    points = None if mixture_only(inputs) else load(inputs, options)  # read once, for both questions
+    reason = scaling_law_skipped(inputs, options, points)
     if reason:
         return fit_mixture_only(inputs, out, options, reason)
-    ctx = fit_context(inputs, options)
+    ctx = fit_context(inputs, options, points)
     warnings = run_checks(ctx)
     tree, recommendation = recommend(ctx, out)
     result = fit_json(ctx, recommendation, warnings)
@@ -77,13 +78,13 @@ def check_options(options: FitOptions, out_dir) -> Path:
     return out
 
 
-def fit_context(inputs, options: FitOptions) -> FitContext:
+def fit_context(inputs, options: FitOptions, points: Points | None = None) -> FitContext:
     """Every computing step, in order, on ``inputs``: what the checks, the recommendation and fit.json read.
 
-    A new step is a function of :mod:`scaling.fit.steps` called here, its result a new field of
-    :class:`FitContext`.
+    ``points``: ``inputs`` already loaded (read again when None). A new step is a function of
+    :mod:`scaling.fit.steps` called here, its result a new field of :class:`FitContext`.
     """
-    points = load(inputs, options)
+    points = load(inputs, options) if points is None else points
     tuned, dropped = best_settings(points)
     law = fit_law(tuned)
     target = choose_target(points, tuned, law, options)
@@ -129,7 +130,7 @@ SCALING_SKIPPED = (
 )
 
 
-def scaling_law_skipped(inputs, options: FitOptions) -> str | None:
+def scaling_law_skipped(inputs, options: FitOptions, points: Points | None = None) -> str | None:
     """Why only the mixture law can be fitted to ``inputs`` (None when the scaling law can be too).
 
     A CSV without params,tokens,loss; or a mixture study whose runs give the scaling law too little to
@@ -142,7 +143,7 @@ def scaling_law_skipped(inputs, options: FitOptions) -> str | None:
     from scaling.fit.mixture_data import load_mixture
     from scaling.fit.parametric import check_points
 
-    tuned, _ = best_settings(load(inputs, options))
+    tuned, _ = best_settings(load(inputs, options) if points is None else points)
     try:
         check_points(tuned.params, tuned.tokens, tuned.loss)
     except ScalingError as e:
