@@ -112,6 +112,7 @@ def execute_run(sweep_dir: str | Path, run_id: str, *, train_cmd: list[str] | No
     with run_mutex(run_dir):
         if store.is_finished(run_id):
             return "finished"
+        store.set_aside_stopped_failure(run_id)
         if store.failure(run_id):
             return "skipped-failed"
         lock = read_lock(run_dir)

@@ -29,6 +29,7 @@ from scaling.training.run_files import read_jsonl
 from sweeps.locks import STALE_AFTER_S, is_stale, read_lock, run_mutex
 
 FINISHED = ("done", "diverged")
+STOPPED = ("requeued", "interrupted")  # attempt outcomes of a run stopped from outside; it resumes
 ATTEMPTS_FILE = "attempts.jsonl"
 LAUNCH_FILE = "launch.yaml"
 LOG_FILE = "train.log"
@@ -133,14 +134,31 @@ class SweepStore:
             f.write(json.dumps({**event, "time": time.time()}) + "\n")
 
     def failure(self, run_id: str) -> str | None:
-        """Why the run failed, or None when its latest attempt did not fail."""
+        """Why the run failed, or None when its latest attempt did not fail.
+
+        A failed result.json written while the attempt was being stopped from outside (its end says
+        requeued or interrupted) is no failure: when one rank of a multi-node job is killed first, rank 0
+        sees its peer vanish and records the error before its own signal arrives. The run resumes.
+        """
         result = self.result(run_id)
-        if result and result.get("status") == "failed":
+        if result and result.get("status") == "failed" and not self._stopped_from_outside(run_id):
             return failure_reason(str(result.get("error") or "failed"))
         events = self.attempts(run_id)
         if events and events[-1].get("event") == "end" and events[-1].get("outcome") == "failed":
             return f"exit code {events[-1].get('exit_code')}: {self.log_tail(run_id)}"
         return None
+
+    def _stopped_from_outside(self, run_id: str) -> bool:
+        events = self.attempts(run_id)
+        return bool(events) and events[-1].get("event") == "end" and events[-1].get("outcome") in STOPPED
+
+    def set_aside_stopped_failure(self, run_id: str) -> None:
+        """Before a new attempt (callers hold the run's mutex): a failed result.json left by an attempt that
+        was stopped from outside (see :meth:`failure`) is kept as result.stopped-<n>.json, so the trainer
+        resumes from its checkpoint."""
+        result = self.result(run_id)
+        if result and result.get("status") == "failed" and self._stopped_from_outside(run_id):
+            self._keep_result_as(run_id, "stopped")
 
     def reset_failed(self, run_id: str) -> None:
         """Make a failed run launchable again: its failed result.json is kept as result.failed-<n>.json."""
@@ -148,9 +166,13 @@ class SweepStore:
         with run_mutex(run_dir):
             result = self.result(run_id)
             if result and result.get("status") == "failed":
-                n = len(list(run_dir.glob("result.failed-*.json")))
-                (run_dir / "result.json").rename(run_dir / f"result.failed-{n}.json")
+                self._keep_result_as(run_id, "failed")
             self.record(run_id, {"event": "retry"})
+
+    def _keep_result_as(self, run_id: str, kind: str) -> None:
+        run_dir = self.run_dir(run_id)
+        n = len(list(run_dir.glob(f"result.{kind}-*.json")))
+        (run_dir / "result.json").rename(run_dir / f"result.{kind}-{n}.json")
 
     def log_tail(self, run_id: str, chars: int = 200) -> str:
         path = self.run_dir(run_id) / LOG_FILE

@@ -80,6 +80,30 @@ def test_a_cancelled_run_says_cancelled_and_a_plain_relaunch_names_the_failed_on
     assert "1 failed (not relaunched; add --retry-failed to relaunch them), launching 0" in lines[0]
 
 
+def test_a_failure_recorded_while_a_requeued_job_stopped_is_set_aside_and_the_run_resumes(
+    finished_sweep, fake_train
+):
+    spec, root, ids = finished_sweep
+    store = SweepStore(root)
+    run_dir = store.run_dir(ids[1])
+    # a two-node job being requeued: rank 1 is killed first, so rank 0 records its vanished peer
+    (run_dir / "result.json").write_text(
+        json.dumps({"status": "failed", "error": "RuntimeError: [gloo] Connection closed by peer"})
+    )
+    store.record(ids[1], {"event": "start", "attempt": 2})
+    store.record(ids[1], {"event": "end", "attempt": 2, "outcome": "requeued", "exit_code": None})
+    state = {s.run_id: s for s in sweep_status(root)[1]}[ids[1]]
+    assert state.state == "interrupted" and store.failure(ids[1]) is None
+    assert list(run_sweep(spec, root, train_cmd=fake_train, echo=_quiet)[1]) == [ids[1]]
+    assert store.result(ids[1])["status"] == "done"
+    kept = json.loads((run_dir / "result.stopped-0.json").read_text())
+    assert kept["error"].startswith("RuntimeError: [gloo]")
+    # the same failed result after an attempt that ended on its own is a failure
+    (run_dir / "result.json").write_text(json.dumps({"status": "failed", "error": "ValueError: x"}))
+    store.record(ids[1], {"event": "end", "attempt": 3, "outcome": "failed", "exit_code": 1})
+    assert store.failure(ids[1]) == "ValueError: x"
+
+
 def test_runs_get_readable_names_that_status_shows_and_the_trainer_receives(finished_sweep, capsys):
     _, root, ids = finished_sweep
     plan = SweepStore(root).plan()
