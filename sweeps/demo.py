@@ -3,10 +3,10 @@
 1. prepare the ``stdlib`` corpus (the interpreter's own standard-library source, no download) with a
    small vocabulary, so tiny models spend their parameters on the model rather than the embedding;
 2. run four sweeps of tiny models through the local launcher, every trainer forked from one process
-   that imported it once (``launcher.local.preload``): an IsoFLOP grid (sizes around the optimum at
-   several compute budgets, validated often enough for the envelope), the same grid with one
-   architecture knob at its other level at two budgets, a learning-rate grid at three sizes, and
-   repeated seeds of one setting for the run-to-run noise;
+   that imported it once (``launcher.local.preload``), each size at its own learning rate: an
+   IsoFLOP grid (per compute budget the sizes around its optimum, validated often enough for the
+   envelope), the smallest budget's sizes with one architecture knob at its other level, a
+   learning-rate grid at three sizes, and repeated seeds of one setting for the run-to-run noise;
 3. fit scaling laws to all of them (approaches 1, 2 and 3, the knob's own law per level, the LR
    law; the largest size is also held out and predicted from the others) and print the
    recommendation for 100x the largest run's compute.
@@ -29,17 +29,21 @@ class DemoPlan:
     """What the demo trains; the full plan fits 10 minutes on a quiet 2-core CPU, install included."""
 
     budgets: tuple[float, ...]  # IsoFLOP budgets in training FLOPs, largest first (long runs start first)
-    sizes: tuple[str, ...]  # model presets of the IsoFLOP grid, around the optimum of every budget
-    lr: float  # learning rate of the IsoFLOP, knob and seed runs
+    sizes: tuple[str, ...]  # model presets of the IsoFLOP grid, largest first
+    # per budget, only the sizes whose tokens per non-embedding parameter lie in this range (None: all)
+    tokens_per_param_range: tuple[float, float] | None
+    lr: float  # learning rate of the IsoFLOP, knob and seed runs at lr_reference_params
+    lr_exponent: float  # each size trains at lr * (N / lr_reference_params)^lr_exponent (N non-embedding)
+    lr_reference_params: float  # the size that trains at exactly ``lr``
     knob: str  # the architecture knob carried through the knob laws (its default level is in the grid)
     knob_level: str  # the knob's other level
-    knob_budgets: tuple[float, ...]  # budgets at which the other level is trained (every size of the grid)
+    knob_budgets: tuple[float, ...]  # budgets at which the other level is trained (the grid's sizes there)
     lr_sizes: tuple[str, ...]  # sizes of the learning-rate grid
-    lrs: tuple[float, ...]  # learning rates of that grid
-    lr_tokens: float  # token budget of the learning-rate grid
+    lrs: tuple[float, ...]  # the grid's other learning rates at lr_reference_params, scaled like ``lr``
+    lr_budget: float  # budget of the learning-rate grid (one of ``budgets``)
     seeds: tuple[int, ...]  # extra seeds of one setting (the IsoFLOP run is seed 0)
     seed_size: str  # size of the repeated setting
-    seed_budget: float  # budget of the repeated setting (one of `budgets`)
+    seed_budget: float  # budget of the repeated setting (one of ``budgets``)
     seq_len: int  # training sequence length
     micro_batch_size: int  # sequences per step: seq_len * micro_batch_size tokens per batch
     vocab_size: int  # tokenizer vocabulary trained on the corpus
@@ -50,18 +54,28 @@ class DemoPlan:
     n_boot: int  # bootstrap refits of the fit
 
 
+# 2048-token batches: these models learn far more per token at this batch than at 4096 (demo-25k at
+# 7.7e5 tokens: 3.58 vs 3.79 nats), and every run gets 180+ steps, past the early plateau whose
+# escape time varies with the seed by ~0.15 nats. The tokens-per-parameter range keeps, per budget,
+# the sizes around its optimum (4-5 of the 7). The learning rate falls with size as a first LR scan
+# on this corpus showed (optimum >= 1e-2 at 13k, ~6e-3 at 28k, ~4.5e-3 at 56k non-embedding parameters).
+# The knob keeps the parameter count and FLOPs (a different activation would change both at these
+# widths), so each of its runs shares a cell with a grid run.
 FULL = DemoPlan(
-    budgets=(6e11, 3e11, 1.5e11), sizes=("s100k", "demo-50k", "demo-25k", "demo-12k"), lr=5e-3,
-    knob="model.activation", knob_level="gelu", knob_budgets=(6e11, 1.5e11),
-    lr_sizes=("s100k", "demo-50k", "demo-25k"), lrs=(2.5e-3, 5e-3, 1e-2), lr_tokens=262144,
-    seeds=(1, 2, 3), seed_size="demo-25k", seed_budget=3e11,
-    seq_len=128, micro_batch_size=32, vocab_size=512, corpus_bytes=None, val_fraction=0.02,
+    budgets=(6e11, 3e11, 1.5e11),
+    sizes=("s100k", "demo-50k", "demo-25k", "demo-22k", "demo-12k", "demo-9k", "demo-6k"),
+    tokens_per_param_range=(10.0, 200.0), lr=6e-3, lr_exponent=-0.75, lr_reference_params=25000,
+    knob="model.parallel_residual", knob_level="true", knob_budgets=(1.5e11,),
+    lr_sizes=("demo-25k", "demo-12k", "demo-6k"), lrs=(3e-3, 1.2e-2), lr_budget=1.5e11,
+    seeds=(1, 2, 3), seed_size="demo-12k", seed_budget=1.5e11,
+    seq_len=128, micro_batch_size=16, vocab_size=512, corpus_bytes=None, val_fraction=0.02,
     val_tokens=32768, val_every_tokens=131072, n_boot=200,
 )
 QUICK = DemoPlan(
-    budgets=(4e10, 2e10), sizes=("demo-50k", "demo-25k", "demo-12k"), lr=5e-3,
-    knob="model.activation", knob_level="gelu", knob_budgets=(4e10, 2e10),
-    lr_sizes=("demo-25k", "demo-12k"), lrs=(1e-2,), lr_tokens=32768,
+    budgets=(4e10, 2e10), sizes=("demo-50k", "demo-25k", "demo-12k"), tokens_per_param_range=None, lr=6e-3,
+    lr_exponent=-0.5, lr_reference_params=25000,
+    knob="model.parallel_residual", knob_level="true", knob_budgets=(4e10, 2e10),
+    lr_sizes=("demo-25k", "demo-12k"), lrs=(1e-2,), lr_budget=2e10,
     seeds=(1,), seed_size="demo-12k", seed_budget=2e10,
     seq_len=64, micro_batch_size=16, vocab_size=512, corpus_bytes=400_000, val_fraction=0.1,
     val_tokens=4096, val_every_tokens=16384, n_boot=20,
@@ -93,28 +107,35 @@ def _base_overrides(plan: DemoPlan, data_path: Path, wandb: str) -> list[str]:
     ]
 
 
+def _isoflop(plan: DemoPlan, budgets, sizes, window: bool = True) -> dict:
+    section = {"budgets": list(budgets), "models": list(sizes), "lr_exponent": plan.lr_exponent,
+               "lr_reference_params": plan.lr_reference_params}
+    if window and plan.tokens_per_param_range:
+        section["tokens_per_param_range"] = list(plan.tokens_per_param_range)
+    return section
+
+
 def demo_specs(plan: DemoPlan, data_path: Path, wandb: str = "offline") -> dict[str, dict]:
     """The four sweep specs of the demo, by name.
 
     ``demo-isoflop`` is the IsoFLOP grid; ``demo-knob`` the same sizes at ``knob_budgets`` with the knob
     at its other level (the grid's runs are its default level: the fit finds the knob as the setting
-    that differs); ``demo-lr`` crosses sizes with learning rates at one token budget; ``demo-seeds``
-    repeats one IsoFLOP setting with other seeds.
+    that differs); ``demo-lr`` gives ``lr_sizes`` at ``lr_budget`` the other learning rates (the grid's run
+    there is the middle one); ``demo-seeds`` repeats one IsoFLOP setting with other seeds.
     """
     base = _base_overrides(plan, data_path, wandb)
     local = {"local": {"preload": True}}
     with_lr = [*base, f"optim.lr={plan.lr}"]
     return {
         "demo-isoflop": {"name": "demo-isoflop", "overrides": with_lr, "launcher": local,
-                         "isoflop": {"budgets": list(plan.budgets), "models": list(plan.sizes)}},
+                         "isoflop": _isoflop(plan, plan.budgets, plan.sizes)},
         "demo-knob": {"name": "demo-knob", "overrides": [*with_lr, f"{plan.knob}={plan.knob_level}"],
-                      "launcher": local,
-                      "isoflop": {"budgets": list(plan.knob_budgets), "models": list(plan.sizes)}},
-        "demo-lr": {"name": "demo-lr", "overrides": [*base, f"train.tokens={plan.lr_tokens}"],
-                    "launcher": local,
-                    "grid": {"model": list(plan.lr_sizes), "optim.lr": list(plan.lrs)}},
+                      "launcher": local, "isoflop": _isoflop(plan, plan.knob_budgets, plan.sizes)},
+        "demo-lr": {"name": "demo-lr", "overrides": base, "launcher": local,
+                    "isoflop": _isoflop(plan, [plan.lr_budget], plan.lr_sizes, window=False),
+                    "grid": {"optim.lr": list(plan.lrs)}},
         "demo-seeds": {"name": "demo-seeds", "overrides": with_lr, "launcher": local,
-                       "isoflop": {"budgets": [plan.seed_budget], "models": [plan.seed_size]},
+                       "isoflop": _isoflop(plan, [plan.seed_budget], [plan.seed_size], window=False),
                        "seeds": list(plan.seeds)},
     }
 

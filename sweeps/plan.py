@@ -232,38 +232,86 @@ def _floats(where: str, values: Any) -> list[float]:
     return out
 
 
+def _param_count(section: dict, where: str) -> str:
+    count = section.get("count", "non_embedding")
+    if count not in ("total", "non_embedding"):
+        raise ScalingError(f"{where}.count={count!r} is not one of total, non_embedding")
+    return count
+
+
 def _ladder_points(spec: Spec, section: dict, point: dict, resolver: Resolver) -> list[dict]:
     models = _models("ladder", section)
     if ("tokens" in section) == ("tokens_per_param" in section):
         raise ScalingError("ladder needs exactly one of tokens (absolute) or tokens_per_param (multiples)")
-    count = section.get("count", "non_embedding")
-    if count not in ("total", "non_embedding"):
-        raise ScalingError(f"ladder.count={count!r} is not one of total, non_embedding")
+    count = _param_count(section, "ladder")
     out = []
     for model in models:
+        cfg = resolver.tree({**spec.overrides, **point, "model": model})
+        total, non_emb, _, _ = _numbers(cfg)
         if "tokens" in section:
             budgets = _floats("ladder.tokens", section["tokens"])
         else:
-            total, non_emb, _, _ = _numbers(resolver.tree({**spec.overrides, **point, "model": model}))
             params = total if count == "total" else non_emb
             budgets = [m * params for m in _floats("ladder.tokens_per_param", section["tokens_per_param"])]
-        out += [{"model": model, "train.tokens": float(round(t))} for t in budgets]
+        lr = _size_scaled_lr("ladder", section, cfg, non_emb)
+        out += [{"model": model, "train.tokens": float(round(t)), **lr} for t in budgets]
     return out
 
 
+def _size_scaled_lr(where: str, section: dict, cfg: dict, non_embedding: int) -> dict:
+    """``{"optim.lr": ...}`` when the section scales the learning rate with size, else ``{}``: the run's
+    ``optim.lr`` (from the overrides or a grid) times (N / ``lr_reference_params``)^``lr_exponent``, N the
+    non-embedding parameters, so each size of a ladder trains near its own optimum."""
+    if "lr_exponent" not in section:
+        if "lr_reference_params" in section:
+            raise ScalingError(f"{where}.lr_reference_params needs {where}.lr_exponent")
+        return {}
+    try:
+        exponent = float(section["lr_exponent"])
+    except (TypeError, ValueError):
+        raise ScalingError(f"{where}.lr_exponent must be a number, got {section['lr_exponent']!r}") from None
+    (reference,) = _floats(f"{where}.lr_reference_params", section.get("lr_reference_params"))
+    return {"optim.lr": float(f"{cfg['optim']['lr'] * (non_embedding / reference) ** exponent:.4g}")}
+
+
+def _tokens_per_param_range(section: dict) -> tuple[float, float] | None:
+    """``isoflop.tokens_per_param_range`` as (low, high), or None when the section has none."""
+    if "tokens_per_param_range" not in section:
+        return None
+    bounds = _floats("isoflop.tokens_per_param_range", section["tokens_per_param_range"])
+    if len(bounds) != 2 or bounds[0] >= bounds[1]:
+        raise ScalingError(f"isoflop.tokens_per_param_range must be [low, high] with low < high, got "
+                           f"{section['tokens_per_param_range']!r}")
+    return bounds[0], bounds[1]
+
+
 def _isoflop_points(spec: Spec, section: dict, point: dict, resolver: Resolver) -> list[dict]:
+    """Every budget × model; with ``tokens_per_param_range``, only the sizes whose tokens per parameter
+    at that budget lie in the range (so each budget keeps the sizes around its own optimum)."""
+    window, count = _tokens_per_param_range(section), _param_count(section, "isoflop")
     out = []
     for budget in _floats("isoflop.budgets", section.get("budgets")):
+        kept = []
         for model in _models("isoflop", section):
             cfg = resolver.tree({**spec.overrides, **point, "model": model})
-            tokens = budget / _numbers(cfg)[3]
+            total, non_emb, _, flops_per_token = _numbers(cfg)
+            tokens = budget / flops_per_token
+            ratio = tokens / (total if count == "total" else non_emb)
+            if window and not window[0] <= ratio <= window[1]:
+                continue
             batch = global_batch_tokens(_namespace(cfg))
             if tokens < batch:
                 raise ScalingError(
                     f"isoflop budget {budget:.3g} gives {model} {tokens:.0f} tokens, less than "
                     f"one batch ({batch}); raise the budget or drop the model"
                 )
-            out.append({"model": model, "train.tokens": float(round(tokens))})
+            kept.append({"model": model, "train.tokens": float(round(tokens)),
+                         **_size_scaled_lr("isoflop", section, cfg, non_emb)})
+        if window and len(kept) < 3:
+            raise ScalingError(f"isoflop budget {budget:.3g} keeps {len(kept)} size(s) within "
+                               f"tokens_per_param_range {list(window)}; a budget needs 3 or more: widen the "
+                               "range or add sizes")
+        out += kept
     return out
 
 

@@ -12,7 +12,9 @@ A spec is a mapping with these keys (every one optional except that something mu
     seeds: 3                        # or a list [0, 1, 2]; sets run.seed
     mixture: {domains: [data/a, data/b], step: 0.25}   # data.mixture weights (see sweeps.mixture)
     ladder: {models: [s100k, s330k], tokens: [1e6]}        # or tokens_per_param: [20]
-    isoflop: {budgets: [1e12, 3e12], models: [s100k, s330k, s800k]}
+    isoflop: {budgets: [1e12, 3e12], models: [s100k, s330k, s800k]}   # tokens_per_param_range: [5, 100]
+    # ladder and isoflop: lr_exponent: -0.5, lr_reference_params: 1e6 scale each run's optim.lr by
+    # (N / 1e6)^-0.5, N its non-embedding parameters
     cooldowns: {models: [s100k], tokens: [2e5, 4e5], decay_fraction: 0.2, kind: linear}
     hparams: {models: [s100k, s330k], tokens_per_param: [10, 40], fit: fit/fit.json}   # LR x batch grid
     launcher: {local: {workers: 2}, slurm: {partition: gpu, gpus_per_node: 1, ...}}
@@ -76,8 +78,8 @@ _WANDB_IGNORED = ("program", "metric", "description", "project", "entity", "comm
 GENERATORS = ("ladder", "isoflop", "cooldowns", "hparams")
 _SECTION_KEYS = {
     "random": ("n", "seed", "params"),
-    "ladder": ("models", "tokens", "tokens_per_param", "count"),
-    "isoflop": ("budgets", "models"),
+    "ladder": ("models", "tokens", "tokens_per_param", "count", "lr_exponent", "lr_reference_params"),
+    "isoflop": ("budgets", "models", "tokens_per_param_range", "count", "lr_exponent", "lr_reference_params"),
     "cooldowns": ("models", "tokens", "decay_fraction", "kind", "decay_shape"),
     "launcher": ("local", "slurm"),
     "hparams": HPARAM_SECTION_KEYS,

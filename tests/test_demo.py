@@ -49,10 +49,15 @@ def test_demo_ran_the_isoflop_grid_the_knob_the_lr_grid_and_repeated_seeds(demo)
     for budget in (2e10, 4e10):  # every size of a budget gets its tokens from the same compute
         near = [r["flops"] for r in iso if abs(r["flops"] / budget - 1) < 0.1]
         assert near == pytest.approx([budget] * 3, rel=0.1)
-    assert {c["model"]["activation"] for c in configs("demo-knob")} == {"gelu"}
-    assert {c["model"]["activation"] for c in configs("demo-isoflop")} == {"swiglu"}
+    assert {c["model"]["parallel_residual"] for c in configs("demo-knob")} == {True}
+    assert {c["model"]["parallel_residual"] for c in configs("demo-isoflop")} == {False}
     assert {r["seed"] for r in everything} == {0, 1}
-    assert {c["optim"]["lr"] for c in configs("demo-lr")} == {1e-2}
+    # each size trains at its own learning rate, smaller sizes faster; the LR grid tries another one
+    lr_by_width = {c["model"]["d_model"] * c["model"]["n_layer"]: c["optim"]["lr"]
+                   for c in configs("demo-isoflop")}
+    assert [lr_by_width[k] for k in sorted(lr_by_width)] == sorted(lr_by_width.values(), reverse=True)
+    assert len({c["optim"]["lr"] for c in configs("demo-lr")}) == 2
+    assert not {c["optim"]["lr"] for c in configs("demo-lr")} & set(lr_by_width.values())
     curves = [sum("val/loss" in ln for ln in p.read_text().splitlines())
               for p in demo.glob("sweeps/demo-isoflop/runs/*/metrics.jsonl")]
     assert min(curves) >= 2  # validated during the run as well as at its end: the envelope reads the curves
@@ -60,9 +65,9 @@ def test_demo_ran_the_isoflop_grid_the_knob_the_lr_grid_and_repeated_seeds(demo)
 
 def test_demo_fit_judges_the_knob_and_reports_the_seed_noise(demo):
     fit = json.loads((demo / "fit" / "fit.json").read_text())
-    effect = fit["knob_effects"]["model.activation"]
+    effect = fit["knob_effects"]["model.parallel_residual"]
     assert effect["verdict"] in ("carry", "reverses", "undecided")
-    assert set(effect["multiplier"]) == {"swiglu", "gelu"}
+    assert set(effect["multiplier"]) == {"false", "true"}
     assert effect["multiplier"][effect["best"]]["value"] == pytest.approx(1.0)
     assert fit["knobs"]["seed_std"] is not None and fit["knobs"]["seed_std"] >= 0
 
@@ -79,7 +84,8 @@ def test_a_second_demo_reuses_every_finished_run(demo, capsys):
     out = capsys.readouterr().out
     assert "launching 0" in out
     for line in ("Recommendation for", "  model:", "  tokens:", "  predicted loss:", "  learning rate:",
-                 "  law:", "  a by approach:  1 (envelope)", "  knob model.activation:", "  seed noise:"):
+                 "  law:", "  a by approach:  1 (envelope)", "  knob model.parallel_residual:",
+                 "  seed noise:"):
         assert line in out
     assert {p: p.stat().st_mtime_ns for p in demo.glob("sweeps/*/runs/*/result.json")} == before
 
@@ -93,12 +99,19 @@ def test_the_full_demo_plans_an_isoflop_grid_a_knob_an_lr_grid_and_seeds(tmp_pat
     for name, spec in demo_specs(FULL, tmp_path / "data").items():
         (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(spec))
         planned[name] = plan(tmp_path / f"{name}.yaml", tmp_path / "sweeps" / name)[2]
-    assert {k: len(v) for k, v in planned.items()} == {"demo-isoflop": 12, "demo-knob": 8, "demo-lr": 9,
-                                                       "demo-seeds": 3}
     iso = planned["demo-isoflop"]
-    assert len({r.overrides["model"] for r in iso}) >= 4 and len({round(r.flops, -9) for r in iso}) >= 3
-    assert {r.config.model.activation for r in planned["demo-knob"]} == {FULL.knob_level}
+    budgets: dict[float, set] = {}
+    for r in iso:
+        budgets.setdefault(round(r.flops, -9), set()).add(r.overrides["model"])
+    assert len(budgets) >= 3 and all(len(sizes) >= 4 for sizes in budgets.values())  # >= 3 x >= 4 sizes
+    assert {r.config.model.parallel_residual for r in planned["demo-knob"]} == {True}
+    # the learning rate falls with size, and the LR grid brackets each of its sizes' grid LR
+    lr_of = {(r.overrides["model"], r.tokens): r.config.optim.lr for r in iso}
+    assert len({r.config.optim.lr for r in iso}) == len({r.overrides["model"] for r in iso})
     lr = planned["demo-lr"]
-    assert len({r.overrides["model"] for r in lr}) >= 3 and len({r.config.optim.lr for r in lr}) >= 3
+    assert len({r.overrides["model"] for r in lr}) >= 3
+    for r in lr:
+        others = sorted(x.config.optim.lr for x in lr if x.overrides["model"] == r.overrides["model"])
+        assert others[0] < lr_of[(r.overrides["model"], r.tokens)] < others[-1]
     assert sorted(r.config.run.seed for r in planned["demo-seeds"]) == [1, 2, 3]
     assert all(2048 <= global_batch_tokens(r.config) <= 16384 for runs in planned.values() for r in runs)

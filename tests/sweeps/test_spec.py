@@ -122,6 +122,43 @@ def test_isoflop_tokens_are_the_budget_over_flops_per_token(tmp_path):
     assert runs[0].tokens > runs[1].tokens  # the smaller model sees more tokens at the same budget
 
 
+def test_an_isoflop_tokens_per_param_range_keeps_each_budgets_own_sizes(tmp_path):
+    models = "[s100k, s330k, s800k, s1.5m]"
+    ratios = {}
+    spec = f"overrides: {TINY}\nisoflop: {{budgets: [1.0e12, 1.0e13], models: {models}}}\n"
+    for r in _plan(spec, tmp_path):
+        n = count_params(r.config.model).non_embedding
+        ratios[(round(r.flops, -10), r.config.model.name)] = r.tokens / n
+    # just above the small budget's largest size, just below the large budget's smallest size
+    low, high = 1.01 * ratios[(1e12, "s1.5m")], 0.99 * ratios[(1e13, "s100k")]
+    runs = _plan(f"overrides: {TINY}\nisoflop: {{budgets: [1.0e12, 1.0e13], models: {models}, "
+                 f"tokens_per_param_range: [{low}, {high}]}}\n", tmp_path)
+    kept = {(round(r.flops, -10), r.config.model.name) for r in runs}
+    assert kept == {key for key, ratio in ratios.items() if low <= ratio <= high} and len(kept) == 6
+    # the larger budget drops its smallest size (too many tokens), the smaller its largest (too few)
+    assert (1e13, "s100k") not in kept and (1e12, "s1.5m") not in kept
+    with pytest.raises(ScalingError, match="keeps 2 size\\(s\\) within tokens_per_param_range"):
+        _plan(f"overrides: {TINY}\nisoflop: {{budgets: [1.0e12], models: {models}, "
+              f"tokens_per_param_range: [{0.99 * ratios[(1e12, 's330k')]}, 1.0e9]}}\n", tmp_path)
+
+
+def test_a_size_scaled_lr_multiplies_each_runs_lr_by_its_size_to_the_exponent(tmp_path):
+    runs = _plan(f"overrides: {TINY}\ngrid: {{optim.lr: [1.0e-3, 4.0e-3]}}\nisoflop: {{budgets: [1.0e12], "
+                 f"models: [s100k, s330k], lr_exponent: -0.5, lr_reference_params: 1.0e5}}\n", tmp_path)
+    assert len(runs) == 4
+    for r in runs:
+        n = count_params(r.config.model).non_embedding
+        base = 1e-3 if r.swept["optim.lr"] < 2e-3 * (n / 1e5) ** -0.5 else 4e-3
+        assert r.config.optim.lr == pytest.approx(base * (n / 1e5) ** -0.5, rel=1e-3)
+    ladder = _plan(f"overrides: {TINY}\nladder: {{models: [s330k], tokens: [1.0e6], lr_exponent: -1, "
+                   f"lr_reference_params: 1.0e5}}\n", tmp_path)
+    n = count_params(ladder[0].config.model).non_embedding
+    assert ladder[0].config.optim.lr == pytest.approx(load_config([], []).optim.lr * 1e5 / n, rel=1e-3)
+    with pytest.raises(ScalingError, match="lr_reference_params needs isoflop.lr_exponent"):
+        _plan(f"overrides: {TINY}\nisoflop: {{budgets: [1.0e12], models: [s100k], lr_reference_params: 1}}\n",
+              tmp_path)
+
+
 def test_cooldowns_plan_one_constant_trunk_and_a_branch_per_token_count(tmp_path):
     runs = _plan(
         f"overrides: {TINY}\ncooldowns: {{models: [s100k], tokens: [2.0e5, 4.0e5], decay_fraction: 0.25}}\n",
