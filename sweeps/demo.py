@@ -72,9 +72,9 @@ FULL = DemoPlan(
     val_tokens=32768, val_every_tokens=131072, n_boot=200,
 )
 QUICK = DemoPlan(
-    budgets=(4e10, 2e10), sizes=("demo-50k", "demo-25k", "demo-12k"), tokens_per_param_range=None, lr=6e-3,
-    lr_exponent=-0.5, lr_reference_params=25000,
-    knob="model.parallel_residual", knob_level="true", knob_budgets=(4e10, 2e10),
+    budgets=(4e10, 2e10), sizes=("demo-50k", "demo-25k", "demo-12k", "demo-6k"), tokens_per_param_range=None,
+    lr=6e-3, lr_exponent=-0.75, lr_reference_params=25000,
+    knob="model.parallel_residual", knob_level="true", knob_budgets=(2e10,),
     lr_sizes=("demo-25k", "demo-12k"), lrs=(1e-2,), lr_budget=2e10,
     seeds=(1,), seed_size="demo-12k", seed_budget=2e10,
     seq_len=64, micro_batch_size=16, vocab_size=512, corpus_bytes=400_000, val_fraction=0.1,

@@ -45,10 +45,10 @@ def test_demo_ran_the_isoflop_grid_the_knob_the_lr_grid_and_repeated_seeds(demo)
     everything = [r for s in ("demo-isoflop", "demo-knob", "demo-lr", "demo-seeds") for r in results(s)]
     assert len(everything) == 15 and all(r["status"] == "done" for r in everything)
     iso = results("demo-isoflop")
-    assert len({r["model"] for r in iso}) == 3 and len(iso) == 6  # QUICK: 3 sizes x 2 budgets
+    assert len({r["model"] for r in iso}) == 4 and len(iso) == 8  # QUICK: 4 sizes x 2 budgets
     for budget in (2e10, 4e10):  # every size of a budget gets its tokens from the same compute
         near = [r["flops"] for r in iso if abs(r["flops"] / budget - 1) < 0.1]
-        assert near == pytest.approx([budget] * 3, rel=0.1)
+        assert near == pytest.approx([budget] * 4, rel=0.1)
     assert {c["model"]["parallel_residual"] for c in configs("demo-knob")} == {True}
     assert {c["model"]["parallel_residual"] for c in configs("demo-isoflop")} == {False}
     assert {r["seed"] for r in everything} == {0, 1}
