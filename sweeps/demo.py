@@ -63,16 +63,16 @@ class DemoPlan:
 # widths), so each of its runs shares a cell with a grid run.
 FULL = DemoPlan(
     budgets=(6e11, 3e11, 1.5e11),
-    sizes=("s100k", "demo-50k", "demo-25k", "demo-22k", "demo-12k", "demo-9k", "demo-6k"),
+    sizes=("s100k", "demo-50k", "demo-25k", "demo-22k", "demo-12k", "demo-9k", "demo-7k"),
     tokens_per_param_range=(10.0, 200.0), lr=6e-3, lr_exponent=-0.75, lr_reference_params=25000,
     knob="model.parallel_residual", knob_level="true", knob_budgets=(1.5e11,),
-    lr_sizes=("demo-25k", "demo-12k", "demo-6k"), lrs=(3e-3, 1.2e-2), lr_budget=1.5e11,
+    lr_sizes=("demo-25k", "demo-12k", "demo-7k"), lrs=(3e-3, 1.2e-2), lr_budget=1.5e11,
     seeds=(1, 2, 3), seed_size="demo-12k", seed_budget=1.5e11,
     seq_len=128, micro_batch_size=16, vocab_size=512, corpus_bytes=None, val_fraction=0.02,
     val_tokens=32768, val_every_tokens=131072, n_boot=200,
 )
 QUICK = DemoPlan(
-    budgets=(4e10, 2e10), sizes=("demo-50k", "demo-25k", "demo-12k", "demo-6k"), tokens_per_param_range=None,
+    budgets=(4e10, 2e10), sizes=("demo-50k", "demo-25k", "demo-12k", "demo-7k"), tokens_per_param_range=None,
     lr=6e-3, lr_exponent=-0.75, lr_reference_params=25000,
     knob="model.parallel_residual", knob_level="true", knob_budgets=(2e10,),
     lr_sizes=("demo-25k", "demo-12k"), lrs=(1e-2,), lr_budget=2e10,
