@@ -245,9 +245,11 @@ def _ladder_points(spec: Spec, section: dict, point: dict, resolver: Resolver) -
         raise ScalingError("ladder needs exactly one of tokens (absolute) or tokens_per_param (multiples)")
     count = _param_count(section, "ladder")
     out = []
+    # the sizes are resolved only when the tokens or the learning rate follow them
+    sized = any(key in section for key in ("tokens_per_param", "lr_exponent", "lr_reference_params"))
     for model in models:
-        cfg = resolver.tree({**spec.overrides, **point, "model": model})
-        total, non_emb, _, _ = _numbers(cfg)
+        cfg = resolver.tree({**spec.overrides, **point, "model": model}) if sized else None
+        total, non_emb = _numbers(cfg)[:2] if cfg else (0, 0)
         if "tokens" in section:
             budgets = _floats("ladder.tokens", section["tokens"])
         else:
@@ -258,7 +260,7 @@ def _ladder_points(spec: Spec, section: dict, point: dict, resolver: Resolver) -
     return out
 
 
-def _size_scaled_lr(where: str, section: dict, cfg: dict, non_embedding: int) -> dict:
+def _size_scaled_lr(where: str, section: dict, cfg: dict | None, non_embedding: int) -> dict:
     """``{"optim.lr": ...}`` when the section scales the learning rate with size, else ``{}``: the run's
     ``optim.lr`` (from the overrides or a grid) times (N / ``lr_reference_params``)^``lr_exponent``, N the
     non-embedding parameters, so each size of a ladder trains near its own optimum."""

@@ -48,6 +48,11 @@ def is_damaged(path: Path) -> bool:
     return path.exists() and not isinstance(read_json(path), dict)
 
 
+def _stopped_from_outside(events: list[dict]) -> bool:
+    """Whether the latest attempt event is an end that says the run was stopped from outside."""
+    return bool(events) and events[-1].get("event") == "end" and events[-1].get("outcome") in STOPPED
+
+
 def number(value) -> float | None:
     """``value`` as a float when it is a real number, else None (a string or null in a record)."""
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
@@ -140,24 +145,19 @@ class SweepStore:
         requeued or interrupted) is no failure: when one rank of a multi-node job is killed first, rank 0
         sees its peer vanish and records the error before its own signal arrives. The run resumes.
         """
-        result = self.result(run_id)
-        if result and result.get("status") == "failed" and not self._stopped_from_outside(run_id):
+        result, events = self.result(run_id), self.attempts(run_id)
+        if result and result.get("status") == "failed" and not _stopped_from_outside(events):
             return failure_reason(str(result.get("error") or "failed"))
-        events = self.attempts(run_id)
         if events and events[-1].get("event") == "end" and events[-1].get("outcome") == "failed":
             return f"exit code {events[-1].get('exit_code')}: {self.log_tail(run_id)}"
         return None
-
-    def _stopped_from_outside(self, run_id: str) -> bool:
-        events = self.attempts(run_id)
-        return bool(events) and events[-1].get("event") == "end" and events[-1].get("outcome") in STOPPED
 
     def set_aside_stopped_failure(self, run_id: str) -> None:
         """Before a new attempt (callers hold the run's mutex): a failed result.json left by an attempt that
         was stopped from outside (see :meth:`failure`) is kept as result.stopped-<n>.json, so the trainer
         resumes from its checkpoint."""
         result = self.result(run_id)
-        if result and result.get("status") == "failed" and self._stopped_from_outside(run_id):
+        if result and result.get("status") == "failed" and _stopped_from_outside(self.attempts(run_id)):
             self._keep_result_as(run_id, "stopped")
 
     def reset_failed(self, run_id: str) -> None:
