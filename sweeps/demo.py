@@ -2,9 +2,9 @@
 
 1. prepare the ``stdlib`` corpus (the interpreter's own standard-library source, no download) with a
    small vocabulary, so tiny models spend their parameters on the model rather than the embedding;
-2. run four sweeps of tiny models through the local launcher, every trainer forked from one process
-   that imported it once (``launcher.local.preload``), each size at its own learning rate: an
-   IsoFLOP grid (per compute budget the sizes around its optimum, validated often enough for the
+2. run the sweeps of tiny models (the batch growing with the budget) through the local launcher,
+   every trainer forked from one process that imported it once (``launcher.local.preload``), each
+   size at its own learning rate: an IsoFLOP grid (per compute budget the sizes around its optimum, validated often enough for the
    envelope), the smallest budget's sizes with one architecture knob at its other level, a
    learning-rate grid at three sizes, and repeated seeds of one setting for the run-to-run noise;
 3. fit scaling laws to all of them (approaches 1, 2 and 3, the knob's own law per level, the LR
@@ -46,6 +46,8 @@ class DemoPlan:
     seed_budget: float  # budget of the repeated setting (one of ``budgets``)
     seq_len: int  # training sequence length
     micro_batch_size: int  # sequences per step: seq_len * micro_batch_size tokens per batch
+    # (budget, micro_batch_size) for budgets trained at another batch (the batch grows with compute)
+    budget_micro_batch: tuple[tuple[float, int], ...]
     vocab_size: int  # tokenizer vocabulary trained on the corpus
     corpus_bytes: int | None  # cap on the corpus (None = the whole standard library)
     val_fraction: float  # share of documents held out for validation
@@ -54,22 +56,24 @@ class DemoPlan:
     n_boot: int  # bootstrap refits of the fit
 
 
-# 2048-token batches: these models learn far more per token at this batch than at 4096 (demo-25k at
-# 7.7e5 tokens: 3.58 vs 3.79 nats), and every run gets 180+ steps, past the early plateau whose
-# escape time varies with the seed by ~0.15 nats. The tokens-per-parameter range keeps, per budget,
-# the sizes around its optimum (4-5 of the 7). The learning rate falls with size as a first LR scan
-# on this corpus showed (optimum >= 1e-2 at 13k, ~6e-3 at 28k, ~4.5e-3 at 56k non-embedding parameters).
-# The knob keeps the parameter count and FLOPs (a different activation would change both at these
-# widths), so each of its runs shares a cell with a grid run.
+# Small batches: at these sizes 1024-token batches learn far more per token than 2048 (demo-22k at
+# 4.8e5 tokens: 3.69 vs 3.85 nats) at about the same CPU time per token, and the smallest budget trains
+# at 512 so that every run gets 350+ steps: shorter runs stay on an early plateau whose escape time
+# varies with the seed by ~0.3 nats. Three budgets 16x apart; the tokens-per-parameter range keeps, per
+# budget, the sizes around its optimum (4-5 of the 9). The learning rate falls with size as a first LR
+# scan on this corpus showed (optimum >= 1e-2 at 13k, ~6e-3 at 28k, ~4.5e-3 at 56k non-embedding
+# parameters). The knob keeps the parameter count and FLOPs (a different activation would change both at
+# these widths), so each of its runs shares a cell with a grid run.
 FULL = DemoPlan(
-    budgets=(6e11, 3e11, 1.5e11),
-    sizes=("s100k", "demo-50k", "demo-25k", "demo-22k", "demo-12k", "demo-9k", "demo-7k"),
-    tokens_per_param_range=(10.0, 200.0), lr=6e-3, lr_exponent=-0.75, lr_reference_params=25000,
-    knob="model.parallel_residual", knob_level="true", knob_budgets=(1.5e11,),
-    lr_sizes=("demo-25k", "demo-12k", "demo-7k"), lrs=(3e-3, 1.2e-2), lr_budget=1.5e11,
+    budgets=(6e11, 1.5e11, 3.75e10),
+    sizes=("demo-50k", "demo-25k", "demo-22k", "demo-12k", "demo-9k", "demo-7k", "demo-5k", "demo-4k",
+           "demo-3k"),
+    tokens_per_param_range=(15.0, 300.0), lr=6e-3, lr_exponent=-0.75, lr_reference_params=25000,
+    knob="model.parallel_residual", knob_level="true", knob_budgets=(3.75e10,),
+    lr_sizes=("demo-22k", "demo-12k", "demo-7k"), lrs=(3e-3, 1.2e-2), lr_budget=1.5e11,
     seeds=(1, 2, 3), seed_size="demo-12k", seed_budget=1.5e11,
-    seq_len=128, micro_batch_size=16, vocab_size=512, corpus_bytes=None, val_fraction=0.02,
-    val_tokens=32768, val_every_tokens=131072, n_boot=200,
+    seq_len=128, micro_batch_size=8, budget_micro_batch=((3.75e10, 4),), vocab_size=512, corpus_bytes=None,
+    val_fraction=0.02, val_tokens=32768, val_every_tokens=131072, n_boot=200,
 )
 QUICK = DemoPlan(
     budgets=(4e10, 2e10), sizes=("demo-50k", "demo-25k", "demo-12k", "demo-7k"), tokens_per_param_range=None,
@@ -77,7 +81,8 @@ QUICK = DemoPlan(
     knob="model.parallel_residual", knob_level="true", knob_budgets=(2e10,),
     lr_sizes=("demo-25k", "demo-12k"), lrs=(1e-2,), lr_budget=2e10,
     seeds=(1,), seed_size="demo-12k", seed_budget=2e10,
-    seq_len=64, micro_batch_size=16, vocab_size=512, corpus_bytes=400_000, val_fraction=0.1,
+    seq_len=64, micro_batch_size=16, budget_micro_batch=(), vocab_size=512,
+    corpus_bytes=400_000, val_fraction=0.1,
     val_tokens=4096, val_every_tokens=16384, n_boot=20,
 )
 TARGET_FACTOR = 100.0  # recommend for this multiple of the largest run's training FLOPs
@@ -99,7 +104,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _base_overrides(plan: DemoPlan, data_path: Path, wandb: str) -> list[str]:
     return [
         f"data.path={data_path}", f"model.vocab_size={plan.vocab_size}", f"model.max_seq_len={plan.seq_len}",
-        f"train.seq_len={plan.seq_len}", f"train.micro_batch_size={plan.micro_batch_size}",
+        f"train.seq_len={plan.seq_len}",
         f"data.val_tokens={plan.val_tokens}", "schedule.kind=cosine",
         f"train.val_every_tokens={plan.val_every_tokens}",
         f"train.checkpoint_every_tokens={4 * plan.val_every_tokens}",
@@ -115,29 +120,45 @@ def _isoflop(plan: DemoPlan, budgets, sizes, window: bool = True) -> dict:
     return section
 
 
+def _batches(plan: DemoPlan, budgets) -> list[tuple[int, list[float]]]:
+    """``budgets`` grouped by the micro-batch they train at, the plan's default batch first."""
+    special = dict(plan.budget_micro_batch)
+    groups: dict[int, list[float]] = {}
+    for budget in budgets:
+        groups.setdefault(special.get(budget, plan.micro_batch_size), []).append(budget)
+    return sorted(groups.items(), key=lambda item: item[0] != plan.micro_batch_size)
+
+
 def demo_specs(plan: DemoPlan, data_path: Path, wandb: str = "offline") -> dict[str, dict]:
-    """The four sweep specs of the demo, by name.
+    """The sweep specs of the demo, by name.
 
     ``demo-isoflop`` is the IsoFLOP grid; ``demo-knob`` the same sizes at ``knob_budgets`` with the knob
     at its other level (the grid's runs are its default level: the fit finds the knob as the setting
     that differs); ``demo-lr`` gives ``lr_sizes`` at ``lr_budget`` the other learning rates (the grid's run
-    there is the middle one); ``demo-seeds`` repeats one IsoFLOP setting with other seeds.
+    there is the middle one); ``demo-seeds`` repeats one IsoFLOP setting with other seeds. A sweep whose
+    budgets train at several batch sizes (``budget_micro_batch``) is split into one sweep per batch, those
+    at another batch than the plan's named ``<sweep>-b<tokens per batch>``.
     """
     base = _base_overrides(plan, data_path, wandb)
     local = {"local": {"preload": True}}
     with_lr = [*base, f"optim.lr={plan.lr}"]
-    return {
-        "demo-isoflop": {"name": "demo-isoflop", "overrides": with_lr, "launcher": local,
-                         "isoflop": _isoflop(plan, plan.budgets, plan.sizes)},
-        "demo-knob": {"name": "demo-knob", "overrides": [*with_lr, f"{plan.knob}={plan.knob_level}"],
-                      "launcher": local, "isoflop": _isoflop(plan, plan.knob_budgets, plan.sizes)},
-        "demo-lr": {"name": "demo-lr", "overrides": base, "launcher": local,
-                    "isoflop": _isoflop(plan, [plan.lr_budget], plan.lr_sizes, window=False),
-                    "grid": {"optim.lr": list(plan.lrs)}},
-        "demo-seeds": {"name": "demo-seeds", "overrides": with_lr, "launcher": local,
-                       "isoflop": _isoflop(plan, [plan.seed_budget], [plan.seed_size], window=False),
-                       "seeds": list(plan.seeds)},
+    sweeps = {
+        "demo-isoflop": (with_lr, plan.budgets, plan.sizes, True, {}),
+        "demo-knob": ([*with_lr, f"{plan.knob}={plan.knob_level}"], plan.knob_budgets, plan.sizes, True, {}),
+        "demo-lr": (base, [plan.lr_budget], plan.lr_sizes, False, {"grid": {"optim.lr": list(plan.lrs)}}),
+        "demo-seeds": (with_lr, [plan.seed_budget], [plan.seed_size], False, {"seeds": list(plan.seeds)}),
     }
+    specs = {}
+    for name, (overrides, budgets, sizes, window, extra) in sweeps.items():
+        for micro_batch, group in _batches(plan, budgets):
+            if micro_batch != plan.micro_batch_size and len(_batches(plan, budgets)) > 1:
+                name_here = f"{name}-b{micro_batch * plan.seq_len}"
+            else:
+                name_here = name
+            specs[name_here] = {"name": name_here, "launcher": local,
+                                "overrides": [*overrides, f"train.micro_batch_size={micro_batch}"],
+                                "isoflop": _isoflop(plan, group, sizes, window), **extra}
+    return specs
 
 
 class _Progress:
