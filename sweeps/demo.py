@@ -4,9 +4,10 @@
    small vocabulary, so tiny models spend their parameters on the model rather than the embedding;
 2. run the sweeps of tiny models (the batch growing with the budget) through the local launcher,
    every trainer forked from one process that imported it once (``launcher.local.preload``), each
-   size at its own learning rate: an IsoFLOP grid (per compute budget the sizes around its optimum, validated often enough for the
-   envelope), the smallest budget's sizes with one architecture knob at its other level, a
-   learning-rate grid at three sizes, and repeated seeds of one setting for the run-to-run noise;
+   size at its own learning rate: an IsoFLOP grid (per compute budget the sizes around its optimum,
+   validated often enough for the envelope), the smallest budget's sizes with one architecture knob
+   at its other level, a learning-rate grid at three sizes, and repeated seeds of one setting for the
+   run-to-run noise;
 3. fit scaling laws to all of them (approaches 1, 2 and 3, the knob's own law per level, the LR
    law; the largest size is also held out and predicted from the others) and print the
    recommendation for 100x the largest run's compute.
