@@ -119,3 +119,20 @@ def test_scaling_fit_on_a_csv_with_a_knob_column_prints_the_verdict_and_carries_
     assert yaml.safe_load((out / "large_run.yaml").read_text())["model"]["activation"] == "swiglu"
     report = (out / "report.md").read_text()
     assert "### model.activation: **carry** -> swiglu" in report and (out / "knob_0.png").is_file()
+
+
+def test_an_undecided_knob_keeps_the_level_most_runs_used_and_on_a_tie_the_default_configs():
+    from scaling.fit.recommend import knob_levels
+
+    def undecided(n_true: int, n_false: int) -> dict:
+        return {"model.parallel_residual": {
+            "verdict": "undecided", "values": {"true": True, "false": False},
+            "levels": {"true": {"n_runs": n_true}, "false": {"n_runs": n_false}}}}
+
+    tree = {"model": {"parallel_residual": False}}
+    # a study whose base runs (and LR grid) used parallel residual keeps it
+    kept = knob_levels(undecided(23, 5), tree)["model.parallel_residual"]
+    assert kept["value"] is True and "most runs" in kept["why"]
+    # an even knob sweep falls back to the default config's level (sequential)
+    tie = knob_levels(undecided(10, 10), tree)["model.parallel_residual"]
+    assert tie["value"] is False and "default config" in tie["why"]

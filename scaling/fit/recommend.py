@@ -236,8 +236,9 @@ def knob_levels(effects: dict, tree: dict) -> dict[str, dict]:
     ``recommendation.knobs``).
 
     ``carry`` and ``reverses`` take the level predicted best at the target; ``undecided`` keeps the
-    default config's level when it is one of the levels tried (else the level most runs used), so noise
-    does not pick it. A knob that is no config key (a CSV column) is only reported.
+    level most runs used (the study's own base level, the one its learning rates and other settings
+    were tried at), and on a tie the default config's level when it is one of them, so noise does not
+    pick it. A knob that is no config key (a CSV column) is only reported.
     """
     from scaling.config_loading import load_config, to_dict
     from scaling.fit.knob_laws import level_name
@@ -248,12 +249,13 @@ def knob_levels(effects: dict, tree: dict) -> dict[str, dict]:
         if e["verdict"] in ("carry", "reverses"):
             level, why = e["best"], f"{e['verdict']}: predicted best at the target"
         else:
+            most = max(lv["n_runs"] for lv in e["levels"].values())
+            tied = [name for name, lv in e["levels"].items() if lv["n_runs"] == most]
             default, known = _lookup(defaults, knob)
-            if known and level_name(default) in e["values"]:
+            if len(tied) > 1 and known and level_name(default) in tied:
                 level, why = level_name(default), "undecided: the default config's level"
             else:
-                level = max(e["levels"], key=lambda lv: e["levels"][lv]["n_runs"])
-                why = "undecided: the level most runs used"
+                level, why = tied[0], "undecided: the level most runs used"
         _, settable = _lookup(tree, knob)
         out[knob] = {"level": level, "value": e["values"][level], "why": why, "in_config": settable}
     return out
