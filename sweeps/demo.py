@@ -37,7 +37,9 @@ class DemoPlan:
     lr_exponent: float  # each size trains at lr * (N / lr_reference_params)^lr_exponent (N non-embedding)
     lr_reference_params: float  # the size that trains at exactly ``lr``
     knob: str  # the architecture knob carried through the knob laws (its default level is in the grid)
+    knob_base_level: str  # the knob's level in every other run of the demo
     knob_level: str  # the knob's other level
+    knob_lr: float  # learning rate of the other level at lr_reference_params (each level at its own optimum)
     knob_budgets: tuple[float, ...]  # budgets at which the other level is trained (the grid's sizes there)
     lr_sizes: tuple[str, ...]  # sizes of the learning-rate grid
     lrs: tuple[float, ...]  # the grid's other learning rates at lr_reference_params, scaled like ``lr``
@@ -58,28 +60,33 @@ class DemoPlan:
 
 
 # Small batches: at these sizes 1024-token batches learn far more per token than 2048 (demo-22k at
-# 4.8e5 tokens: 3.69 vs 3.85 nats) at about the same CPU time per token, and the smallest budget trains
-# at 512 so that every run gets 350+ steps: shorter runs stay on an early plateau whose escape time
-# varies with the seed by ~0.3 nats. Three budgets 16x apart; the tokens-per-parameter range keeps, per
-# budget, the sizes around its optimum (4-5 of the 9). The learning rate falls with size as a first LR
-# scan on this corpus showed (optimum >= 1e-2 at 13k, ~6e-3 at 28k, ~4.5e-3 at 56k non-embedding
-# parameters). The knob keeps the parameter count and FLOPs (a different activation would change both at
-# these widths), so each of its runs shares a cell with a grid run.
+# 4.8e5 tokens: 3.69 vs 3.85 nats) at about the same CPU time per token; the smallest budget trains at
+# 512, so every run gets 350+ steps. Parallel residual blocks are the base: with sequential blocks the
+# runs of the smallest budget stay on an early plateau (demo-7k at 2.5e5 tokens: 4.13-4.36 nats by seed
+# and LR, against 3.89 parallel), and take about 3x the sequential learning rate, whose rule (optimum
+# >= 1e-2 at 13k, ~6e-3 at 28k, ~4.5e-3 at 56k non-embedding parameters) the knob's sequential runs
+# keep. All sizes have one block, so the ladder has no depth step. Three budgets 16x apart; per budget
+# the tokens-per-parameter range keeps the 4-5 sizes around its optimum. The LR grid covers every size
+# of the smallest budget, so each of that profile's points is its best LR (a grid over some sizes of a
+# budget would favour those in its profile). The knob keeps the parameter count and FLOPs, so each of
+# its runs shares a cell with a grid run; it trains at the middle budget, where both levels learn.
 FULL = DemoPlan(
     budgets=(6e11, 1.5e11, 3.75e10),
-    sizes=("demo-50k", "demo-25k", "demo-22k", "demo-12k", "demo-9k", "demo-7k", "demo-5k", "demo-4k",
+    sizes=("demo-53k", "demo-25k", "demo-22k", "demo-12k", "demo-9k", "demo-7k", "demo-5k", "demo-4k",
            "demo-3k"),
-    tokens_per_param_range=(15.0, 300.0), lr=6e-3, lr_exponent=-0.75, lr_reference_params=25000,
-    knob="model.parallel_residual", knob_level="true", knob_budgets=(3.75e10,),
-    lr_sizes=("demo-22k", "demo-12k", "demo-7k"), lrs=(3e-3, 1.2e-2), lr_budget=1.5e11,
+    tokens_per_param_range=(15.0, 300.0), lr=1.8e-2, lr_exponent=-0.75, lr_reference_params=25000,
+    knob="model.parallel_residual", knob_base_level="true", knob_level="false", knob_lr=6e-3,
+    knob_budgets=(1.5e11,),
+    lr_sizes=("demo-9k", "demo-7k", "demo-5k", "demo-4k", "demo-3k"), lrs=(9e-3, 3.6e-2), lr_budget=3.75e10,
     seeds=(1, 2, 3), seed_size="demo-12k", seed_budget=1.5e11,
     seq_len=128, micro_batch_size=8, budget_micro_batch=((3.75e10, 4),), vocab_size=512, corpus_bytes=None,
-    val_fraction=0.02, val_tokens=32768, val_every_tokens=131072, n_boot=200,
+    val_fraction=0.02, val_tokens=32768, val_every_tokens=131072, n_boot=100,
 )
 QUICK = DemoPlan(
     budgets=(4e10, 2e10), sizes=("demo-50k", "demo-25k", "demo-12k", "demo-7k"), tokens_per_param_range=None,
     lr=6e-3, lr_exponent=-0.75, lr_reference_params=25000,
-    knob="model.parallel_residual", knob_level="true", knob_budgets=(2e10,),
+    knob="model.parallel_residual", knob_base_level="false", knob_level="true", knob_lr=6e-3,
+    knob_budgets=(2e10,),
     lr_sizes=("demo-25k", "demo-12k"), lrs=(1e-2,), lr_budget=2e10,
     seeds=(1,), seed_size="demo-12k", seed_budget=2e10,
     seq_len=64, micro_batch_size=16, budget_micro_batch=(), vocab_size=512,
@@ -140,12 +147,14 @@ def demo_specs(plan: DemoPlan, data_path: Path, wandb: str = "offline") -> dict[
     budgets train at several batch sizes (``budget_micro_batch``) is split into one sweep per batch, those
     at another batch than the plan's named ``<sweep>-b<tokens per batch>``.
     """
-    base = _base_overrides(plan, data_path, wandb)
+    common = _base_overrides(plan, data_path, wandb)
+    base = [*common, f"{plan.knob}={plan.knob_base_level}"]
     local = {"local": {"preload": True}}
     with_lr = [*base, f"optim.lr={plan.lr}"]
+    knob_runs = [*common, f"optim.lr={plan.knob_lr}", f"{plan.knob}={plan.knob_level}"]
     sweeps = {
         "demo-isoflop": (with_lr, plan.budgets, plan.sizes, True, {}),
-        "demo-knob": ([*with_lr, f"{plan.knob}={plan.knob_level}"], plan.knob_budgets, plan.sizes, True, {}),
+        "demo-knob": (knob_runs, plan.knob_budgets, plan.sizes, True, {}),
         "demo-lr": (base, [plan.lr_budget], plan.lr_sizes, False, {"grid": {"optim.lr": list(plan.lrs)}}),
         "demo-seeds": (with_lr, [plan.seed_budget], [plan.seed_size], False, {"seeds": list(plan.seeds)}),
     }

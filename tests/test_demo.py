@@ -104,10 +104,18 @@ def test_the_full_demo_plans_an_isoflop_grid_a_knob_an_lr_grid_and_seeds(tmp_pat
     for r in iso:
         budgets.setdefault(round(math.log10(r.flops), 1), set()).add(r.overrides["model"])
     assert len(budgets) >= 3 and all(len(sizes) >= 4 for sizes in budgets.values())  # >= 3 x >= 4 sizes
-    assert {r.config.model.parallel_residual for r in planned["demo-knob"]} == {True}
     # the learning rate falls with size, and the LR grid brackets each of its sizes' grid LR
     lr_of = {(r.overrides["model"], r.tokens): r.config.optim.lr for r in iso}
     assert len({r.config.optim.lr for r in iso}) == len({r.overrides["model"] for r in iso})
+    # the knob's other level in its own sweep, at its own learning rate; every other run at the base level
+    other, base = FULL.knob_level == "true", FULL.knob_base_level == "true"
+    assert {r.config.model.parallel_residual for r in planned["demo-knob"]} == {other} != {base}
+    assert {r.config.model.parallel_residual for name, runs in planned.items() if name != "demo-knob"
+            for r in runs} == {base}
+    grid_lr = {model: lr for (model, _), lr in lr_of.items()}
+    knob_lr = {r.overrides["model"]: r.config.optim.lr for r in planned["demo-knob"]}
+    assert len(knob_lr) >= 4 and all(
+        lr / grid_lr[model] == pytest.approx(FULL.knob_lr / FULL.lr, rel=1e-2) for model, lr in knob_lr.items())
     lr = planned["demo-lr"]
     assert len({r.overrides["model"] for r in lr}) >= 3
     for r in lr:
