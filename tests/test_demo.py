@@ -114,8 +114,9 @@ def test_the_full_demo_plans_an_isoflop_grid_a_knob_an_lr_grid_and_seeds(tmp_pat
             for r in runs} == {base}
     grid_lr = {model: lr for (model, _), lr in lr_of.items()}
     knob_lr = {r.overrides["model"]: r.config.optim.lr for r in planned["demo-knob"]}
+    ratio = FULL.knob_lr / FULL.lr
     assert len(knob_lr) >= 4 and all(
-        lr / grid_lr[model] == pytest.approx(FULL.knob_lr / FULL.lr, rel=1e-2) for model, lr in knob_lr.items())
+        lr / grid_lr[model] == pytest.approx(ratio, rel=1e-2) for model, lr in knob_lr.items())
     lr = planned["demo-lr"]
     assert len({r.overrides["model"] for r in lr}) >= 3
     for r in lr:

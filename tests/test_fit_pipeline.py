@@ -490,3 +490,21 @@ def test_an_offline_fit_says_in_one_wandb_line_where_its_run_is(ladder_csv, tmp_
         and lines[0].startswith(f"wandb: offline fit run in {out}")
         and "wandb sync" in lines[0]
     )
+
+
+def test_an_irreducible_loss_at_its_lower_bound_is_a_warning_that_points_to_approach_2():
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from scaling.fit.checks import irreducible_loss_at_bound
+    from scaling.fit.parametric import E_FLOOR
+
+    def ctx(E, a2):
+        return SimpleNamespace(law=SimpleNamespace(E=E), isoflop=SimpleNamespace(a=a2),
+                               tuned=SimpleNamespace(loss=np.array([3.2, 3.9])))
+
+    (warning,) = irreducible_loss_at_bound(ctx(E_FLOOR, 0.644))
+    assert "lower bound" in warning and "3.2–3.9" in warning and "approach 2's a (0.644)" in warning
+    assert irreducible_loss_at_bound(ctx(1.7, 0.644)) == []  # a fitted E says nothing
+    assert irreducible_loss_at_bound(ctx(E_FLOOR, None))[0].endswith("compare approach 2's a")

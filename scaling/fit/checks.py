@@ -12,7 +12,7 @@ import numpy as np
 from scipy import stats
 
 from scaling.fit.data import Points
-from scaling.fit.parametric import N_PARAMETERS
+from scaling.fit.parametric import E_FLOOR, N_PARAMETERS
 from scaling.fit.recommend import FAR_AXIS, FAR_EXTRAPOLATION
 from scaling.fit.steps import DEFAULT_TARGET_FACTOR, FitContext
 
@@ -65,6 +65,16 @@ def exponent_at_bound(ctx: FitContext) -> list[str]:
         return []
     return [f"an exponent sits at its bound (alpha={alpha:.3g}, beta={beta:.3g}): "
             f"the data do not pin the law down"]
+
+
+def irreducible_loss_at_bound(ctx: FitContext) -> list[str]:
+    """Approach 3 put the irreducible loss E at its lower bound: the losses do not pin E down."""
+    if ctx.law.E > 1.01 * E_FLOOR:
+        return []
+    other = f" ({ctx.isoflop.a:.3f})" if ctx.isoflop.a is not None else ""
+    return [f"approach 3 puts the irreducible loss E at its lower bound ({ctx.law.E:.2g}): the losses "
+            f"({_span(ctx.tuned.loss)}) curve too little to separate E from the two power laws, so its "
+            f"exponents, a and N_opt follow from that edge; compare approach 2's a{other}"]
 
 
 def too_few_runs(ctx: FitContext) -> list[str]:
@@ -230,7 +240,8 @@ def relative_paths_resolved(ctx: FitContext) -> list[str]:
 
 WARNING_RULES = [
     loader_notes, worse_settings_left_out, optimiser_not_converged, few_sizes, exponent_at_bound,
-    too_few_runs, loss_does_not_fall, no_target_given, relative_paths_resolved, smallest_shape, far_target,
+    irreducible_loss_at_bound, too_few_runs, loss_does_not_fall, no_target_given, relative_paths_resolved,
+    smallest_shape, far_target,
     tokens_per_param_outside, far_predictions, few_bootstrap_fits, implausible_a, backtest_error,
     approaches_disagree, isoflop_skipped, knob_reverses, knob_one_ratio, mixture_warnings,
 ]

@@ -28,6 +28,7 @@ _GRID = np.array(list(itertools.product(np.arange(0, 30, 5.0), np.arange(0, 30, 
                                         np.arange(0, 2.5, 0.5), np.arange(0, 2.5, 0.5))))
 _BOUNDS = [(-10.0, 60.0), (-10.0, 60.0), (-10.0, 5.0), (1e-3, 3.0), (1e-3, 3.0)]
 N_PARAMETERS = 5
+E_FLOOR = float(np.exp(_BOUNDS[2][0]))  # the smallest irreducible loss the fit can return (its lower bound)
 
 
 @dataclass
