@@ -5,9 +5,9 @@
 2. run the sweeps of tiny models (the batch growing with the budget) through the local launcher,
    every trainer forked from one process that imported it once (``launcher.local.preload``), each
    size at its own learning rate: an IsoFLOP grid (per compute budget the sizes around its optimum,
-   validated often enough for the envelope), the smallest budget's sizes with one architecture knob
-   at its other level, a learning-rate grid at three sizes, and repeated seeds of one setting for the
-   run-to-run noise;
+   validated often enough for the envelope), one budget's sizes with an architecture knob at its
+   other level, a learning-rate grid over one budget's sizes, and repeated seeds of one setting for
+   the run-to-run noise;
 3. fit scaling laws to all of them (approaches 1, 2 and 3, the knob's own law per level, the LR
    law; the largest size is also held out and predicted from the others) and print the
    recommendation for 100x the largest run's compute.
@@ -36,7 +36,7 @@ class DemoPlan:
     lr: float  # learning rate of the IsoFLOP, knob and seed runs at lr_reference_params
     lr_exponent: float  # each size trains at lr * (N / lr_reference_params)^lr_exponent (N non-embedding)
     lr_reference_params: float  # the size that trains at exactly ``lr``
-    knob: str  # the architecture knob carried through the knob laws (its default level is in the grid)
+    knob: str  # the architecture knob carried through the knob laws (its base level is in the grid)
     knob_base_level: str  # the knob's level in every other run of the demo
     knob_level: str  # the knob's other level
     knob_lr: float  # learning rate of the other level at lr_reference_params (each level at its own optimum)
