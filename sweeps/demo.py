@@ -160,11 +160,10 @@ def demo_specs(plan: DemoPlan, data_path: Path, wandb: str = "offline") -> dict[
     }
     specs = {}
     for name, (overrides, budgets, sizes, window, extra) in sweeps.items():
-        for micro_batch, group in _batches(plan, budgets):
-            if micro_batch != plan.micro_batch_size and len(_batches(plan, budgets)) > 1:
-                name_here = f"{name}-b{micro_batch * plan.seq_len}"
-            else:
-                name_here = name
+        groups = _batches(plan, budgets)
+        for micro_batch, group in groups:
+            split = len(groups) > 1 and micro_batch != plan.micro_batch_size
+            name_here = f"{name}-b{micro_batch * plan.seq_len}" if split else name
             specs[name_here] = {"name": name_here, "launcher": local,
                                 "overrides": [*overrides, f"train.micro_batch_size={micro_batch}"],
                                 "isoflop": _isoflop(plan, group, sizes, window), **extra}

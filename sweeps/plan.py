@@ -239,6 +239,9 @@ def _param_count(section: dict, where: str) -> str:
     return count
 
 
+_LR_SCALING_KEYS = ("lr_exponent", "lr_reference_params")  # a ladder or isoflop section's size-scaled LR
+
+
 def _ladder_points(spec: Spec, section: dict, point: dict, resolver: Resolver) -> list[dict]:
     models = _models("ladder", section)
     if ("tokens" in section) == ("tokens_per_param" in section):
@@ -246,7 +249,7 @@ def _ladder_points(spec: Spec, section: dict, point: dict, resolver: Resolver) -
     count = _param_count(section, "ladder")
     out = []
     # the sizes are resolved only when the tokens or the learning rate follow them
-    sized = any(key in section for key in ("tokens_per_param", "lr_exponent", "lr_reference_params"))
+    sized = any(key in section for key in ("tokens_per_param", *_LR_SCALING_KEYS))
     for model in models:
         cfg = resolver.tree({**spec.overrides, **point, "model": model}) if sized else None
         total, non_emb = _numbers(cfg)[:2] if cfg else (0, 0)

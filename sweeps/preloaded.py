@@ -21,8 +21,9 @@ import time
 from pathlib import Path
 
 # imported once by the forkserver: everything `scaling train` imports before its first step and at its
-# end; W&B imports its launch API in `wandb.init` (~2.5 s, pydantic models) and pandas when it writes the
-# summary (~1 s), which a trainer forked without them would pay on every run
+# end; W&B imports its launch API in `wandb.init` (~2.5 s, pydantic models) and pandas, when installed,
+# when it writes the summary (~1 s), which a trainer forked without them would pay on every run (the
+# forkserver skips a module that is not installed)
 PRELOAD = ["scaling.cli.main", "scaling.training.train", "lightning.pytorch", "torch", "wandb",
            "wandb.sdk.launch", "pandas"]
 WATCH_EVERY_S = 1.0  # how often a forked trainer checks that its launcher still runs
