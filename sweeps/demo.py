@@ -57,6 +57,9 @@ class DemoPlan:
     val_tokens: int  # fixed validation subset
     val_every_tokens: float  # validate this often: the envelope (approach 1) reads the curves
     n_boot: int  # bootstrap refits of the fit
+    # N of the fit: "total" (embedding included) or "non-embedding"; at these widths the tied embedding and
+    # output layer are most of the parameters and of the FLOPs, so N counts them as the FLOPs do
+    params_kind: str
 
 
 # Small batches: at these sizes 1024-token batches learn far more per token than 2048 (demo-22k at
@@ -74,13 +77,14 @@ FULL = DemoPlan(
     budgets=(6e11, 1.5e11, 3.75e10),
     sizes=("demo-53k", "demo-25k", "demo-22k", "demo-12k", "demo-9k", "demo-7k", "demo-5k", "demo-4k",
            "demo-3k"),
-    tokens_per_param_range=(15.0, 300.0), lr=1.8e-2, lr_exponent=-0.75, lr_reference_params=25000,
+    tokens_per_param_range=(10.0, 300.0), lr=1.8e-2, lr_exponent=-0.75, lr_reference_params=25000,
     knob="model.parallel_residual", knob_base_level="true", knob_level="false", knob_lr=6e-3,
     knob_budgets=(1.5e11,),
-    lr_sizes=("demo-9k", "demo-7k", "demo-5k", "demo-4k", "demo-3k"), lrs=(9e-3, 3.6e-2), lr_budget=3.75e10,
-    seeds=(1, 2, 3), seed_size="demo-12k", seed_budget=1.5e11,
+    lr_sizes=("demo-12k", "demo-9k", "demo-7k", "demo-5k", "demo-4k", "demo-3k"), lrs=(9e-3, 3.6e-2),
+    lr_budget=3.75e10, seeds=(1, 2, 3, 4), seed_size="demo-12k", seed_budget=1.5e11,
     seq_len=128, micro_batch_size=8, budget_micro_batch=((3.75e10, 4),), vocab_size=512, corpus_bytes=None,
     val_fraction=0.02, val_tokens=32768, val_every_tokens=131072, n_boot=100,
+    params_kind="total",
 )
 QUICK = DemoPlan(
     budgets=(4e10, 2e10), sizes=("demo-50k", "demo-25k", "demo-12k", "demo-7k"), tokens_per_param_range=None,
@@ -91,7 +95,7 @@ QUICK = DemoPlan(
     seeds=(1,), seed_size="demo-12k", seed_budget=2e10,
     seq_len=64, micro_batch_size=16, budget_micro_batch=(), vocab_size=512,
     corpus_bytes=400_000, val_fraction=0.1,
-    val_tokens=4096, val_every_tokens=16384, n_boot=20,
+    val_tokens=4096, val_every_tokens=16384, n_boot=20, params_kind="total",
 )
 TARGET_FACTOR = 100.0  # recommend for this multiple of the largest run's training FLOPs
 WANDB_PROJECT = "scaling-demo"
@@ -284,7 +288,8 @@ def run_demo(out: str | Path = "demo_out", *, quick: bool = False, workers: int 
 
     echo("3/3 fitting scaling laws")
     largest = max(r["flops"] for d in sweep_dirs.values() for r in _results(d))
-    options = FitOptions(target_flops=TARGET_FACTOR * largest, n_boot=plan_.n_boot, wandb=wandb,
+    options = FitOptions(target_flops=TARGET_FACTOR * largest, n_boot=plan_.n_boot, params=plan_.params_kind,
+                         wandb=wandb,
                          wandb_project=WANDB_PROJECT, wandb_group="demo-fit")
     fit = fit_runs(list(sweep_dirs.values()), out / "fit", options)
     echo(summary(fit, time.time() - t0, train_s))
@@ -313,12 +318,13 @@ def _approaches(fit: dict) -> str:
 
 def _knob_lines(fit: dict) -> list[str]:
     """One line per judged knob: its verdict at the target and each other level's compute multiplier."""
+    from scaling.fit.knob_effects import multiplier_phrase
+
     lines = []
     for knob, e in (fit.get("knob_effects") or {}).items():
-        others = [f"{name} needs x{m['value']:.3g} {_interval([m['lo'], m['hi']])} the compute"
-                  for name, m in e["multiplier"].items() if name != e["best"] and m.get("value") is not None]
-        lines.append(f"  knob {knob}: {e['verdict']} -> {e['best']} "
-                     f"({'; '.join(others) or 'no multiplier'}); {e['advice']}")
+        others = [multiplier_phrase(name, e["best"], m) for name, m in e["multiplier"].items()
+                  if name != e["best"]]
+        lines.append(f"  knob {knob}: {e['verdict']} -> {e['best']} ({'; '.join(others)}); {e['advice']}")
     return lines or ["  knobs:          none judged (a knob needs runs of two levels at two sizes or more)"]
 
 

@@ -122,7 +122,7 @@ def test_the_full_demo_plans_an_isoflop_grid_a_knob_an_lr_grid_and_seeds(tmp_pat
     for r in lr:
         others = sorted(x.config.optim.lr for x in lr if x.overrides["model"] == r.overrides["model"])
         assert others[0] < lr_of[(r.overrides["model"], r.tokens)] < others[-1]
-    assert sorted(r.config.run.seed for r in planned["demo-seeds"]) == [1, 2, 3]
+    assert sorted(r.config.run.seed for r in planned["demo-seeds"]) == [1, 2, 3, 4]
     # every run leaves the early plateau (~300 steps here), and the batch grows with the budget
     runs = [r for runs in planned.values() for r in runs]
     assert min(r.tokens / global_batch_tokens(r.config) for r in runs) >= 350

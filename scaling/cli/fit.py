@@ -150,6 +150,7 @@ def _hparam_lines(result: dict) -> list[str]:
 
 def summary_lines(result: dict) -> list[str]:
     """The warnings, then the recommendation in a few lines, for the terminal (``scaling fit``'s output)."""
+    from scaling.fit.knob_effects import multiplier_phrase
     from scaling.fit.recommend import train_command
 
     warnings = [f"warning: {w}" for w in result["warnings"]]
@@ -188,11 +189,9 @@ def summary_lines(result: dict) -> list[str]:
         f"config: {config} (train it: {train_command(config)})",
     ]
     for knob, e in (result.get("knob_effects") or {}).items():
-        runner = e["multiplier"][e["runner_up"]]
-        ci = f" [{runner['lo']:.3g}, {runner['hi']:.3g}]" if runner["lo"] is not None else ""
         cross = e["crossover_flops"].get(e["runner_up"])
         lines.append(f"knob:   {knob}: {e['verdict']}, large run takes {r['knobs'][knob]['level']}; "
-                     f"{e['runner_up']} needs {runner['value']:.3g}x{ci} the compute of {e['best']}"
+                     + multiplier_phrase(e["runner_up"], e["best"], e["multiplier"][e["runner_up"]])
                      + (f", crossing over at {cross:.3g} FLOPs" if cross else ""))
     lines += _mixture_lines(result.get("mixture"))
     lines += [f"plot:   {p}" for p in result["outputs"].get("plots", {}).values()]

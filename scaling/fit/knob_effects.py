@@ -35,6 +35,16 @@ from scaling.fit.parametric import ParametricFit
 VERDICTS = ("carry", "reverses", "undecided")
 
 
+def multiplier_phrase(level: str, best: str, multiplier: dict) -> str:
+    """``false needs x1.44 [0.85, 17.6] the compute of true``, or, where the level's law levels off above
+    the best level's loss (no multiplier), that it never reaches it."""
+    if multiplier.get("value") is None:
+        return f"{level} never reaches {best}'s loss at any compute (its law levels off above it)"
+    lo, hi = multiplier.get("lo"), multiplier.get("hi")
+    ci = f" [{lo:.3g}, {hi:.3g}]" if lo is not None and hi is not None else ""
+    return f"{level} needs x{multiplier['value']:.3g}{ci} the compute of {best}"
+
+
 def _interval(samples: dict[str, np.ndarray], key: str, ci: float) -> tuple[float | None, float | None]:
     iv = percentile_interval(samples.get(key, np.zeros(0)), ci)
     return (iv[0], iv[1]) if iv else (None, None)

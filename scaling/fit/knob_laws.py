@@ -196,11 +196,25 @@ def fit_shared(
     return _laws_from_shared(best.x, k, x.size, r), best.x.copy()
 
 
+OFF_LINE_DEX = 0.05  # a level's runs must leave one line in (log N, log D) by this much (RMS, decades)
+
+
+def _off_line_dex(params: np.ndarray, tokens: np.ndarray) -> float:
+    """RMS distance, in decades, of the points (log10 N, log10 D) from the straight line closest to them."""
+    xy = np.stack([np.log10(params), np.log10(tokens)], axis=1)
+    xy = xy - xy.mean(axis=0)
+    return float(np.linalg.svd(xy, compute_uv=False)[-1] / np.sqrt(len(xy)))
+
+
 def separate_fittable(data: KnobData) -> bool:
-    """Whether every level has the runs a law of its own needs (5 runs, 2 sizes, 2 token counts)."""
+    """Whether every level has the runs a law of its own needs: 5 runs, 2 sizes and 2 token counts, and
+    runs off one line in (log N, log D). Runs of one compute budget lie on such a line (D falls as N
+    grows), where a law of its own cannot tell its N term from its D term."""
     for i in range(len(data.levels)):
         sel = data.level == i
         if sel.sum() < 5 or np.unique(data.sizes()[sel]).size < 2 or np.unique(data.tokens[sel]).size < 2:
+            return False
+        if _off_line_dex(data.params[sel], data.tokens[sel]) < OFF_LINE_DEX:
             return False
     return True
 
@@ -283,7 +297,8 @@ def choose_form(data: KnobData) -> tuple[FormFit, dict]:
     sep, sh = heldout["separate"], heldout["shared"]
     form = "separate" if sep is not None and sh is not None and sep < sh else "shared"
     if "separate" not in fits:
-        why = "too few runs per level for separate laws (5 runs, 2 sizes and 2 token counts each)"
+        why = ("too few runs per level for separate laws (each level needs 5 runs at 2 sizes and 2 token "
+               "counts, not all on one line in (N, D) as one compute budget's runs are)")
     elif sep is None or sh is None:
         why = "too few sizes to hold one out"
     else:
