@@ -64,15 +64,17 @@ class DemoPlan:
 
 # Small batches: at these sizes 1024-token batches learn far more per token than 2048 (demo-22k at
 # 4.8e5 tokens: 3.69 vs 3.85 nats) at about the same CPU time per token; the smallest budget trains at
-# 512, so every run gets 350+ steps. Parallel residual blocks are the base: with sequential blocks the
+# 512, so every run gets 300+ steps. Parallel residual blocks are the base: with sequential blocks the
 # runs of the smallest budget stay on an early plateau (demo-7k at 2.5e5 tokens: 4.13-4.36 nats by seed
 # and LR, against 3.89 parallel), and take about 3x the sequential learning rate, whose rule (optimum
 # >= 1e-2 at 13k, ~6e-3 at 28k, ~4.5e-3 at 56k non-embedding parameters) the knob's sequential runs
 # keep. All sizes have one block, so the ladder has no depth step. Three budgets 16x apart; per budget
-# the tokens-per-parameter range keeps the 4-5 sizes around its optimum. The LR grid covers every size
-# of the smallest budget, so each of that profile's points is its best LR (a grid over some sizes of a
-# budget would favour those in its profile). The knob keeps the parameter count and FLOPs, so each of
-# its runs shares a cell with a grid run; it trains at the middle budget, where both levels learn.
+# the tokens-per-parameter range keeps the 4-6 sizes around its optimum, down to 10 tokens per
+# non-embedding parameter: a cheap size above each optimum brackets it (a's interval narrowed from 0.40
+# to 0.27: non-embedding N, the same runs fitted without and with those two sizes). The LR grid covers
+# every size of the smallest budget, so each of that profile's points is its best LR (a grid over some
+# sizes of a budget would favour those in its profile). The knob keeps the parameter count and FLOPs, so
+# each of its runs shares a cell with a grid run; it trains at the middle budget, where both levels learn.
 FULL = DemoPlan(
     budgets=(6e11, 1.5e11, 3.75e10),
     sizes=("demo-53k", "demo-25k", "demo-22k", "demo-12k", "demo-9k", "demo-7k", "demo-5k", "demo-4k",

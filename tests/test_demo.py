@@ -125,7 +125,7 @@ def test_the_full_demo_plans_an_isoflop_grid_a_knob_an_lr_grid_and_seeds(tmp_pat
     assert sorted(r.config.run.seed for r in planned["demo-seeds"]) == [1, 2, 3, 4]
     # every run leaves the early plateau (~300 steps here), and the batch grows with the budget
     runs = [r for runs in planned.values() for r in runs]
-    assert min(r.tokens / global_batch_tokens(r.config) for r in runs) >= 350
+    assert min(r.tokens / global_batch_tokens(r.config) for r in runs) >= 300
     batch_at = {round(math.log10(r.flops), 1): global_batch_tokens(r.config) for r in runs}
     by_budget = [batch_at[c] for c in sorted(batch_at)]
     assert by_budget == sorted(by_budget) and by_budget[0] < by_budget[-1]

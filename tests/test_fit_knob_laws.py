@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
+from scaling.fit.data import Points
 from scaling.fit.knob_effects import carried_levels, knob_effects
-from scaling.fit.knob_laws import compute_multiplier, crossover_flops, knob_data
+from scaling.fit.knob_laws import compute_multiplier, crossover_flops, knob_data, separate_fittable
 from tests.helpers.knob_ladders import TARGET, crossing_at, ladder, law, worth
 
 
@@ -78,6 +81,16 @@ def test_a_null_knob_is_carried_no_more_often_than_the_nominal_rate():
     assert false_positives <= 0.10, verdicts
 
 
+def _write_csv(tmp_path, pts):
+    """The ladder as a CSV of runs with a ``model.activation`` column."""
+    csv = tmp_path / "runs.csv"
+    lines = ["params,tokens,loss,seed,model.activation"]
+    lines += [f"{n:g},{d:g},{lo:.6f},{int(s)},{k}" for n, d, lo, s, k in
+              zip(pts.params, pts.tokens, pts.loss, pts.seed, pts.knobs["model.activation"], strict=True)]
+    csv.write_text("\n".join(lines) + "\n")
+    return csv
+
+
 def test_scaling_fit_on_a_csv_with_a_knob_column_prints_the_verdict_and_carries_it(tmp_path, capsys):
     import json
 
@@ -86,11 +99,7 @@ def test_scaling_fit_on_a_csv_with_a_knob_column_prints_the_verdict_and_carries_
     from scaling.cli.main import main
 
     pts = ladder({"gelu": law(), "swiglu": worth(1.5)}, np.random.default_rng(5), noise=0.005)
-    csv = tmp_path / "runs.csv"
-    lines = ["params,tokens,loss,seed,model.activation"]
-    lines += [f"{n:g},{d:g},{lo:.6f},{int(s)},{k}" for n, d, lo, s, k in
-              zip(pts.params, pts.tokens, pts.loss, pts.seed, pts.knobs["model.activation"], strict=True)]
-    csv.write_text("\n".join(lines) + "\n")
+    csv = _write_csv(tmp_path, pts)
     out = tmp_path / "fit"
     assert (
         main(
@@ -136,3 +145,42 @@ def test_an_undecided_knob_keeps_the_level_most_runs_used_and_on_a_tie_the_defau
     # an even knob sweep falls back to the default config's level (sequential)
     tie = knob_levels(undecided(10, 10), tree)["model.parallel_residual"]
     assert tie["value"] is False and "default config" in tie["why"]
+
+
+def _on_one_budget(pts: Points, level: str, truth, flops: float) -> Points:
+    """``pts`` with ``level``'s runs moved onto one compute budget (each size at tokens = flops / (6 N)),
+    their losses ``truth``'s there."""
+    moved = np.array(pts.knobs["model.activation"]) == level
+    tokens = np.where(moved, flops / (6 * pts.params), pts.tokens)
+    loss = np.where(moved, truth.predict(pts.params, tokens), pts.loss)
+    return dataclasses.replace(pts, tokens=tokens, loss=loss, flops=6 * pts.params * tokens)
+
+
+def test_a_level_whose_runs_share_one_compute_budget_gets_no_law_of_its_own():
+    # on one IsoFLOP line, D falls as N grows: a law of its own could not tell its N term from its D term
+    pts = ladder({"gelu": law(), "swiglu": worth(1.5)}, np.random.default_rng(7), noise=0.005, ratios=(20,))
+    one = _on_one_budget(pts, "swiglu", worth(1.5), 6 * 1e7 * 2e8)
+    assert not separate_fittable(knob_data(one, "model.activation"))
+    e = knob_effects(one, TARGET, n_boot=20)[0]["model.activation"]
+    assert e["law"] == "shared" and "one compute budget" in e["law_choice"]["why"]
+    # the same levels at two tokens-per-parameter ratios (off one line) may have laws of their own
+    two = ladder({"gelu": law(), "swiglu": worth(1.5)}, np.random.default_rng(7), noise=0.005)
+    assert separate_fittable(knob_data(two, "model.activation"))
+
+
+def test_a_level_that_never_reaches_the_best_ones_loss_is_said_so_in_the_summary(tmp_path, capsys):
+    import json
+
+    from scaling.cli.main import main
+    from scaling.fit.parametric import ParametricFit
+
+    # relu levels off at a higher irreducible loss than gelu's loss at the target: no compute is enough
+    relu = ParametricFit.from_constants(2.7, 406.4, 410.7, 0.34, 0.28)
+    pts = ladder({"gelu": law(), "relu": relu}, np.random.default_rng(3), noise=0.002)
+    out = tmp_path / "fit"
+    args = ["fit", str(_write_csv(tmp_path, pts)), "--out", str(out), "--bootstrap", "40",
+            "--target-params", "1e9", "--target-tokens", "2e10", "--wandb", "disabled", "--no-plots"]
+    assert main(args) == 0
+    e = json.loads((out / "fit.json").read_text())["knob_effects"]["model.activation"]
+    assert e["best"] == "gelu" and e["law"] == "separate" and e["multiplier"]["relu"]["value"] is None
+    assert "relu never reaches gelu's loss at any compute" in capsys.readouterr().out
