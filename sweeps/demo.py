@@ -311,7 +311,8 @@ def _interval(ci) -> str:
 def _approaches(fit: dict) -> str:
     """a (N_opt ∝ C^a) from approaches 1, 2 and 3, each with its interval where it has one."""
     env, iso, par = fit.get("envelope") or {}, fit.get("isoflop") or {}, fit["parametric"]
-    parts = [f"1 (envelope) {env['a']:.3f}" if env.get("a") is not None else "1 (envelope) n/a",
+    parts = [f"1 (envelope) {env['a']:.3f} {_interval(env.get('a_ci'))}" if env.get("a") is not None
+             else "1 (envelope) n/a",
              f"2 (IsoFLOP) {iso['a']:.3f} {_interval(iso.get('a_ci'))}" if iso.get("a") is not None
              else "2 (IsoFLOP) n/a",
              f"3 (parametric) {par['a']:.3f} {_interval(par.get('ci', {}).get('a'))}"]

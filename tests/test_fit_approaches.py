@@ -107,3 +107,15 @@ def test_envelope_of_training_curves_recovers_the_allocation_exponent():
 def test_envelope_needs_three_sizes():
     fit = fit_envelope(_curves([1e7, 1e8]))
     assert fit.a is None and "3 model sizes" in fit.note
+
+
+def test_the_envelope_interval_holds_the_true_exponent_and_widens_with_the_run_to_run_noise():
+    curves = _curves(np.logspace(7, 10, 16))
+    quiet = fit_envelope(curves, n_bins=40, noise=0.005)
+    noisy = fit_envelope(curves, n_bins=40, noise=0.05)
+    for fit in (quiet, noisy):
+        assert fit.a_ci[0] <= fit.a <= fit.a_ci[1] and fit.n_draws > 0
+        assert fit.to_dict()["a_ci"] == fit.a_ci and fit.to_dict()["b_ci"] == fit.b_ci
+    assert noisy.a_ci[0] <= LAW.a <= noisy.a_ci[1]
+    assert np.ptp(noisy.a_ci) > np.ptp(quiet.a_ci)
+    assert fit_envelope(curves, n_bins=40, n_draws=0).a_ci is None  # no copies, no interval

@@ -5,6 +5,11 @@ per token × tokens seen. At each of a set of log-spaced compute values, the run
 (log-log interpolated) loss among the runs whose curve covers it is the compute-optimal size there.
 Power laws through those winners give N_opt(C), D_opt(C) = C / (FLOPs per token of the winner).
 
+The interval of a (and b) comes from noisy copies, as approach 2's does: each copy shifts every run's
+whole curve by its own draw of the run-to-run noise (a seed moves a run's loss all along its curve,
+not point by point), finds the envelope again and refits the power laws; the percentile interval over
+the copies says how much the winners depend on luck.
+
 Caveat printed in the report: a mid-training point of a cosine run has not decayed its LR yet, so it
 is worse than a run trained to exactly that many tokens; Chinchilla used many runs of different
 lengths for this reason. Cooldown branches (a WSD trunk) avoid most of the bias.
@@ -17,32 +22,82 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from scaling.fit.basics import PowerLaw, fit_power_law
+from scaling.fit.bootstrap import percentile_interval
 from scaling.fit.data import Curve
+
+N_DRAWS = 200  # noisy copies for the interval of a and b
+DEFAULT_RELATIVE_NOISE = 0.005  # a run's loss noise without repeated seeds to measure it: 0.5% of it
 
 
 @dataclass
 class EnvelopeFit:
-    """Envelope winners per compute value and the power laws through them."""
+    """Envelope winners per compute value, the power laws through them, and their intervals."""
 
     points: list[dict] = field(default_factory=list)  # {flops, params, tokens, loss, run}
     n_opt: PowerLaw | None = None
     d_opt: PowerLaw | None = None
     n_runs: int = 0
     note: str = ""
+    a_ci: list[float] | None = None
+    b_ci: list[float] | None = None
+    n_draws: int = 0  # noisy copies behind the intervals
 
     @property
     def a(self) -> float | None:
         return self.n_opt.exponent if self.n_opt else None
 
     def to_dict(self) -> dict:
-        return {"a": self.a, "b": self.d_opt.exponent if self.d_opt else None, "n_runs": self.n_runs,
-                "note": self.note, "points": self.points,
+        return {"a": self.a, "a_ci": self.a_ci, "b": self.d_opt.exponent if self.d_opt else None,
+                "b_ci": self.b_ci, "n_draws": self.n_draws, "n_runs": self.n_runs, "note": self.note,
+                "points": self.points,
                 "n_opt_law": self.n_opt.to_dict() if self.n_opt else None,
                 "d_opt_law": self.d_opt.to_dict() if self.d_opt else None}
 
 
-def fit_envelope(curves: list[Curve], *, n_bins: int = 30) -> EnvelopeFit:
-    """Fit approach 1 to validation curves; the result is empty (with a note) when they cannot support it."""
+def _log_loss_on_grid(curves: list[Curve], grid: np.ndarray) -> np.ndarray:
+    """log10 loss of each curve (rows) at each compute of ``grid`` (log10 FLOPs; columns), interpolated
+    in log-log; NaN where a curve does not reach that compute."""
+    out = np.full((len(curves), grid.size), np.nan)
+    for i, curve in enumerate(curves):
+        lc = np.log10(curve.flops_per_token * curve.tokens)
+        order = np.argsort(lc)
+        inside = (grid >= lc.min()) & (grid <= lc.max())
+        out[i, inside] = np.interp(grid[inside], lc[order], np.log10(curve.loss[order]))
+    return out
+
+
+def _winners(table: np.ndarray, params: np.ndarray) -> list[tuple[int, int]]:
+    """(grid column, winning curve) where at least 3 sizes reach that compute and the best of them is
+    neither the smallest nor the largest of those (at an edge it is only a bound)."""
+    out = []
+    for j in range(table.shape[1]):
+        covering = np.flatnonzero(np.isfinite(table[:, j]))
+        if np.unique(params[covering]).size < 3:
+            continue
+        best = covering[np.argmin(table[covering, j])]
+        if params[best] in (params[covering].min(), params[covering].max()):
+            continue
+        out.append((j, int(best)))
+    return out
+
+
+def _laws(grid: np.ndarray, winners: list[tuple[int, int]], params: np.ndarray,
+          fpt: np.ndarray) -> tuple[PowerLaw | None, PowerLaw | None]:
+    """N_opt(C) and D_opt(C) through the winners; None with fewer than 2 distinct winning sizes."""
+    if np.unique([params[w] for _, w in winners]).size < 2:
+        return None, None
+    cs = np.array([10 ** grid[j] for j, _ in winners])
+    ns = np.array([params[w] for _, w in winners])
+    return fit_power_law(cs, ns), fit_power_law(cs, cs / np.array([fpt[w] for _, w in winners]))
+
+
+def fit_envelope(curves: list[Curve], *, n_bins: int = 30, noise: float | None = None, n_draws: int = N_DRAWS,
+                 ci: float = 0.95, seed: int = 0) -> EnvelopeFit:
+    """Fit approach 1 to validation curves; the result is empty (with a note) when they cannot support it.
+
+    ``noise``: σ of a run's final loss in nats (None: ``DEFAULT_RELATIVE_NOISE`` of it), by which the
+    ``n_draws`` noisy copies shift each curve for the intervals (0 copies: no interval).
+    """
     curves = [c for c in curves if c.tokens.size >= 2]
     fit = EnvelopeFit(n_runs=len(curves))
     sizes = sorted({c.params for c in curves})
@@ -51,32 +106,30 @@ def fit_envelope(curves: list[Curve], *, n_bins: int = 30) -> EnvelopeFit:
         return fit
     logc = [np.log10(c.flops_per_token * c.tokens) for c in curves]
     grid = np.linspace(min(x.min() for x in logc), max(x.max() for x in logc), n_bins)
-    for g in grid:
-        candidates = []
-        for curve, lc in zip(curves, logc, strict=True):
-            if lc.min() <= g <= lc.max():
-                order = np.argsort(lc)
-                loss = 10 ** np.interp(g, lc[order], np.log10(curve.loss[order]))
-                candidates.append((loss, curve))
-        covering = sorted({cv.params for _, cv in candidates})
-        if len(covering) < 3:
-            continue
-        loss, winner = min(candidates, key=lambda t: t[0])
-        if winner.params in (covering[0], covering[-1]):
-            continue  # the best size is at the edge of those that reach this compute: only a bound
-        fit.points.append(
-            {
-                "flops": float(10**g),
-                "params": winner.params,
-                "tokens": float(10**g / winner.flops_per_token),
-                "loss": float(loss),
-                "run": winner.run,
-            }
-        )
-    if len({p["params"] for p in fit.points}) >= 2:
-        cs = [p["flops"] for p in fit.points]
-        fit.n_opt = fit_power_law(cs, [p["params"] for p in fit.points])
-        fit.d_opt = fit_power_law(cs, [p["tokens"] for p in fit.points])
-    else:
+    table = _log_loss_on_grid(curves, grid)
+    params = np.array([c.params for c in curves])
+    fpt = np.array([c.flops_per_token for c in curves])
+    winners = _winners(table, params)
+    for j, w in winners:
+        fit.points.append({"flops": float(10 ** grid[j]), "params": float(params[w]),
+                           "tokens": float(10 ** grid[j] / fpt[w]), "loss": float(10 ** table[w, j]),
+                           "run": curves[w].run})
+    fit.n_opt, fit.d_opt = _laws(grid, winners, params, fpt)
+    if fit.n_opt is None:
         fit.note = "fewer than 2 distinct sizes win the envelope inside the sizes tried"
+        return fit
+    if n_draws:
+        final = np.array([c.loss[np.argmax(c.tokens)] for c in curves])
+        sigma = (noise if noise is not None else DEFAULT_RELATIVE_NOISE * final) / final  # relative
+        rng = np.random.default_rng(seed)
+        a_draws, b_draws = [], []
+        for _ in range(n_draws):
+            shift = np.log10(np.exp(sigma * rng.standard_normal(len(curves))))
+            n_law, d_law = _laws(grid, _winners(table + shift[:, None], params), params, fpt)
+            if n_law is not None:
+                a_draws.append(n_law.exponent)
+                b_draws.append(d_law.exponent)
+        fit.n_draws = n_draws
+        fit.a_ci = percentile_interval(np.array(a_draws), ci)
+        fit.b_ci = percentile_interval(np.array(b_draws), ci)
     return fit

@@ -85,7 +85,9 @@ def _approaches(result: dict) -> list[str]:
         f"interval {_ci(result['parametric']['ci'].get('a'))} |",
         *_isoflop_rows(iso),
         f"| 1 envelope | {_g(env['a'])} | {len(env['points'])} envelope point(s); "
-        f"{env['note'] or 'from val curves'} |",
+        f"{env['note'] or 'from val curves'}"
+        + (f"; interval {_ci(env['a_ci'])} from {env['n_draws']} copies shifted by the run-to-run noise"
+           if env.get("a_ci") else "") + " |",
         "",
     ]
     lines += _isoflop_notes(iso)
