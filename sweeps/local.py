@@ -12,8 +12,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
+import threading
+from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from pathlib import Path
 
 from scaling.errors import ScalingError
@@ -54,6 +58,25 @@ def worker_slots(workers: int, threads: int | None = None) -> list[tuple[dict[st
     ]
 
 
+@contextmanager
+def ctrl_c_as_flag() -> Iterator[threading.Event]:
+    """Within the block, Ctrl-C (SIGINT) only sets the event it yields, for the caller to act on at a
+    point of its choosing. A KeyboardInterrupt raised wherever the main thread happens to be can land
+    inside a ``with lock:`` of ``concurrent.futures`` between the acquire and the block, leaving a
+    future's lock held: the worker that finishes that future then waits on it forever, and so does the
+    pool's shutdown. Outside the main thread (where no handler can be set) the event never sets and
+    Ctrl-C acts as before."""
+    flag = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+    previous = signal.signal(signal.SIGINT, lambda *_: flag.set())
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
+
+
 def run_local(sweep_dir: str | Path, run_ids: list[str], *, workers: int = 1, threads: int | None = None,
               train_cmd: list[str] | None = None, retry_failed: bool = False,
               stale_after_s: float = STALE_AFTER_S, poll_s: float = 0.5, preload: bool = False,
@@ -71,43 +94,46 @@ def run_local(sweep_dir: str | Path, run_ids: list[str], *, workers: int = 1, th
     allow_starts()
     # Not a `with` block: its exit would wait for the running trainers before an interrupt could kill them.
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sweep-worker")
-    try:
-        while todo or running:
-            for rid in list(todo):
-                if not free:
-                    break
-                dep = deps.get(rid)
-                if dep and not store.is_finished(dep):
-                    if dep in todo or any(r == dep for r, _ in running.values()):
-                        continue  # its trunk is ours and still to come
-                    if store.state(dep, stale_after_s=stale_after_s).state == "running":
-                        continue  # its trunk is being trained by another launcher
+    with ctrl_c_as_flag() as interrupted:
+        try:
+            while todo or running:
+                if interrupted.is_set():
+                    raise KeyboardInterrupt
+                for rid in list(todo):
+                    if not free:
+                        break
+                    dep = deps.get(rid)
+                    if dep and not store.is_finished(dep):
+                        if dep in todo or any(r == dep for r, _ in running.values()):
+                            continue  # its trunk is ours and still to come
+                        if store.state(dep, stale_after_s=stale_after_s).state == "running":
+                            continue  # its trunk is being trained by another launcher
+                        todo.remove(rid)
+                        outcomes[rid] = "blocked"
+                        echo(f"{rid}: blocked (its trunk {dep} did not finish)")
+                        continue
+                    slot = free.pop(0)
+                    env, n_threads = slot[1]
                     todo.remove(rid)
-                    outcomes[rid] = "blocked"
-                    echo(f"{rid}: blocked (its trunk {dep} did not finish)")
+                    future = pool.submit(execute_run, store.root, rid, train_cmd=train_cmd, threads=n_threads,
+                                         env=env, launcher="local", retry_failed=retry_failed,
+                                         heartbeat=heartbeat, stale_after_s=stale_after_s, preload=preload)
+                    running[future] = (rid, slot)
+                if not running:
+                    if todo:
+                        interrupted.wait(poll_s)  # only waiting on other launchers' trunks
                     continue
-                slot = free.pop(0)
-                env, n_threads = slot[1]
-                todo.remove(rid)
-                future = pool.submit(execute_run, store.root, rid, train_cmd=train_cmd, threads=n_threads,
-                                     env=env, launcher="local", retry_failed=retry_failed,
-                                     heartbeat=heartbeat, stale_after_s=stale_after_s, preload=preload)
-                running[future] = (rid, slot)
-            if not running:
-                if todo:
-                    wait([Future()], timeout=poll_s)  # only waiting on other launchers' trunks
-                continue
-            finished, _ = wait(list(running), timeout=poll_s, return_when=FIRST_COMPLETED)
-            for future in finished:
-                rid, slot = running.pop(future)
-                free.append(slot)
-                outcomes[rid] = future.result()
-                if outcomes[rid] not in _NOT_STARTED or outcomes[rid] == "busy":
-                    echo(f"{rid}: {outcomes[rid]}")
-    except BaseException:  # Ctrl-C: stop the trainers now (they resume next time), then let the threads end
-        kill_all()
-        raise
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-        heartbeat.stop()
+                finished, _ = wait(list(running), timeout=poll_s, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    rid, slot = running.pop(future)
+                    free.append(slot)
+                    outcomes[rid] = future.result()
+                    if outcomes[rid] not in _NOT_STARTED or outcomes[rid] == "busy":
+                        echo(f"{rid}: {outcomes[rid]}")
+        except BaseException:  # Ctrl-C: stop the trainers now (they resume next time), let the threads end
+            kill_all()
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+            heartbeat.stop()
     return outcomes

@@ -10,7 +10,10 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from sweeps.execute import WANDB_HEADER_BYTES, prune_empty_wandb_runs
+from sweeps.local import ctrl_c_as_flag
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -61,3 +64,14 @@ def test_offline_folders_of_attempts_that_logged_nothing_are_removed(tmp_path):
         (folder / "run-abc.wandb").write_bytes(b"x" * size)
     assert prune_empty_wandb_runs(tmp_path) == [empty]
     assert sorted(p.name for p in wandb_dir.iterdir()) == [full.name]
+
+
+def test_within_the_launcher_ctrl_c_only_sets_a_flag_and_afterwards_interrupts_again():
+    # a KeyboardInterrupt raised anywhere in the launcher's loop could leave a future's lock held and the
+    # pool's shutdown waiting forever; the loop raises it itself, at the top of an iteration
+    with ctrl_c_as_flag() as interrupted:
+        os.kill(os.getpid(), signal.SIGINT)
+        assert interrupted.wait(5)
+    with pytest.raises(KeyboardInterrupt):
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(5)
