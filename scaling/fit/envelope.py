@@ -24,9 +24,9 @@ import numpy as np
 from scaling.fit.basics import PowerLaw, fit_power_law
 from scaling.fit.bootstrap import percentile_interval
 from scaling.fit.data import Curve
+from scaling.fit.isoflop import DEFAULT_RELATIVE_NOISE
 
 N_DRAWS = 200  # noisy copies for the interval of a and b
-DEFAULT_RELATIVE_NOISE = 0.005  # a run's loss noise without repeated seeds to measure it: 0.5% of it
 
 
 @dataclass
@@ -124,7 +124,7 @@ def fit_envelope(curves: list[Curve], *, n_bins: int = 30, noise: float | None =
         rng = np.random.default_rng(seed)
         a_draws, b_draws = [], []
         for _ in range(n_draws):
-            shift = np.log10(np.exp(sigma * rng.standard_normal(len(curves))))
+            shift = sigma * rng.standard_normal(len(curves)) / np.log(10)  # loss x e^(σz), in log10
             n_law, d_law = _laws(grid, _winners(table + shift[:, None], params), params, fpt)
             if n_law is not None:
                 a_draws.append(n_law.exponent)
