@@ -65,16 +65,17 @@ def ctrl_c_as_flag() -> Iterator[threading.Event]:
     inside a ``with lock:`` of ``concurrent.futures`` between the acquire and the block, leaving a
     future's lock held: the worker that finishes that future then waits on it forever, and so does the
     pool's shutdown. Outside the main thread (where no handler can be set) the event never sets and
-    Ctrl-C acts as before."""
+    Ctrl-C acts as before; an ignored SIGINT (a job a shell started in the background) stays ignored."""
     flag = threading.Event()
-    if threading.current_thread() is not threading.main_thread():
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) in (
+            signal.SIG_IGN, None):
         yield flag
         return
     previous = signal.signal(signal.SIGINT, lambda *_: flag.set())
     try:
         yield flag
     finally:
-        signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
+        signal.signal(signal.SIGINT, previous)
 
 
 def run_local(sweep_dir: str | Path, run_ids: list[str], *, workers: int = 1, threads: int | None = None,

@@ -31,8 +31,11 @@ def test_ctrl_c_stops_the_trainers_at_once_and_exits_130(tmp_path, write_spec, t
     env = {**os.environ, "PYTHONPATH": str(ROOT), "FAKE_STEP_S": "0.2", "FAKE_TOKENS_PER_STEP": "1000"}
     cmd = [sys.executable, "-m", "scaling", "sweep", "run", str(spec), "--out", str(tmp_path / "sweep"),
            "--workers", "2", "--train-cmd", " ".join(fake_train)]
+    # Ctrl-C at its default in the launcher, whatever pytest inherited (a shell's background job, as CI
+    # may start it, ignores SIGINT, and so would every process it starts)
     launcher = subprocess.Popen(
-        cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 120
     while len(fake_train.events()) < 2:  # both trainers (200 steps of 0.2 s each) have started
@@ -69,9 +72,19 @@ def test_offline_folders_of_attempts_that_logged_nothing_are_removed(tmp_path):
 def test_within_the_launcher_ctrl_c_only_sets_a_flag_and_afterwards_interrupts_again():
     # a KeyboardInterrupt raised anywhere in the launcher's loop could leave a future's lock held and the
     # pool's shutdown waiting forever; the loop raises it itself, at the top of an iteration
-    with ctrl_c_as_flag() as interrupted:
-        os.kill(os.getpid(), signal.SIGINT)
-        assert interrupted.wait(5)
-    with pytest.raises(KeyboardInterrupt):
-        os.kill(os.getpid(), signal.SIGINT)
-        time.sleep(5)
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)  # whatever pytest inherited
+    try:
+        with ctrl_c_as_flag() as interrupted:
+            os.kill(os.getpid(), signal.SIGINT)
+            assert interrupted.wait(5)
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)
+        # an ignored SIGINT (a shell's background job) stays ignored, in the block and after it
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        with ctrl_c_as_flag() as interrupted:
+            os.kill(os.getpid(), signal.SIGINT)
+            assert not interrupted.wait(0.5)
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, before)
