@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -207,8 +208,11 @@ train(load_config([], sys.argv[2:]), callbacks=[StopAt()])
 @pytest.mark.slow
 def test_a_run_stopped_by_ctrl_c_says_interrupted(tiny_corpus, tmp_path):
     run_dir = tmp_path / "run"
+    # SIGINT at its default in the run, whatever pytest inherited (a shell's background job ignores it, and
+    # so would every process it starts)
     proc = subprocess.run([sys.executable, "-c", STOP_AT, "SIGINT", *tiny_overrides(tiny_corpus, run_dir)],
-                          cwd=REPO, capture_output=True, text=True, timeout=300)
+                          cwd=REPO, capture_output=True, text=True, timeout=300,
+                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     result = read_result(run_dir)
     assert result.status == "failed" and result.error == "interrupted", proc.stderr[-2000:]
 
