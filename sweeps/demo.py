@@ -304,18 +304,16 @@ def _results(sweep_dir: Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted((sweep_dir / "runs").glob("*/result.json"))]
 
 
-def _interval(ci) -> str:
-    return f"[{ci[0]:.3g}, {ci[1]:.3g}]" if ci and None not in ci else "[n/a]"
-
-
 def _approaches(fit: dict) -> str:
     """a (N_opt ∝ C^a) from approaches 1, 2 and 3, each with its interval where it has one."""
+    from scaling.fit.basics import format_interval
+
     env, iso, par = fit.get("envelope") or {}, fit.get("isoflop") or {}, fit["parametric"]
-    parts = [f"1 (envelope) {env['a']:.3f} {_interval(env.get('a_ci'))}" if env.get("a") is not None
+    parts = [f"1 (envelope) {env['a']:.3f} {format_interval(env.get('a_ci'))}" if env.get("a") is not None
              else "1 (envelope) n/a",
-             f"2 (IsoFLOP) {iso['a']:.3f} {_interval(iso.get('a_ci'))}" if iso.get("a") is not None
+             f"2 (IsoFLOP) {iso['a']:.3f} {format_interval(iso.get('a_ci'))}" if iso.get("a") is not None
              else "2 (IsoFLOP) n/a",
-             f"3 (parametric) {par['a']:.3f} {_interval(par.get('ci', {}).get('a'))}"]
+             f"3 (parametric) {par['a']:.3f} {format_interval(par.get('ci', {}).get('a'))}"]
     return "; ".join(parts)
 
 
@@ -333,6 +331,8 @@ def _knob_lines(fit: dict) -> list[str]:
 
 def summary(fit: dict, total_s: float, train_s: float) -> str:
     """The recommendation and where to read more, as printed at the end of the demo."""
+    from scaling.fit.basics import format_interval
+
     rec, par, bt = fit["recommendation"], fit["parametric"], fit.get("backtest", {})
     noise = (fit.get("knobs") or {}).get("seed_std")
     lines = [
@@ -341,12 +341,12 @@ def summary(fit: dict, total_s: float, train_s: float) -> str:
         f"({rec['extrapolation_factor']:.0f}x the largest run):",
         f"  model:          {rec['params']:,.0f} {rec['params_kind']} parameters "
         f"(n_layer {rec.get('n_layer')}, d_model {rec['d_model']}, n_head {rec['n_head']}); "
-        f"N_opt interval {_interval(rec.get('n_opt_ci'))}",
+        f"N_opt interval {format_interval(rec.get('n_opt_ci'))}",
         f"  tokens:         {rec['tokens']:,.0f} ({rec['tokens_per_param']:.1f} per parameter); "
-        f"D_opt interval {_interval(rec.get('d_opt_ci'))}",
-        f"  predicted loss: {rec['loss']:.3f} (interval {_interval([rec['lo'], rec['hi']])})",
+        f"D_opt interval {format_interval(rec.get('d_opt_ci'))}",
+        f"  predicted loss: {rec['loss']:.3f} (interval {format_interval([rec['lo'], rec['hi']])})",
         f"  learning rate:  {rec['lr']:.3g} ({rec['lr_source']})"
-        + (f"; interval {_interval(rec['lr_ci'])}" if rec.get("lr_ci") else ""),
+        + (f"; interval {format_interval(rec['lr_ci'])}" if rec.get("lr_ci") else ""),
         f"  law:            L = {par['E']:.3g} + A/N^{par['alpha']:.3f} + B/D^{par['beta']:.3f}",
         f"  a by approach:  {_approaches(fit)}",
         *_knob_lines(fit),

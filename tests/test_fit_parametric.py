@@ -6,7 +6,17 @@ import numpy as np
 import pytest
 
 from scaling.errors import ScalingError
-from scaling.fit.parametric import CHINCHILLA, ParametricFit, fit_parametric
+from scaling.fit.knobs import pooled_log_seed_noise, seed_settings
+from scaling.fit.parametric import (
+    CHINCHILLA,
+    HUBER_DELTA,
+    HUBER_DELTA_FLOOR,
+    ParametricFit,
+    fit_parametric,
+    huber_delta,
+)
+from scaling.fit.steps import best_settings, fit_law
+from tests.helpers.knob_ladders import ladder, law
 from tests.helpers.synthetic import ladder_grid
 
 # a realistic ladder: 8 sizes over 2.5 decades, 6 token counts per size
@@ -80,3 +90,33 @@ def test_unfittable_inputs_raise_one_line_errors(params, tokens, loss, message):
     with pytest.raises(ScalingError, match=message) as info:
         fit_parametric(params, tokens, loss)
     assert "\n" not in str(info.value)
+
+
+def test_huber_delta_is_a_multiple_of_the_measured_noise_else_hoffmanns():
+    assert huber_delta(None) == HUBER_DELTA == 1e-3
+    assert huber_delta(0.004) == pytest.approx(1.345 * 0.004)
+    assert huber_delta(0.0) == HUBER_DELTA_FLOOR  # seeds that agree exactly leave a usable δ
+
+
+def test_at_the_noise_scale_delta_an_outlier_is_still_capped():
+    n, d, loss = ladder_grid(TRUE, SIZES, TOKENS, noise=0.005, seed=4)
+    loss[5] *= 1.15  # one run far off (a bad node, a half-diverged run), at the smallest size's longest run
+
+    def law_error(delta: float) -> float:  # RMS of log(fitted law / true law) over the grid
+        fit = fit_parametric(n, d, loss, delta=delta)
+        return float(np.sqrt(np.mean(np.log(fit.predict(n, d) / TRUE.predict(n, d)) ** 2)))
+
+    at_noise, hoffmann, squares = law_error(huber_delta(0.005)), law_error(HUBER_DELTA), law_error(1.0)
+    assert at_noise < 0.004 and at_noise < squares / 2  # δ = 1.0 holds every residual: least squares
+    assert at_noise <= hoffmann * 1.05  # no less robust than least absolute deviations, and closer
+
+
+def test_the_law_of_runs_with_repeated_seeds_takes_delta_from_their_spread():
+    pts = ladder({"gelu": law(), "swiglu": law()}, np.random.default_rng(5), seeds=2, noise=0.006)
+    tuned, _ = best_settings(pts)
+    spread = pooled_log_seed_noise(seed_settings(pts))
+    assert spread == pytest.approx(0.006, rel=0.25)
+    assert fit_law(tuned, pts).delta == pytest.approx(1.345 * spread)
+    one_seed = pts.subset(np.flatnonzero(pts.seed == 0))
+    assert fit_law(one_seed).delta == HUBER_DELTA  # nothing measures the noise: Hoffmann et al.'s δ
+    assert "huber_delta" in fit_law(tuned, pts).to_dict()

@@ -508,3 +508,24 @@ def test_an_irreducible_loss_at_its_lower_bound_is_a_warning_that_points_to_appr
     assert "lower bound" in warning and "3.2–3.9" in warning and "approach 2's a (0.644)" in warning
     assert irreducible_loss_at_bound(ctx(1.7, 0.644)) == []  # a fitted E says nothing
     assert irreducible_loss_at_bound(ctx(E_FLOOR, None))[0].endswith("compare approach 2's a")
+
+
+def test_approaches_apart_are_told_apart_by_their_intervals():
+    import math
+    from types import SimpleNamespace
+
+    from scaling.fit.checks import approaches_disagree, combined_half_width
+
+    def ctx(a3, a3_ci, a2, a2_ci):
+        law = SimpleNamespace(a=a3)
+        return SimpleNamespace(law=law, uncertainty=SimpleNamespace(cis={"a": a3_ci}),
+                               isoflop=SimpleNamespace(a=a2, a_ci=a2_ci), envelope=SimpleNamespace(a=None))
+
+    # the sides facing each other: 0.48 below approach 3, 0.05 above approach 2
+    assert combined_half_width(0.57, [0.09, 0.87], 0.47, [0.31, 0.52]) == pytest.approx(math.hypot(.48, .05))
+    assert combined_half_width(0.47, [0.31, 0.52], 0.57, None) is None
+    (wide,) = approaches_disagree(ctx(0.60, [0.09, 0.88], 0.47, [0.31, 0.53]))
+    assert "within their combined intervals" in wide and "approach 3's is wide" in wide
+    (apart,) = approaches_disagree(ctx(0.65, [0.60, 0.70], 0.47, [0.44, 0.50]))
+    assert apart.endswith("the approaches disagree beyond their intervals")
+    assert approaches_disagree(ctx(0.52, [0.4, 0.6], 0.47, [0.44, 0.50])) == []  # within 0.1: no warning

@@ -1,5 +1,5 @@
 """Two small fits every approach shares: a power law by log-log least squares, and the minimum of a
-parabola fitted only near an empirical minimum."""
+parabola fitted only near an empirical minimum; and how every summary writes an interval."""
 
 from __future__ import annotations
 
@@ -8,6 +8,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
+
+
+def format_interval(pair, digits: int = 3) -> str:
+    """``[lo, hi]`` to ``digits`` significant digits; ``n/a`` without an interval (or half of one)."""
+    if not pair or pair[0] is None or pair[1] is None:
+        return "n/a"
+    return f"[{pair[0]:.{digits}g}, {pair[1]:.{digits}g}]"
 
 
 def cluster_log(values, tolerance_dex: float) -> list[np.ndarray]:

@@ -16,7 +16,7 @@ import numpy as np
 from scaling.errors import ScalingError
 from scaling.fit.basics import representative, single_threaded_blas
 from scaling.fit.data import CELL_TOLERANCE_DEX, Points
-from scaling.fit.parametric import N_PARAMETERS, ParametricFit, check_points, fit_parametric
+from scaling.fit.parametric import HUBER_DELTA, N_PARAMETERS, ParametricFit, check_points, fit_parametric
 
 
 def resampling_units(points: Points) -> tuple[list[np.ndarray], str]:
@@ -44,7 +44,7 @@ def bootstrap(points: Points, fit: ParametricFit, quantities: Callable[[Parametr
         draws = [
             np.concatenate([units[i] for i in rng.integers(0, len(units), len(units))]) for _ in range(n_boot)
         ]
-        refits = [_refit(points, idx, starts) for idx in draws]
+        refits = [_refit(points, idx, starts, fit.delta) for idx in draws]
     for refit in refits:
         if refit is None:
             failed += 1  # a resample with one size or too few points cannot be fitted: skip it
@@ -55,12 +55,13 @@ def bootstrap(points: Points, fit: ParametricFit, quantities: Callable[[Parametr
     return {k: np.asarray(v) for k, v in samples.items()}, info
 
 
-def _refit(points: Points, idx: np.ndarray, starts: list) -> ParametricFit | None:
+def _refit(points: Points, idx: np.ndarray, starts: list, delta: float) -> ParametricFit | None:
     try:
         check_points(points.params[idx], points.tokens[idx], points.loss[idx])
     except ScalingError:
         return None
-    return fit_parametric(points.params[idx], points.tokens[idx], points.loss[idx], init=starts, grid=False)
+    return fit_parametric(points.params[idx], points.tokens[idx], points.loss[idx], init=starts, grid=False,
+                          delta=delta)
 
 
 def percentile_interval(samples: np.ndarray, ci: float = 0.95) -> list[float] | None:
@@ -105,9 +106,11 @@ def prediction_interval(
     return [float(lo), float(hi)]
 
 
-def backtest(points: Points, ci: float = 0.95, *, n_boot: int = 0, seed: int = 0) -> dict:
+def backtest(points: Points, ci: float = 0.95, *, n_boot: int = 0, seed: int = 0,
+             delta: float = HUBER_DELTA) -> dict:
     """Fit without the largest model size, predict its runs, and report the error.
 
+    ``delta``: the Huber δ of the full fit, so that the backtest scores the same estimator.
     With ``n_boot`` > 0 the intervals come from bootstrap refits of the smaller sizes plus residual
     noise, as for any prediction (residual noise alone understates how far a law can miss).
     """
@@ -117,7 +120,7 @@ def backtest(points: Points, ci: float = 0.95, *, n_boot: int = 0, seed: int = 0
         return {"skipped": f"needs at least 3 model sizes; got {sizes.size}"}
     held = size_of == sizes[-1]
     try:
-        fit = fit_parametric(points.params[~held], points.tokens[~held], points.loss[~held])
+        fit = fit_parametric(points.params[~held], points.tokens[~held], points.loss[~held], delta=delta)
     except ScalingError as e:
         return {"skipped": f"fit without the largest size impossible: {e}"}
     pred = fit.predict(points.params[held], points.tokens[held])

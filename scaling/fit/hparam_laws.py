@@ -13,6 +13,8 @@ leave-one-size-out error of log opt (a richer form must beat a simpler one by ``
 
 from __future__ import annotations
 
+import math
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,23 +29,30 @@ class OptimumLaw:
     """opt = coef · N^a · D^b (form ``N,D``), coef · N^a (``N``) or coef · (6ND)^g (``C``)."""
 
     form: str
-    coef: float
+    log_coef: float
+    """ln(coef). Kept in logs: coef is the value at N = 1 (or C = 1), which a steep law (a bootstrap draw's)
+    puts beyond a float's range although every prediction at real sizes is finite."""
     exponents: dict[str, float]
     """``{"N": a, "D": b}``, ``{"N": a}`` or ``{"C": g}``."""
     log_resid_std: float
     """Residual std of ln(opt) (NaN with no degree of freedom left)."""
     n_points: int
 
+    @property
+    def coef(self) -> float:
+        """The law's coefficient (inf where it overflows a float; predictions do not use it)."""
+        return math.exp(self.log_coef) if self.log_coef < math.log(sys.float_info.max) else math.inf
+
     def __call__(self, n, d):
         n, d = np.asarray(n, dtype=float), np.asarray(d, dtype=float)
-        return np.exp(_design(self.form, n, d) @ np.array([np.log(self.coef), *self.exponents.values()]))
+        return np.exp(_design(self.form, n, d) @ np.array([self.log_coef, *self.exponents.values()]))
 
     @classmethod
     def from_dict(cls, d: dict) -> OptimumLaw:
         """The law of a fit.json ``hparams.<name>.law`` entry."""
         return cls(
             d["form"],
-            float(d["coef"]),
+            math.log(float(d["coef"])),
             {k: float(v) for k, v in d["exponents"].items()},
             float(d.get("log_resid_std") or "nan"),
             int(d.get("n_points", 0)),
@@ -98,7 +107,7 @@ def fit_optimum_law(form: str, n, d, opt) -> OptimumLaw | None:
     names = {"N,D": ("N", "D"), "N": ("N",), "C": ("C",)}[form]
     return OptimumLaw(
         form,
-        float(np.exp(theta[0])),
+        float(theta[0]),
         {k: float(v) for k, v in zip(names, theta[1:], strict=True)},
         std,
         int(opt.size),

@@ -17,6 +17,7 @@ import math
 import numpy as np
 
 from scaling.errors import ScalingError
+from scaling.fit.basics import format_interval
 from scaling.fit.bootstrap import percentile_interval
 from scaling.fit.data import Points
 from scaling.fit.knob_laws import (
@@ -40,8 +41,8 @@ def multiplier_phrase(level: str, best: str, multiplier: dict) -> str:
     the best level's loss (no multiplier), that it never reaches it."""
     if multiplier.get("value") is None:
         return f"{level} never reaches {best}'s loss at any compute (its law levels off above it)"
-    lo, hi = multiplier.get("lo"), multiplier.get("hi")
-    ci = f" [{lo:.3g}, {hi:.3g}]" if lo is not None and hi is not None else ""
+    ci = format_interval((multiplier.get("lo"), multiplier.get("hi")))
+    ci = "" if ci == "n/a" else f" {ci}"
     return f"{level} needs x{multiplier['value']:.3g}{ci} the compute of {best}"
 
 

@@ -29,6 +29,7 @@ from scipy.optimize import brentq, least_squares
 from scaling.errors import ScalingError
 from scaling.fit.basics import representative, single_threaded_blas
 from scaling.fit.data import CELL_TOLERANCE_DEX, Points
+from scaling.fit.knobs import law_huber_delta
 from scaling.fit.parametric import HUBER_DELTA, ParametricFit, fit_parametric
 
 HPARAM_KNOBS = ("lr", "batch_size")  # judged by the hyperparameter laws, not here
@@ -55,6 +56,7 @@ class KnobData:
     levels: list[str]
     values: dict[str, object]  # level name -> the value as the runs had it
     fixed: dict[str, str]  # the other knobs and the level they are held at
+    delta: float = HUBER_DELTA  # Huber δ on log loss of every law fitted to these runs (approach 3's)
 
     def sizes(self) -> np.ndarray:
         """Each run's model size, with sizes within 2% counted as one."""
@@ -63,7 +65,7 @@ class KnobData:
     def subset(self, idx: np.ndarray) -> KnobData:
         """The runs ``idx`` (repeats allowed, as in a bootstrap resample)."""
         return KnobData(self.knob, self.params[idx], self.tokens[idx], self.loss[idx], self.level[idx],
-                        self.levels, self.values, self.fixed)
+                        self.levels, self.values, self.fixed, self.delta)
 
 
 def _mode(values: list) -> object:
@@ -120,6 +122,7 @@ def knob_data(points: Points, knob: str) -> KnobData | None:
         levels,
         values,
         fixed,
+        law_huber_delta(points),
     )
 
 
@@ -141,7 +144,7 @@ def _shared_residuals(theta: np.ndarray, x, y, ll, level, n_levels: int) -> tupl
 
 
 def _laws_from_shared(
-    theta: np.ndarray, n_levels: int, n_points: int, residuals: np.ndarray
+    theta: np.ndarray, n_levels: int, n_points: int, residuals: np.ndarray, delta: float
 ) -> list[ParametricFit]:
     e, alpha, beta = theta[:3]
     return [
@@ -155,6 +158,7 @@ def _laws_from_shared(
             residual_std=float(np.std(residuals)),
             residuals=residuals,
             theta=np.array([theta[3 + i], theta[3 + n_levels + i], e, alpha, beta]),
+            delta=delta,
         )
         for i in range(n_levels)
     ]
@@ -170,7 +174,7 @@ def fit_shared(
     k = len(data.levels)
     x, y, ll = np.log(data.params), np.log(data.tokens), np.log(data.loss)
     if starts is None:
-        pooled = fit_parametric(data.params, data.tokens, data.loss)
+        pooled = fit_parametric(data.params, data.tokens, data.loss, delta=data.delta)
         la, lb, le, alpha, beta = pooled.theta
         starts = [np.concatenate([[le, alpha, beta], np.full(k, la), np.full(k, lb)])]
     lower, upper = np.array([_BOUND_LOG_E, _BOUND_EXP, _BOUND_EXP] + [_BOUND_LOG_COEF] * (2 * k)).T
@@ -188,12 +192,12 @@ def fit_shared(
             # Huber loss on log residuals (robust as approach 3 is); trust-region steps with the exact
             # Jacobian converge in tens of evaluations where a quasi-Newton method needs hundreds
             res = least_squares(residuals, np.clip(start, lower + 1e-9, upper - 1e-9), jac=jacobian,
-                                bounds=(lower, upper), loss="huber", f_scale=HUBER_DELTA, x_scale="jac",
+                                bounds=(lower, upper), loss="huber", f_scale=data.delta, x_scale="jac",
                                 ftol=1e-12, xtol=1e-12, gtol=1e-12, max_nfev=2000)
             if best is None or res.cost < best.cost:
                 best = res
     r = residuals(best.x)
-    return _laws_from_shared(best.x, k, x.size, r), best.x.copy()
+    return _laws_from_shared(best.x, k, x.size, r, data.delta), best.x.copy()
 
 
 OFF_LINE_DEX = 0.05  # a level's runs must leave one line in (log N, log D) by this much (RMS, decades)
@@ -233,6 +237,7 @@ def fit_separate(data: KnobData, starts: list[ParametricFit] | None = None) -> l
             [name],
             data.values,
             data.fixed,
+            data.delta,
         )
         init = None
         if starts:

@@ -15,6 +15,7 @@ import numpy as np
 from scipy import stats
 
 from scaling.fit.data import Points
+from scaling.fit.parametric import huber_delta
 
 
 def _fmt(value) -> str:
@@ -53,6 +54,21 @@ def pooled_seed_noise(settings: list[dict]) -> tuple[float | None, int]:
         return None, 0
     var = sum((s["n"] - 1) * s["std"] ** 2 for s in settings if s["n"] > 1) / dof
     return float(math.sqrt(var)), dof
+
+
+def pooled_log_seed_noise(settings: list[dict]) -> float | None:
+    """Pooled within-setting std of log loss (the relative run-to-run noise); None without replicates."""
+    repeated = [np.log(s["losses"]) for s in settings if s["n"] > 1]
+    dof = sum(v.size - 1 for v in repeated)
+    if dof == 0:
+        return None
+    return float(math.sqrt(sum(((v - v.mean()) ** 2).sum() for v in repeated) / dof))
+
+
+def law_huber_delta(points: Points) -> float:
+    """Huber δ of every approach-3 law fitted to ``points``: 1.345× their relative seed noise (repeated
+    settings among all runs), or Hoffmann et al.'s 1e-3 without repeats (:func:`huber_delta`)."""
+    return huber_delta(pooled_log_seed_noise(seed_settings(points)))
 
 
 def compare(best: list[float], other: list[float], pooled_std: float | None, pooled_dof: int) -> dict:

@@ -86,7 +86,7 @@ def fit_context(inputs, options: FitOptions, points: Points | None = None) -> Fi
     """
     points = load(inputs, options) if points is None else points
     tuned, dropped = best_settings(points)
-    law = fit_law(tuned)
+    law = fit_law(tuned, points)
     target = choose_target(points, tuned, law, options)
     extra = options.predictions()
     ctx = FitContext(
@@ -103,7 +103,7 @@ def fit_context(inputs, options: FitOptions, points: Points | None = None) -> Fi
         hparams=hparams_step(points, target, options, extra),
         knobs=knobs_step(points),
         knob_effects=knob_effects_step(points, target, extra, options),
-        backtest=backtest_step(tuned, options),
+        backtest=backtest_step(tuned, law, options),
         mixture=mixture_step(inputs, options, target.choice["tokens"], points.notes),
     )
     ctx.downstream = downstream_step(points, tuned, ctx.uncertainty, options)

@@ -22,7 +22,7 @@ from scaling.fit.envelope import EnvelopeFit, fit_envelope
 from scaling.fit.hparams import fit_hparam_laws
 from scaling.fit.isoflop import IsoFlopFit, fit_isoflop_points, isoflop_noise
 from scaling.fit.knob_effects import knob_effects
-from scaling.fit.knobs import analyze_knobs
+from scaling.fit.knobs import analyze_knobs, law_huber_delta
 from scaling.fit.options import FitOptions
 from scaling.fit.parametric import N_PARAMETERS, ParametricFit, fit_parametric
 from scaling.fit.recommend import Ladder, best_on_ladder, build_ladder, choose
@@ -139,9 +139,11 @@ def best_settings(points: Points) -> tuple[Points, int]:
     return points.subset(keep), len(points) - len(keep)
 
 
-def fit_law(tuned: Points) -> ParametricFit:
-    """Approach 3, L(N, D) = E + A/N^α + B/D^β, fitted to the tuned runs."""
-    return fit_parametric(tuned.params, tuned.tokens, tuned.loss)
+def fit_law(tuned: Points, points: Points | None = None) -> ParametricFit:
+    """Approach 3, L(N, D) = E + A/N^α + B/D^β, fitted to the tuned runs, with Huber's δ from the seed
+    noise of ``points`` (all runs; default ``tuned``)."""
+    delta = law_huber_delta(tuned if points is None else points)
+    return fit_parametric(tuned.params, tuned.tokens, tuned.loss, delta=delta)
 
 
 def _base_config(points: Points) -> dict:
@@ -260,9 +262,9 @@ def downstream_step(
                               ci=options.ci, seed=options.seed)
 
 
-def backtest_step(tuned: Points, options: FitOptions) -> dict:
-    """Approach 3 fitted without the largest size, scored on it."""
-    return backtest(tuned, options.ci, n_boot=min(options.n_boot, 100), seed=options.seed)
+def backtest_step(tuned: Points, law: ParametricFit, options: FitOptions) -> dict:
+    """Approach 3 fitted as ``law`` was (its Huber δ) without the largest size, scored on it."""
+    return backtest(tuned, options.ci, n_boot=min(options.n_boot, 100), seed=options.seed, delta=law.delta)
 
 
 def mixture_step(inputs, options: FitOptions, large_tokens: float | None, notes: list[str] | None = None
