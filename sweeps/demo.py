@@ -29,7 +29,7 @@ from pathlib import Path
 class DemoPlan:
     """What the demo trains; the full plan fits 10 minutes on a quiet 2-core CPU, install included."""
 
-    budgets: tuple[float, ...]  # IsoFLOP budgets in training FLOPs, largest first (long runs start first)
+    budgets: tuple[float, ...]  # IsoFLOP budgets in training FLOPs (any order: longest runs start first)
     sizes: tuple[str, ...]  # model presets of the IsoFLOP grid, largest first
     # per budget, only the sizes whose tokens per non-embedding parameter lie in this range (None: all)
     tokens_per_param_range: tuple[float, float] | None

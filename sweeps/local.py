@@ -2,6 +2,8 @@
 
 ``workers`` runs go at once. With GPUs each worker gets one through ``CUDA_VISIBLE_DEVICES``
 (round-robin when there are more workers than GPUs); the CPU threads are divided among workers.
+With several workers the runs start longest first (:func:`expected_cost`): started in plan order, a
+sweep whose long runs come last leaves one worker idle at its end while the other finishes them.
 A cooldown branch starts only after its trunk has finished. Several launchers may work on one
 sweep dir at once: each run's lock makes sure only one of them trains it. With ``preload`` the
 trainers are forked from one process that imported them once (:mod:`sweeps.preloaded`), which saves
@@ -26,6 +28,10 @@ from sweeps.locks import STALE_AFTER_S, Heartbeat
 from sweeps.store import SweepStore
 
 _NOT_STARTED = ("finished", "skipped-failed", "busy", "blocked")
+# Work per trained token beyond the model's FLOPs, in FLOPs: data, the optimizer step, Python per step.
+# On a 2-core CPU a 4k-86k-parameter model's run takes the time of its FLOPs plus ~8e5 FLOPs per token;
+# a large model's own FLOPs per token (6N) dwarf it. Only the order of runs depends on it.
+PER_TOKEN_OVERHEAD_FLOPS = 1e6
 
 
 def visible_gpus() -> list[str]:
@@ -78,16 +84,33 @@ def ctrl_c_as_flag() -> Iterator[threading.Event]:
         signal.signal(signal.SIGINT, previous)
 
 
+def expected_cost(run: dict) -> float:
+    """A planned run's training time up to a constant factor (plan.json entry): its FLOPs plus
+    :data:`PER_TOKEN_OVERHEAD_FLOPS` per token it trains itself (a branch not its trunk's)."""
+    start = (run.get("overrides") or {}).get("run.branch_at_tokens") or 0
+    own_tokens = max(float(run.get("tokens") or 0) - float(start), 0.0)
+    return float(run.get("flops") or 0) + PER_TOKEN_OVERHEAD_FLOPS * own_tokens
+
+
+def longest_first(run_ids: list[str], plan_runs: list[dict]) -> list[str]:
+    """``run_ids`` by :func:`expected_cost`, longest first (ties in the given order). A trunk, which
+    trains longer than any branch of it, still comes first."""
+    cost = {r["run_id"]: expected_cost(r) for r in plan_runs}
+    return sorted(run_ids, key=lambda rid: -cost.get(rid, 0.0))
+
+
 def run_local(sweep_dir: str | Path, run_ids: list[str], *, workers: int = 1, threads: int | None = None,
               train_cmd: list[str] | None = None, retry_failed: bool = False,
               stale_after_s: float = STALE_AFTER_S, poll_s: float = 0.5, preload: bool = False,
               echo=print) -> dict[str, str]:
-    """Run ``run_ids`` (in order, a trunk before its branches); returns run id -> outcome."""
+    """Run ``run_ids`` (a trunk before its branches; with several workers longest first); returns run id
+    -> outcome."""
     positive_count("workers", workers)
     positive_count("threads", threads)
     store = SweepStore(sweep_dir)
-    deps = {r["run_id"]: r.get("depends_on") for r in store.plan()["runs"]}
-    todo = list(run_ids)
+    plan_runs = store.plan()["runs"]
+    deps = {r["run_id"]: r.get("depends_on") for r in plan_runs}
+    todo = longest_first(list(run_ids), plan_runs) if workers > 1 else list(run_ids)
     free = list(enumerate(worker_slots(workers, threads)))
     running: dict[Future, tuple[str, tuple]] = {}
     outcomes: dict[str, str] = {}

@@ -187,3 +187,20 @@ def test_run_local_refuses_a_non_positive_worker_or_thread_count_before_starting
     with pytest.raises(ScalingError, match=rf"^{next(iter(option))}=-?\d must be a whole number >= 1$"):
         run_local(tmp_path / "sweep", ["x"], **option)
     assert not (tmp_path / "sweep").exists()
+
+
+def test_with_several_workers_the_longest_runs_start_first_and_a_trunk_before_its_branches():
+    from sweeps.local import PER_TOKEN_OVERHEAD_FLOPS, expected_cost, longest_first
+
+    runs = [
+        # an IsoFLOP budget: equal FLOPs, so the smaller model (more tokens) takes longer
+        {"run_id": "big", "flops": 6e11, "tokens": 1e6},
+        {"run_id": "small", "flops": 6e11, "tokens": 3e6},
+        {"run_id": "short", "flops": 1e11, "tokens": 1e5},
+        {"run_id": "trunk", "flops": 8e11, "tokens": 2e6},
+        # a branch's FLOPs and its own tokens are those of its decay alone
+        {"run_id": "branch", "flops": 2e11, "tokens": 2.5e6, "overrides": {"run.branch_at_tokens": 2e6}},
+    ]
+    assert expected_cost(runs[4]) == 2e11 + PER_TOKEN_OVERHEAD_FLOPS * 5e5
+    assert longest_first(["branch", "short", "big", "trunk", "small"], runs) == [
+        "small", "trunk", "big", "branch", "short"]
