@@ -20,7 +20,7 @@ from scaling.fit.data import Points, load_points
 from scaling.fit.downstream import downstream_section
 from scaling.fit.envelope import EnvelopeFit, fit_envelope
 from scaling.fit.hparams import fit_hparam_laws
-from scaling.fit.isoflop import IsoFlopFit, fit_isoflop_points, isoflop_noise
+from scaling.fit.isoflop import IsoFlopFit, fit_isoflop_points
 from scaling.fit.knob_effects import knob_effects
 from scaling.fit.knobs import analyze_knobs, law_huber_delta
 from scaling.fit.options import FitOptions
@@ -224,11 +224,10 @@ def isoflop_step(tuned: Points, points: Points, options: FitOptions) -> IsoFlopF
     )
 
 
-def envelope_step(points: Points, options: FitOptions) -> EnvelopeFit:
+def envelope_step(points: Points, isoflop: IsoFlopFit, options: FitOptions) -> EnvelopeFit:
     """Approach 1, from the validation curves of every run; its interval from copies shifted by the
-    run-to-run noise measured as approach 2 measures it."""
-    noise, _ = isoflop_noise(points)
-    return fit_envelope(points.curves, noise=noise, ci=options.ci, seed=options.seed)
+    run-to-run noise approach 2 measured (``isoflop.noise``; None: its default)."""
+    return fit_envelope(points.curves, noise=isoflop.noise, ci=options.ci, seed=options.seed)
 
 
 def hparams_step(points: Points, target: Target, options: FitOptions,
