@@ -189,6 +189,17 @@ def test_run_local_refuses_a_non_positive_worker_or_thread_count_before_starting
     assert not (tmp_path / "sweep").exists()
 
 
+def test_a_sweep_on_two_workers_starts_its_longest_runs_first(tmp_path, fake_train, write_spec, tiny,
+                                                               monkeypatch):
+    monkeypatch.setenv("FAKE_TOKENS_PER_STEP", "10000")
+    spec = write_spec(f"overrides: {tiny}\ngrid: {{train.tokens: [1.0e5, 4.0e5, 2.0e5]}}\n")  # shortest first
+    _, _, planned = plan(spec, tmp_path / "sweep")
+    tokens = {r.run_id: r.tokens for r in planned}
+    run_sweep(spec, tmp_path / "sweep", train_cmd=fake_train, workers=2, echo=_quiet)
+    started = [tokens[rid] for e, rid, _ in fake_train.events() if e == "start"]
+    assert sorted(started[:2]) == [2e5, 4e5] and started[2] == 1e5  # the shortest waits for a free worker
+
+
 def test_with_several_workers_the_longest_runs_start_first_and_a_trunk_before_its_branches():
     from sweeps.local import PER_TOKEN_OVERHEAD_FLOPS, expected_cost, longest_first
 
