@@ -47,22 +47,23 @@ def seed_settings(points: Points) -> list[dict]:
     return out
 
 
-def pooled_seed_noise(settings: list[dict]) -> tuple[float | None, int]:
-    """Pooled within-setting std of the loss and its degrees of freedom (None, 0 without replicates)."""
-    dof = sum(s["n"] - 1 for s in settings if s["n"] > 1)
+def _pooled_std(groups: list[np.ndarray]) -> tuple[float | None, int]:
+    """Pooled within-group std and its degrees of freedom (None, 0 without a group of two or more)."""
+    repeated = [g for g in groups if g.size > 1]
+    dof = sum(g.size - 1 for g in repeated)
     if dof == 0:
         return None, 0
-    var = sum((s["n"] - 1) * s["std"] ** 2 for s in settings if s["n"] > 1) / dof
-    return float(math.sqrt(var)), dof
+    return float(math.sqrt(sum(((g - g.mean()) ** 2).sum() for g in repeated) / dof)), dof
+
+
+def pooled_seed_noise(settings: list[dict]) -> tuple[float | None, int]:
+    """Pooled within-setting std of the loss and its degrees of freedom (None, 0 without replicates)."""
+    return _pooled_std([np.asarray(s["losses"], dtype=float) for s in settings])
 
 
 def pooled_log_seed_noise(settings: list[dict]) -> float | None:
     """Pooled within-setting std of log loss (the relative run-to-run noise); None without replicates."""
-    repeated = [np.log(s["losses"]) for s in settings if s["n"] > 1]
-    dof = sum(v.size - 1 for v in repeated)
-    if dof == 0:
-        return None
-    return float(math.sqrt(sum(((v - v.mean()) ** 2).sum() for v in repeated) / dof))
+    return _pooled_std([np.log(np.asarray(s["losses"], dtype=float)) for s in settings])[0]
 
 
 def law_huber_delta(points: Points) -> float:
