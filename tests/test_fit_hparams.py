@@ -104,6 +104,16 @@ def test_one_budget_gives_a_law_in_n_and_one_ratio_a_law_without_d():
     assert law.exponents["C"] == pytest.approx(-0.15)  # C ∝ N², so N^-0.3 = C^-0.15
 
 
+def test_one_isoflop_budget_gives_no_law_in_compute():
+    # One IsoFLOP budget: 6·N·D varies by a few percent (tokens follow the model's real FLOPs per token),
+    # which a law in C would read as a steep trend; the demo's LR grid once got an exponent of -9.9.
+    n = np.array([5.1e3, 7.9e3, 1.16e4, 1.23e4, 1.57e4])
+    d = 9.4e9 / (6 * n) * np.array([1.0, 0.97, 1.04, 0.98, 1.03])
+    opt = 0.05 * (n / 1e4) ** -0.5 * np.array([1.3, 0.8, 1.1, 0.9, 1.2])
+    form, errors, why = choose_form(n, d, opt)
+    assert form == "N" and set(errors) == {"N"} and "budget does not vary" in why
+
+
 def test_an_unswept_batch_is_null_with_a_reason_in_every_prediction():
     cols = landscape(seed=0, batch_factors=(1,))
     del cols["batch_size"]

@@ -22,6 +22,10 @@ import numpy as np
 FORMS = ("N,D", "N", "C")
 RICHER_MUST_WIN = 0.9  # the N,D form is kept only when its held-out error is below 0.9x a simpler form's
 COLLINEAR = 0.05  # log N and log D this close to a line (smallest/largest singular value) cannot be split
+# Cells whose compute 6·N·D spans less than this (in decades) share one budget: an IsoFLOP budget's
+# cells differ by a few percent (tokens are set from the model's real FLOPs per token, not 6·N), which
+# a C law would read as a steep trend. Budgets of a real design are 2x or more apart.
+ONE_BUDGET_DEX = 0.1
 
 
 @dataclass
@@ -86,7 +90,8 @@ def form_possible(form: str, n, d) -> bool:
     if form == "N":
         return np.unique(np.round(ln, 6)).size >= 2
     if form == "C":  # with one budget, compute is the size again: the N form says the same more plainly
-        return np.unique(np.round(ld, 6)).size >= 2 and np.unique(np.round(ln + ld, 6)).size >= 2
+        return (np.unique(np.round(ld, 6)).size >= 2
+                and np.ptp(ln + ld) >= ONE_BUDGET_DEX * math.log(10))
     if ln.size < 4 or np.unique(np.round(ln, 6)).size < 2 or np.unique(np.round(ld, 6)).size < 2:
         return False
     centred = np.column_stack([ln - ln.mean(), ld - ld.mean()])
