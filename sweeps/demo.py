@@ -344,6 +344,7 @@ def summary(fit: dict, total_s: float, train_s: float) -> str:
         f"N_opt interval {format_interval(rec.get('n_opt_ci'))}",
         f"  tokens:         {rec['tokens']:,.0f} ({rec['tokens_per_param']:.1f} per parameter); "
         f"D_opt interval {format_interval(rec.get('d_opt_ci'))}",
+        f"  size set by:    {rec['allocation']['approach']} ({rec['allocation']['why']})",
         f"  predicted loss: {rec['loss']:.3f} (interval {format_interval([rec['lo'], rec['hi']])})",
         f"  learning rate:  {rec['lr']:.3g} ({rec['lr_source']})"
         + (f"; interval {format_interval(rec['lr_ci'])}" if rec.get("lr_ci") else ""),

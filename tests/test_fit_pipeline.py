@@ -519,13 +519,15 @@ def test_approaches_apart_are_told_apart_by_their_intervals():
     def ctx(a3, a3_ci, a2, a2_ci):
         law = SimpleNamespace(a=a3)
         return SimpleNamespace(law=law, uncertainty=SimpleNamespace(cis={"a": a3_ci}),
-                               isoflop=SimpleNamespace(a=a2, a_ci=a2_ci), envelope=SimpleNamespace(a=None))
+                               isoflop=SimpleNamespace(a=a2, a_ci=a2_ci), envelope=SimpleNamespace(a=None),
+                               target=SimpleNamespace(allocation=SimpleNamespace(approach="approach 2")))
 
     # the sides facing each other: 0.48 below approach 3, 0.05 above approach 2
     assert combined_half_width(0.57, [0.09, 0.87], 0.47, [0.31, 0.52]) == pytest.approx(math.hypot(.48, .05))
     assert combined_half_width(0.47, [0.31, 0.52], 0.57, None) is None
     (wide,) = approaches_disagree(ctx(0.60, [0.09, 0.88], 0.47, [0.31, 0.53]))
     assert "within their combined intervals" in wide and "approach 3's is wide" in wide
+    assert wide.endswith("the large run's size follows approach 2")
     (apart,) = approaches_disagree(ctx(0.65, [0.60, 0.70], 0.47, [0.44, 0.50]))
     assert apart.endswith("the approaches disagree beyond their intervals")
     assert approaches_disagree(ctx(0.52, [0.4, 0.6], 0.47, [0.44, 0.50])) == []  # within 0.1: no warning

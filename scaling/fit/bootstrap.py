@@ -30,29 +30,39 @@ def resampling_units(points: Points) -> tuple[list[np.ndarray], str]:
     return [np.array([i]) for i in range(len(points))], "runs"
 
 
-def bootstrap(points: Points, fit: ParametricFit, quantities: Callable[[ParametricFit], dict[str, float]],
-              *, n_boot: int = 200, seed: int = 0) -> tuple[dict[str, np.ndarray], dict]:
-    """Refit approach 3 on ``n_boot`` resamples; returns samples of ``quantities(refit)`` and run info."""
+def bootstrap_refits(points: Points, fit: ParametricFit, *, n_boot: int = 200,
+                     seed: int = 0) -> tuple[list[ParametricFit | None], dict]:
+    """Approach 3 refitted on ``n_boot`` resamples (None where a resample cannot be fitted), and run info."""
     units, unit_name = resampling_units(points)
     rng = np.random.default_rng(seed)
     # one start, the full fit's optimum: a resample's optimum lies near it, and each extra start
     # (a grid point) costs 1.5-2x the evaluations for the same optimum on our data (BENCHMARKS.md)
     starts = [fit.theta]
-    samples: dict[str, list[float]] = {}
-    failed = 0
     with single_threaded_blas():
         draws = [
             np.concatenate([units[i] for i in rng.integers(0, len(units), len(units))]) for _ in range(n_boot)
         ]
         refits = [_refit(points, idx, starts, fit.delta) for idx in draws]
+    failed = sum(refit is None for refit in refits)  # a resample with one size or too few points
+    return refits, {"n_boot": n_boot, "n_ok": n_boot - failed, "unit": unit_name, "n_units": len(units)}
+
+
+def samples_of(refits: list[ParametricFit | None],
+               quantities: Callable[[ParametricFit], dict[str, float]]) -> dict[str, np.ndarray]:
+    """``quantities`` of every refit that succeeded, as arrays by name."""
+    samples: dict[str, list[float]] = {}
     for refit in refits:
-        if refit is None:
-            failed += 1  # a resample with one size or too few points cannot be fitted: skip it
-            continue
-        for key, value in quantities(refit).items():
-            samples.setdefault(key, []).append(float(value))
-    info = {"n_boot": n_boot, "n_ok": n_boot - failed, "unit": unit_name, "n_units": len(units)}
-    return {k: np.asarray(v) for k, v in samples.items()}, info
+        if refit is not None:
+            for key, value in quantities(refit).items():
+                samples.setdefault(key, []).append(float(value))
+    return {k: np.asarray(v) for k, v in samples.items()}
+
+
+def bootstrap(points: Points, fit: ParametricFit, quantities: Callable[[ParametricFit], dict[str, float]],
+              *, n_boot: int = 200, seed: int = 0) -> tuple[dict[str, np.ndarray], dict]:
+    """Refit approach 3 on ``n_boot`` resamples; returns samples of ``quantities(refit)`` and run info."""
+    refits, info = bootstrap_refits(points, fit, n_boot=n_boot, seed=seed)
+    return samples_of(refits, quantities), info
 
 
 def _refit(points: Points, idx: np.ndarray, starts: list, delta: float) -> ParametricFit | None:

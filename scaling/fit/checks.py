@@ -213,7 +213,8 @@ def approaches_disagree(ctx: FitContext) -> list[str]:
         if allowed is not None and abs(fit.a - a) <= allowed:
             out.append(f"{said}: {abs(fit.a - a):.2f} apart, within their combined intervals "
                        f"({allowed:.2f}) only because approach 3's is wide; these runs determine its five "
-                       f"constants loosely (sizes and budgets over a wider range narrow it)")
+                       f"constants loosely (sizes and budgets over a wider range narrow it); the large "
+                       f"run's size follows {ctx.target.allocation.approach}")
         else:
             out.append(f"{said}: the approaches disagree beyond their intervals")
     return out

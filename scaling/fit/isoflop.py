@@ -132,6 +132,9 @@ class IsoFlopFit:
     n_lone_runs: int = 0  # runs with no other size at the same compute
     methods: dict = field(default_factory=dict)  # method -> summary, when both were fitted
     method_note: str = ""  # why the methods' exponents differ, when they do
+    # ln N* per budget (rows, in ``budgets`` order) x noisy copy, NaN where a copy's minimum was not
+    # interior: what :meth:`n_opt_at` draws its interval from
+    log_n_draws: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def a(self) -> float | None:
@@ -142,6 +145,26 @@ class IsoFlopFit:
     def b(self) -> float | None:
         """Exponent of D*(C) ∝ C^b."""
         return self.d_opt.exponent if self.d_opt else None
+
+    def n_opt_at(self, flops: float) -> tuple[float, list[float] | None]:
+        """N* at ``flops`` from the N*(C) law, and its interval: the law refitted on every noisy copy of
+        the optima, widened where they scatter about the line as a's interval is (None without copies
+        or with fewer than 3 budgets, whose line nothing checks)."""
+        point = float(self.n_opt(flops))
+        if self.log_n_draws is None or len(self.budgets) < 3:
+            return point, None
+        cs = np.log(np.array([b["flops"] for b in self.budgets]))
+        w = 1.0 / (np.log(10) * np.array([b["n_opt_log10_std"] for b in self.budgets])) ** 2
+        ok = np.isfinite(self.log_n_draws)
+        slopes, x_mean, y_mean = _weighted_lines(cs, self.log_n_draws, w, ok)
+        interval = percentile_interval(y_mean + slopes * (np.log(flops) - x_mean), self.ci_level)
+        if interval is None:
+            return point, None
+        centre = np.sum(w * cs) / np.sum(w)
+        scale = self.n_opt.exponent_se / np.sqrt(1.0 / np.sum(w * (cs - centre) ** 2))
+        se = scale * np.sqrt(1.0 / np.sum(w) + (np.log(flops) - centre) ** 2 / np.sum(w * (cs - centre) ** 2))
+        lo, hi = _widened(interval, np.log(point), se, len(self.budgets), self.scatter_ratio, self.ci_level)
+        return point, [float(np.exp(lo)), float(np.exp(hi))]
 
     def summary(self) -> dict:
         """The few numbers that compare methods: a, b, intervals, budgets used and dropped."""
@@ -159,8 +182,10 @@ class IsoFlopFit:
                 "methods": self.methods, "method_note": self.method_note}
 
 
-def _weighted_slopes(x: np.ndarray, y: np.ndarray, w: np.ndarray, ok: np.ndarray) -> np.ndarray:
-    """Weighted least-squares slope of each column of ``y`` on ``x`` over its ``ok`` rows (NaN with < 2)."""
+def _weighted_lines(x: np.ndarray, y: np.ndarray, w: np.ndarray,
+                    ok: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Weighted least-squares line of each column of ``y`` on ``x`` over its ``ok`` rows: its slope (NaN
+    with < 2 rows) and the weighted means of x and y it passes through."""
     wk = np.where(ok, w[:, None], 0.0)
     y = np.where(ok, y, 0.0)
     total = wk.sum(axis=0)
@@ -171,18 +196,18 @@ def _weighted_slopes(x: np.ndarray, y: np.ndarray, w: np.ndarray, ok: np.ndarray
     dx = x[:, None] - xm
     sxx = (wk * dx ** 2).sum(axis=0)
     slopes = (wk * dx * (y - ym)).sum(axis=0) / np.where(sxx > 0, sxx, 1.0)
-    return np.where(enough & (sxx > 0), slopes, np.nan)
+    return np.where(enough & (sxx > 0), slopes, np.nan), xm, ym
 
 
-def _widened(interval: list[float] | None, law: PowerLaw, ratio: float | None,
+def _widened(interval: list[float] | None, point: float, se: float, n_points: int, ratio: float | None,
              ci: float) -> list[float] | None:
     """The noise interval, and where the optima scatter beyond their uncertainties (``ratio`` > 1) also
-    widened ×ratio and stretched to cover the regression's own t-interval, whose standard error is
-    measured from that scatter (a stated noise too small to move the optima cannot make a tight one)."""
+    widened ×ratio and stretched to cover the regression's own t-interval (``point`` ± t·``se``), whose
+    standard error is measured from that scatter (a stated noise too small to move the optima cannot
+    make a tight one)."""
     if interval is None or ratio is None or not ratio > 1:
         return interval
-    point = law.exponent
-    half = stats.t.ppf((1 + ci) / 2, law.n_points - 2) * law.exponent_se
+    half = stats.t.ppf((1 + ci) / 2, n_points - 2) * se
     return [min(point - (point - interval[0]) * ratio, point - half),
             max(point + (interval[1] - point) * ratio, point + half)]
 
@@ -274,11 +299,14 @@ def _fit_laws(fit: IsoFlopFit, u_draws: np.ndarray, loss_draws: np.ndarray, ci: 
         x, w = np.log(cs), 1.0 / sigma ** 2
         slope = np.array([b["d_per_n_slope"] for b in fit.budgets])
         icept = np.log10(d_opt) - slope * np.log10(n_opt)
-        a_draws = _weighted_slopes(x, np.log(10) * u_draws, w, ok)
-        b_draws = _weighted_slopes(x, np.log(10) * (icept[:, None] + slope[:, None] * u_draws), w, ok)
-        fit.a_ci = _widened(percentile_interval(a_draws, ci), fit.n_opt, fit.scatter_ratio, ci)
+        fit.log_n_draws = np.log(10) * u_draws
+        a_draws = _weighted_lines(x, fit.log_n_draws, w, ok)[0]
+        b_draws = _weighted_lines(x, np.log(10) * (icept[:, None] + slope[:, None] * u_draws), w, ok)[0]
+        fit.a_ci = _widened(percentile_interval(a_draws, ci), fit.n_opt.exponent, fit.n_opt.exponent_se,
+                            cs.size, fit.scatter_ratio, ci)
         if fit.d_opt is not None:
-            fit.b_ci = _widened(percentile_interval(b_draws, ci), fit.d_opt, fit.scatter_ratio, ci)
+            fit.b_ci = _widened(percentile_interval(b_draws, ci), fit.d_opt.exponent, fit.d_opt.exponent_se,
+                                cs.size, fit.scatter_ratio, ci)
     loss_opt = np.array([b["loss_opt"] for b in fit.budgets])
     fit.loss_law = fit_loss_law(cs, loss_opt)
     if fit.loss_law is not None and loss_draws.size:

@@ -38,6 +38,7 @@ from scaling.fit.steps import (
     isoflop_step,
     knob_effects_step,
     knobs_step,
+    law_refits,
     load,
     mixture_step,
 )
@@ -87,9 +88,10 @@ def fit_context(inputs, options: FitOptions, points: Points | None = None) -> Fi
     points = load(inputs, options) if points is None else points
     tuned, dropped = best_settings(points)
     law = fit_law(tuned, points)
-    target = choose_target(points, tuned, law, options)
-    extra = options.predictions()
     isoflop = isoflop_step(tuned, points, options)
+    refits, boot_info = law_refits(tuned, law, options)
+    target = choose_target(points, tuned, law, isoflop, refits, options)
+    extra = options.predictions()
     ctx = FitContext(
         options=options,
         points=points,
@@ -98,7 +100,7 @@ def fit_context(inputs, options: FitOptions, points: Points | None = None) -> Fi
         law=law,
         target=target,
         extra=extra,
-        uncertainty=estimate_uncertainty(points, tuned, law, target, extra, options),
+        uncertainty=estimate_uncertainty(points, law, target, extra, options, refits, boot_info),
         isoflop=isoflop,
         envelope=envelope_step(points, isoflop, options),
         hparams=hparams_step(points, target, options, extra),

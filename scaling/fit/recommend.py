@@ -5,6 +5,11 @@ for every depth on the preset ladder's aspect ratio (:func:`scaling.ladder.ladde
 C / (training FLOPs per token of that shape, :func:`scaling.counting.flops_per_token`), and the shape
 with the lowest predicted loss wins. At small sizes the output head and attention make 6N badly wrong;
 at large sizes this agrees with the closed form N_opt = G·(C/6)^a, which the report shows alongside.
+
+Which approach sets the size (:func:`choose_allocation`): approach 3 as above, or approach 2 -- the shape
+nearest its N*(C) law -- when that law rests on three budgets or more and determines a more tightly
+than approach 3 does. Few budgets leave approach 3's five constants loosely determined while the
+IsoFLOP optima still fix the allocation well; the predicted loss always comes from approach 3.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import numpy as np
 from scaling.config import ModelConfig
 from scaling.counting import count_params, flops_per_token
 from scaling.errors import ScalingError
+from scaling.fit.basics import PowerLaw
 from scaling.fit.hparams import hparam_at
 from scaling.fit.large_run import clean_large_run
 from scaling.fit.parametric import ParametricFit
@@ -30,6 +36,7 @@ if TYPE_CHECKING:
 
 FAR_EXTRAPOLATION = 100.0  # warn when the target compute exceeds the largest fitted run's by more than this
 FAR_AXIS = 30.0  # warn when a prediction's N or D lies this factor beyond the fitted range
+ALLOCATION_MIN_BUDGETS = 3  # approach 2 may set the allocation from this many budgets (a third checks a line)
 
 
 @dataclass
@@ -68,28 +75,81 @@ def best_on_ladder(fit: ParametricFit, flops: float, ladder: Ladder) -> int:
     return int(np.argmin(fit.predict(ladder.params, flops / ladder.flops_per_token)))
 
 
+def nearest_shape(ladder: Ladder, params: float) -> int:
+    """Index of the ladder shape whose parameter count is nearest ``params`` (in log)."""
+    return int(np.argmin(np.abs(np.log(ladder.params / params))))
+
+
+@dataclass
+class Allocation:
+    """Which approach sets the compute-optimal size, and why in words."""
+
+    approach: str
+    """"approach 3" (least predicted loss on the ladder) or "approach 2" (nearest its N*(C))."""
+    why: str
+    n_opt_law: PowerLaw | None = None
+    """Approach 2's N*(C), C in training FLOPs; None when approach 3 sets the size."""
+
+    def index(self, fit: ParametricFit, flops: float, ladder: Ladder) -> int:
+        """The ladder shape of the compute-optimal run of ``flops``."""
+        if self.n_opt_law is None:
+            return best_on_ladder(fit, flops, ladder)
+        return nearest_shape(ladder, self.n_opt_law(flops))
+
+    def to_dict(self) -> dict:
+        return {"approach": self.approach, "why": self.why}
+
+
+APPROACH_3 = Allocation("approach 3", "the default")
+
+
+def choose_allocation(a3_ci: list[float] | None, iso_a_ci: list[float] | None, n_opt_law: PowerLaw | None,
+                      n_budgets: int) -> Allocation:
+    """Approach 2 sets the size when its N*(C) ``n_opt_law`` rests on ``ALLOCATION_MIN_BUDGETS`` budgets or
+    more and its a interval ``iso_a_ci`` is narrower than approach 3's bootstrap interval ``a3_ci``;
+    approach 3 otherwise (also without either interval: nothing to compare)."""
+    if n_opt_law is None or n_budgets < ALLOCATION_MIN_BUDGETS:
+        return Allocation("approach 3", f"approach 2 has fewer than {ALLOCATION_MIN_BUDGETS} IsoFLOP budgets "
+                                        "with a bracketed optimum")
+    if a3_ci is None or iso_a_ci is None:
+        missing = "approach 3 has no bootstrap" if a3_ci is None else "approach 2's a has no interval"
+        return Allocation("approach 3", f"{missing}, so the approaches' precision cannot be compared")
+    w2, w3 = iso_a_ci[1] - iso_a_ci[0], a3_ci[1] - a3_ci[0]
+    widths = f"the 95% intervals of a are {w2:.2f} wide (approach 2) and {w3:.2f} (approach 3)"
+    if w2 < w3:
+        return Allocation("approach 2", f"its IsoFLOP optima determine a more tightly: {widths}", n_opt_law)
+    return Allocation("approach 3", f"its law determines a at least as tightly: {widths}")
+
+
 def choose(fit: ParametricFit, ladder: Ladder, *, flops: float | None = None, params: float | None = None,
-           tokens: float | None = None) -> dict:
+           tokens: float | None = None, allocation: Allocation = APPROACH_3) -> dict:
     """Resolve a target to a shape, tokens and FLOPs: ``flops`` alone (the compute-optimal run), ``params``
-    or ``tokens`` alone (the other follows the law), or ``params`` and ``tokens`` together (that run)."""
+    or ``tokens`` alone (the other follows the law of ``allocation``), or ``params`` and ``tokens``
+    together (that run)."""
     if (flops is None) == (params is None and tokens is None):
         raise ScalingError("give --target-flops alone, or --target-params and/or --target-tokens")
     for name, value in (("flops", flops), ("params", params), ("tokens", tokens)):
         if value is not None and not (value > 0 and math.isfinite(value)):
             raise ScalingError(f"--target-{name} must be a positive number, got {value}")
+    law = allocation.n_opt_law
     if flops is not None:
-        i = best_on_ladder(fit, flops, ladder)
+        i = allocation.index(fit, flops, ladder)
         d = flops / ladder.flops_per_token[i]
     elif params is not None and tokens is not None:  # a fixed run, e.g. trained past compute-optimal
-        i = int(np.argmin(np.abs(np.log(ladder.params / params))))
+        i = nearest_shape(ladder, params)
         d = tokens
     elif params is not None:
-        i = int(np.argmin(np.abs(np.log(ladder.params / params))))
-        # the Chinchilla-optimal tokens for this size: invert N = G·(C/6)^a
-        d = (ladder.params[i] / fit.G) ** (1 / fit.a) / ladder.params[i]
-    else:
+        i = nearest_shape(ladder, params)
+        if law is None:  # the Chinchilla-optimal tokens for this size: invert N = G·(C/6)^a
+            d = (ladder.params[i] / fit.G) ** (1 / fit.a) / ladder.params[i]
+        else:  # the compute whose optimum is this size: invert N*(C) = coef·C^a
+            d = (ladder.params[i] / law.coef) ** (1 / law.exponent) / ladder.flops_per_token[i]
+    elif law is None:
         n_target = (tokens * fit.G) ** (1 / fit.b) / tokens
-        i = int(np.argmin(np.abs(np.log(ladder.params / n_target))))
+        i = nearest_shape(ladder, n_target)
+        d = tokens
+    else:  # the shape that is its own compute's optimum when trained on ``tokens``
+        i = int(np.argmin(np.abs(np.log(ladder.params / law(tokens * ladder.flops_per_token)))))
         d = tokens
     if i == len(ladder.params) - 1:
         raise ScalingError(
@@ -212,13 +272,26 @@ def _source(hparams: dict, name: str) -> str:
 def compute_optimal(ctx: FitContext, loss: float) -> dict:
     """The compute-optimal run of the target's compute, and how much lower its loss is than ``loss``."""
     ladder, choice, law = ctx.target.ladder, ctx.target.choice, ctx.law
-    i = best_on_ladder(law, choice["flops"], ladder)
+    i = ctx.target.allocation.index(law, choice["flops"], ladder)
     d = choice["flops"] / ladder.flops_per_token[i]
     best = float(law.predict(ladder.params[i], d))
     return {"params": float(ladder.params[i]), "n_layer": int(ladder.n_layer[i]), "tokens": float(d),
             "tokens_per_param": float(d / ladder.params[i]), "loss": best,
             "loss_ci": ctx.uncertainty.cis.get("loss_opt"), "loss_gap": loss - best,
             "loss_gap_rel": (loss - best) / best}
+
+
+def allocation_intervals(ctx: FitContext) -> tuple[list[float] | None, list[float] | None]:
+    """The intervals of N_opt and D_opt at the target's compute, from the approach that set the size
+    (approach 2: its N*(C) over the noisy copies; D from each end at the ladder's FLOPs per token there)."""
+    if ctx.target.allocation.approach != "approach 2":
+        return ctx.uncertainty.cis.get("n_opt"), ctx.uncertainty.cis.get("d_opt")
+    flops, ladder = ctx.target.choice["flops"], ctx.target.ladder
+    _, n_ci = ctx.isoflop.n_opt_at(flops)
+    if n_ci is None:
+        return None, None
+    log_fpt = np.interp(np.log(n_ci[::-1]), np.log(ladder.params), np.log(ladder.flops_per_token))
+    return n_ci, [float(flops / np.exp(v)) for v in log_fpt]
 
 
 def _lookup(tree: dict, dotted: str):
@@ -294,13 +367,15 @@ def recommend(ctx: FitContext, out: Path) -> tuple[dict, dict]:
         tree["data"] = {**tree.get("data", {}), "mixture": mixture_config(ctx.mixture)}
     tree = clean_large_run(tree)  # a knob's level may be a relative path (a dataset) too
     interval = next(p for p in ctx.uncertainty.predictions if p["recommended"])
-    cis, throughput = ctx.uncertainty.cis, options.gpu_throughput
+    throughput = options.gpu_throughput
+    n_opt_ci, d_opt_ci = allocation_intervals(ctx)
     recommendation = {
         **{k: v for k, v in choice.items() if k != "index"},
         "d_model": tree["model"]["d_model"], "n_head": tree["model"]["n_head"], "params_kind": options.params,
         "tokens_per_param": choice["tokens"] / choice["params"],
         "loss": interval["loss"], "lo": interval["lo"], "hi": interval["hi"],
-        "n_opt_ci": cis.get("n_opt"), "d_opt_ci": cis.get("d_opt"),
+        "allocation": ctx.target.allocation.to_dict(),
+        "n_opt_ci": n_opt_ci, "d_opt_ci": d_opt_ci,
         "lr": lr if lr is not None else tree["optim"].get("lr"),
         "lr_ci": at_run["lr_ci"],
         "lr_source": _source(hp, "lr"),

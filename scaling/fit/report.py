@@ -42,6 +42,9 @@ def _recommendation(r: dict, level: str) -> list[str]:
             f"| cost | {_g(r['gpu_hours'])} GPU-hours at {_g(r['gpu_throughput'])} FLOP/s per GPU | |"
         )
     lines += _fixed_run(r)
+    if r.get("allocation"):
+        lines += ["", f"Size set by {r['allocation']['approach']}: {r['allocation']['why']}; the predicted "
+                      "loss is approach 3's."]
     if r.get("batch_rounding"):
         lines += ["", f"Batch in the config: {r['batch_rounding']['note']}."]
     lines += ["", f"Config: `{r['config']}` (train it: `{train_command(r['config'])}`).", ""]

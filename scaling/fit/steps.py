@@ -1,10 +1,11 @@
 """The computing steps of a fit, each a function of what it needs, and :class:`FitContext`, what they found.
 
-Order (see :func:`scaling.fit.pipeline.fit_runs`): :func:`load` -> :func:`best_settings` ->
-:func:`fit_law` -> :func:`choose_target` -> :func:`estimate_uncertainty` -> the other approaches and
-analyses (:func:`isoflop_step`, :func:`envelope_step`, :func:`hparams_step`, :func:`knobs_step`,
-:func:`backtest_step`, :func:`mixture_step`). The warning rules (:mod:`scaling.fit.checks`) and the
-recommendation (:func:`scaling.fit.recommend.recommend`) read the finished :class:`FitContext`.
+Order (see :func:`scaling.fit.pipeline.fit_context`): :func:`load` -> :func:`best_settings` ->
+:func:`fit_law` -> :func:`isoflop_step` -> :func:`law_refits` -> :func:`choose_target` ->
+:func:`estimate_uncertainty` -> the other approaches and analyses (:func:`envelope_step`,
+:func:`hparams_step`, :func:`knobs_step`, :func:`backtest_step`, :func:`mixture_step`). The warning
+rules (:mod:`scaling.fit.checks`) and the recommendation (:func:`scaling.fit.recommend.recommend`) read
+the finished :class:`FitContext`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,13 @@ from pathlib import Path
 import numpy as np
 
 from scaling.errors import ScalingError
-from scaling.fit.bootstrap import backtest, bootstrap, percentile_interval, prediction_interval
+from scaling.fit.bootstrap import (
+    backtest,
+    bootstrap_refits,
+    percentile_interval,
+    prediction_interval,
+    samples_of,
+)
 from scaling.fit.data import Points, load_points
 from scaling.fit.downstream import downstream_section
 from scaling.fit.envelope import EnvelopeFit, fit_envelope
@@ -25,7 +32,7 @@ from scaling.fit.knob_effects import knob_effects
 from scaling.fit.knobs import analyze_knobs, law_huber_delta
 from scaling.fit.options import FitOptions
 from scaling.fit.parametric import N_PARAMETERS, ParametricFit, fit_parametric
-from scaling.fit.recommend import Ladder, best_on_ladder, build_ladder, choose
+from scaling.fit.recommend import Allocation, Ladder, best_on_ladder, build_ladder, choose, choose_allocation
 
 DEFAULT_TARGET_FACTOR = 10.0  # with no target given, recommend for 10× the largest run's compute
 FRONTIER_POINTS = 24
@@ -43,6 +50,8 @@ class Target:
     """The chosen shape, tokens and FLOPs (:func:`scaling.fit.recommend.choose`)."""
     default_flops: float | None
     """The compute recommended for when no target was given (``None`` when one was)."""
+    allocation: Allocation
+    """Which approach set the size (:func:`scaling.fit.recommend.choose_allocation`)."""
 
 
 @dataclass
@@ -155,20 +164,33 @@ def _base_config(points: Points) -> dict:
     return to_dict(load_config([]))
 
 
-def choose_target(points: Points, tuned: Points, law: ParametricFit, options: FitOptions) -> Target:
-    """The shape and tokens of the large run for the target in ``options`` (10x the compute without one)."""
+def law_refits(tuned: Points, law: ParametricFit, options: FitOptions) -> tuple[list, dict]:
+    """Approach 3 refitted on ``options.n_boot`` resamples of the runs, and the bootstrap's run info."""
+    if not options.n_boot:
+        return [], {"n_boot": 0}
+    return bootstrap_refits(tuned, law, n_boot=options.n_boot, seed=options.seed)
+
+
+def choose_target(points: Points, tuned: Points, law: ParametricFit, isoflop: IsoFlopFit, refits: list,
+                  options: FitOptions) -> Target:
+    """The shape and tokens of the large run for the target in ``options`` (10x the compute without one),
+    its size set by approach 2 or 3 (:func:`scaling.fit.recommend.choose_allocation`; ``refits``:
+    approach 3's bootstrap, whose interval of a is compared with approach 2's)."""
     base = _base_config(tuned)
     seq_len = int(base.get("train", {}).get("seq_len", 256))
     ladder = build_ladder(base.get("model", {}), seq_len, options.params)
     default = None if options.has_target else DEFAULT_TARGET_FACTOR * float(points.flops.max())
+    a3_ci = percentile_interval(np.array([r.a for r in refits if r is not None]), options.ci)
+    allocation = choose_allocation(a3_ci, isoflop.a_ci, isoflop.n_opt, len(isoflop.budgets))
     choice = choose(law, ladder, flops=options.target_flops if default is None else default,
-                    params=options.target_params, tokens=options.target_tokens)
-    return Target(base, ladder, choice, default)
+                    params=options.target_params, tokens=options.target_tokens, allocation=allocation)
+    return Target(base, ladder, choice, default, allocation)
 
 
 def _quantities(ladder: Ladder, target_flops: float, predictions: list[tuple[float, float]],
                 frontier_c: np.ndarray):
-    """What each bootstrap refit contributes: constants, allocations, predicted losses, frontier."""
+    """What each bootstrap refit contributes: constants, approach 3's allocation, predicted losses,
+    frontier."""
 
     def q(fit: ParametricFit) -> dict[str, float]:
         i = best_on_ladder(fit, target_flops, ladder)
@@ -188,16 +210,17 @@ def _quantities(ladder: Ladder, target_flops: float, predictions: list[tuple[flo
     return q
 
 
-def estimate_uncertainty(points: Points, tuned: Points, law: ParametricFit, target: Target,
-                         extra: list[tuple[float, float]], options: FitOptions) -> Uncertainty:
-    """Bootstrap approach 3 over runs: intervals of its constants, of every prediction and of the frontier."""
-    choice, ci, seed, n_boot = target.choice, options.ci, options.seed, options.n_boot
+def estimate_uncertainty(points: Points, law: ParametricFit, target: Target, extra: list[tuple[float, float]],
+                         options: FitOptions, refits: list, info: dict) -> Uncertainty:
+    """Approach 3's bootstrap (``refits``, ``info``: :func:`law_refits`): intervals of its constants, of
+    every prediction and of the frontier."""
+    choice, ci, seed = target.choice, options.ci, options.seed
     preds = extra + [(choice["params"], choice["tokens"])]
     max_c = float(points.flops.max())
     frontier_c = np.logspace(np.log10(points.flops.min()), np.log10(max(choice["flops"], max_c)),
                              FRONTIER_POINTS)
     q = _quantities(target.ladder, choice["flops"], preds, frontier_c)
-    samples, info = bootstrap(tuned, law, q, n_boot=n_boot, seed=seed) if n_boot else ({}, {"n_boot": 0})
+    samples = samples_of(refits, q)
     point = q(law)
     cis = {k: percentile_interval(samples[k], ci) for k in samples
            if not k.startswith(("pred_", "frontier_"))}
