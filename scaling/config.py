@@ -219,6 +219,8 @@ class LoggingConfig:
     job_type: str = "train"  # W&B job type
     tags: list[str] = field(default_factory=list)  # W&B tags
     wandb_dir: str | None = None  # where offline run files go; None = the run dir
+    # W&B: attach the environment's installed-package list to the run (about 0.6 s per run start)
+    save_requirements: bool = True
 
 
 @dataclass

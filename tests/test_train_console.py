@@ -41,3 +41,15 @@ def test_wandb_says_one_line_where_the_offline_run_is_and_how_to_sync(tiny_corpu
     folder = next((run_dir / "wandb").glob("offline-run-*"))
     assert wandb_lines[0] == f"wandb: offline run in {folder}; sync with: wandb sync {folder}"
     assert (folder / "logs" / "debug.log").is_file()  # the rest of W&B's output is in its log
+
+
+def test_a_run_lists_its_packages_for_wandb_unless_told_not_to(tiny_corpus, tmp_path):
+    for save, name in ((True, "listed"), (False, "unlisted")):
+        run_dir = tmp_path / name
+        args = tiny_overrides(tiny_corpus, run_dir, "logging.wandb=offline", "train.tokens=1024",
+                              f"logging.save_requirements={str(save).lower()}")
+        assert main(["train", "--progress-every", "0", *args]) == 0
+        folder = next((run_dir / "wandb").glob("offline-run-*"))
+        assert (folder / "files" / "requirements.txt").is_file() == save
+        if save:
+            assert "torch==2.13.0" in (folder / "files" / "requirements.txt").read_text()

@@ -94,7 +94,9 @@ def _wandb_logger(cfg: DictConfig, rid: str, run_dir: Path):
     logger = WandbLogger(name=cfg.run.name or rid, id=rid, project=cfg.logging.project,
                          entity=cfg.logging.entity, group=cfg.logging.group, job_type=cfg.logging.job_type,
                          tags=list(cfg.logging.tags), save_dir=str(save_dir), offline=mode == "offline",
-                         resume="allow", log_model=False, settings=wandb.Settings(silent=True, mode=mode))
+                         resume="allow", log_model=False,
+                         settings=wandb.Settings(silent=True, mode=mode,
+                                                 x_save_requirements=cfg.logging.save_requirements))
     # Silent from W&B's set-up on, before the run starts: its notices and run summaries go to the
     # run's debug log only.
     wandb.setup(settings=wandb.Settings(silent=True, mode=mode))
