@@ -324,10 +324,13 @@ def _knob_lines(fit: dict) -> list[str]:
     from scaling.fit.knob_effects import multiplier_phrase
 
     lines = []
+    taken = fit["recommendation"].get("knobs", {})
     for knob, e in (fit.get("knob_effects") or {}).items():
         others = [multiplier_phrase(name, e["best"], m) for name, m in e["multiplier"].items()
                   if name != e["best"]]
-        lines.append(f"  knob {knob}: {e['verdict']} -> {e['best']} ({'; '.join(others)}); {e['advice']}")
+        level = taken[knob]["level"] if knob in taken else e["best"]
+        lines.append(f"  knob {knob}: {e['verdict']}, predicted best {e['best']}, large run takes {level} "
+                     f"({'; '.join(others)}); {e['advice']}")
     return lines or ["  knobs:          none judged (a knob needs runs of two levels at two sizes or more)"]
 
 

@@ -83,11 +83,15 @@ def test_a_second_demo_reuses_every_finished_run(demo, capsys):
     assert main(["demo", "--quick", "--out", str(demo), "--wandb", "disabled"]) == 0
     out = capsys.readouterr().out
     assert "launching 0" in out
-    for line in ("Recommendation for", "  model:", "  tokens:", "  predicted loss:", "  learning rate:",
+    for line in ("Recommendation for", "  model:", "  tokens:", "  size set by:", "  predicted loss:",
+                 "  learning rate:",
                  "  law:", "  a by approach:  1 (envelope)", "  knob model.parallel_residual:",
                  "  seed noise:"):
         assert line in out
     assert {p: p.stat().st_mtime_ns for p in demo.glob("sweeps/*/runs/*/result.json")} == before
+    fit = json.loads((demo / "fit" / "fit.json").read_text())
+    taken = fit["recommendation"]["knobs"]["model.parallel_residual"]["level"]
+    assert f"large run takes {taken} (" in out  # the level large_run.yaml sets, not only the predicted best
 
 
 def test_the_full_demo_plans_an_isoflop_grid_a_knob_an_lr_grid_and_seeds(tmp_path):
