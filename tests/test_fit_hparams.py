@@ -122,3 +122,18 @@ def test_an_unswept_batch_is_null_with_a_reason_in_every_prediction():
     assert p["batch_tokens"] is None and p["batch_ci"] is None and p["batch_tokens_note"] == "not swept"
     assert p["lr"] == pytest.approx(lr_star(1e9, 2e10), rel=0.15)
     assert all(c["method"] == "parabola" for c in out["lr"]["cells"])
+
+
+def test_a_law_whose_coefficient_overflows_a_float_still_round_trips_through_strict_json():
+    import json
+
+    from scaling.fit.hparam_laws import OptimumLaw
+
+    steep = OptimumLaw("C", 800.0, {"C": -30.0}, 0.1, 5)  # coef = e^800 at C = 1; finite at real budgets
+    entry = json.loads(json.dumps(steep.to_dict(), allow_nan=False))
+    assert entry["coef"] is None and entry["log_coef"] == 800.0
+    back = OptimumLaw.from_dict(entry)
+    assert back(1e6, 1e7) == pytest.approx(steep(1e6, 1e7)) and np.isfinite(back(1e6, 1e7))
+    plain = OptimumLaw("N", np.log(0.02), {"N": -0.3}, 0.1, 5)
+    assert OptimumLaw.from_dict({k: v for k, v in plain.to_dict().items() if k != "log_coef"})(1e6, 1e7) == \
+        pytest.approx(plain(1e6, 1e7))  # a fit.json written before log_coef existed

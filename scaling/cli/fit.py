@@ -135,7 +135,8 @@ def _hparam_lines(result: dict) -> list[str]:
             ci = law.get("exponent_ci") or {}
             exps = ", ".join(f"{k}^{v:.3g}" + (f" [{ci[k][0]:.3g}, {ci[k][1]:.3g}]" if ci.get(k) else "")
                              for k, v in law["exponents"].items())
-            lines.append(f"{name} law: {law['coef']:.3g}·{exps} ({h['form_reason']})")
+            coef = f"{law['coef']:.3g}" if law["coef"] is not None else f"exp({law['log_coef']:.4g})"
+            lines.append(f"{name} law: {coef}·{exps} ({h['form_reason']})")
     bt = result["hparams"].get("backtest") or {}
     if bt.get("mean_penalty") is not None:
         lines.append(f"hparam backtest: held-out cells lose {100 * bt['mean_penalty']:.3f}% on average "

@@ -56,7 +56,7 @@ class OptimumLaw:
         """The law of a fit.json ``hparams.<name>.law`` entry."""
         return cls(
             d["form"],
-            math.log(float(d["coef"])),
+            float(d["log_coef"]) if d.get("log_coef") is not None else math.log(float(d["coef"])),
             {k: float(v) for k, v in d["exponents"].items()},
             float(d.get("log_resid_std") or "nan"),
             int(d.get("n_points", 0)),
@@ -66,7 +66,8 @@ class OptimumLaw:
         main = self.exponents.get("N", self.exponents.get("C"))
         return {
             "form": self.form,
-            "coef": self.coef,
+            "coef": self.coef if math.isfinite(self.coef) else None,  # null where it overflows a float
+            "log_coef": self.log_coef,
             "exponents": self.exponents,
             "exponent": main,
             "log_resid_std": self.log_resid_std,
