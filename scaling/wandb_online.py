@@ -17,6 +17,8 @@ def require_wandb_login(mode: str, setting: str) -> None:
         return
     import wandb
 
+    # an offline run earlier in this process leaves W&B's global mode offline, where login checks nothing
+    wandb.setup(settings=wandb.Settings(silent=True, mode="online"))
     try:
         wandb.login(verify=False)
     except Exception as e:  # wandb.errors.UsageError: "No API key configured"

@@ -191,6 +191,10 @@ def test_online_wandb_without_a_login_is_a_one_line_user_error(tiny_corpus, tmp_
 
     monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    # an offline run first, in the same process: W&B keeps its mode, and its login then checks nothing
+    offline = tiny_overrides(tiny_corpus, tmp_path / "offline", "logging.wandb=offline", "train.tokens=1024")
+    assert main(["train", "--progress-every", "0", *offline]) == 0
+    capsys.readouterr()
     assert main(["train", *tiny_overrides(tiny_corpus, tmp_path / "r", "logging.wandb=online")]) == 2
     assert "logging.wandb=online but W&B is not logged in" in one_line_error(capsys)
     assert not (tmp_path / "r").exists()
