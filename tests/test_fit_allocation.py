@@ -93,3 +93,16 @@ def test_a_study_that_follows_approach_3s_form_keeps_its_size_from_approach_3(tm
     assert rec["allocation"]["approach"] == "approach 3" and "at least as tightly" in rec["allocation"]["why"]
     assert rec["n_opt_ci"] == result["parametric"]["ci"]["n_opt"]
     assert rec["n_opt_ci"][0] <= LAW.n_opt(1.6e21) <= rec["n_opt_ci"][1]
+
+
+def test_a_fixed_runs_compute_optimal_alternative_follows_the_same_approach(tmp_path):
+    options = FitOptions(n_boot=60, plots=False, wandb="disabled", params="total",
+                         target_params=1e6, target_tokens=6e7)  # over-trained for its compute
+    result = fit_runs([FIXTURES / "demo_study.csv"], tmp_path / "fit", options)
+    rec, iso = result["recommendation"], result["isoflop"]
+    opt = rec["compute_optimal"]
+    assert rec["allocation"]["approach"] == "approach 2"
+    n_star = iso["n_opt_law"]["coef"] * rec["flops"] ** iso["n_opt_law"]["exponent"]
+    assert opt["params"] == pytest.approx(n_star, rel=0.6)  # the ladder shape nearest approach 2's N*
+    assert opt["loss_ci"][0] <= opt["loss"] <= opt["loss_ci"][1]  # the interval of that shape's loss
+    assert opt["loss_ci"] != result["parametric"]["ci"]["loss_opt"]  # not approach 3's optimum's

@@ -26,6 +26,7 @@ from scaling.config import ModelConfig
 from scaling.counting import count_params, flops_per_token
 from scaling.errors import ScalingError
 from scaling.fit.basics import PowerLaw
+from scaling.fit.bootstrap import percentile_interval
 from scaling.fit.hparams import hparam_at
 from scaling.fit.large_run import clean_large_run
 from scaling.fit.parametric import ParametricFit
@@ -277,7 +278,9 @@ def compute_optimal(ctx: FitContext, loss: float) -> dict:
     best = float(law.predict(ladder.params[i], d))
     return {"params": float(ladder.params[i]), "n_layer": int(ladder.n_layer[i]), "tokens": float(d),
             "tokens_per_param": float(d / ladder.params[i]), "loss": best,
-            "loss_ci": ctx.uncertainty.cis.get("loss_opt"), "loss_gap": loss - best,
+            "loss_ci": percentile_interval(ctx.uncertainty.samples.get("pred_compute_optimal", np.zeros(0)),
+                                           ctx.options.ci),
+            "loss_gap": loss - best,
             "loss_gap_rel": (loss - best) / best}
 
 

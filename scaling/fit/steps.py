@@ -188,12 +188,13 @@ def choose_target(points: Points, tuned: Points, law: ParametricFit, isoflop: Is
 
 
 def _quantities(ladder: Ladder, target_flops: float, predictions: list[tuple[float, float]],
-                frontier_c: np.ndarray):
-    """What each bootstrap refit contributes: constants, approach 3's allocation, predicted losses,
-    frontier."""
+                frontier_c: np.ndarray, allocation: Allocation):
+    """What each bootstrap refit contributes: constants, approach 3's allocation, predicted losses (also
+    of the compute-optimal run by ``allocation``, ``pred_compute_optimal``), frontier."""
 
     def q(fit: ParametricFit) -> dict[str, float]:
         i = best_on_ladder(fit, target_flops, ladder)
+        k = allocation.index(fit, target_flops, ladder)
         out = {"E": fit.E, "A": fit.A, "B": fit.B, "alpha": fit.alpha, "beta": fit.beta, "a": fit.a,
                "b": fit.b, "n_opt": float(ladder.params[i]),
                "d_opt": float(target_flops / ladder.flops_per_token[i]),
@@ -202,6 +203,8 @@ def _quantities(ladder: Ladder, target_flops: float, predictions: list[tuple[flo
                "d_opt_closed_form": float(fit.d_opt(target_flops))}
         for j, (n, d) in enumerate(predictions):
             out[f"pred_{j}"] = float(fit.predict(n, d))
+        out["pred_compute_optimal"] = float(fit.predict(ladder.params[k],
+                                                        target_flops / ladder.flops_per_token[k]))
         losses = fit.predict(ladder.params[None, :], frontier_c[:, None] / ladder.flops_per_token[None, :])
         for j, v in enumerate(losses.min(axis=1)):
             out[f"frontier_{j}"] = float(v)
@@ -219,7 +222,7 @@ def estimate_uncertainty(points: Points, law: ParametricFit, target: Target, ext
     max_c = float(points.flops.max())
     frontier_c = np.logspace(np.log10(points.flops.min()), np.log10(max(choice["flops"], max_c)),
                              FRONTIER_POINTS)
-    q = _quantities(target.ladder, choice["flops"], preds, frontier_c)
+    q = _quantities(target.ladder, choice["flops"], preds, frontier_c, target.allocation)
     samples = samples_of(refits, q)
     point = q(law)
     cis = {k: percentile_interval(samples[k], ci) for k in samples
