@@ -160,9 +160,10 @@ class IsoFlopFit:
         interval = percentile_interval(y_mean + slopes * (np.log(flops) - x_mean), self.ci_level)
         if interval is None:
             return point, None
+        # the regression's standard error at ln C: se(slope)·√(Sxx/Σw + (ln C − centre)²)
         centre = np.sum(w * cs) / np.sum(w)
-        scale = self.n_opt.exponent_se / np.sqrt(1.0 / np.sum(w * (cs - centre) ** 2))
-        se = scale * np.sqrt(1.0 / np.sum(w) + (np.log(flops) - centre) ** 2 / np.sum(w * (cs - centre) ** 2))
+        sxx = np.sum(w * (cs - centre) ** 2)
+        se = self.n_opt.exponent_se * np.sqrt(sxx / np.sum(w) + (np.log(flops) - centre) ** 2)
         lo, hi = _widened(interval, np.log(point), se, len(self.budgets), self.scatter_ratio, self.ci_level)
         return point, [float(np.exp(lo)), float(np.exp(hi))]
 
