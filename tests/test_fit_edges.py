@@ -78,6 +78,39 @@ def test_a_relative_path_that_is_not_there_is_flagged(tmp_path, monkeypatch):
     assert "data.mixture[0].path 'a'" in note and "does not exist there" in note
 
 
+def test_a_csv_large_run_says_it_is_the_framework_defaults_until_given_a_base_config(ladder_csv, tmp_path):
+    result = fit_runs([ladder_csv], tmp_path / "fit", quick())
+    rec = result["recommendation"]
+    (note,) = [w for w in result["warnings"] if w.startswith("large_run.yaml:")]
+    assert "no run config" in note and "--base-config" in note and "data.path 'data/stdlib'" in note
+    assert rec["lr_source"] == rec["batch_source"] == "framework default (not swept)"
+
+    (tmp_path / "mine").mkdir()
+    base = tmp_path / "mine.yaml"
+    base.write_text(f"data: {{path: {tmp_path / 'mine'}}}\nmodel: {{max_seq_len: 512}}\n"
+                    "train: {seq_len: 512, micro_batch_size: 4, grad_accum: 8}\noptim: {lr: 0.002}\n")
+    result = fit_runs([ladder_csv], tmp_path / "fit2", quick(base_config=str(base)))
+    large = yaml.safe_load((tmp_path / "fit2" / "large_run.yaml").read_text())
+    assert large["data"]["path"] == str(tmp_path / "mine") and large["optim"]["lr"] == 0.002
+    assert (large["train"]["seq_len"], large["train"]["micro_batch_size"], large["train"]["grad_accum"]) == \
+        (512, 4, 8)
+    assert large["train"]["tokens"] == pytest.approx(result["recommendation"]["tokens"], rel=1e-9)
+    assert not [w for w in result["warnings"] if w.startswith("large_run.yaml:")]
+    rec = result["recommendation"]
+    assert (rec["lr_source"], rec["batch_tokens"]) == ("base config (not swept)", 512 * 4 * 8)
+
+
+def test_a_missing_or_invalid_base_config_is_a_one_line_error_before_any_work(ladder_csv, tmp_path, capsys):
+    err = _cli_error(capsys, str(ladder_csv), "--out", str(tmp_path / "fit"), "--base-config",
+                     str(tmp_path / "nope.yaml"))
+    assert "--base-config" in err and "not found" in err
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: {seqlen: 512}\n")
+    err = _cli_error(capsys, str(ladder_csv), "--out", str(tmp_path / "fit"), "--base-config", str(bad))
+    assert "train.seq_len" in err
+    assert not (tmp_path / "fit").exists()
+
+
 # W&B project and group of the fit run
 
 

@@ -104,6 +104,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     mix.add_argument("--predict-mixtures", metavar="CSV",
                      help="CSV of candidate mixtures (w_<domain> columns) to predict the losses of")
+    parser.add_argument("--base-config", metavar="YAML",
+                        help="run config the large run starts from (default: the largest run's; a CSV has "
+                             "none, so large_run.yaml then takes the framework's defaults)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     parser.add_argument("--wandb", choices=["disabled", "offline", "online"], default="offline",
@@ -232,6 +235,7 @@ def options_from_args(args: argparse.Namespace) -> FitOptions:
         domain_tokens=tuple(args.domain_tokens),
         predict_mixtures=args.predict_mixtures,
         overwrite=args.overwrite,
+        base_config=args.base_config,
     )
 
 

@@ -255,16 +255,25 @@ def mixture_warnings(ctx: FitContext) -> list[str]:
     return list(ctx.mixture["warnings"]) if ctx.mixture else []
 
 
-def relative_paths_resolved(ctx: FitContext) -> list[str]:
-    """large_run.yaml resolved the runs' relative paths against the current folder."""
+def large_run_base(ctx: FitContext) -> list[str]:
+    """Where large_run.yaml's other settings come from when that may surprise: the framework's defaults
+    (a CSV has no run config), or relative paths resolved against the current folder."""
     from scaling.fit.large_run import path_notes
+    from scaling.fit.recommend import BASE_FROM_DEFAULTS, BASE_FROM_OPTION
 
-    return path_notes(ctx.target.base)
+    if ctx.target.base_source == BASE_FROM_DEFAULTS:
+        base = ctx.target.base
+        return [f"large_run.yaml: the inputs hold no run config, so all but the fit's shape, tokens and "
+                f"fitted hyperparameters are the framework's defaults (data.path {base['data']['path']!r}, "
+                f"seq_len {base['train']['seq_len']}, optim.lr {base['optim']['lr']:g}); pass "
+                f"--base-config YOUR_RUN.yaml to start from your own"]
+    whose = "--base-config's" if ctx.target.base_source == BASE_FROM_OPTION else "the runs'"
+    return path_notes(ctx.target.base, whose=whose)
 
 
 WARNING_RULES = [
     loader_notes, worse_settings_left_out, optimiser_not_converged, few_sizes, exponent_at_bound,
-    irreducible_loss_at_bound, too_few_runs, loss_does_not_fall, no_target_given, relative_paths_resolved,
+    irreducible_loss_at_bound, too_few_runs, loss_does_not_fall, no_target_given, large_run_base,
     smallest_shape, far_target,
     tokens_per_param_outside, far_predictions, few_bootstrap_fits, implausible_a, backtest_error,
     approaches_disagree, isoflop_skipped, knob_reverses, knob_one_ratio, mixture_warnings,

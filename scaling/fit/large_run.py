@@ -67,14 +67,15 @@ def clean_large_run(tree: dict, base: Path | None = None) -> dict:
     return out
 
 
-def path_notes(tree: dict, base: Path | None = None) -> list[str]:
-    """What :func:`clean_large_run` assumed about the relative paths of ``tree``, in words."""
+def path_notes(tree: dict, base: Path | None = None, whose: str = "the runs'") -> list[str]:
+    """What :func:`clean_large_run` assumed about the relative paths of ``tree`` (``whose`` config it is),
+    in words."""
     base = Path.cwd() if base is None else base
     notes = []
     for key, value in relative_paths(tree):
         absolute = _absolute(value, base)
         missing = "" if Path(absolute).exists() else " (it does not exist there: fix it before training)"
-        notes.append(f"large_run.yaml: the runs' {key} {value!r} is relative; the runs do not record the "
-                     f"folder they were launched from, so it was resolved against the current one: "
+        notes.append(f"large_run.yaml: {whose} {key} {value!r} is relative; the config does not record the "
+                     f"folder it was written for, so it was resolved against the current one: "
                      f"{absolute}{missing}")
     return notes

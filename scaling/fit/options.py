@@ -71,6 +71,10 @@ class FitOptions:
     """Training tokens per domain as ``name=count`` strings (needed for CSV input; overrides manifests)."""
     predict_mixtures: str | None = None
     """CSV of candidate mixtures (``w_<domain>`` columns) whose losses the mixture law predicts."""
+    base_config: str | None = None
+    """Run config YAML the large run starts from: large_run.yaml is it with the fit's shape, tokens and
+    fitted hyperparameters. Default: the largest run's config; a CSV has none, so without this the large
+    run gets the framework's defaults (data path, sequence length, batch, learning rate)."""
 
     def validate(self) -> None:
         """Raise :class:`ScalingError` on an option no fit can use."""
@@ -97,6 +101,20 @@ class FitOptions:
             )
         if self.chance is not None and not 0 <= self.chance < 1:
             raise ScalingError(f"--chance must be in [0, 1), got {self.chance}")
+        self.load_base_config()
+
+    def load_base_config(self) -> dict | None:
+        """``base_config`` read and validated as a run config (None without one)."""
+        if self.base_config is None:
+            return None
+        from pathlib import Path
+
+        from scaling.config_loading import load_config, to_dict
+
+        if not Path(self.base_config).is_file():
+            raise ScalingError(f"--base-config {self.base_config!r} not found; pass the run config YAML the "
+                               f"large run should start from")
+        return to_dict(load_config([self.base_config]))
 
     @property
     def has_target(self) -> bool:

@@ -53,6 +53,9 @@ class Ladder:
     def shape(self, i: int) -> dict:
         return {**self.base_model, **ladder_shape(int(self.n_layer[i]))}
 
+# where the config the large run starts from comes from (steps.Target.base_source)
+BASE_FROM_RUNS, BASE_FROM_OPTION, BASE_FROM_DEFAULTS = "largest run", "--base-config", "defaults"
+
 
 def build_ladder(base_model: dict, seq_len: int, params_kind: str, max_layers: int = 256) -> Ladder:
     """Every ladder depth 1..max_layers on top of ``base_model`` (vocab, positions, ... kept)."""
@@ -260,13 +263,14 @@ def train_command(path) -> str:
 _FORM_WORDS = {"N,D": "power law in N and D", "N": "power law in N", "C": "power law in compute"}
 
 
-def _source(hparams: dict, name: str) -> str:
-    """Where the recommended value of a hyperparameter comes from, in words."""
+def _source(hparams: dict, name: str, base: str = "base config") -> str:
+    """Where the recommended value of a hyperparameter comes from, in words (``base``: what the config
+    the large run starts from is)."""
     entry = hparams.get(name)
     if entry is None:
-        return "base config (not swept)"
+        return f"{base} (not swept)"
     if entry.get("prediction") is None:
-        return f"base config ({entry['note']})"
+        return f"{base} ({entry['note']})"
     return _FORM_WORDS[entry["law"]["form"]] if entry.get("law") else "measured optimum at one size"
 
 
@@ -355,7 +359,8 @@ def recommend(ctx: FitContext, out: Path) -> tuple[dict, dict]:
     base_train = base.get("train", {})
     base_batch = float(base_train.get("micro_batch_size", 16) * base_train.get("grad_accum", 1) *
                        base_train.get("seq_len", ladder.seq_len))
-    batch_source = _source(hp, "batch_size")
+    base_words = "framework default" if ctx.target.base_source == BASE_FROM_DEFAULTS else "base config"
+    batch_source = _source(hp, "batch_size", base_words)
     measured = np.unique(points.batch_size[np.isfinite(points.batch_size)])
     if batch is None and not points.configs and measured.size == 1:  # a CSV whose runs share one batch size
         batch, batch_source = float(measured[0]), "the runs' batch size (not swept)"
@@ -381,7 +386,7 @@ def recommend(ctx: FitContext, out: Path) -> tuple[dict, dict]:
         "n_opt_ci": n_opt_ci, "d_opt_ci": d_opt_ci,
         "lr": lr if lr is not None else tree["optim"].get("lr"),
         "lr_ci": at_run["lr_ci"],
-        "lr_source": _source(hp, "lr"),
+        "lr_source": _source(hp, "lr", base_words),
         "batch_tokens": batch if batch is not None else base_batch,
         "batch_ci": at_run["batch_ci"],
         "batch_source": batch_source,

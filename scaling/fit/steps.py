@@ -32,7 +32,17 @@ from scaling.fit.knob_effects import knob_effects
 from scaling.fit.knobs import analyze_knobs, law_huber_delta
 from scaling.fit.options import FitOptions
 from scaling.fit.parametric import N_PARAMETERS, ParametricFit, fit_parametric
-from scaling.fit.recommend import Allocation, Ladder, best_on_ladder, build_ladder, choose, choose_allocation
+from scaling.fit.recommend import (
+    BASE_FROM_DEFAULTS,
+    BASE_FROM_OPTION,
+    BASE_FROM_RUNS,
+    Allocation,
+    Ladder,
+    best_on_ladder,
+    build_ladder,
+    choose,
+    choose_allocation,
+)
 
 DEFAULT_TARGET_FACTOR = 10.0  # with no target given, recommend for 10× the largest run's compute
 FRONTIER_POINTS = 24
@@ -43,7 +53,7 @@ class Target:
     """The large run the fit recommends: the config it starts from, the candidate shapes, the choice."""
 
     base: dict
-    """Config of the largest tuned run (the defaults for CSV input); its knobs go into large_run.yaml."""
+    """Config the large run starts from (``base_source``); its knobs go into large_run.yaml."""
     ladder: Ladder
     """Candidate shapes on top of ``base``'s model."""
     choice: dict
@@ -52,6 +62,8 @@ class Target:
     """The compute recommended for when no target was given (``None`` when one was)."""
     allocation: Allocation
     """Which approach set the size (:func:`scaling.fit.recommend.choose_allocation`)."""
+    base_source: str = BASE_FROM_RUNS
+    """Where ``base`` comes from: the largest tuned run, ``--base-config``, or the defaults (a CSV)."""
 
 
 @dataclass
@@ -155,13 +167,17 @@ def fit_law(tuned: Points, points: Points | None = None) -> ParametricFit:
     return fit_parametric(tuned.params, tuned.tokens, tuned.loss, delta=delta)
 
 
-def _base_config(points: Points) -> dict:
-    """The config the recommendation starts from: the largest run's (the defaults for CSV input)."""
+def _base_config(points: Points, options: FitOptions) -> tuple[dict, str]:
+    """The config the recommendation starts from and where it comes from: ``options.base_config``, else
+    the largest run's, else (a CSV) the framework's defaults."""
+    given = options.load_base_config()
+    if given is not None:
+        return given, BASE_FROM_OPTION
     if points.configs:
-        return points.configs[int(np.argmax(points.params))]
+        return points.configs[int(np.argmax(points.params))], BASE_FROM_RUNS
     from scaling.config_loading import load_config, to_dict
 
-    return to_dict(load_config([]))
+    return to_dict(load_config([])), BASE_FROM_DEFAULTS
 
 
 def law_refits(tuned: Points, law: ParametricFit, options: FitOptions) -> tuple[list, dict]:
@@ -176,7 +192,7 @@ def choose_target(points: Points, tuned: Points, law: ParametricFit, isoflop: Is
     """The shape and tokens of the large run for the target in ``options`` (10x the compute without one),
     its size set by approach 2 or 3 (:func:`scaling.fit.recommend.choose_allocation`; ``refits``:
     approach 3's bootstrap, whose interval of a is compared with approach 2's)."""
-    base = _base_config(tuned)
+    base, base_source = _base_config(tuned, options)
     seq_len = int(base.get("train", {}).get("seq_len", 256))
     ladder = build_ladder(base.get("model", {}), seq_len, options.params)
     default = None if options.has_target else DEFAULT_TARGET_FACTOR * float(points.flops.max())
@@ -184,7 +200,7 @@ def choose_target(points: Points, tuned: Points, law: ParametricFit, isoflop: Is
     allocation = choose_allocation(a3_ci, isoflop.a_ci, isoflop.n_opt, len(isoflop.budgets))
     choice = choose(law, ladder, flops=options.target_flops if default is None else default,
                     params=options.target_params, tokens=options.target_tokens, allocation=allocation)
-    return Target(base, ladder, choice, default, allocation)
+    return Target(base, ladder, choice, default, allocation, base_source)
 
 
 def _quantities(ladder: Ladder, target_flops: float, predictions: list[tuple[float, float]],
