@@ -19,7 +19,8 @@ comes from the same fit repeated on every noisy copy; where the optima scatter a
 than their uncertainties explain (reduced χ² > 1), the interval is widened by √χ² and made to cover
 the regression's t-interval too, so a noise level that is too small cannot make it look tight.
 L*(C), the loss at each optimum, is fitted as E + A·C^−α (it levels off at the irreducible loss E,
-so a pure power law would mislead far out).
+so a pure power law would mislead far out); its interval comes from the noisy copies too, stretched in
+the same way where the optimal losses scatter about it more than the noise explains.
 """
 
 from __future__ import annotations
@@ -312,11 +313,25 @@ def _fit_laws(fit: IsoFlopFit, u_draws: np.ndarray, loss_draws: np.ndarray, ci: 
     fit.loss_law = fit_loss_law(cs, loss_opt)
     if fit.loss_law is not None and loss_draws.size:
         whole = np.flatnonzero(np.isfinite(loss_draws).all(axis=0))[:LOSS_LAW_DRAWS]
-        refits = [fit_loss_law(cs, loss_draws[:, j], start=fit.loss_law) for j in whole]
+        copies = _scatter_widened(np.log(loss_opt), np.log(loss_draws[:, whole]),
+                                  np.log(fit.loss_law(cs)))
+        refits = [fit_loss_law(cs, np.exp(copies[:, j]), start=fit.loss_law) for j in range(whole.size)]
         for name in ("E", "alpha"):
             interval = percentile_interval(np.array([getattr(f, name) for f in refits if f is not None]), ci)
             if interval is not None:
                 fit.loss_law.ci[name] = interval
+
+
+def _scatter_widened(point: np.ndarray, copies: np.ndarray, fitted: np.ndarray, n_constants: int = 3):
+    """Noisy copies (log values, budget × copy) whose deviations from ``point`` are stretched by how much
+    more the points scatter about their ``fitted`` law than the copies vary (√reduced χ², when over 1):
+    a noise too small to explain the scatter cannot make the law's constants look tight."""
+    spread = copies.std(axis=1)
+    dof = point.size - n_constants
+    if dof < 1 or not (spread > 0).all():
+        return copies
+    ratio = float(np.sqrt(np.sum(((point - fitted) / spread) ** 2) / dof))
+    return point[:, None] + max(ratio, 1.0) * (copies - point[:, None])
 
 
 def _method_note(fits: dict[str, IsoFlopFit]) -> str:
