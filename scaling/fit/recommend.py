@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 FAR_EXTRAPOLATION = 100.0  # warn when the target compute exceeds the largest fitted run's by more than this
 FAR_AXIS = 30.0  # warn when a prediction's N or D lies this factor beyond the fitted range
 ALLOCATION_MIN_BUDGETS = 3  # approach 2 may set the allocation from this many budgets (a third checks a line)
+# where the config the large run starts from comes from (steps.Target.base_source)
+BASE_FROM_RUNS, BASE_FROM_OPTION, BASE_FROM_DEFAULTS = "largest run", "--base-config", "defaults"
 
 
 @dataclass
@@ -52,9 +54,6 @@ class Ladder:
 
     def shape(self, i: int) -> dict:
         return {**self.base_model, **ladder_shape(int(self.n_layer[i]))}
-
-# where the config the large run starts from comes from (steps.Target.base_source)
-BASE_FROM_RUNS, BASE_FROM_OPTION, BASE_FROM_DEFAULTS = "largest run", "--base-config", "defaults"
 
 
 def build_ladder(base_model: dict, seq_len: int, params_kind: str, max_layers: int = 256) -> Ladder:
