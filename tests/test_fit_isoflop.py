@@ -133,6 +133,27 @@ def test_optimal_losses_scattered_beyond_the_stated_noise_widen_the_loss_laws_in
     assert sum(hits) >= 8
 
 
+def test_a_budget_column_groups_the_runs_as_the_study_did(tmp_path, capsys):
+    """Published IsoFLOP tables name each run's compute `budget` and count FLOPs their own way: here a
+    size-dependent overhead (attention and embeddings, 1.2x-3x of 6ND), so 6ND alone would split every
+    budget into runs of different compute."""
+    n, d, loss, c = isoflop_grid(LAW, BUDGETS[:6], noise=0.0, seed=8)
+    tokens = c / (6 * n) / (1.2 + 1.8 * (np.log(n.max()) - np.log(n)) / np.ptp(np.log(n)))
+    path = write_csv(tmp_path / "isoflops.csv", n, tokens, LAW.predict(n, tokens), budget=c)
+    out = tmp_path / "fit"
+    assert main(["fit", str(path), "--out", str(out), "--bootstrap", "0", "--no-plots", "--wandb",
+                 "disabled"]) == 0
+    result = json.loads((out / "fit.json").read_text())
+    assert [b["flops"] for b in result["isoflop"]["budgets"]] == pytest.approx(np.sort(BUDGETS[:6]))
+    assert any("column 'budget' read as each run's training FLOPs" in w for w in result["warnings"])
+    capsys.readouterr()
+    token_budget = write_csv(tmp_path / "tokens.csv", n, tokens, loss, budget=tokens)  # a token budget
+    assert main(["fit", str(token_budget), "--out", str(tmp_path / "fit2"), "--bootstrap", "0"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "column 'budget'" in err and "6·params·tokens" in err and "\n" not in err
+    assert not (tmp_path / "fit2").exists()
+
+
 def test_both_methods_are_reported_and_a_difference_is_explained():
     sizes, budgets = np.logspace(6.5, 10, 15), np.logspace(18, 21, 4)  # one wide ladder for every budget
     n, c = np.tile(sizes, budgets.size), np.repeat(budgets, sizes.size)

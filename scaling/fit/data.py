@@ -7,7 +7,8 @@ downstream works on :class:`Points`, plain numpy arrays with one entry per run.
 
 CSV columns: ``params,tokens,loss`` (required), optionally ``flops,lr,batch_size,seed,bpb,status``;
 ``w_<domain>`` and ``loss_<evalset>`` columns are the mixture law's; every other column is a knob.
-``batch_size`` is in tokens.
+``batch_size`` is in tokens. Without ``flops``, a ``budget`` column (as published IsoFLOP tables name
+each run's compute budget) is read as the FLOPs, after a check that it is of the order of 6·N·D.
 
 The fitted metric is the final validation loss in nats per token, or its bits per byte (``val_bpb``)
 when the runs differ in tokenization (vocabulary, tokenizer, data): nats per token of two tokenizers
@@ -38,6 +39,9 @@ from scaling.training.run_files import CONFIG_FILE, RESULT_FILE, read_metrics, v
 
 CELL_TOLERANCE_DEX = 0.01
 REQUIRED_COLUMNS = ("params", "tokens", "loss")
+FLOPS_ALIAS = "budget"  # a CSV's compute column under its IsoFLOP name, read as flops when flops is absent
+# a budget column this far from 6·N·D (median ratio) is no training compute (tokens? other units?)
+FLOPS_ALIAS_RANGE = (0.05, 20.0)
 NUMERIC_COLUMNS = ("params", "tokens", "loss", "flops", "lr", "batch_size", "seed", "bpb")
 METRICS = ("auto", "loss", "bpb")  # and eval/<task>/<key> for a key of EVAL_KEYS
 EVAL_KEYS = ("bpb", "acc", "acc_norm")
@@ -186,7 +190,8 @@ def _flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def _read_csv(path: Path) -> list[dict]:
+def _read_csv(path: Path) -> tuple[list[dict], str | None]:
+    """The CSV's rows, and the column their FLOPs came from (None: none)."""
     try:
         return _parse_csv(path)
     except UnicodeDecodeError as e:
@@ -195,7 +200,7 @@ def _read_csv(path: Path) -> list[dict]:
         ) from None
 
 
-def _parse_csv(path: Path) -> list[dict]:
+def _parse_csv(path: Path) -> tuple[list[dict], str | None]:
     with path.open(newline="", encoding="utf-8-sig") as f:  # -sig: a byte-order mark (Excel) is not a column
         reader = csv.DictReader(f)
         header = [h.strip() for h in (reader.fieldnames or [])]
@@ -211,6 +216,7 @@ def _parse_csv(path: Path) -> list[dict]:
                 f"params,tokens,loss (optional flops,lr,batch_size,seed,bpb, "
                 f"eval/<task>/<key> and knob columns)"
             )
+        alias = FLOPS_ALIAS if FLOPS_ALIAS in header and "flops" not in header else None
         rows = []
         for line, raw in enumerate(reader, start=2):
             raw = {(k or "").strip(): (v.strip() if isinstance(v, str) else v) for k, v in raw.items()}
@@ -221,14 +227,30 @@ def _parse_csv(path: Path) -> list[dict]:
                 "status": raw.pop("status", "done") or "done",
             }
             for col in NUMERIC_COLUMNS:
-                row[col] = _number(raw.pop(col, None), where, col)
+                source = alias if col == "flops" and alias else col
+                row[col] = _number(raw.pop(source, None), where, source)
             row["eval"] = {k: _number(raw.pop(k), where, k) for k in list(raw) if k.startswith("eval/")}
             # w_<domain> and loss_<evalset> columns belong to the mixture law (scaling.fit.mixture_data)
             row["knobs"] = {
                 k: _knob_value(v) for k, v in raw.items() if k and not k.startswith(("w_", "loss_"))
             }
             rows.append(row)
-    return rows
+    if alias:
+        _check_budget_column(path, rows)
+    return rows, alias or ("flops" if "flops" in header else None)
+
+
+def _check_budget_column(path: Path, rows: list[dict]) -> None:
+    """Refuse a ``budget`` column that cannot be the runs' training FLOPs."""
+    ratios = [r["flops"] / (6 * r["params"] * r["tokens"]) for r in rows
+              if r["flops"] > 0 and r["params"] > 0 and r["tokens"] > 0]
+    if not ratios:
+        return
+    ratio = float(np.median(ratios))
+    if not FLOPS_ALIAS_RANGE[0] <= ratio <= FLOPS_ALIAS_RANGE[1]:
+        raise ScalingError(f"{path}: column {FLOPS_ALIAS!r} is read as each run's training FLOPs, but it is "
+                           f"{ratio:.3g}x 6·params·tokens; rename it if it is something else, or give a "
+                           f"flops column")
 
 
 def _knob_value(value: Any) -> Any:
@@ -409,7 +431,11 @@ def _collect(inputs: list[str | Path], params_kind: str, notes: list[str]) -> li
         if path.is_file():
             if path.suffix.lower() != ".csv":
                 raise ScalingError(f"{path}: not a CSV file, run dir or sweep dir")
-            rows.extend(_read_csv(path))
+            csv_rows, flops_column = _read_csv(path)
+            if flops_column == FLOPS_ALIAS:
+                notes.append(f"{path}: column {FLOPS_ALIAS!r} read as each run's training FLOPs (there is no "
+                             f"flops column)")
+            rows.extend(csv_rows)
             continue
         results = [path / RESULT_FILE] if (path / RESULT_FILE).exists() else sorted(path.rglob(RESULT_FILE))
         for sweep_dir in (
