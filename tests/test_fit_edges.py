@@ -196,6 +196,16 @@ def test_a_csv_with_a_repeated_column_is_refused(tmp_path, capsys):
     csv.write_text("params,tokens,loss,loss\n1e7,1e9,4.88,5.88\n2e7,1e9,4.5,5.5\n")
     err = _cli_error(capsys, str(csv), "--out", str(tmp_path / "fit"))
     assert "column 'loss' appears 2 times" in err
+    csv.write_text("params,tokens,loss,Loss\n1e7,1e9,4.88,5.88\n")  # the same column in another case
+    assert "column 'loss' appears 2 times" in _cli_error(capsys, str(csv), "--out", str(tmp_path / "fit"))
+
+
+def test_the_columns_the_fit_reads_match_in_any_case_and_knob_columns_keep_theirs(tmp_path):
+    csv = tmp_path / "caps.csv"
+    csv.write_text("Params,TOKENS,Loss,FLOPs,LR,Arch\n1e7,1e9,4.88,7e16,1e-3,A\n1e7,1e9,4.9,7e16,1e-3,B\n")
+    points = load_points([csv])
+    assert list(points.flops) == [7e16, 7e16] and list(points.lr) == [1e-3, 1e-3]
+    assert list(points.knobs) == ["Arch"]
 
 
 def test_a_damaged_metrics_file_costs_that_run_its_curve_not_the_fit(tmp_path):

@@ -7,8 +7,9 @@ downstream works on :class:`Points`, plain numpy arrays with one entry per run.
 
 CSV columns: ``params,tokens,loss`` (required), optionally ``flops,lr,batch_size,seed,bpb,status``;
 ``w_<domain>`` and ``loss_<evalset>`` columns are the mixture law's; every other column is a knob.
-``batch_size`` is in tokens. Without ``flops``, a ``budget`` column (as published IsoFLOP tables name
-each run's compute budget) is read as the FLOPs, after a check that it is of the order of 6·N·D.
+``batch_size`` is in tokens; these names match in any case (``Loss``, ``FLOPs``). Without ``flops``, a
+``budget`` column (as published IsoFLOP tables name each run's compute budget) is read as the FLOPs,
+after a check that it is of the order of 6·N·D.
 
 The fitted metric is the final validation loss in nats per token, or its bits per byte (``val_bpb``)
 when the runs differ in tokenization (vocabulary, tokenizer, data): nats per token of two tokenizers
@@ -43,6 +44,7 @@ FLOPS_ALIAS = "budget"  # a CSV's compute column under its IsoFLOP name, read as
 # a budget column this far from 6·N·D (median ratio) is no training compute (tokens? other units?)
 FLOPS_ALIAS_RANGE = (0.05, 20.0)
 NUMERIC_COLUMNS = ("params", "tokens", "loss", "flops", "lr", "batch_size", "seed", "bpb")
+_RESERVED_COLUMNS = (*NUMERIC_COLUMNS, "status", FLOPS_ALIAS)
 METRICS = ("auto", "loss", "bpb")  # and eval/<task>/<key> for a key of EVAL_KEYS
 EVAL_KEYS = ("bpb", "acc", "acc_norm")
 METRIC_LABELS = {"loss": "validation loss (nats/token)", "bpb": "validation bits per byte"}
@@ -203,7 +205,10 @@ def _read_csv(path: Path) -> tuple[list[dict], str | None]:
 def _parse_csv(path: Path) -> tuple[list[dict], str | None]:
     with path.open(newline="", encoding="utf-8-sig") as f:  # -sig: a byte-order mark (Excel) is not a column
         reader = csv.DictReader(f)
-        header = [h.strip() for h in (reader.fieldnames or [])]
+        # the columns the fit reads match in any case (Loss, FLOPs); knob and mixture columns keep theirs
+        header = [h.strip().lower() if h.strip().lower() in _RESERVED_COLUMNS else h.strip()
+                  for h in (reader.fieldnames or [])]
+        reader.fieldnames = header
         repeated = sorted({h for h in header if h and header.count(h) > 1})
         if repeated:  # DictReader would keep the last one silently
             name = repeated[0]
