@@ -190,3 +190,15 @@ def test_a_published_style_csv_with_runs_sharing_budgets(tmp_path, capsys):
     assert "default 0.5% of each loss" in iso["noise_source"]
     report = (tmp_path / "fit" / "report.md").read_text()
     assert "2 IsoFLOP (parabola)" in report and "2 IsoFLOP (interpolate)" in report
+
+
+def test_the_noise_source_says_seeds_only_when_the_runs_have_seeds(tmp_path):
+    from scaling.fit.data import load_points
+    from scaling.fit.isoflop import isoflop_noise
+
+    rows = "params,tokens,loss{}\n1e7,1e9,4.00{}\n1e7,1e9,4.02{}\n2e7,1e9,3.90{}\n"
+    (tmp_path / "seeds.csv").write_text(rows.format(",seed", ",0", ",1", ",0"))
+    (tmp_path / "rows.csv").write_text(rows.format("", "", "", ""))
+    assert isoflop_noise(load_points([tmp_path / "seeds.csv"]))[1] == "seed spread (1 degrees of freedom)"
+    source = isoflop_noise(load_points([tmp_path / "rows.csv"]))[1]
+    assert source == "spread of rows sharing a setting (no seeds) (1 degrees of freedom)"

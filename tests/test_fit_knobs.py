@@ -104,7 +104,7 @@ def _lr_study(rng, factors, seeds: int, noise: float, exponent: float = -0.3) ->
 
 @pytest.mark.parametrize(("factors", "seeds", "source"), [
     ((1 / 8, 1 / 4, 1 / 2, 1, 2, 4, 8), 1, "parabola residuals"),  # one seed, many values
-    ((1 / 4, 1, 4), 2, "seed spread"),  # few values, each with two seeds
+    ((1 / 4, 1, 4), 2, "spread of rows sharing a setting"),  # few values, each twice (no seed column)
 ])
 def test_lr_law_interval_covers_the_true_optimum_at_about_its_nominal_rate(factors, seeds, source):
     rng = np.random.default_rng(0)

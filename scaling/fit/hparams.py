@@ -24,7 +24,7 @@ from scaling.fit.data import Points
 from scaling.fit.hparam_backtest import backtest_hparams
 from scaling.fit.hparam_laws import choose_form, fit_optimum_law
 from scaling.fit.hparam_surface import Surface, cell_surface
-from scaling.fit.knobs import pooled_seed_noise, seed_settings
+from scaling.fit.knobs import pooled_seed_noise, seed_noise_source, seed_settings
 
 HPARAM_COLUMNS = ("lr", "batch_size")
 
@@ -44,7 +44,7 @@ def run_noise(points: Points, surfaces: dict[tuple, Surface | None]) -> tuple[fl
     """
     sigma, dof = pooled_seed_noise(seed_settings(points))
     if sigma is not None:
-        return sigma, f"seed spread ({dof} degrees of freedom)"
+        return sigma, seed_noise_source(points, dof)
     squares, dof, joint = 0.0, 0, False
     for s in surfaces.values():
         if s is None:

@@ -36,7 +36,7 @@ from scaling.fit.basics import PowerLaw, cluster_log, fit_power_law
 from scaling.fit.bootstrap import percentile_interval
 from scaling.fit.data import Points
 from scaling.fit.isoflop_profile import METHODS, build_profile, find_minima
-from scaling.fit.knobs import pooled_seed_noise, seed_settings
+from scaling.fit.knobs import pooled_seed_noise, seed_noise_source, seed_settings
 
 DEFAULT_RELATIVE_NOISE = 0.005  # run-to-run std of a final loss without seeds to measure it: 0.5% of it
 DEFAULT_NOISE_SOURCE = f"default {100 * DEFAULT_RELATIVE_NOISE:g}% of each loss"
@@ -55,7 +55,7 @@ def isoflop_noise(points: Points) -> tuple[float | None, str]:
     """σ of a run's final loss for the perturbation (None: the default) and where it comes from."""
     sigma, dof = pooled_seed_noise(seed_settings(points))
     if sigma is not None:
-        return sigma, f"seed spread ({dof} degrees of freedom)"
+        return sigma, seed_noise_source(points, dof)
     return None, DEFAULT_NOISE_SOURCE + " (no repeated seeds to measure it)"
 
 

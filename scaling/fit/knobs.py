@@ -61,6 +61,13 @@ def pooled_seed_noise(settings: list[dict]) -> tuple[float | None, int]:
     return _pooled_std([np.asarray(s["losses"], dtype=float) for s in settings])
 
 
+def seed_noise_source(points: Points, dof: int) -> str:
+    """Where a pooled seed spread comes from, in words: seeds, or (without a seed column) rows that
+    merely share a setting, such as near-duplicate points of a published table."""
+    what = "seed spread" if np.isfinite(points.seed).any() else "spread of rows sharing a setting (no seeds)"
+    return f"{what} ({dof} degrees of freedom)"
+
+
 def pooled_log_seed_noise(settings: list[dict]) -> float | None:
     """Pooled within-setting std of log loss (the relative run-to-run noise); None without replicates."""
     return _pooled_std([np.log(np.asarray(s["losses"], dtype=float)) for s in settings])[0]
