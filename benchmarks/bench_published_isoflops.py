@@ -8,7 +8,7 @@ columns are ignored), such as the compilation of published IsoFLOP curves in the
 Open-Athena/scaling-law-analysis repository (``data/isoflops/isoflops.csv``: Chinchilla as extracted
 by Epoch AI and by Apple's ml-scalefit, Llama 3, Marin's three datasets, and a FineWeb/C4 ladder).
 Nothing here is fitted to those numbers: each experiment goes through :func:`scaling.fit.fit_runs`
-as a user's CSV would (``flops`` = the study's nominal budget, N as the study counts it), and the
+as a user's CSV would (the study's ``budget`` column, read as the FLOPs; N as the study counts it), and the
 table prints what the report says next to the published value where the study gives one.
 """
 
@@ -50,12 +50,13 @@ def read_experiments(path: Path) -> dict[str, list[dict]]:
 
 
 def fit_experiment(rows: list[dict], folder: Path, n_boot: int) -> dict:
-    """fit.json of one experiment's runs, written as a fit CSV (params, tokens, loss, flops)."""
+    """fit.json of one experiment's runs, written as a fit CSV (params, tokens, loss, and the study's
+    budget, which the fit reads as the FLOPs)."""
     folder.mkdir(parents=True)
     runs = folder / "runs.csv"
     with runs.open("w", newline="") as f:
         out = csv.writer(f)
-        out.writerow(["params", "tokens", "loss", "flops"])
+        out.writerow(["params", "tokens", "loss", "budget"])
         out.writerows([r["params"], r["tokens"], r["loss"], r["budget"]] for r in rows)
     options = FitOptions(n_boot=n_boot, plots=False, wandb="disabled")
     return fit_runs([runs], folder / "fit", options)
