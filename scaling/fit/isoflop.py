@@ -293,9 +293,7 @@ def _fit_laws(fit: IsoFlopFit, u_draws: np.ndarray, loss_draws: np.ndarray, ci: 
     fit.d_opt = fit_power_law(cs, d_opt, sigma)  # D* ≈ C/(6N*): its uncertainty is N*'s
     if fit.n_opt is None:
         return
-    if cs.size > 2:
-        r = (np.log(n_opt) - np.log(fit.n_opt(cs))) / sigma
-        fit.scatter_ratio = float(np.sqrt(r @ r / (cs.size - 2)))
+    fit.scatter_ratio = _scatter_ratio(np.log(n_opt) - np.log(fit.n_opt(cs)), sigma, n_constants=2)
     if u_draws.size:
         ok = np.isfinite(u_draws)
         x, w = np.log(cs), 1.0 / sigma ** 2
@@ -327,11 +325,20 @@ def _scatter_widened(point: np.ndarray, copies: np.ndarray, fitted: np.ndarray, 
     more the points scatter about their ``fitted`` law than the copies vary (√reduced χ², when over 1):
     a noise too small to explain the scatter cannot make the law's constants look tight."""
     spread = copies.std(axis=1)
-    dof = point.size - n_constants
-    if dof < 1 or not (spread > 0).all():
+    ratio = _scatter_ratio(point - fitted, spread, n_constants) if (spread > 0).all() else None
+    if ratio is None:
         return copies
-    ratio = float(np.sqrt(np.sum(((point - fitted) / spread) ** 2) / dof))
     return point[:, None] + max(ratio, 1.0) * (copies - point[:, None])
+
+
+def _scatter_ratio(residuals: np.ndarray, sigma: np.ndarray, n_constants: int) -> float | None:
+    """√(reduced χ²) of ``residuals`` with standard deviations ``sigma`` about a law of ``n_constants``
+    constants (None without a degree of freedom left): over 1, they scatter more than ``sigma`` explains."""
+    dof = residuals.size - n_constants
+    if dof < 1:
+        return None
+    r = residuals / sigma
+    return float(np.sqrt(r @ r / dof))
 
 
 def _method_note(fits: dict[str, IsoFlopFit]) -> str:
