@@ -164,6 +164,17 @@ def test_mixture_only_csv_fit_writes_weights_candidates_and_large_run(tmp_path):
     assert (out / "mixture.png").stat().st_size > 0
 
 
+def test_a_mixture_only_large_run_starts_from_the_base_config_given(tmp_path):
+    base = tmp_path / "mine.yaml"
+    base.write_text("optim: {lr: 0.0015}\ntrain: {micro_batch_size: 4}\n")
+    out = tmp_path / "fit"
+    fit_runs([write_mixture_csv(tmp_path / "mix.csv", study())], out, n_boot=0, plots=False,
+             wandb="disabled", base_config=str(base))
+    large = yaml.safe_load((out / "large_run.yaml").read_text())
+    assert (large["optim"]["lr"], large["train"]["micro_batch_size"]) == (0.0015, 4)
+    assert {s["path"] for s in large["data"]["mixture"]} <= {"code", "docs", "tests"}
+
+
 def test_csv_with_sizes_fits_both_laws_and_reports_how_the_optimum_moves(tmp_path):
     small, large = study(seed=1), study(seed=2)
     data = MixtureData(DOMAINS, DOMAINS, np.vstack([small.weights, large.weights]),

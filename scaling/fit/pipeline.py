@@ -28,6 +28,7 @@ from scaling.fit.steps import (
     FRONTIER_POINTS,
     FitContext,
     backtest_step,
+    base_config,
     best_settings,
     choose_target,
     downstream_step,
@@ -158,16 +159,15 @@ def scaling_law_skipped(inputs, options: FitOptions, points: Points | None = Non
 
 def fit_mixture_only(inputs, out: Path, options: FitOptions, reason: str = SCALING_SKIPPED) -> dict:
     """A fit of the mixture law alone: fit.json (``inputs``, ``mixture``, ``warnings``, ``outputs``),
-    report.md, the mixture plot, and large_run.yaml (the default config with the recommended
-    ``data.mixture``)."""
-    from scaling.config_loading import load_config, to_dict
+    report.md, the mixture plot, and large_run.yaml (``--base-config``, else the default config, with the
+    recommended ``data.mixture``)."""
     from scaling.fit.mixture import mixture_config
 
     if options.target_flops or options.target_params:
         raise ScalingError("without a scaling law only --target-tokens applies (the large run's D, for the "
                            "repetition limits)")
     mixture = mixture_step(inputs, dataclasses.replace(options, mixture=True), options.target_tokens)
-    tree = to_dict(load_config([]))
+    tree = base_config(None, options)[0]
     tree["data"]["mixture"] = mixture_config(mixture)
     result = _clean({"inputs": {"n_rows": mixture["n_runs"], "scaling_law": "skipped"}, "mixture": mixture,
                      "warnings": [reason, *mixture["warnings"]], "outputs": {}})

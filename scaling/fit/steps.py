@@ -167,13 +167,13 @@ def fit_law(tuned: Points, points: Points | None = None) -> ParametricFit:
     return fit_parametric(tuned.params, tuned.tokens, tuned.loss, delta=delta)
 
 
-def _base_config(points: Points, options: FitOptions) -> tuple[dict, str]:
-    """The config the recommendation starts from and where it comes from: ``options.base_config``, else
-    the largest run's, else (a CSV) the framework's defaults."""
+def base_config(points: Points | None, options: FitOptions) -> tuple[dict, str]:
+    """The config the large run starts from and where it comes from: ``options.base_config``, else the
+    largest of ``points``' runs, else (a CSV, or no points) the framework's defaults."""
     given = options.load_base_config()
     if given is not None:
         return given, BASE_FROM_OPTION
-    if points.configs:
+    if points is not None and points.configs:
         return points.configs[int(np.argmax(points.params))], BASE_FROM_RUNS
     from scaling.config_loading import load_config, to_dict
 
@@ -192,7 +192,7 @@ def choose_target(points: Points, tuned: Points, law: ParametricFit, isoflop: Is
     """The shape and tokens of the large run for the target in ``options`` (10x the compute without one),
     its size set by approach 2 or 3 (:func:`scaling.fit.recommend.choose_allocation`; ``refits``:
     approach 3's bootstrap, whose interval of a is compared with approach 2's)."""
-    base, base_source = _base_config(tuned, options)
+    base, base_source = base_config(tuned, options)
     seq_len = int(base.get("train", {}).get("seq_len", 256))
     ladder = build_ladder(base.get("model", {}), seq_len, options.params)
     default = None if options.has_target else DEFAULT_TARGET_FACTOR * float(points.flops.max())
