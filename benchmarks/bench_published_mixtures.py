@@ -80,25 +80,27 @@ def main() -> None:
     print(f"training: {len(mixtures)} mixtures at 1M; mixture target {TARGET}\n")
     print(f"| held-out set | mixtures | ρ on {TARGET} | median ρ over sets (sets) | lowest ρ |")
     print("|---|---|---|---|---|")
-    seconds = 0.0
+    held = {f: _rows(args.data / f) for f in dict.fromkeys(mixture_file for _, mixture_file, _ in HELD_OUT)}
+    offsets, candidates = {}, []  # every held-out mixture is predicted by one fit, each file a slice
+    for mixture_file, rows in held.items():
+        offsets[mixture_file] = len(candidates)
+        candidates += [_weights(row) for row in rows.values()]
     with tempfile.TemporaryDirectory() as tmp:
         train = _write(Path(tmp) / "train.csv",
                        [{**_weights(mixtures[i]), **_losses(losses[i])} for i in mixtures])
-        fits: dict[str, dict] = {}
-        for name, mixture_file, loss_file in HELD_OUT:
-            held = _rows(args.data / mixture_file)
-            if mixture_file not in fits:
-                candidates = _write(Path(tmp) / mixture_file, [_weights(row) for row in held.values()])
-                start = time.perf_counter()
-                options = FitOptions(mixture_target=TARGET, predict_mixtures=str(candidates),
-                                     n_boot=args.bootstrap, plots=False, wandb="disabled")
-                fits[mixture_file] = fit_runs([train], Path(tmp) / f"fit-{mixture_file}", options)["mixture"]
-                seconds += time.perf_counter() - start
-            measured = _rows(args.data / loss_file)
-            rho = rank_correlations(fits[mixture_file]["candidates"], [_losses(measured[i]) for i in held])
-            print(f"| {name} | {len(held)} | {rho[TARGET]:.3f} | {np.median(list(rho.values())):.3f} "
-                  f"({len(rho)}) | {min(rho.values()):.3f} ({min(rho, key=rho.get)}) |")
-        mixture = fits[HELD_OUT[0][1]]
+        predict = _write(Path(tmp) / "held.csv", candidates)
+        options = FitOptions(mixture_target=TARGET, predict_mixtures=str(predict), n_boot=args.bootstrap,
+                             plots=False, wandb="disabled")
+        start = time.perf_counter()
+        mixture = fit_runs([train], Path(tmp) / "fit", options)["mixture"]
+        seconds = time.perf_counter() - start
+    for name, mixture_file, loss_file in HELD_OUT:
+        rows, first = held[mixture_file], offsets[mixture_file]
+        measured = _rows(args.data / loss_file)
+        predicted = mixture["candidates"][first:first + len(rows)]
+        rho = rank_correlations(predicted, [_losses(measured[i]) for i in rows])
+        print(f"| {name} | {len(rows)} | {rho[TARGET]:.3f} | {np.median(list(rho.values())):.3f} "
+              f"({len(rho)}) | {min(rho.values()):.3f} ({min(rho, key=rho.get)}) |")
     forms = ", ".join(f"{form} {v['rank_corr']:.3f}" for form, v in mixture["forms"].items())
     weights = {d: w["value"] for d, w in mixture["weights"].items() if w["value"] >= 0.005}
     print(f"\nlaw chosen: {mixture['law']} (held-out ρ by form over the training mixtures: {forms})")
