@@ -208,6 +208,49 @@ def test_the_columns_the_fit_reads_match_in_any_case_and_knob_columns_keep_their
     assert list(points.knobs) == ["Arch"]
 
 
+def test_a_column_under_another_common_name_is_read_as_the_column_it_names(tmp_path, capsys):
+    """Published tables and W&B exports say learning_rate, val_loss, parameter_count: left as knobs, the LR
+    law would go unfitted and every learning rate would count as a setting of some knob."""
+    csv = tmp_path / "renamed.csv"
+    csv.write_text("parameter_count,D,val_loss,optimizer.learning_rate,Batch_Tokens,arch\n"
+                   "1e7,1e9,4.88,1e-3,4096,A\n1e7,1e9,4.90,2e-3,8192,A\n1e7,1e9,4.95,1e-3,4096,B\n")
+    points = load_points([csv])
+    assert list(points.params) == [1e7] * 3 and list(points.loss) == [4.88, 4.90, 4.95]
+    assert list(points.lr) == [1e-3, 2e-3, 1e-3] and list(points.batch_size) == [4096, 8192, 4096]
+    assert set(points.knobs) == {"lr", "batch_size", "arch"}
+    assert any("column 'optimizer.learning_rate' read as the lr column" in n for n in points.notes)
+    # beside the column itself an alias is left out, not made a knob
+    csv.write_text("params,tokens,loss,lr,learning_rate\n1e7,1e9,4.88,1e-3,1e-3\n1e7,1e9,4.9,2e-3,2e-3\n")
+    points = load_points([csv])
+    assert set(points.knobs) == {"lr"} and any("'learning_rate' left out" in n for n in points.notes)
+    csv.write_text("n_params,parameters,tokens,loss\n1e7,1e7,1e9,4.88\n")
+    assert "both name the params column" in _cli_error(capsys, str(csv), "--out", str(tmp_path / "fit"))
+    # a batch counted in sequences is not guessed into tokens
+    csv.write_text("params,tokens,loss,trainer.train_batch_size\n1e7,1e9,4.88,64\n2e7,1e9,4.5,64\n")
+    err = _cli_error(capsys, str(csv), "--out", str(tmp_path / "fit"))
+    assert "'trainer.train_batch_size' looks like a batch size" in err and "tokens" in err
+    assert not (tmp_path / "fit").exists()
+
+
+def test_per_run_columns_are_not_knobs_and_leave_the_study_as_it_was(tmp_path):
+    """A run name or a train-loss column differs in every row: read as knobs they made each run its own
+    setting, so the five seeds of the demo's runs no longer measured the noise and the knob lost its pairs."""
+    fixture = Path(__file__).parent / "data_fixtures" / "demo_study.csv"
+    lines = fixture.read_text().splitlines()
+    extra = tmp_path / "with_extra_columns.csv"
+    extra.write_text("\n".join([lines[0] + ",name,train_loss,n_layers"] + [
+        f"{line},run-{i},{3.5 + 0.01 * i:.3f},1" for i, line in enumerate(lines[1:])]) + "\n")
+    plain, with_extra = load_points([fixture]), load_points([extra])
+    assert set(with_extra.knobs) == set(plain.knobs) == {"lr", "parallel_residual"}
+    assert any("'train_loss' left out of the knobs: 38 different values in 38 rows" in n
+               for n in with_extra.notes)
+    assert any("'name' left out of the knobs" in n for n in with_extra.notes)
+    results = [fit_runs(p, tmp_path / f"fit{i}", quick()) for i, p in enumerate((plain, with_extra))]
+    assert results[1]["knobs"]["seed_std"] == pytest.approx(results[0]["knobs"]["seed_std"])
+    assert results[1]["knobs"]["seed_dof"] == results[0]["knobs"]["seed_dof"] == 4
+    assert results[1]["parametric"]["a"] == pytest.approx(results[0]["parametric"]["a"])
+
+
 def test_a_damaged_metrics_file_costs_that_run_its_curve_not_the_fit(tmp_path):
     runs = _sweep_runs(tmp_path / "sweep")
     with (runs[1] / "metrics.jsonl").open("a") as f:

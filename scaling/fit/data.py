@@ -6,10 +6,12 @@ This is the only module of :mod:`scaling.fit` that knows the run-dir layout (``r
 downstream works on :class:`Points`, plain numpy arrays with one entry per run.
 
 CSV columns: ``params,tokens,loss`` (required), optionally ``flops,lr,batch_size,seed,bpb,status``;
-``w_<domain>`` and ``loss_<evalset>`` columns are the mixture law's; every other column is a knob.
-``batch_size`` is in tokens; these names match in any case (``Loss``, ``FLOPs``). Without ``flops``, a
-``budget`` column (as published IsoFLOP tables name each run's compute budget) is read as the FLOPs,
-after a check that it is of the order of 6·N·D.
+``w_<domain>`` and ``loss_<evalset>`` columns are the mixture law's; every other column is a knob, unless
+its values are per run (more than half as many as rows: a run name, a measurement). ``batch_size`` is in
+tokens; these names match in any case (``Loss``, ``FLOPs``). Without one of them, a common other name
+(:data:`COLUMN_ALIASES`: ``learning_rate``, ``val_loss``, ``budget`` as published IsoFLOP tables name each
+run's compute, ...) is read in its place, a compute column after a check that it is of the order of
+6·N·D; a batch column usually counted in sequences is refused.
 
 The fitted metric is the final validation loss in nats per token, or its bits per byte (``val_bpb``)
 when the runs differ in tokenization (vocabulary, tokenizer, data): nats per token of two tokenizers
@@ -40,11 +42,27 @@ from scaling.training.run_files import CONFIG_FILE, RESULT_FILE, read_metrics, v
 
 CELL_TOLERANCE_DEX = 0.01
 REQUIRED_COLUMNS = ("params", "tokens", "loss")
-FLOPS_ALIAS = "budget"  # a CSV's compute column under its IsoFLOP name, read as flops when flops is absent
-# a budget column this far from 6·N·D (median ratio) is no training compute (tokens? other units?)
-FLOPS_ALIAS_RANGE = (0.05, 20.0)
 NUMERIC_COLUMNS = ("params", "tokens", "loss", "flops", "lr", "batch_size", "seed", "bpb")
-_RESERVED_COLUMNS = (*NUMERIC_COLUMNS, "status", FLOPS_ALIAS)
+_RESERVED_COLUMNS = (*NUMERIC_COLUMNS, "status")
+# Other names published tables and exported run logs give the columns the fit reads (any case; the name
+# after a last "." counts too, as in optimizer.learning_rate). Without the column itself, its one alias
+# is read in its place, with a note: left as a knob, a learning_rate column would leave the LR law
+# unfitted and split the runs into settings. ``budget`` is what IsoFLOP tables call each run's compute.
+COLUMN_ALIASES = {
+    "params": ("n", "n_params", "num_params", "parameters", "param_count", "parameter_count"),
+    "tokens": ("d", "n_tokens", "num_tokens", "train_tokens", "training_tokens"),
+    "loss": ("val_loss", "eval_loss", "validation_loss"),
+    "flops": ("budget", "c", "compute", "train_flops", "training_flops"),
+    "lr": ("learning_rate", "peak_lr", "max_lr", "lr_max"),
+    "batch_size": ("batch_tokens", "tokens_per_batch", "batch_size_tokens"),
+    "seed": ("random_seed",),
+}
+# batch columns that tables usually count in sequences: the fit reads tokens per optimiser step, so
+# without a batch_size column these are refused rather than guessed
+SEQUENCE_BATCH_COLUMNS = ("bs", "batch", "global_batch_size", "train_batch_size", "micro_batch_size",
+                          "batch_size_sequences")
+# a FLOPs column read from an alias this far from 6·N·D (median ratio) is no training compute (tokens?)
+FLOPS_ALIAS_RANGE = (0.05, 20.0)
 METRICS = ("auto", "loss", "bpb")  # and eval/<task>/<key> for a key of EVAL_KEYS
 EVAL_KEYS = ("bpb", "acc", "acc_norm")
 METRIC_LABELS = {"loss": "validation loss (nats/token)", "bpb": "validation bits per byte"}
@@ -192,8 +210,8 @@ def _flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def _read_csv(path: Path) -> tuple[list[dict], str | None]:
-    """The CSV's rows, and the column their FLOPs came from (None: none)."""
+def _read_csv(path: Path) -> tuple[list[dict], list[str]]:
+    """The CSV's rows, and notes on how its columns were read."""
     try:
         return _parse_csv(path)
     except UnicodeDecodeError as e:
@@ -202,7 +220,34 @@ def _read_csv(path: Path) -> tuple[list[dict], str | None]:
         ) from None
 
 
-def _parse_csv(path: Path) -> tuple[list[dict], str | None]:
+def _alias_key(name: str) -> str:
+    return name.strip().lower().rsplit(".", 1)[-1]
+
+
+def _column_sources(path: Path, header: list[str]) -> tuple[dict[str, str], list[str], list[str]]:
+    """Which column each column the fit reads comes from (itself or its one alias), the columns left
+    out because the column they alias is there, and notes on both."""
+    sources, left_out, notes = {}, [], []
+    for column, aliases in (*COLUMN_ALIASES.items(), ("batch_size", SEQUENCE_BATCH_COLUMNS)):
+        found = [h for h in header if h != column and _alias_key(h) in aliases]
+        if column in header or column in sources:
+            left_out += found
+            notes += [f"{path}: column {h!r} left out: the {column} column is read" for h in found]
+        elif len(found) > 1:
+            raise ScalingError(f"{path}: columns {found[0]!r} and {found[1]!r} both name the {column} "
+                               f"column; keep one, or rename one to {column}")
+        elif found and aliases is SEQUENCE_BATCH_COLUMNS:
+            raise ScalingError(f"{path}: column {found[0]!r} looks like a batch size, which the fit reads in "
+                               f"tokens per optimiser step: give a batch_size column in tokens (sequences x "
+                               f"sequence length), or rename {found[0]!r} if it is something else")
+        elif found:
+            sources[column] = found[0]
+            what = "each run's training FLOPs" if column == "flops" else f"the {column} column"
+            notes.append(f"{path}: column {found[0]!r} read as {what} (there is no {column} column)")
+    return sources, left_out, notes
+
+
+def _parse_csv(path: Path) -> tuple[list[dict], list[str]]:
     with path.open(newline="", encoding="utf-8-sig") as f:  # -sig: a byte-order mark (Excel) is not a column
         reader = csv.DictReader(f)
         # the columns the fit reads match in any case (Loss, FLOPs); knob and mixture columns keep theirs
@@ -214,17 +259,19 @@ def _parse_csv(path: Path) -> tuple[list[dict], str | None]:
             name = repeated[0]
             raise ScalingError(f"{path}: column {name!r} appears {header.count(name)} times in the header; "
                                f"keep one column of each name")
-        missing = [c for c in REQUIRED_COLUMNS if c not in header]
+        sources, left_out, notes = _column_sources(path, header)
+        missing = [c for c in REQUIRED_COLUMNS if c not in header and c not in sources]
         if missing:
             raise ScalingError(
                 f"{path}: missing column(s) {', '.join(missing)}; a fit CSV needs "
                 f"params,tokens,loss (optional flops,lr,batch_size,seed,bpb, "
                 f"eval/<task>/<key> and knob columns)"
             )
-        alias = FLOPS_ALIAS if FLOPS_ALIAS in header and "flops" not in header else None
         rows = []
         for line, raw in enumerate(reader, start=2):
             raw = {(k or "").strip(): (v.strip() if isinstance(v, str) else v) for k, v in raw.items()}
+            for name in left_out:
+                raw.pop(name, None)
             where = f"{path.name}:{line}"
             row: dict[str, Any] = {
                 "run": where,
@@ -232,7 +279,7 @@ def _parse_csv(path: Path) -> tuple[list[dict], str | None]:
                 "status": raw.pop("status", "done") or "done",
             }
             for col in NUMERIC_COLUMNS:
-                source = alias if col == "flops" and alias else col
+                source = sources.get(col, col)
                 row[col] = _number(raw.pop(source, None), where, source)
             row["eval"] = {k: _number(raw.pop(k), where, k) for k in list(raw) if k.startswith("eval/")}
             # w_<domain> and loss_<evalset> columns belong to the mixture law (scaling.fit.mixture_data)
@@ -240,22 +287,44 @@ def _parse_csv(path: Path) -> tuple[list[dict], str | None]:
                 k: _knob_value(v) for k, v in raw.items() if k and not k.startswith(("w_", "loss_"))
             }
             rows.append(row)
-    if alias:
-        _check_budget_column(path, rows)
-    return rows, alias or ("flops" if "flops" in header else None)
+    if "flops" in sources:
+        _check_flops_alias(path, rows, sources["flops"])
+    notes += _drop_per_run_columns(path, rows)
+    return rows, notes
 
 
-def _check_budget_column(path: Path, rows: list[dict]) -> None:
-    """Refuse a ``budget`` column that cannot be the runs' training FLOPs."""
+def _check_flops_alias(path: Path, rows: list[dict], column: str) -> None:
+    """Refuse a compute column under another name (``budget``) that cannot be the runs' training FLOPs."""
     ratios = [r["flops"] / (6 * r["params"] * r["tokens"]) for r in rows
               if r["flops"] > 0 and r["params"] > 0 and r["tokens"] > 0]
     if not ratios:
         return
     ratio = float(np.median(ratios))
     if not FLOPS_ALIAS_RANGE[0] <= ratio <= FLOPS_ALIAS_RANGE[1]:
-        raise ScalingError(f"{path}: column {FLOPS_ALIAS!r} is read as each run's training FLOPs, but it is "
+        raise ScalingError(f"{path}: column {column!r} is read as each run's training FLOPs, but it is "
                            f"{ratio:.3g}x 6·params·tokens; rename it if it is something else, or give a "
                            f"flops column")
+
+
+def _drop_per_run_columns(path: Path, rows: list[dict]) -> list[str]:
+    """Leave out of the knobs the columns whose values are per run, not settings shared by several runs.
+
+    A knob's levels are settings that several runs share. A column with more than half as many values
+    as rows (and more than two) holds run names or measurements (train loss, steps, wall time); read as
+    a knob it would make every run its own setting, so repeated seeds would no longer measure the noise
+    and each level comparison would lose its pairs.
+    """
+    values: dict[str, set[str]] = {}
+    for r in rows:
+        for k, v in r["knobs"].items():
+            values.setdefault(k, set()).add(repr(v))
+    per_run = sorted(k for k, seen in values.items() if len(seen) > max(2, len(rows) / 2))
+    for r in rows:
+        for k in per_run:
+            r["knobs"].pop(k, None)
+    return [f"{path}: column {k!r} left out of the knobs: {len(values[k])} different values in {len(rows)} "
+            f"rows are per-run values (a name, a measurement), not settings several runs share"
+            for k in per_run]
 
 
 def _knob_value(value: Any) -> Any:
@@ -436,10 +505,8 @@ def _collect(inputs: list[str | Path], params_kind: str, notes: list[str]) -> li
         if path.is_file():
             if path.suffix.lower() != ".csv":
                 raise ScalingError(f"{path}: not a CSV file, run dir or sweep dir")
-            csv_rows, flops_column = _read_csv(path)
-            if flops_column == FLOPS_ALIAS:
-                notes.append(f"{path}: column {FLOPS_ALIAS!r} read as each run's training FLOPs (there is no "
-                             f"flops column)")
+            csv_rows, csv_notes = _read_csv(path)
+            notes.extend(csv_notes)
             rows.extend(csv_rows)
             continue
         results = [path / RESULT_FILE] if (path / RESULT_FILE).exists() else sorted(path.rglob(RESULT_FILE))
