@@ -1,5 +1,6 @@
 """Which approach sets the large run's size: approach 2's N*(C) when its optima determine a better than
-approach 3's five constants do, approach 3 otherwise; and approach 2's interval of N* far out."""
+approach 3's five constants do, approach 3 otherwise, neither when every run has one tokens-per-parameter
+ratio; and approach 2's interval of N* far out."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from scaling.fit import FitOptions, fit_runs
 from scaling.fit.basics import PowerLaw
 from scaling.fit.isoflop import fit_isoflop
 from scaling.fit.parametric import CHINCHILLA, ParametricFit
-from scaling.fit.recommend import Allocation, build_ladder, choose, choose_allocation
+from scaling.fit.recommend import RUNS_RATIO, Allocation, build_ladder, choose, choose_allocation
 from tests.helpers.synthetic import isoflop_grid, write_csv
 
 FIXTURES = Path(__file__).parent / "data_fixtures"
@@ -46,6 +47,30 @@ def test_with_approach_2_a_size_or_token_target_gets_the_other_from_its_law():
     tokens = choose(LAW, ladder, tokens=2e10, allocation=by_2)
     assert tokens["tokens"] == 2e10
     assert N_OPT(tokens["flops"]) == pytest.approx(tokens["params"], rel=0.5)
+
+
+def test_runs_of_one_tokens_per_parameter_ratio_keep_it_for_the_large_run(tmp_path):
+    """A fixed-ratio ladder (DataDecide's, OLMo's single-multiplier ladders) moves N and D together: the
+    law's two power terms could be swapped between them, so approach 3's a is arbitrary there. It sent such
+    a ladder at 20 tokens per parameter to a run of 0.04 tokens per parameter."""
+    ratios = 20 * np.exp(np.random.default_rng(0).normal(0, 0.05, 12))  # tokens rounded to whole batches
+    kept = choose_allocation([0.2, 0.8], [0.45, 0.5], N_OPT, 4, ratios)
+    assert kept.approach == RUNS_RATIO and kept.tokens_per_param == pytest.approx(20, rel=0.1)
+    several = choose_allocation([0.2, 0.8], [0.45, 0.5], N_OPT, 4, np.array([5.0, 20, 80]))
+    assert several.approach == "approach 2"
+    sizes = np.repeat(np.geomspace(2e7, 1e9, 6), 2)
+    loss = LAW.predict(sizes, 20 * sizes) * np.exp(np.random.default_rng(1).normal(0, 0.004, sizes.size))
+    csv = write_csv(tmp_path / "ladder.csv", sizes, 20 * sizes, loss, seed=np.tile([0, 1], 6))
+    result = fit_runs([csv], tmp_path / "fit", FitOptions(n_boot=30, plots=False, wandb="disabled",
+                                                          target_flops=1e22))
+    rec = result["recommendation"]
+    assert rec["allocation"]["approach"] == RUNS_RATIO
+    assert 20 / 1.5 < rec["tokens_per_param"] < 20 * 1.5  # the ladder shape nearest the ratio
+    assert rec["flops"] == pytest.approx(1e22) and rec["n_opt_ci"] is None
+    assert any(w.startswith("every run has 20 tokens per parameter") for w in result["warnings"])
+    size = fit_runs([csv], tmp_path / "fit2", FitOptions(n_boot=0, plots=False, wandb="disabled",
+                                                         target_params=3e9))["recommendation"]
+    assert size["tokens"] == pytest.approx(20 * size["params"])
 
 
 @pytest.mark.slow

@@ -232,6 +232,23 @@ def test_a_column_under_another_common_name_is_read_as_the_column_it_names(tmp_p
     assert not (tmp_path / "fit").exists()
 
 
+def test_counts_in_other_units_are_refused_in_one_line(tmp_path, capsys):
+    """Published tables give sizes in millions, tokens in billions and batches in sequences; read as
+    counts they gave a law in the wrong units and a large run of a few hundred parameters."""
+    csv = tmp_path / "units.csv"
+    csv.write_text("params,tokens,loss\n70,1.4e9,3.1\n400,8e9,2.8\n")  # params in millions
+    err = _cli_error(capsys, str(csv), "--out", str(tmp_path / "fit"))
+    assert "every params value is below 10000 (the largest is 400)" in err and "7e7" in err
+    csv.write_text("params,tokens,loss\n7e7,1.4,3.1\n4e8,8,2.8\n")  # tokens in billions
+    assert "every tokens value is below" in _cli_error(capsys, str(csv), "--out", str(tmp_path / "fit"))
+    csv.write_text("params,tokens,loss,batch_size\n7e7,1.4e9,3.1,64\n4e8,8e9,2.8,128\n")  # sequences
+    err = _cli_error(capsys, str(csv), "--out", str(tmp_path / "fit"))
+    assert "the runs take 4.22e+07 steps (median)" in err and "sequence length" in err
+    assert not (tmp_path / "fit").exists()
+    csv.write_text("params,tokens,loss,batch_size\n7e7,1.4e9,3.1,131072\n4e8,8e9,2.8,262144\n")
+    assert list(load_points([csv]).batch_size) == [131072, 262144]
+
+
 def test_per_run_columns_are_not_knobs_and_leave_the_study_as_it_was(tmp_path):
     """A run name or a train-loss column differs in every row: read as knobs they made each run its own
     setting, so the five seeds of the demo's runs no longer measured the noise and the knob lost its pairs."""

@@ -136,6 +136,14 @@ def tokens_per_param_outside(ctx: FitContext) -> list[str]:
             f"{fitted.min():.3g}-{fitted.max():.3g}: the law is extrapolated along that axis too"]
 
 
+def one_ratio(ctx: FitContext) -> list[str]:
+    """Every run has the same tokens per parameter: the allocation is not measured, the ratio is kept."""
+    allocation = ctx.target.allocation
+    if allocation.tokens_per_param is None:
+        return []
+    return [f"{allocation.why}; approach 3's a = {ctx.law.a:.3f} is not determined by such runs"]
+
+
 def _far_from_data(n: float, d: float, fitted: Points, max_flops: float) -> str:
     """Why a prediction at (N, D) lies far outside the fitted runs ('' when it does not)."""
     reasons = []
@@ -275,7 +283,7 @@ WARNING_RULES = [
     loader_notes, worse_settings_left_out, optimiser_not_converged, few_sizes, exponent_at_bound,
     irreducible_loss_at_bound, too_few_runs, loss_does_not_fall, no_target_given, large_run_base,
     smallest_shape, far_target,
-    tokens_per_param_outside, far_predictions, few_bootstrap_fits, implausible_a, backtest_error,
+    one_ratio, tokens_per_param_outside, far_predictions, few_bootstrap_fits, implausible_a, backtest_error,
     approaches_disagree, isoflop_skipped, knob_reverses, knob_one_ratio, mixture_warnings,
 ]
 """Every warning rule, in the order their warnings are listed."""

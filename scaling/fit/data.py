@@ -63,6 +63,10 @@ SEQUENCE_BATCH_COLUMNS = ("bs", "batch", "global_batch_size", "train_batch_size"
                           "batch_size_sequences")
 # a FLOPs column read from an alias this far from 6·N·D (median ratio) is no training compute (tokens?)
 FLOPS_ALIAS_RANGE = (0.05, 20.0)
+# a CSV whose largest count lies below this is in other units (millions, billions): no run is that small
+MIN_LARGEST_COUNT = {"params": 1e4, "tokens": 1e5}
+# tokens / batch_size beyond this (median) means a batch in sequences: no pretraining run takes so many steps
+MAX_MEDIAN_STEPS = 5e6
 METRICS = ("auto", "loss", "bpb")  # and eval/<task>/<key> for a key of EVAL_KEYS
 EVAL_KEYS = ("bpb", "acc", "acc_norm")
 METRIC_LABELS = {"loss": "validation loss (nats/token)", "bpb": "validation bits per byte"}
@@ -289,6 +293,7 @@ def _parse_csv(path: Path) -> tuple[list[dict], list[str]]:
             rows.append(row)
     if "flops" in sources:
         _check_flops_alias(path, rows, sources["flops"])
+    _check_units(path, rows)
     notes += _drop_per_run_columns(path, rows)
     return rows, notes
 
@@ -304,6 +309,21 @@ def _check_flops_alias(path: Path, rows: list[dict], column: str) -> None:
         raise ScalingError(f"{path}: column {column!r} is read as each run's training FLOPs, but it is "
                            f"{ratio:.3g}x 6·params·tokens; rename it if it is something else, or give a "
                            f"flops column")
+
+
+def _check_units(path: Path, rows: list[dict]) -> None:
+    """Refuse counts in other units: params or tokens in millions or billions, a batch in sequences."""
+    for column, least in MIN_LARGEST_COUNT.items():
+        values = [r[column] for r in rows if math.isfinite(r[column])]
+        if values and max(values) < least:
+            raise ScalingError(f"{path}: every {column} value is below {least:g} (the largest is "
+                               f"{max(values):g}); give {column} as plain counts, not in millions or "
+                               f"billions (70M is 7e7)")
+    steps = [r["tokens"] / r["batch_size"] for r in rows if r["batch_size"] > 0 and r["tokens"] > 0]
+    if steps and float(np.median(steps)) > MAX_MEDIAN_STEPS:
+        raise ScalingError(f"{path}: batch_size is read in tokens per optimiser step, but then the runs take "
+                           f"{float(np.median(steps)):.3g} steps (median); if it counts sequences, multiply "
+                           f"it by the sequence length")
 
 
 def _drop_per_run_columns(path: Path, rows: list[dict]) -> list[str]:

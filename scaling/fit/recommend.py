@@ -9,7 +9,9 @@ at large sizes this agrees with the closed form N_opt = G·(C/6)^a, which the re
 Which approach sets the size (:func:`choose_allocation`): approach 3 as above, or approach 2 -- the shape
 nearest its N*(C) law -- when that law rests on three budgets or more and determines a more tightly
 than approach 3 does. Few budgets leave approach 3's five constants loosely determined while the
-IsoFLOP optima still fix the allocation well; the predicted loss always comes from approach 3.
+IsoFLOP optima still fix the allocation well; the predicted loss always comes from approach 3. Runs that
+all share one tokens-per-parameter ratio (a fixed-ratio ladder) measure no allocation at all: the large
+run keeps their ratio.
 """
 
 from __future__ import annotations
@@ -38,6 +40,10 @@ if TYPE_CHECKING:
 FAR_EXTRAPOLATION = 100.0  # warn when the target compute exceeds the largest fitted run's by more than this
 FAR_AXIS = 30.0  # warn when a prediction's N or D lies this factor beyond the fitted range
 ALLOCATION_MIN_BUDGETS = 3  # approach 2 may set the allocation from this many budgets (a third checks a line)
+# runs whose tokens per parameter span less than this (1.4x) share one ratio: along it N and D move together,
+# so L = E + A/N^α + B/D^β cannot tell which power belongs to N and which to D, and no approach measures a
+ONE_RATIO_DEX = 0.15
+RUNS_RATIO = "the runs' ratio"
 # where the config the large run starts from comes from (steps.Target.base_source)
 BASE_FROM_RUNS, BASE_FROM_OPTION, BASE_FROM_DEFAULTS = "largest run", "--base-config", "defaults"
 
@@ -83,18 +89,30 @@ def nearest_shape(ladder: Ladder, params: float) -> int:
     return int(np.argmin(np.abs(np.log(ladder.params / params))))
 
 
+def ratio_shape(ladder: Ladder, flops: float, tokens_per_param: float) -> int:
+    """Index of the ladder shape that, trained with ``flops``, sees nearest ``tokens_per_param`` tokens per
+    parameter (in log)."""
+    ratios = flops / ladder.flops_per_token / ladder.params
+    return int(np.argmin(np.abs(np.log(ratios / tokens_per_param))))
+
+
 @dataclass
 class Allocation:
     """Which approach sets the compute-optimal size, and why in words."""
 
     approach: str
-    """"approach 3" (least predicted loss on the ladder) or "approach 2" (nearest its N*(C))."""
+    """"approach 3" (least predicted loss on the ladder), "approach 2" (nearest its N*(C)) or
+    :data:`RUNS_RATIO` (the shape that keeps the runs' one tokens-per-parameter ratio)."""
     why: str
     n_opt_law: PowerLaw | None = None
-    """Approach 2's N*(C), C in training FLOPs; None when approach 3 sets the size."""
+    """Approach 2's N*(C), C in training FLOPs; None when approach 2 does not set the size."""
+    tokens_per_param: float | None = None
+    """The runs' one ratio, kept by the large run; None when the runs span several."""
 
     def index(self, fit: ParametricFit, flops: float, ladder: Ladder) -> int:
         """The ladder shape of the compute-optimal run of ``flops``."""
+        if self.tokens_per_param is not None:
+            return ratio_shape(ladder, flops, self.tokens_per_param)
         if self.n_opt_law is None:
             return best_on_ladder(fit, flops, ladder)
         return nearest_shape(ladder, self.n_opt_law(flops))
@@ -107,10 +125,20 @@ APPROACH_3 = Allocation("approach 3", "the default")
 
 
 def choose_allocation(a3_ci: list[float] | None, iso_a_ci: list[float] | None, n_opt_law: PowerLaw | None,
-                      n_budgets: int) -> Allocation:
+                      n_budgets: int, tokens_per_param: np.ndarray | None = None) -> Allocation:
     """Approach 2 sets the size when its N*(C) ``n_opt_law`` rests on ``ALLOCATION_MIN_BUDGETS`` budgets or
     more and its a interval ``iso_a_ci`` is narrower than approach 3's bootstrap interval ``a3_ci``;
-    approach 3 otherwise (also without either interval: nothing to compare)."""
+    approach 3 otherwise (also without either interval: nothing to compare). When the runs'
+    ``tokens_per_param`` span less than ``ONE_RATIO_DEX``, neither measures the allocation and the large
+    run keeps that ratio."""
+    logs = np.log10(tokens_per_param) if tokens_per_param is not None else np.zeros(0)
+    if logs.size and np.ptp(logs) < ONE_RATIO_DEX:
+        r = float(10 ** np.median(logs))
+        why = (f"every run has {r:.3g} tokens per parameter, and along one ratio a parameter term and a "
+               f"data term look alike, so no approach measures the compute-optimal ratio: the large run "
+               f"keeps the runs' (runs at a second ratio, such as {r / 5:.3g} or {5 * r:.3g}, let the fit "
+               f"choose)")
+        return Allocation(RUNS_RATIO, why, tokens_per_param=r)
     if n_opt_law is None or n_budgets < ALLOCATION_MIN_BUDGETS:
         return Allocation("approach 3", f"approach 2 has fewer than {ALLOCATION_MIN_BUDGETS} IsoFLOP budgets "
                                         "with a bracketed optimum")
@@ -134,7 +162,7 @@ def choose(fit: ParametricFit, ladder: Ladder, *, flops: float | None = None, pa
     for name, value in (("flops", flops), ("params", params), ("tokens", tokens)):
         if value is not None and not (value > 0 and math.isfinite(value)):
             raise ScalingError(f"--target-{name} must be a positive number, got {value}")
-    law = allocation.n_opt_law
+    law, ratio = allocation.n_opt_law, allocation.tokens_per_param
     if flops is not None:
         i = allocation.index(fit, flops, ladder)
         d = flops / ladder.flops_per_token[i]
@@ -143,10 +171,15 @@ def choose(fit: ParametricFit, ladder: Ladder, *, flops: float | None = None, pa
         d = tokens
     elif params is not None:
         i = nearest_shape(ladder, params)
-        if law is None:  # the Chinchilla-optimal tokens for this size: invert N = G·(C/6)^a
+        if ratio is not None:
+            d = ratio * ladder.params[i]
+        elif law is None:  # the Chinchilla-optimal tokens for this size: invert N = G·(C/6)^a
             d = (ladder.params[i] / fit.G) ** (1 / fit.a) / ladder.params[i]
         else:  # the compute whose optimum is this size: invert N*(C) = coef·C^a
             d = (ladder.params[i] / law.coef) ** (1 / law.exponent) / ladder.flops_per_token[i]
+    elif ratio is not None:
+        i = nearest_shape(ladder, tokens / ratio)
+        d = tokens
     elif law is None:
         n_target = (tokens * fit.G) ** (1 / fit.b) / tokens
         i = nearest_shape(ladder, n_target)
@@ -289,7 +322,10 @@ def compute_optimal(ctx: FitContext, loss: float) -> dict:
 
 def allocation_intervals(ctx: FitContext) -> tuple[list[float] | None, list[float] | None]:
     """The intervals of N_opt and D_opt at the target's compute, from the approach that set the size
-    (approach 2: its N*(C) over the noisy copies; D from each end at the ladder's FLOPs per token there)."""
+    (approach 2: its N*(C) over the noisy copies; D from each end at the ladder's FLOPs per token there;
+    none when the runs' ratio is kept: it is a choice, not an estimate)."""
+    if ctx.target.allocation.tokens_per_param is not None:
+        return None, None
     if ctx.target.allocation.approach != "approach 2":
         return ctx.uncertainty.cis.get("n_opt"), ctx.uncertainty.cis.get("d_opt")
     flops, ladder = ctx.target.choice["flops"], ctx.target.ladder

@@ -190,14 +190,16 @@ def law_refits(tuned: Points, law: ParametricFit, options: FitOptions) -> tuple[
 def choose_target(points: Points, tuned: Points, law: ParametricFit, isoflop: IsoFlopFit, refits: list,
                   options: FitOptions) -> Target:
     """The shape and tokens of the large run for the target in ``options`` (10x the compute without one),
-    its size set by approach 2 or 3 (:func:`scaling.fit.recommend.choose_allocation`; ``refits``:
-    approach 3's bootstrap, whose interval of a is compared with approach 2's)."""
+    its size set by approach 2 or 3, or by the runs' one tokens-per-parameter ratio
+    (:func:`scaling.fit.recommend.choose_allocation`; ``refits``: approach 3's bootstrap, whose interval of
+    a is compared with approach 2's)."""
     base, base_source = base_config(tuned, options)
     seq_len = int(base.get("train", {}).get("seq_len", 256))
     ladder = build_ladder(base.get("model", {}), seq_len, options.params)
     default = None if options.has_target else DEFAULT_TARGET_FACTOR * float(points.flops.max())
     a3_ci = percentile_interval(np.array([r.a for r in refits if r is not None]), options.ci)
-    allocation = choose_allocation(a3_ci, isoflop.a_ci, isoflop.n_opt, len(isoflop.budgets))
+    allocation = choose_allocation(a3_ci, isoflop.a_ci, isoflop.n_opt, len(isoflop.budgets),
+                                   tuned.tokens / tuned.params)
     choice = choose(law, ladder, flops=options.target_flops if default is None else default,
                     params=options.target_params, tokens=options.target_tokens, allocation=allocation)
     return Target(base, ladder, choice, default, allocation, base_source)
