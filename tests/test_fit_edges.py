@@ -223,6 +223,9 @@ def test_a_column_under_another_common_name_is_read_as_the_column_it_names(tmp_p
     csv.write_text("params,tokens,loss,lr,learning_rate\n1e7,1e9,4.88,1e-3,1e-3\n1e7,1e9,4.9,2e-3,2e-3\n")
     points = load_points([csv])
     assert set(points.knobs) == {"lr"} and any("'learning_rate' left out" in n for n in points.notes)
+    csv.write_text("params,tokens,loss,optim.lr,train.seed\n1e7,1e9,4.88,1e-3,0\n1e7,1e9,4.9,2e-3,1\n")
+    points = load_points([csv])  # a W&B export names the config keys
+    assert list(points.lr) == [1e-3, 2e-3] and list(points.seed) == [0, 1] and set(points.knobs) == {"lr"}
     csv.write_text("n_params,parameters,tokens,loss\n1e7,1e7,1e9,4.88\n")
     assert "both name the params column" in _cli_error(capsys, str(csv), "--out", str(tmp_path / "fit"))
     # a batch counted in sequences is not guessed into tokens

@@ -45,9 +45,10 @@ REQUIRED_COLUMNS = ("params", "tokens", "loss")
 NUMERIC_COLUMNS = ("params", "tokens", "loss", "flops", "lr", "batch_size", "seed", "bpb")
 _RESERVED_COLUMNS = (*NUMERIC_COLUMNS, "status")
 # Other names published tables and exported run logs give the columns the fit reads (any case; the name
-# after a last "." counts too, as in optimizer.learning_rate). Without the column itself, its one alias
-# is read in its place, with a note: left as a knob, a learning_rate column would leave the LR law
-# unfitted and split the runs into settings. ``budget`` is what IsoFLOP tables call each run's compute.
+# after a last "." counts too, as in optimizer.learning_rate or a W&B export's optim.lr). Without the
+# column itself, its one alias is read in its place, with a note: left as a knob, a learning_rate column
+# would leave the LR law unfitted and split the runs into settings. ``budget`` is what IsoFLOP tables
+# call each run's compute.
 COLUMN_ALIASES = {
     "params": ("n", "n_params", "num_params", "parameters", "param_count", "parameter_count"),
     "tokens": ("d", "n_tokens", "num_tokens", "train_tokens", "training_tokens"),
@@ -224,8 +225,11 @@ def _read_csv(path: Path) -> tuple[list[dict], list[str]]:
         ) from None
 
 
-def _alias_key(name: str) -> str:
-    return name.strip().lower().rsplit(".", 1)[-1]
+def _names_column(name: str, column: str, aliases: tuple[str, ...]) -> bool:
+    """Whether header ``name`` is another name of ``column``: one of its aliases, or a dotted name ending
+    in the column or an alias (``optim.lr``, ``optimizer.learning_rate``), in any case."""
+    last = name.strip().lower().rsplit(".", 1)[-1]
+    return name != column and (last in aliases or ("." in name and last == column))
 
 
 def _column_sources(path: Path, header: list[str]) -> tuple[dict[str, str], list[str], list[str]]:
@@ -233,7 +237,7 @@ def _column_sources(path: Path, header: list[str]) -> tuple[dict[str, str], list
     out because the column they alias is there, and notes on both."""
     sources, left_out, notes = {}, [], []
     for column, aliases in (*COLUMN_ALIASES.items(), ("batch_size", SEQUENCE_BATCH_COLUMNS)):
-        found = [h for h in header if h != column and _alias_key(h) in aliases]
+        found = [h for h in header if _names_column(h, column, aliases)]
         if column in header or column in sources:
             left_out += found
             notes += [f"{path}: column {h!r} left out: the {column} column is read" for h in found]
