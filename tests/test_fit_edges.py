@@ -100,6 +100,23 @@ def test_a_csv_large_run_says_it_is_the_framework_defaults_until_given_a_base_co
     assert (rec["lr_source"], rec["batch_tokens"]) == ("base config (not swept)", 512 * 4 * 8)
 
 
+def test_an_unswept_learning_rate_reaches_the_large_run_as_the_runs_set_it(tmp_path):
+    """Runs trained at a per-size rule (no LR grid): the large run gets the rule at its size, not the
+    framework's default nor the largest run's rate, which is several times too high for a run 10x larger."""
+    n, d, loss = ladder_grid(LAW, np.logspace(7, 9, 5), np.logspace(8.5, 10.5, 4), noise=0.01, seed=7)
+    rule = write_csv(tmp_path / "rule.csv", n, d, loss, lr=0.5 * n ** -0.4)
+    rec = fit_runs([rule], tmp_path / "fit", quick(target_flops=1e21))["recommendation"]
+    assert rec["lr"] == pytest.approx(0.5 * rec["params"] ** -0.4, rel=1e-6)
+    assert rec["lr_source"] == "the runs' rule, learning rate ∝ N^-0.4, at the target's N (not swept)"
+    large = yaml.safe_load((tmp_path / "fit" / "large_run.yaml").read_text())
+    assert large["optim"]["lr"] == pytest.approx(rec["lr"])
+    irregular = write_csv(tmp_path / "irregular.csv", n, d, loss, lr=np.resize([1e-3, 3e-3, 2e-3], n.size))
+    rec = fit_runs([irregular], tmp_path / "fit2", quick(target_flops=1e21))["recommendation"]
+    largest = int(np.argmax(n * d))
+    assert rec["lr"] == np.resize([1e-3, 3e-3, 2e-3], n.size)[largest]
+    assert rec["lr_source"] == "the largest run's learning rate (not swept)"
+
+
 def test_a_missing_or_invalid_base_config_is_a_one_line_error_before_any_work(ladder_csv, tmp_path, capsys):
     err = _cli_error(capsys, str(ladder_csv), "--out", str(tmp_path / "fit"), "--base-config",
                      str(tmp_path / "nope.yaml"))

@@ -46,6 +46,9 @@ ONE_RATIO_DEX = 0.15
 RUNS_RATIO = "the runs' ratio"
 # where the config the large run starts from comes from (steps.Target.base_source)
 BASE_FROM_RUNS, BASE_FROM_OPTION, BASE_FROM_DEFAULTS = "largest run", "--base-config", "defaults"
+# the runs' values of an unswept hyperparameter follow a rule c·N^k when they scatter this little about it
+# (std of the log): the large run gets the rule at its N, as the study would have set it
+RULE_MAX_SCATTER = 0.05
 
 
 @dataclass
@@ -306,6 +309,26 @@ def _source(hparams: dict, name: str, base: str = "base config") -> str:
     return _FORM_WORDS[entry["law"]["form"]] if entry.get("law") else "measured optimum at one size"
 
 
+def carried_from_runs(values: np.ndarray, params: np.ndarray, flops: np.ndarray, target_params: float,
+                      what: str) -> tuple[float, str] | None:
+    """An unswept hyperparameter as the runs chose it, for the large run of ``target_params``: their one
+    value; their rule c·N^k at the target's N when ``values`` follow one in N (a per-size learning rate);
+    else the largest run's. With the source in words; None when no run has a value."""
+    ok = np.isfinite(values) & (values > 0)
+    if not ok.any():
+        return None
+    v, n = values[ok], params[ok]
+    if np.ptp(np.log(v)) < 1e-9:
+        return float(v[0]), f"the runs' {what} (not swept)"
+    if np.ptp(np.log(n)) > 0:
+        k, c = np.polyfit(np.log(n), np.log(v), 1)
+        if np.std(np.log(v) - (c + k * np.log(n))) < RULE_MAX_SCATTER:
+            return (float(np.exp(c) * target_params ** k),
+                    f"the runs' rule, {what} ∝ N^{k:.3g}, at the target's N (not swept)")
+    largest = int(np.argmax(flops[ok]))
+    return float(v[largest]), f"the largest run's {what} (not swept)"
+
+
 def compute_optimal(ctx: FitContext, loss: float) -> dict:
     """The compute-optimal run of the target's compute, and how much lower its loss is than ``loss``."""
     ladder, choice, law = ctx.target.ladder, ctx.target.choice, ctx.law
@@ -395,10 +418,15 @@ def recommend(ctx: FitContext, out: Path) -> tuple[dict, dict]:
     base_batch = float(base_train.get("micro_batch_size", 16) * base_train.get("grad_accum", 1) *
                        base_train.get("seq_len", ladder.seq_len))
     base_words = "framework default" if ctx.target.base_source == BASE_FROM_DEFAULTS else "base config"
-    batch_source = _source(hp, "batch_size", base_words)
-    measured = np.unique(points.batch_size[np.isfinite(points.batch_size)])
-    if batch is None and not points.configs and measured.size == 1:  # a CSV whose runs share one batch size
-        batch, batch_source = float(measured[0]), "the runs' batch size (not swept)"
+    lr_source, batch_source = _source(hp, "lr", base_words), _source(hp, "batch_size", base_words)
+    if ctx.target.base_source != BASE_FROM_OPTION:  # unswept: as the runs chose it, not a default's value
+        tuned = ctx.tuned
+        if hp.get("lr") is None:
+            lr, lr_source = carried_from_runs(tuned.lr, tuned.params, tuned.flops, choice["params"],
+                                              "learning rate") or (lr, lr_source)
+        if hp.get("batch_size") is None:
+            batch, batch_source = carried_from_runs(tuned.batch_size, tuned.params, tuned.flops,
+                                                    choice["params"], "batch size") or (batch, batch_source)
     tree = large_run_config(base, ladder, choice, lr=lr, batch_tokens=batch)
     knobs = knob_levels(ctx.knob_effects.effects, tree)
     for knob, k in knobs.items():
@@ -421,7 +449,7 @@ def recommend(ctx: FitContext, out: Path) -> tuple[dict, dict]:
         "n_opt_ci": n_opt_ci, "d_opt_ci": d_opt_ci,
         "lr": lr if lr is not None else tree["optim"].get("lr"),
         "lr_ci": at_run["lr_ci"],
-        "lr_source": _source(hp, "lr", base_words),
+        "lr_source": lr_source,
         "batch_tokens": batch if batch is not None else base_batch,
         "batch_ci": at_run["batch_ci"],
         "batch_source": batch_source,
