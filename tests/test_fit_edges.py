@@ -269,6 +269,21 @@ def test_counts_in_other_units_are_refused_in_one_line(tmp_path, capsys):
     assert list(load_points([csv]).batch_size) == [131072, 262144]
 
 
+def test_a_csvs_status_column_reads_wandbs_run_states_and_refuses_unknown_words(tmp_path, capsys):
+    """A W&B export says finished, crashed, killed, running: a crashed or running run's loss is partial,
+    and was fitted as a finished run's."""
+    csv = tmp_path / "states.csv"
+    csv.write_text("params,tokens,loss,Status\n1e7,1e9,4.88,finished\n2e7,1e9,4.5,Crashed\n"
+                   "4e7,1e9,4.9,running\n8e7,1e9,4.2,\n1.6e8,1e9,9.9,diverged\n3.2e8,1e9,4.0,killed\n")
+    points = load_points([csv])
+    assert list(points.params) == [1e7, 8e7]
+    assert "excluded 2 failed run(s)" in points.notes and "excluded 1 diverged run(s)" in " ".join(points.notes)
+    assert any(n.startswith("excluded 1 unfinished run(s)") for n in points.notes)
+    csv.write_text("params,tokens,loss,status\n1e7,1e9,4.88,maybe\n")
+    err = _cli_error(capsys, str(csv), "--out", str(tmp_path / "fit"))
+    assert "states.csv:2: status 'maybe' is not one the fit knows" in err
+
+
 def test_per_run_columns_are_not_knobs_and_leave_the_study_as_it_was(tmp_path):
     """A run name or a train-loss column differs in every row: read as knobs they made each run its own
     setting, so the five seeds of the demo's runs no longer measured the noise and the knob lost its pairs."""

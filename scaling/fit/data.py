@@ -64,6 +64,14 @@ SEQUENCE_BATCH_COLUMNS = ("bs", "batch", "global_batch_size", "train_batch_size"
                           "batch_size_sequences")
 # a FLOPs column read from an alias this far from 6·N·D (median ratio) is no training compute (tokens?)
 FLOPS_ALIAS_RANGE = (0.05, 20.0)
+# a CSV's status words (any case), as our run dirs and W&B's run states say them: every other word is refused,
+# so a crashed or still-running run's partial loss is never fitted as a finished run's
+STATUS_WORDS = {
+    "done": ("done", "finished", "completed", "success"),
+    "failed": ("failed", "crashed", "killed", "error", "preempted", "cancelled", "canceled"),
+    "unfinished": ("running", "pending", "queued"),
+    "diverged": ("diverged",),
+}
 # a CSV whose largest count lies below this is in other units (millions, billions): no run is that small
 MIN_LARGEST_COUNT = {"params": 1e4, "tokens": 1e5}
 # tokens / batch_size beyond this (median) means a batch in sequences: no pretraining run takes so many steps
@@ -284,7 +292,7 @@ def _parse_csv(path: Path) -> tuple[list[dict], list[str]]:
             row: dict[str, Any] = {
                 "run": where,
                 "trunk": where,
-                "status": raw.pop("status", "done") or "done",
+                "status": row_status(raw.pop("status", None), where),
             }
             for col in NUMERIC_COLUMNS:
                 source = sources.get(col, col)
@@ -300,6 +308,17 @@ def _parse_csv(path: Path) -> tuple[list[dict], list[str]]:
     _check_units(path, rows)
     notes += _drop_per_run_columns(path, rows)
     return rows, notes
+
+
+def row_status(word: str | None, where: str) -> str:
+    """A CSV row's status as the fit reads it (done, failed, unfinished, diverged); empty is done."""
+    word = (word or "done").strip().lower() or "done"
+    for status, words in STATUS_WORDS.items():
+        if word in words:
+            return status
+    known = ", ".join(w for words in STATUS_WORDS.values() for w in words)
+    raise ScalingError(f"{where}: status {word!r} is not one the fit knows ({known}); fix the row or drop "
+                       f"the status column")
 
 
 def _check_flops_alias(path: Path, rows: list[dict], column: str) -> None:
@@ -562,13 +581,18 @@ def load_points(inputs: list[str | Path], *, params: str = "non-embedding", excl
     notes: list[str] = []
     rows = _collect(list(inputs), params, notes)
     failed = [r for r in rows if r["status"] == "failed"]
+    unfinished = [r for r in rows if r["status"] == "unfinished"]
     diverged = [r for r in rows if r["status"] == "diverged"]
     if failed:
         notes.append(f"excluded {len(failed)} failed run(s)")
+    if unfinished:
+        notes.append(f"excluded {len(unfinished)} unfinished run(s) (status running, pending or queued): "
+                     f"their losses are not final")
     if diverged and exclude_diverged:
         notes.append(f"excluded {len(diverged)} diverged run(s) (--no-exclude-diverged keeps them)")
     rows = [
-        r for r in rows if r["status"] != "failed" and (r["status"] != "diverged" or not exclude_diverged)
+        r for r in rows
+        if r["status"] not in ("failed", "unfinished") and (r["status"] != "diverged" or not exclude_diverged)
     ]
     damaged = [r["curve_note"] for r in rows if r.get("curve_note")]
     if damaged:

@@ -20,7 +20,7 @@ import numpy as np
 
 from scaling.config_loading import read_yaml
 from scaling.errors import ScalingError
-from scaling.fit.data import _number
+from scaling.fit.data import _number, row_status
 from scaling.training.run_files import CONFIG_FILE, RESULT_FILE, read_metrics, val_rows
 
 WEIGHT_PREFIX, LOSS_PREFIX = "w_", "loss_"
@@ -97,7 +97,7 @@ def csv_rows(path: Path) -> list[dict]:
         for line, raw in enumerate(csv.DictReader(f), start=2):
             raw = {(k or "").strip(): v for k, v in raw.items()}
             where = f"{path.name}:{line}"
-            if (raw.get("status") or "done").strip() != "done":
+            if row_status(raw.get("status"), where) != "done":
                 continue
             rows.append({
                 "run": where, "params": _number(raw.get("params"), where, "params"),
