@@ -16,6 +16,7 @@ from scaling.fit.parametric import (
     huber_delta,
 )
 from scaling.fit.steps import best_settings, fit_law
+from tests.helpers.hparam_landscape import as_points
 from tests.helpers.knob_ladders import ladder, law
 from tests.helpers.synthetic import ladder_grid
 
@@ -120,3 +121,38 @@ def test_the_law_of_runs_with_repeated_seeds_takes_delta_from_their_spread():
     one_seed = pts.subset(np.flatnonzero(pts.seed == 0))
     assert fit_law(one_seed).delta == HUBER_DELTA  # nothing measures the noise: Hoffmann et al.'s δ
     assert "huber_delta" in fit_law(tuned, pts).to_dict()
+
+
+def _searched_study(small_budget_losses: dict[float, float], seeds: bool = True,
+                    search_everywhere: bool = False):
+    """Three sizes at two budgets, each at its rule's learning rate 0.01·(N/1e7)^-0.5; the 2e7 model at the
+    small budget also at 0.5x and 2x the rule (``small_budget_losses``: factor -> loss), or every cell at
+    all three with ``search_everywhere``; three seeds of one cell measure a noise of about 0.01."""
+    rows = []  # (params, tokens, loss, lr)
+    for n, base in ((1e7, 3.30), (2e7, 3.20), (4e7, 3.15)):
+        rule = 0.01 * (n / 1e7) ** -0.5
+        for tokens, loss in ((1e9, base), (4e9, base - 0.3)):
+            grid = small_budget_losses if (n == 2e7 and tokens == 1e9) else {1.0: loss}
+            if search_everywhere:
+                grid = {0.5: loss - 0.004, 1.0: loss, 2.0: loss + 0.006}
+            rows += [(n, tokens, value, rule * factor) for factor, value in grid.items()]
+    if seeds:
+        rows += [(4e7, 4e9, 2.85 + dv, 0.01 * 4 ** -0.5) for dv in (0.012, -0.008)]
+    return as_points(dict(zip(("params", "tokens", "loss", "lr"), np.array(rows).T, strict=True)))
+
+
+def test_a_searched_cells_luck_does_not_displace_the_setting_the_other_cells_ran():
+    """The best of three noisy runs is lower than any one by chance. An LR grid at one budget, the rule
+    elsewhere: the searched cell keeps the rule's run unless another beats it beyond the seed noise."""
+    def kept_lr(pts) -> float:
+        tuned, _ = best_settings(pts)
+        (i,) = np.flatnonzero((tuned.params == 2e7) & (tuned.tokens == 1e9))
+        return float(tuned.lr[i]) / (0.01 * 2 ** -0.5)
+
+    luck = {0.5: 3.195, 1.0: 3.20, 2.0: 3.21}  # 0.005 better: well within 1.96 x 0.01 x sqrt(2)
+    assert kept_lr(_searched_study(luck)) == pytest.approx(1.0)
+    assert kept_lr(_searched_study({0.5: 3.25, 1.0: 3.20, 2.0: 3.14})) == pytest.approx(2.0)  # beyond it
+    assert kept_lr(_searched_study(luck, seeds=False)) == pytest.approx(0.5)  # no noise measured: the best
+    everywhere = _searched_study(luck, search_everywhere=True)  # no cell ran one setting: each its best
+    tuned, _ = best_settings(everywhere)
+    assert np.allclose(tuned.lr, 0.5 * 0.01 * (tuned.params / 1e7) ** -0.5)

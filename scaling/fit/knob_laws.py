@@ -29,7 +29,7 @@ from scipy.optimize import brentq, least_squares
 from scaling.errors import ScalingError
 from scaling.fit.basics import representative, single_threaded_blas
 from scaling.fit.data import CELL_TOLERANCE_DEX, Points
-from scaling.fit.knobs import law_huber_delta
+from scaling.fit.knobs import law_huber_delta, one_setting_per_cell
 from scaling.fit.parametric import HUBER_DELTA, ParametricFit, fit_parametric
 
 HPARAM_KNOBS = ("lr", "batch_size")  # judged by the hyperparameter laws, not here
@@ -79,7 +79,8 @@ def knob_data(points: Points, knob: str) -> KnobData | None:
     """The runs that judge ``knob``; None when fewer than two of its levels have runs at two sizes.
 
     Other knobs are held at their most common level; where learning rate or batch size were swept,
-    each (size, tokens, level) keeps the runs of its best setting (seeds averaged to choose it).
+    each (size, tokens, level) keeps the runs of one setting, as the law of tuned runs does
+    (:func:`scaling.fit.knobs.one_setting_per_cell`).
     """
     n = len(points)
     keep = np.array([points.knobs[knob][i] is not None for i in range(n)])
@@ -97,10 +98,10 @@ def knob_data(points: Points, knob: str) -> KnobData | None:
         settings.setdefault((cells[i], level_name(points.knobs[knob][i])), {}).setdefault(hp, []).append(
             int(i)
         )
-    rows = []
-    for by_setting in settings.values():
-        rows += min(by_setting.values(), key=lambda idx: float(np.mean(points.loss[idx])))
-    rows = np.array(sorted(rows), dtype=int)
+    # per level, the size's usual hyperparameters unless others beat them beyond the noise
+    hparams = [h for h in HPARAM_KNOBS if h in points.knobs]
+    rows = np.array(one_setting_per_cell(points, settings, hparams, size_of=lambda key: key[0][0],
+                                         group_of=lambda key: key[1]), dtype=int)
     if rows.size == 0:
         return None
     names = [level_name(points.knobs[knob][i]) for i in rows]

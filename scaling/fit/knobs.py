@@ -79,6 +79,84 @@ def law_huber_delta(points: Points) -> float:
     return huber_delta(pooled_log_seed_noise(seed_settings(points)))
 
 
+SELECTION_Z = 1.96  # a setting displaces the study's usual one only when better by this many standard errors
+USUAL_MATCH = math.log(1.5)  # a searched cell's numeric setting within 1.5x of the usual value is that value
+
+
+def one_setting_per_cell(points: Points, cells: dict, names: list[str], size_of=lambda key: key[0],
+                         group_of=lambda key: None) -> list[int]:
+    """The rows of one setting per cell. ``cells`` maps a cell key to {setting: rows}, a setting being the
+    values of the knobs ``names``; ``size_of`` gives a key's model size and ``group_of`` what else
+    separates usual settings (a knob's level, whose runs have learning rates of their own).
+
+    The best setting (lowest mean loss over its seeds) wins, except against the study's usual setting,
+    which it displaces only when better by more than ``SELECTION_Z`` standard errors of the difference
+    with the pooled seed noise. The usual setting of a searched cell (one with several settings) is what
+    the cells that ran one setting did (:func:`_usual_setting`); without such cells, or without repeated
+    seeds to measure the noise, the best wins.
+
+    The best of k noisy runs is lower than any one of them by chance (about 0.85σ for k = 3). When only
+    some cells were searched (an LR grid at one budget) and the rest ran a rule, taking each searched
+    cell's best lowers those cells against the rest and bends the law; a fully searched study keeps
+    each cell's best.
+    """
+    noise, _ = pooled_seed_noise(seed_settings(points))
+    plain: dict = {}  # group -> [(size, first row)] of the cells that ran one setting
+    for key, settings in cells.items():
+        if len(settings) == 1:
+            plain.setdefault(group_of(key), []).append((size_of(key), next(iter(settings.values()))[0]))
+    rows: list[int] = []
+    for key, settings in cells.items():
+        mean = {s: float(np.mean(points.loss[idx])) for s, idx in settings.items()}
+        best = min(settings, key=mean.get)
+        if noise and len(settings) > 1 and plain.get(group_of(key)):
+            usual = _usual_setting(points, names, settings, size_of(key), plain[group_of(key)])
+            if usual is not None and usual != best:
+                se = noise * math.sqrt(1 / len(settings[usual]) + 1 / len(settings[best]))
+                if mean[usual] - mean[best] < SELECTION_Z * se:
+                    best = usual
+        rows += settings[best]
+    return sorted(rows)
+
+
+def _positive_number(value) -> bool:
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    return number and math.isfinite(value) and value > 0
+
+
+def _usual_setting(points: Points, names: list[str], settings: dict, size: float, plain: list):
+    """Which of a searched cell's ``settings`` the study would have run there, judged from the ``plain``
+    cells (size, row) that ran one setting: a level as most of them had it; a positive number (a
+    learning rate, a batch) as their power law in N gives it at ``size`` (their rule), within 1.5x;
+    None when no setting matches."""
+    expected = {}
+    for k in names:
+        values = [points.knobs[k][row] for _, row in plain]
+        numeric = all(_positive_number(v) for v in values)
+        if numeric and len({repr(v) for v in values}) > 1:
+            x, y = np.log([n for n, _ in plain]), np.log(np.asarray(values, dtype=float))
+            slope, icept = np.polyfit(x, y, 1) if np.ptp(x) > 0 else (0.0, float(y.mean()))
+            expected[k] = float(np.exp(icept + slope * math.log(size)))
+        else:
+            counts: dict = {}
+            for v in values:
+                counts[repr(v)] = counts.get(repr(v), 0) + 1
+            expected[k] = max(counts, key=counts.get)
+    matches = []
+    for setting, idx in settings.items():
+        distance = 0.0
+        for k in names:
+            value, want = points.knobs[k][idx[0]], expected[k]
+            if isinstance(want, float):
+                off = abs(math.log(value / want)) if _positive_number(value) else math.inf
+                distance += off if off < USUAL_MATCH else math.inf
+            elif repr(value) != want:
+                distance = math.inf
+        if distance < math.inf:
+            matches.append((distance, setting))
+    return min(matches)[1] if matches else None
+
+
 def compare(best: list[float], other: list[float], pooled_std: float | None, pooled_dof: int) -> dict:
     """A t-test of ``other`` against ``best``: against the pooled seed noise when that rests on more
     degrees of freedom than the two levels' own seeds (two seeds each give Welch's test about one

@@ -29,7 +29,7 @@ from scaling.fit.envelope import EnvelopeFit, fit_envelope
 from scaling.fit.hparams import fit_hparam_laws
 from scaling.fit.isoflop import IsoFlopFit, fit_isoflop_points
 from scaling.fit.knob_effects import knob_effects
-from scaling.fit.knobs import analyze_knobs, law_huber_delta
+from scaling.fit.knobs import analyze_knobs, law_huber_delta, one_setting_per_cell
 from scaling.fit.options import FitOptions
 from scaling.fit.parametric import N_PARAMETERS, ParametricFit, fit_parametric
 from scaling.fit.recommend import (
@@ -143,20 +143,19 @@ def load(inputs, options: FitOptions) -> Points:
 
 
 def best_settings(points: Points) -> tuple[Points, int]:
-    """Per (size, tokens), keep only the runs of the best setting (lowest seed-mean loss).
+    """Per (size, tokens), keep only the runs of one setting: the best (lowest seed-mean loss), or the
+    size's usual setting when no other beats it beyond the seed noise
+    (:func:`scaling.fit.knobs.one_setting_per_cell`).
 
-    The scaling law is a law of *tuned* runs: an LR sweep's bad learning rates would bend it.
-    Returns the kept rows and how many were dropped.
+    The scaling law is a law of *tuned* runs: an LR sweep's bad learning rates would bend it; so would
+    a searched cell's luck. Returns the kept rows and how many were dropped.
     """
     knobs = sorted(points.knobs)
     cells: dict[tuple, dict[tuple, list[int]]] = {}
     for i, cell in enumerate(points.cells()):
         setting = tuple(repr(points.knobs[k][i]) for k in knobs)
         cells.setdefault(cell, {}).setdefault(setting, []).append(i)
-    keep = []
-    for settings in cells.values():
-        keep.extend(min(settings.values(), key=lambda idx: float(np.mean(points.loss[idx]))))
-    keep.sort()
+    keep = one_setting_per_cell(points, cells, knobs)
     return points.subset(keep), len(points) - len(keep)
 
 
