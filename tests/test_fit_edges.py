@@ -115,6 +115,12 @@ def test_an_unswept_learning_rate_reaches_the_large_run_as_the_runs_set_it(tmp_p
     largest = int(np.argmax(n * d))
     assert rec["lr"] == np.resize([1e-3, 3e-3, 2e-3], n.size)[largest]
     assert rec["lr_source"] == "the largest run's learning rate (not swept)"
+    # swept, but every cell's best rate is the grid's largest: no law, and the best rate tried is a bound
+    grid = np.array([1e-4, 3e-4, 1e-3])
+    edge = write_csv(tmp_path / "edge.csv", np.repeat(n, 3), np.repeat(d, 3),
+                     np.repeat(loss, 3) + np.tile([0.1, 0.05, 0.0], n.size), lr=np.tile(grid, n.size))
+    rec = fit_runs([edge], tmp_path / "fit3", quick(target_flops=1e21))["recommendation"]
+    assert rec["lr"] == 1e-3 and rec["lr_source"].startswith("the largest run's best learning rate (every")
 
 
 def test_a_missing_or_invalid_base_config_is_a_one_line_error_before_any_work(ladder_csv, tmp_path, capsys):

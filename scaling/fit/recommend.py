@@ -329,6 +329,21 @@ def carried_from_runs(values: np.ndarray, params: np.ndarray, flops: np.ndarray,
     return float(v[largest]), f"the largest run's {what} (not swept)"
 
 
+def from_runs(ctx: FitContext, name: str, what: str) -> tuple[float, str] | None:
+    """The large run's ``name`` (lr, batch_size) from the tuned runs when no law gives it: unswept, as
+    :func:`carried_from_runs`; swept without a law (every cell's best at the edge of its grid), the
+    largest run's best value, a bound. None when a law gives it or no run has a value."""
+    entry, tuned = ctx.hparams.get(name), ctx.tuned
+    values = getattr(tuned, name)
+    if entry is None:
+        return carried_from_runs(values, tuned.params, tuned.flops, ctx.target.choice["params"], what)
+    ok = np.flatnonzero(np.isfinite(values))
+    if entry.get("prediction") is not None or not ok.size:
+        return None
+    largest = ok[int(np.argmax(tuned.flops[ok]))]
+    return float(values[largest]), f"the largest run's best {what} ({entry['note']})"
+
+
 def compute_optimal(ctx: FitContext, loss: float) -> dict:
     """The compute-optimal run of the target's compute, and how much lower its loss is than ``loss``."""
     ladder, choice, law = ctx.target.ladder, ctx.target.choice, ctx.law
@@ -419,14 +434,9 @@ def recommend(ctx: FitContext, out: Path) -> tuple[dict, dict]:
                        base_train.get("seq_len", ladder.seq_len))
     base_words = "framework default" if ctx.target.base_source == BASE_FROM_DEFAULTS else "base config"
     lr_source, batch_source = _source(hp, "lr", base_words), _source(hp, "batch_size", base_words)
-    if ctx.target.base_source != BASE_FROM_OPTION:  # unswept: as the runs chose it, not a default's value
-        tuned = ctx.tuned
-        if hp.get("lr") is None:
-            lr, lr_source = carried_from_runs(tuned.lr, tuned.params, tuned.flops, choice["params"],
-                                              "learning rate") or (lr, lr_source)
-        if hp.get("batch_size") is None:
-            batch, batch_source = carried_from_runs(tuned.batch_size, tuned.params, tuned.flops,
-                                                    choice["params"], "batch size") or (batch, batch_source)
+    if ctx.target.base_source != BASE_FROM_OPTION:  # without a law: as the runs set it, not a default's value
+        lr, lr_source = from_runs(ctx, "lr", "learning rate") or (lr, lr_source)
+        batch, batch_source = from_runs(ctx, "batch_size", "batch size") or (batch, batch_source)
     tree = large_run_config(base, ladder, choice, lr=lr, batch_tokens=batch)
     knobs = knob_levels(ctx.knob_effects.effects, tree)
     for knob, k in knobs.items():
