@@ -374,7 +374,7 @@ def fit_isoflop_methods(params, tokens, loss, flops, *, method: str = "interpola
 
 def fit_isoflop_points(tuned: Points, noise_from: Points, *, method: str = "interpolate",
                        window_dex: float | None = 0.75, ci: float = 0.95, seed: int = 0) -> IsoFlopFit:
-    """Approach 2 on the tuned runs (best setting per cell), both methods, with the run-to-run noise
+    """Approach 2 on the tuned runs (one setting per cell), both methods, with the run-to-run noise
     measured on ``noise_from`` (all runs: every repeated setting tells how much a seed moves a loss)."""
     noise, source = isoflop_noise(noise_from)
     knobs = sorted(tuned.knobs)

@@ -105,7 +105,7 @@ class FitContext:
     points: Points
     """Every loaded run."""
     tuned: Points
-    """The best setting per (size, tokens): what the laws of tuned runs are fitted to."""
+    """One setting per (size, tokens) (:func:`best_settings`): what the laws of tuned runs are fitted to."""
     dropped: int
     """How many runs of worse settings ``tuned`` left out."""
     law: ParametricFit
