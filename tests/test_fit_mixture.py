@@ -4,6 +4,7 @@ recovered, the epoch cap binds and warns, and ``scaling fit`` carries the weight
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ import yaml
 from scaling.errors import ScalingError
 from scaling.fit import fit_runs
 from scaling.fit.mixture import analyse_mixture
-from scaling.fit.mixture_data import MixtureData, load_mixture
+from scaling.fit.mixture_data import MixtureData, csv_rows, load_mixture
 from scaling.fit.mixture_law import choose_law
 
 DOMAINS = ["code", "docs", "tests"]
@@ -257,3 +258,15 @@ def test_the_mixture_flags_reach_the_fit_options():
     assert options.domain_tokens == ("code=1e9", "docs=2e8") and options.predict_mixtures == "c.csv"
     assert options_from_args(parser.parse_args(["m.csv", "--out", "f", "--mixture-min-weight", "0.05"])
                              ).mixture_min_weight == 0.05
+
+
+def test_a_mixture_csv_reads_wandbs_run_states_as_the_scaling_csv_does(tmp_path):
+    """A W&B export's "finished" rows were all skipped (only "done" counted); crashed rows are left out
+    and an unknown word is refused, as in a scaling-law CSV."""
+    data = study(n=6)
+    states = ["finished", "Finished", "done", "", "crashed", "running"]
+    rows = csv_rows(Path(write_mixture_csv(tmp_path / "mix.csv", data, status=states)))
+    assert [r["run"] for r in rows] == [f"mix.csv:{line}" for line in (2, 3, 4, 5)]
+    write_mixture_csv(tmp_path / "bad.csv", data, status=["maybe"] * 6)
+    with pytest.raises(ScalingError, match="status 'maybe' is not one the fit knows"):
+        csv_rows(tmp_path / "bad.csv")

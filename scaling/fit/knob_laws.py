@@ -29,7 +29,7 @@ from scipy.optimize import brentq, least_squares
 from scaling.errors import ScalingError
 from scaling.fit.basics import representative, single_threaded_blas
 from scaling.fit.data import CELL_TOLERANCE_DEX, Points
-from scaling.fit.knobs import law_huber_delta, one_setting_per_cell
+from scaling.fit.knobs import law_huber_delta, most_common, one_setting_per_cell
 from scaling.fit.parametric import HUBER_DELTA, ParametricFit, fit_parametric
 
 HPARAM_KNOBS = ("lr", "batch_size")  # judged by the hyperparameter laws, not here
@@ -68,13 +68,6 @@ class KnobData:
                         self.levels, self.values, self.fixed, self.delta)
 
 
-def _mode(values: list) -> object:
-    counts: dict[str, list] = {}
-    for v in values:
-        counts.setdefault(repr(v), [0, v])[0] += 1
-    return max(counts.values(), key=lambda c: c[0])[1]
-
-
 def knob_data(points: Points, knob: str) -> KnobData | None:
     """The runs that judge ``knob``; None when fewer than two of its levels have runs at two sizes.
 
@@ -88,7 +81,7 @@ def knob_data(points: Points, knob: str) -> KnobData | None:
     for other, values in points.knobs.items():
         if other == knob or other in HPARAM_KNOBS:
             continue
-        usual = _mode([values[i] for i in np.flatnonzero(keep)]) if keep.any() else None
+        usual = most_common([values[i] for i in np.flatnonzero(keep)]) if keep.any() else None
         fixed[other] = level_name(usual)
         keep &= np.array([repr(v) == repr(usual) for v in values])
     cells = points.cells()

@@ -119,6 +119,14 @@ def one_setting_per_cell(points: Points, cells: dict, names: list[str], size_of=
     return sorted(rows)
 
 
+def most_common(values: list) -> object:
+    """The value that occurs most often in ``values`` (compared by repr; the first seen on a tie)."""
+    counts: dict[str, list] = {}
+    for v in values:
+        counts.setdefault(repr(v), [0, v])[0] += 1
+    return max(counts.values(), key=lambda c: c[0])[1]
+
+
 def _positive_number(value) -> bool:
     number = isinstance(value, (int, float)) and not isinstance(value, bool)
     return number and math.isfinite(value) and value > 0
@@ -138,10 +146,7 @@ def _usual_setting(points: Points, names: list[str], settings: dict, size: float
             slope, icept = np.polyfit(x, y, 1) if np.ptp(x) > 0 else (0.0, float(y.mean()))
             expected[k] = float(np.exp(icept + slope * math.log(size)))
         else:
-            counts: dict = {}
-            for v in values:
-                counts[repr(v)] = counts.get(repr(v), 0) + 1
-            expected[k] = max(counts, key=counts.get)
+            expected[k] = repr(most_common(values))
     matches = []
     for setting, idx in settings.items():
         distance = 0.0
