@@ -6,9 +6,36 @@ import numpy as np
 import pytest
 
 from scaling.fit.hparam_laws import choose_form, fit_optimum_law
-from scaling.fit.hparam_surface import fit_surface
+from scaling.fit.hparam_surface import fit_surface, lacks_fit
 from scaling.fit.hparams import fit_hparam_laws, with_hparams
-from tests.helpers.hparam_landscape import TRUTH, as_points, batch_star, landscape, lr_star
+from tests.helpers.hparam_landscape import (
+    TRUTH,
+    as_points,
+    batch_star,
+    landscape,
+    lr_star,
+    published_landscape,
+    published_optimum,
+)
+
+# A published-style sweep: one grid of 8 learning rates x 8 batch sizes (2x apart) for every cell,
+# sizes 60M-1B at 10 and 160 tokens per parameter, Step Law's optimum law as the truth.
+FIXED_GRID = {
+    "law": "step_law",
+    "cells": [(n, n * r) for n in np.geomspace(6e7, 1e9, 4) for r in (10, 160)],
+    "lr_values": 2.4e-4 * 2.0 ** np.arange(8),
+    "batch_values": 16384 * 2.0 ** np.arange(8),
+}
+
+
+def _cell_optima_over_truth(out: dict, column: str) -> np.ndarray:
+    return np.array(
+        [
+            c["opt"] / published_optimum("step_law", column, c["params"], c["tokens"])
+            for c in out[column]["cells"]
+            if not c["at_edge"]
+        ]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -93,13 +120,14 @@ def test_an_optimum_beyond_the_grid_is_a_bound_left_out_of_the_law():
     assert out["lr"]["law"]["exponents"]["N"] == pytest.approx(TRUTH["lr"]["N"], abs=0.05)
 
 
-def test_one_budget_gives_a_law_in_n_and_one_ratio_a_law_without_d():
+def test_one_budget_gives_a_law_in_n_and_one_ratio_a_law_in_compute():
     n = np.array([1e7, 3e7, 1e8, 3e8])
     opt = 0.02 * n**-0.3
     form, errors, why = choose_form(n, np.full(4, 1e9), opt)
     assert form == "N" and "N,D" not in errors and "budget does not vary" in why
-    form, errors, _ = choose_form(n, 20 * n, opt)  # tokens per parameter fixed: N and D move together
-    assert form in ("N", "C") and "N,D" not in errors
+    noisy = opt * np.exp(np.random.default_rng(0).normal(0, 0.1, 4))
+    form, errors, why = choose_form(n, 20 * n, noisy)  # tokens per parameter fixed: N and D move together
+    assert form == "C" and "N,D" not in errors and "one tokens-per-parameter ratio" in why
     law = fit_optimum_law("C", n, 20 * n, opt)
     assert law.exponents["C"] == pytest.approx(-0.15)  # C ∝ N², so N^-0.3 = C^-0.15
 
@@ -137,3 +165,35 @@ def test_a_law_whose_coefficient_overflows_a_float_still_round_trips_through_str
     plain = OptimumLaw("N", np.log(0.02), {"N": -0.3}, 0.1, 5)
     assert OptimumLaw.from_dict({k: v for k, v in plain.to_dict().items() if k != "log_coef"})(1e6, 1e7) == \
         pytest.approx(plain(1e6, 1e7))  # a fit.json written before log_coef existed
+
+
+def test_lack_of_fit_tells_a_lopsided_bowl_from_a_quadratic_one():
+    x, y = (g.ravel() for g in np.meshgrid(np.linspace(-1, 1, 6), np.linspace(-1, 1, 5)))
+    z = np.column_stack([x, y])
+    rng = np.random.default_rng(0)
+    quadratic = 3 + 0.02 * x**2 + 0.01 * y**2 + rng.normal(0, 1e-4, x.size)
+    lopsided = 3 + 0.02 * (np.exp(2 * x) - 1 - 2 * x) + 0.01 * y**2 + rng.normal(0, 1e-4, x.size)
+    assert lacks_fit(z, lopsided) and not lacks_fit(z, quadratic)
+    assert not lacks_fit(z[:7], lopsided[:7])  # too few settings to tell: the quadratic stands
+
+
+def test_a_lopsided_bowl_on_a_fixed_grid_gives_each_cells_optimum_not_the_gentle_sides():
+    # a learning rate too high costs more than one as much too low: a quadratic over the whole grid
+    # puts the vertex about half the true optimum; the surface near the optimum does not
+    cols = published_landscape(**FIXED_GRID, seed=0, noise=0.001)
+    out = fit_hparam_laws(as_points(cols), 7e9, 1.4e12, n_boot=0)
+    ratio = _cell_optima_over_truth(out, "lr")
+    assert ratio.size >= 6 and 0.8 < np.exp(np.log(ratio).mean()) < 1.2, ratio
+    assert all(c["method"].startswith("quadratic") for c in out["lr"]["cells"])
+    assert out["lr"]["law"]["exponents"]["N"] == pytest.approx(-0.713, abs=0.08)
+    assert out["lr"]["prediction"] == pytest.approx(published_optimum("step_law", "lr", 7e9, 1.4e12), rel=0.3)
+
+
+def test_a_symmetric_bowl_keeps_the_quadratic_over_all_plausible_settings():
+    cols = published_landscape(**FIXED_GRID, seed=0, noise=0.001, skew=(0.0, 0.0))
+    values = np.column_stack([cols["lr"], cols["batch_size"]])
+    n, d = FIXED_GRID["cells"][3]
+    cell = (cols["params"] == n) & (cols["tokens"] == d)
+    s = fit_surface(values[cell], cols["loss"][cell], ("lr", "batch_size"))
+    assert s.window == "all plausible settings" and s.n_used > 9
+    assert s.optimum["lr"] == pytest.approx(published_optimum("step_law", "lr", n, d), rel=0.05)

@@ -148,6 +148,10 @@ def choose_form(n, d, opt) -> tuple[str | None, dict[str, float | None], str]:
         return "N,D", errors, "lowest leave-one-size-out error"
     if best_simple is None:
         return possible[0], errors, "the only form the design allows"
+    if "N,D" not in possible and len(simple) == 2 and math.isclose(scored["N"], scored["C"], rel_tol=1e-6):
+        # one tokens-per-parameter ratio: compute is a power of size, so both forms are one law, and
+        # the compute form is the one that says D grows with N
+        return "C", errors, "the runs keep one tokens-per-parameter ratio: N and D cannot be told apart"
     if "N,D" not in possible:
         return (
             best_simple,

@@ -2,10 +2,19 @@
 
 Settings are first reduced to one loss each: the mean over seeds, and where other knobs vary too,
 the best of them. With two hyperparameters swept over three or more values each (learning rate and
-batch size), the loss is fitted as a quadratic in (log10 lr, log10 batch) *with* a cross term, near the
-cell's best setting: settings more than ``FAR_ABOVE`` above the best loss (a diverged corner, a far too
-small batch) are left out, since no quadratic describes a cliff. The optimum of each hyperparameter is
-then the vertex of the surface, read jointly, not at whatever value the other one happened to have.
+batch size), the loss is fitted as a quadratic in (log10 lr, log10 batch) *with* a cross term, so that
+the optimum of each hyperparameter is the vertex of the surface, read jointly, not at whatever value the
+other one happened to have. Settings more than ``FAR_ABOVE`` above the best loss (a diverged corner, a
+far too small batch) are left out, since no quadratic describes a cliff.
+
+Measured bowls are lopsided: a learning rate 4x too high costs more than one 4x too low, a batch too
+large (too few steps) more than one too small. A quadratic over a wide grid then puts its vertex on the
+gentle side, for a fixed grid by a different amount in every cell. So the quadratic over all plausible
+settings is kept only when it fits them: where cubic terms explain significantly more
+(:func:`lacks_fit`, an F-test at ``LACK_OF_FIT_P``), the surface is refitted to the settings within
+``WINDOW_DEX`` of the best on each axis, and its window moves to the setting nearest its vertex until
+it settles. On a symmetric bowl the wide quadratic stays, which is the less noisy estimate there.
+
 A surface that does not open upwards drops its cross term; one that still does not falls back to the
 best setting tried. With one hyperparameter swept, the loss is a parabola in its log10 near the best
 value, as :func:`scaling.fit.basics.windowed_minimum` fits it.
@@ -20,12 +29,15 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.stats
 
-from scaling.fit.basics import windowed_minimum
+from scaling.fit.basics import window_around, windowed_minimum
 from scaling.fit.data import Points
 
 FAR_ABOVE = 0.05  # settings whose loss is this fraction above the cell's best are left out of a surface
-PARABOLA_WINDOW_DEX = 0.5  # half-width, in decades, of the one-hyperparameter parabola around the best
+LACK_OF_FIT_P = 0.05  # cubic terms this significant mean the quadratic misses the bowl's shape
+RECENTRE_STEPS = 3  # how often a local surface's window may move to the setting nearest its vertex
+WINDOW_DEX = 0.5  # half-width, in decades, of the settings around the best that a surface or parabola fits
 
 
 @dataclass
@@ -55,6 +67,9 @@ class Surface:
     """Sum of squared residuals of the fitted settings."""
     dof: int = 0
     """Fitted settings minus coefficients."""
+    window: str = "all plausible settings"
+    """Which settings a two-axis surface was fitted to: "all plausible settings", or "near the optimum"
+    where the quadratic over all of them lacked fit (a lopsided bowl)."""
 
     def loss_at(self, values: dict[str, float]) -> float:
         """The surface's loss at ``values`` (per axis); the nearest setting tried without a surface."""
@@ -89,6 +104,7 @@ class Surface:
             "method": self.method,
             "n_settings": int(self.losses.size),
             "n_used": self.n_used,
+            "window": self.window,
         }
 
 
@@ -136,18 +152,77 @@ def _features(u: np.ndarray, n_coef: int) -> np.ndarray:
     return np.column_stack(cols)
 
 
+def near(u: np.ndarray, centre: int) -> np.ndarray:
+    """Mask of the settings within ``WINDOW_DEX`` of setting ``centre`` on every axis, each axis's window
+    grown to its 3 values nearest the centre when it holds fewer (as the one-axis parabola's)."""
+    mask = np.ones(len(u), dtype=bool)
+    for k in range(u.shape[1]):
+        levels = np.unique(u[:, k])
+        chosen = levels[window_around(levels, int(np.searchsorted(levels, u[centre, k])), WINDOW_DEX)]
+        mask &= (u[:, k] >= chosen.min() - 1e-12) & (u[:, k] <= chosen.max() + 1e-12)
+    return mask
+
+
 def fit_surface(values: np.ndarray, losses: np.ndarray, axes: tuple[str, ...]) -> Surface | None:
-    """The surface of one cell from its settings (``values`` in natural units, one column per axis)."""
+    """The surface of one cell from its settings (``values`` in natural units, one column per axis).
+
+    Two axes: the quadratic over all plausible settings, unless it lacks fit there (:func:`lacks_fit`);
+    then the quadratic near the optimum, whose window moves to the setting nearest its vertex (at most
+    ``RECENTRE_STEPS`` times) so that one noisy best setting does not leave the vertex at its edge.
+    """
     if len(axes) == 1:
         return _parabola(np.log10(values), losses, axes)
     if len(axes) != 2 or losses.size < 6:
         return None
     u = np.log10(values)
     best = int(np.argmin(losses))
-    keep = losses <= losses[best] + FAR_ABOVE * abs(losses[best])
+    plausible = losses <= losses[best] + FAR_ABOVE * abs(losses[best])
+    if not lacks_fit(u[plausible] - u[best], losses[plausible]):
+        surface = _surface_near(u, losses, axes, best, plausible)
+        return surface if surface is not None else _best_tried(u, losses, axes)
+    centre, seen, surface = best, set(), None
+    while centre not in seen and len(seen) <= RECENTRE_STEPS:
+        seen.add(centre)
+        surface = _surface_near(u, losses, axes, centre, plausible & near(u, centre))
+        if surface is None:
+            break
+        surface.window = "near the optimum"
+        vertex = np.log10([surface.optimum[a] for a in axes])
+        centre = int(np.argmin(np.where(plausible, np.sum((u - vertex) ** 2, axis=1), np.inf)))
+    return surface if surface is not None else _best_tried(u, losses, axes)
+
+
+def lacks_fit(z: np.ndarray, losses: np.ndarray) -> bool:
+    """Whether a quadratic in the two centred log coordinates ``z`` misses the losses' shape: cubic terms
+    (those the design can tell apart: z0³ and z1³ with 4+ values on the axis, z0²z1 and z0·z1² with 3+)
+    reduce the squared residuals by more than chance would (F-test, p < ``LACK_OF_FIT_P``)."""
+    levels = [np.unique(z[:, k]).size for k in range(2)]
+    extra = [z[:, k] ** 3 for k in range(2) if levels[k] >= 4]
+    extra += [z[:, k] ** 2 * z[:, 1 - k] for k in range(2) if levels[k] >= 3 and levels[1 - k] >= 2]
+    quadratic = _features(z, 6)
+    if not extra or len(z) - quadratic.shape[1] - len(extra) < 2:
+        return False
+    cubic = np.column_stack([quadratic, *extra])
+    rss = [_residual_squares(x, losses) for x in (quadratic, cubic)]
+    dof = len(z) - cubic.shape[1]
+    if rss[1] <= 0:
+        return rss[0] > 0
+    f = ((rss[0] - rss[1]) / len(extra)) / (rss[1] / dof)
+    return bool(scipy.stats.f.sf(f, len(extra), dof) < LACK_OF_FIT_P)
+
+
+def _residual_squares(design: np.ndarray, y: np.ndarray) -> float:
+    residuals = y - design @ np.linalg.lstsq(design, y, rcond=None)[0]
+    return float(residuals @ residuals)
+
+
+def _surface_near(u, losses, axes, centre: int, keep: np.ndarray) -> Surface | None:
+    """The quadratic (with, else without, cross term) over the settings ``keep``, centred on setting
+    ``centre``; None when neither opens upwards."""
+    keep = keep.copy()
     if keep.sum() < 7:  # a surface needs a few more settings than its 6 coefficients: take the next best
         keep[np.argsort(losses)[:7]] = True
-    center = u[best]
+    center = u[centre]
     for n_coef, method in ((6, "quadratic with cross term"), (5, "quadratic without cross term")):
         if keep.sum() < n_coef or np.unique(u[keep, 0]).size < 3 or np.unique(u[keep, 1]).size < 3:
             continue
@@ -170,7 +245,7 @@ def fit_surface(values: np.ndarray, losses: np.ndarray, axes: tuple[str, ...]) -
                 float(residuals @ residuals),
                 int(keep.sum()) - n_coef,
             )
-    return _best_tried(u, losses, axes)
+    return None
 
 
 def _vertex(u, losses, axes, center, coef, hessian, method, n_used, squares, dof) -> Surface:
@@ -235,7 +310,7 @@ def _best_tried(u: np.ndarray, losses: np.ndarray, axes: tuple[str, ...]) -> Sur
 def _parabola(u: np.ndarray, losses: np.ndarray, axes: tuple[str, ...]) -> Surface | None:
     """One swept hyperparameter: the windowed parabola of :func:`windowed_minimum` and its coefficients."""
     x = u[:, 0]
-    best = windowed_minimum(x, losses, PARABOLA_WINDOW_DEX)
+    best = windowed_minimum(x, losses, WINDOW_DEX)
     if best is None:
         return None
     name = axes[0]

@@ -61,7 +61,7 @@ def landscape(
 
 
 def as_points(cols: dict[str, np.ndarray]) -> Points:
-    """The columns as the fit's input table (one seed, no other knob)."""
+    """The columns as the fit's input table (seeds from a ``seed`` column, else one; no other knob)."""
     n = len(cols["loss"])
     ids = [str(i) for i in range(n)]
     knobs = {c: list(cols[c]) for c in ("lr", "batch_size") if c in cols}
@@ -72,8 +72,92 @@ def as_points(cols: dict[str, np.ndarray]) -> Points:
         6 * cols["params"] * cols["tokens"],
         cols.get("lr", np.full(n, np.nan)),
         cols.get("batch_size", np.full(n, np.nan)),
-        np.zeros(n),
+        cols.get("seed", np.zeros(n)),
         ids,
         ids,
         knobs,
     )
+
+
+# Published optimum laws (B in tokens per step, C = 6·N·D FLOPs):
+# Step Law (Li et al. 2025, "Predictable Scale: Part I"): lr* = 1.79·N^-0.713·D^0.307, B* = 0.58·D^0.571;
+# DeepSeek LLM (2024): lr* = 0.3118·C^-0.125, B* = 0.2920·C^0.3271.
+PUBLISHED_LAWS = {
+    "step_law": {"lr": (1.79, {"N": -0.713, "D": 0.307}), "batch_size": (0.58, {"N": 0.0, "D": 0.571})},
+    "deepseek": {"lr": (0.3118, {"C": -0.125}), "batch_size": (0.2920, {"C": 0.3271})},
+}
+
+
+def published_optimum(law: str, column: str, n, d):
+    """The optimum ``column`` (lr or batch_size) of the published law ``law`` at (N, D)."""
+    coef, exponents = PUBLISHED_LAWS[law][column]
+    n, d = np.asarray(n, dtype=float), np.asarray(d, dtype=float)
+    if "C" in exponents:
+        return coef * (6 * n * d) ** exponents["C"]
+    return coef * n ** exponents["N"] * d ** exponents["D"]
+
+
+def linex(x, skew: float):
+    """An asymmetric bowl: x² near 0, exponential on the side ``skew`` points to, linear on the other."""
+    x = np.asarray(x, dtype=float)
+    if skew == 0:
+        return x**2
+    return 2 * (np.exp(skew * x) - 1 - skew * x) / skew**2
+
+
+def published_landscape(
+    law: str,
+    cells,
+    lr_values,
+    batch_values,
+    *,
+    seed: int = 0,
+    noise: float = 0.002,
+    seeds: int = 1,
+    curvature=(0.01, 0.004),
+    skew=(1.5, 1.0),
+    lr_follows_batch: float = 0.3,
+    diverge_above: float = 8.0,
+    diverged_loss: float = 7.0,
+) -> dict[str, np.ndarray]:
+    """Columns params, tokens, lr, batch_size, seed, loss of LR x batch grids over ``cells`` ((N, D) pairs),
+    with the optimum of every cell on the published law ``law``.
+
+    loss = L(N, D)·(1 + k_lr·linex(x - ρ·y) + k_b·linex(y))·exp(noise), x = ln(lr / lr*), y = ln(B / B*).
+    Unlike :func:`landscape` the bowl is lopsided as measured ones are: a learning rate too high costs
+    more than one as much too low (``skew``), and one above ``diverge_above`` x the optimum diverges
+    (``diverged_loss``); a batch too large (too few steps) costs more than one too small. At a batch B the
+    best learning rate is lr*·(B / B*)^ρ (ρ: ``lr_follows_batch``). ``lr_values`` and
+    ``batch_values`` are either fixed lists (one grid for every cell, as published sweeps run) or
+    callables of (lr*, B*) giving a grid per cell.
+    """
+    rng = np.random.default_rng(seed)
+    rows = []
+    for n, d in cells:
+        lr_opt, b_opt = published_optimum(law, "lr", n, d), published_optimum(law, "batch_size", n, d)
+        base = 1.7 + 400 / n**0.34 + 410 / d**0.28
+        lrs = lr_values(lr_opt) if callable(lr_values) else lr_values
+        batches = batch_values(b_opt) if callable(batch_values) else batch_values
+        for lr in lrs:
+            for b in batches:
+                x, y = np.log(lr / lr_opt), np.log(b / b_opt)
+                mean = base * (1 + _bowl(x, y, curvature, skew, lr_follows_batch))
+                diverged = lr > diverge_above * lr_opt
+                for s in range(seeds):
+                    loss = diverged_loss if diverged else mean * np.exp(rng.normal(0, noise))
+                    rows.append((n, d, lr, b, s, loss))
+    cols = np.array(rows, dtype=float).T
+    return dict(zip(("params", "tokens", "lr", "batch_size", "seed", "loss"), cols, strict=True))
+
+
+def _bowl(x, y, curvature, skew, lr_follows_batch):
+    k_lr, k_b = curvature
+    return k_lr * linex(x - lr_follows_batch * y, skew[0]) + k_b * linex(y, skew[1])
+
+
+def landscape_penalty(law: str, n, d, lr, batch, *, curvature=(0.01, 0.004), skew=(1.5, 1.0),
+                      lr_follows_batch: float = 0.3):
+    """What (lr, batch) costs at (N, D) on :func:`published_landscape`'s bowl, as a fraction of the loss."""
+    x = np.log(lr / published_optimum(law, "lr", n, d))
+    y = np.log(batch / published_optimum(law, "batch_size", n, d))
+    return float(_bowl(x, y, curvature, skew, lr_follows_batch))
