@@ -12,13 +12,16 @@ batch wants a larger learning rate). Three designs:
   batch sizes 2x apart), 5 sizes from 60M to 1B at 10, 40 and 160 tokens per parameter, one seed;
 - ``deepseek grid``: the same kind of fixed grid at 6 budgets from 1e17 to 3e19 FLOPs, 20 tokens per
   parameter (N and D move together: only a law in compute can be fitted);
-- ``planned sweep``: what ``sweep hparams`` plans, 5 learning rates x 3 batch sizes 2x apart around a
-  prior guess (here 1.5x the true learning rate and 0.7x the true batch), 3 sizes x 2 budgets, two seeds.
+- ``planned sweep``: what an ``hparams:`` sweep plans by default, 5 learning rates x 4 batch sizes 2x
+  apart around a prior guess (here 1.5x the true learning rate and 0.7x the true batch), 3 sizes x 2
+  budgets, two seeds.
 
 Per design and over the draws it prints the form each law took, the fitted exponents (mean ± sd against
 the truth, and how often the 95% interval held the truth), the predicted optimum at a target 7-30x
 beyond the largest cell against the truth, and what the predicted settings cost there on the true bowl,
-beside carrying the largest cell's best setting tried unchanged.
+beside the same laws with every cell's surface the quadratic over all its plausible settings (no
+lack-of-fit test), and beside carrying the largest cell's best setting tried unchanged. ``--skew 0 0``
+makes the bowl symmetric, ``--noise`` sets a run's noise.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import scaling.fit.hparam_surface as hparam_surface  # noqa: E402
 from scaling.fit.hparams import fit_hparam_laws  # noqa: E402
 from tests.helpers.hparam_landscape import (  # noqa: E402
     PUBLISHED_LAWS,
@@ -76,7 +80,7 @@ DESIGNS = {
         law="step_law",
         cells=_planned_cells(),
         lr_values=lambda lr: 1.5 * lr * 2.0 ** np.arange(-2, 3),
-        batch_values=lambda b: 0.7 * b * 2.0 ** np.arange(-1, 2),
+        batch_values=lambda b: 0.7 * b * 2.0 ** np.arange(-1, 3),
         seeds=2,
         target=(2e9, 8e10),
     ),
@@ -101,6 +105,18 @@ def _largest_cell_best(cols: dict) -> tuple[float, float]:
     return float(cols["lr"][best]), float(cols["batch_size"][best])
 
 
+def _wide_quadratic_predictions(cols: dict, target: tuple[float, float]) -> dict:
+    """The laws' predictions at ``target`` with every surface the quadratic over all plausible settings
+    (the lack-of-fit test switched off): the estimator before the test, side by side."""
+    kept = hparam_surface.LACK_OF_FIT_P
+    hparam_surface.LACK_OF_FIT_P = 0.0
+    try:
+        out = fit_hparam_laws(as_points(cols), *target, n_boot=0)
+    finally:
+        hparam_surface.LACK_OF_FIT_P = kept
+    return {c: out[c]["prediction"] for c in COLUMNS}
+
+
 def run_design(name: str, spec: dict, draws: int, n_boot: int, bowl: dict) -> None:
     law, (tn, td) = spec["law"], spec["target"]
     truth = {c: float(published_optimum(law, c, tn, td)) for c in COLUMNS}
@@ -109,7 +125,7 @@ def run_design(name: str, spec: dict, draws: int, n_boot: int, bowl: dict) -> No
     held: dict[str, list] = {c: [] for c in COLUMNS}
     ratio: dict[str, list] = {c: [] for c in COLUMNS}
     ci_held: dict[str, list] = {c: [] for c in COLUMNS}
-    penalty_law, penalty_carry, bounds, missing = [], [], [], 0
+    penalty_law, penalty_wide, penalty_carry, bounds, missing = [], [], [], [], 0
     for draw in range(draws):
         cols = published_landscape(
             law, spec["cells"], spec["lr_values"], spec["batch_values"], seed=draw, seeds=spec["seeds"],
@@ -135,8 +151,14 @@ def run_design(name: str, spec: dict, draws: int, n_boot: int, bowl: dict) -> No
         if any(v is None for v in pred.values()):
             missing += 1
             continue
-        penalty_law.append(landscape_penalty(law, tn, td, pred["lr"], pred["batch_size"], skew=bowl["skew"]))
-        penalty_carry.append(landscape_penalty(law, tn, td, *_largest_cell_best(cols), skew=bowl["skew"]))
+        def cost(lr, batch):
+            return landscape_penalty(law, tn, td, lr, batch, skew=bowl["skew"])
+
+        penalty_law.append(cost(pred["lr"], pred["batch_size"]))
+        penalty_carry.append(cost(*_largest_cell_best(cols)))
+        wide = _wide_quadratic_predictions(cols, (tn, td))
+        if all(v is not None for v in wide.values()):
+            penalty_wide.append(cost(wide["lr"], wide["batch_size"]))
     print(f"\n## {name} ({len(spec['cells'])} cells, {draws} draws, truth: {law})")
     print(f"cells with an optimum at the grid's edge, per law and draw: {np.mean(bounds):.1f}")
     for c in COLUMNS:
@@ -157,13 +179,14 @@ def run_design(name: str, spec: dict, draws: int, n_boot: int, bowl: dict) -> No
             f"range {r.min():.2f}-{r.max():.2f}; "
             f"interval held the truth in {sum(ci_held[c])} of {len(ci_held[c])}"
         )
-    pl, pc = 100 * np.array(penalty_law), 100 * np.array(penalty_carry)
+    pl, pw, pc = (100 * np.array(p) for p in (penalty_law, penalty_wide, penalty_carry))
     if missing:
         print(f"draws where a law predicted nothing: {missing}")
     if not pl.size:
         return
     print(
-        f"loss the settings cost at the target: laws {pl.mean():.3f}% (max {pl.max():.3f}%), "
+        f"loss the settings cost at the target: laws {pl.mean():.3f}% (max {pl.max():.3f}%); "
+        f"with the quadratic over all settings everywhere {pw.mean():.3f}% (max {pw.max():.3f}%); "
         f"largest cell's best carried {pc.mean():.3f}% (max {pc.max():.3f}%)"
     )
 

@@ -9,9 +9,9 @@ and at each a small grid of learning rates and batch sizes around where the opti
       fit: ../fit/fit.json           # centre = that fit's LR and batch laws at each (N, D) ...
       lr: 3.0e-3                     # ... or a given centre (else the base config's optim.lr)
       batch: 65536                   # tokens per step (else the base config's batch)
-      lr_points: 5                   # values per axis, centred (odd: the centre itself is one)
+      lr_points: 5                   # values per axis around the centre, which is one of them
       lr_step: 2.0                   # factor between neighbouring values
-      batch_points: 3
+      batch_points: 4                # an even count: the extra value above the centre
       batch_step: 2.0
 
 A given ``lr``/``batch`` wins over ``fit``. The batch becomes ``train.micro_batch_size`` and
@@ -57,8 +57,10 @@ def _number(section: dict, key: str, default: float, kind=float) -> Any:
 
 
 def log_steps(center: float, points: int, step: float) -> list[float]:
-    """``points`` values spaced by the factor ``step`` in log, centred on ``center``."""
-    return [center * step ** (i - (points - 1) / 2) for i in range(points)]
+    """``points`` values spaced by the factor ``step`` in log around ``center``, which is one of them: an
+    odd count is centred on it, an even one has its extra value above (a larger batch runs fewer steps,
+    and a bowl's steep side is what shows a quadratic cannot describe it)."""
+    return [center * step ** (i - (points - 1) // 2) for i in range(points)]
 
 
 def _fit_laws(path: str | Path) -> tuple[dict, str]:
@@ -102,7 +104,7 @@ def hparam_points(section: dict, resolve: Callable[[dict], Any], base_dir: str |
     budgets = [_number({"x": b}, "x", 0.0) for b in budgets]
     shape = {
         axis: (
-            _number(section, f"{axis}_points", 5 if axis == "lr" else 3, int),
+            _number(section, f"{axis}_points", 5 if axis == "lr" else 4, int),
             _number(section, f"{axis}_step", 2.0),
         )
         for axis in ("lr", "batch")

@@ -21,7 +21,7 @@ def _grid(runs, model, tokens=None):
     )
 
 
-def test_a_given_centre_gives_five_lrs_by_three_batches_per_cell(tmp_path):
+def test_a_given_centre_gives_five_lrs_by_four_batches_per_cell(tmp_path):
     spec = parse_spec(
         {
             "overrides": ["train.seq_len=128", "train.micro_batch_size=8"],
@@ -30,10 +30,10 @@ def test_a_given_centre_gives_five_lrs_by_three_batches_per_cell(tmp_path):
         base_dir=tmp_path,
     )
     runs = plan_sweep(spec, tmp_path / "sweep")
-    assert len(runs) == 2 * 2 * 5 * 3
+    assert len(runs) == 2 * 2 * 5 * 4
     lrs, batches = _grid(runs, "s330k", 2e6)
     assert lrs == pytest.approx([1e-3, 2e-3, 4e-3, 8e-3, 1.6e-2])
-    assert batches == [2048, 4096, 8192]  # micro-batch x grad_accum x seq_len, the centre in the middle
+    assert batches == [2048, 4096, 8192, 16384]  # micro-batch x grad_accum x seq_len; the extra one above
 
 
 def test_the_centre_follows_a_fits_laws_at_each_size_and_budget(tmp_path):

@@ -12,8 +12,9 @@ large (too few steps) more than one too small. A quadratic over a wide grid then
 gentle side, for a fixed grid by a different amount in every cell. So the quadratic over all plausible
 settings is kept only when it fits them: where cubic terms explain significantly more
 (:func:`lacks_fit`, an F-test at ``LACK_OF_FIT_P``), the surface is refitted to the settings within
-``WINDOW_DEX`` of the best on each axis, and its window moves to the setting nearest its vertex until
-it settles. On a symmetric bowl the wide quadratic stays, which is the less noisy estimate there.
+1, then 0.75, then 0.5 decades of the optimum on each axis until one fits (``WINDOWS_DEX``), each window
+moving to the setting nearest its vertex until it settles. The widest window a quadratic describes is
+the least noisy estimate that is not biased by the bowl's shape; on a symmetric bowl it is all of them.
 
 A surface that does not open upwards drops its cross term; one that still does not falls back to the
 best setting tried. With one hyperparameter swept, the loss is a parabola in its log10 near the best
@@ -37,7 +38,8 @@ from scaling.fit.data import Points
 FAR_ABOVE = 0.05  # settings whose loss is this fraction above the cell's best are left out of a surface
 LACK_OF_FIT_P = 0.05  # cubic terms this significant mean the quadratic misses the bowl's shape
 RECENTRE_STEPS = 3  # how often a local surface's window may move to the setting nearest its vertex
-WINDOW_DEX = 0.5  # half-width, in decades, of the settings around the best that a surface or parabola fits
+WINDOW_DEX = 0.5  # half-width, in decades, of the settings around the best that a parabola fits
+WINDOWS_DEX = (1.0, 0.75, WINDOW_DEX)  # the windows a surface that lacks fit over all settings tries
 
 
 @dataclass
@@ -68,8 +70,8 @@ class Surface:
     dof: int = 0
     """Fitted settings minus coefficients."""
     window: str = "all plausible settings"
-    """Which settings a two-axis surface was fitted to: "all plausible settings", or "near the optimum"
-    where the quadratic over all of them lacked fit (a lopsided bowl)."""
+    """Which settings a two-axis surface was fitted to: "all plausible settings", or "within W decades of
+    the optimum" where the quadratic over all of them lacked fit (a lopsided bowl)."""
 
     def loss_at(self, values: dict[str, float]) -> float:
         """The surface's loss at ``values`` (per axis); the nearest setting tried without a surface."""
@@ -152,13 +154,13 @@ def _features(u: np.ndarray, n_coef: int) -> np.ndarray:
     return np.column_stack(cols)
 
 
-def near(u: np.ndarray, centre: int) -> np.ndarray:
-    """Mask of the settings within ``WINDOW_DEX`` of setting ``centre`` on every axis, each axis's window
-    grown to its 3 values nearest the centre when it holds fewer (as the one-axis parabola's)."""
+def near(u: np.ndarray, centre: int, half_width: float) -> np.ndarray:
+    """Mask of the settings within ``half_width`` decades of setting ``centre`` on every axis, each axis's
+    window grown to its 3 values nearest the centre when it holds fewer (as the one-axis parabola's)."""
     mask = np.ones(len(u), dtype=bool)
     for k in range(u.shape[1]):
         levels = np.unique(u[:, k])
-        chosen = levels[window_around(levels, int(np.searchsorted(levels, u[centre, k])), WINDOW_DEX)]
+        chosen = levels[window_around(levels, int(np.searchsorted(levels, u[centre, k])), half_width)]
         mask &= (u[:, k] >= chosen.min() - 1e-12) & (u[:, k] <= chosen.max() + 1e-12)
     return mask
 
@@ -167,8 +169,9 @@ def fit_surface(values: np.ndarray, losses: np.ndarray, axes: tuple[str, ...]) -
     """The surface of one cell from its settings (``values`` in natural units, one column per axis).
 
     Two axes: the quadratic over all plausible settings, unless it lacks fit there (:func:`lacks_fit`);
-    then the quadratic near the optimum, whose window moves to the setting nearest its vertex (at most
-    ``RECENTRE_STEPS`` times) so that one noisy best setting does not leave the vertex at its edge.
+    then over the widest of ``WINDOWS_DEX`` around the optimum where it does not (the narrowest if none),
+    each window moving to the setting nearest its vertex (at most ``RECENTRE_STEPS`` times) so that one
+    noisy best setting does not leave the vertex at its edge.
     """
     if len(axes) == 1:
         return _parabola(np.log10(values), losses, axes)
@@ -180,15 +183,20 @@ def fit_surface(values: np.ndarray, losses: np.ndarray, axes: tuple[str, ...]) -
     if not lacks_fit(u[plausible] - u[best], losses[plausible]):
         surface = _surface_near(u, losses, axes, best, plausible)
         return surface if surface is not None else _best_tried(u, losses, axes)
-    centre, seen, surface = best, set(), None
-    while centre not in seen and len(seen) <= RECENTRE_STEPS:
-        seen.add(centre)
-        surface = _surface_near(u, losses, axes, centre, plausible & near(u, centre))
-        if surface is None:
+    surface = None
+    for width in WINDOWS_DEX:
+        centre, seen, surface = best, set(), None
+        while centre not in seen and len(seen) <= RECENTRE_STEPS:
+            seen.add(centre)
+            window = plausible & near(u, centre, width)
+            surface = _surface_near(u, losses, axes, centre, window)
+            if surface is None:
+                break
+            surface.window = f"within {width:g} decades of the optimum"
+            vertex = np.log10([surface.optimum[a] for a in axes])
+            centre = int(np.argmin(np.where(plausible, np.sum((u - vertex) ** 2, axis=1), np.inf)))
+        if surface is not None and not lacks_fit(u[window] - u[centre], losses[window]):
             break
-        surface.window = "near the optimum"
-        vertex = np.log10([surface.optimum[a] for a in axes])
-        centre = int(np.argmin(np.where(plausible, np.sum((u - vertex) ** 2, axis=1), np.inf)))
     return surface if surface is not None else _best_tried(u, losses, axes)
 
 
