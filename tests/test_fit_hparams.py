@@ -185,6 +185,8 @@ def test_a_lopsided_bowl_on_a_fixed_grid_gives_each_cells_optimum_not_the_gentle
     ratio = _cell_optima_over_truth(out, "lr")
     assert ratio.size >= 6 and 0.8 < np.exp(np.log(ratio).mean()) < 1.2, ratio
     assert all(c["method"].startswith("quadratic") for c in out["lr"]["cells"])
+    narrowed = [c for c in out["lr"]["cells"] if c["window"].startswith("within")]
+    assert len(narrowed) >= len(out["lr"]["cells"]) // 2  # fit.json and the report say which
     assert out["lr"]["law"]["exponents"]["N"] == pytest.approx(-0.713, abs=0.08)
     assert out["lr"]["prediction"] == pytest.approx(published_optimum("step_law", "lr", 7e9, 1.4e12), rel=0.3)
 

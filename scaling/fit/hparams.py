@@ -77,6 +77,7 @@ def _optima(surfaces: dict[tuple, Surface | None], column: str) -> list[dict]:
                     "n_values": int(np.unique(s.settings[:, s.axes.index(column)]).size),
                     "joint": len(s.axes) == 2,
                     "method": s.method,
+                    "window": s.window if len(s.axes) == 2 else None,
                 }
             )
     return out

@@ -190,6 +190,8 @@ def _hparams(hp: dict, rec: dict) -> list[str]:
             if c["at_edge"] and not edge:
                 edge = " (edge of the range: a bound only)"
             how = " jointly with the other hyperparameter" if c.get("joint") else ""
+            if c.get("window") and c["window"] != "all plausible settings":
+                how += f", fitted {c['window']} (lopsided: one quadratic does not fit all settings)"
             lines.append(f"  - N={_g(c['params'])}, D={_g(c['tokens'])}: optimum {_g(c['opt'])} from "
                          f"{c['n_values']} values{how}{edge}")
     return lines + [""] + _hparam_backtest(hp.get("backtest") or {})
