@@ -191,6 +191,33 @@ def run_design(name: str, spec: dict, draws: int, n_boot: int, bowl: dict) -> No
     )
 
 
+def measured(path: str) -> None:
+    """Per cell of a real LR x batch sweep (run dirs or a CSV): how lopsided its bowl is along the
+    learning rate (the loss 4x below and 4x above the best one, at the best batch) and which window its
+    surface took."""
+    from scaling.fit import load_points
+    from scaling.fit.hparam_surface import fit_surface, setting_losses
+
+    points = load_points([path])
+    cells: dict[tuple, list[int]] = {}
+    for i, key in enumerate(points.cells()):
+        cells.setdefault(key, []).append(i)
+    print(f"\n## measured: {path} ({len(points)} runs, {len(cells)} cells)")
+    print("| N | D | best lr | best batch | loss 4x lr below / above the best (rise) | surface window |")
+    print("|---|---|---|---|---|---|")
+    for (n, d), idx in sorted(cells.items()):
+        values, losses = setting_losses(points, np.array(idx), COLUMNS)
+        best = int(np.argmin(losses))
+        row = np.isclose(values[:, 1], values[best, 1])
+        rise = []
+        for factor in (0.25, 4.0):
+            at = row & np.isclose(values[:, 0], values[best, 0] * factor)
+            rise.append(f"+{losses[at][0] - losses[best]:.3f}" if at.any() else "-")
+        surface = fit_surface(values, losses, COLUMNS)
+        print(f"| {n:.3g} | {d:.3g} | {values[best, 0]:.3g} | {values[best, 1]:.0f} | {' / '.join(rise)} | "
+              f"{surface.window if surface else '-'} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--draws", type=int, default=20)
@@ -199,7 +226,12 @@ def main() -> None:
     parser.add_argument("--noise", type=float, default=0.002, help="a run's relative loss noise (one seed)")
     parser.add_argument("--skew", type=float, nargs=2, default=(1.5, 1.0), metavar=("LR", "BATCH"),
                         help="how lopsided the bowl is along lr and batch (0 0: a symmetric quadratic)")
+    parser.add_argument("--measured", metavar="SWEEP_OR_CSV",
+                        help="instead, how lopsided a real LR x batch sweep's bowls are, cell by cell")
     args = parser.parse_args()
+    if args.measured:
+        measured(args.measured)
+        return
     bowl = {"noise": args.noise, "skew": tuple(args.skew)}
     print(f"bowl: noise {args.noise:g} per run, skew {args.skew[0]:g} (lr) {args.skew[1]:g} (batch)")
     for name in args.design or DESIGNS:

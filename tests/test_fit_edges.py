@@ -310,6 +310,16 @@ def test_per_run_columns_are_not_knobs_and_leave_the_study_as_it_was(tmp_path):
     assert results[1]["parametric"]["a"] == pytest.approx(results[0]["parametric"]["a"])
 
 
+def test_how_the_batch_is_split_into_micro_batches_is_no_knob(tmp_path):
+    """An LR x batch sweep sets its batches through train.micro_batch_size and train.grad_accum: read as
+    knobs, the fit gave them verdicts and carried a micro-batch to the large run beside the batch law."""
+    specs = [{"n_layer": k, "tokens": t, "lr": 1e-3, "seed": 0,
+              "config": {"train.micro_batch_size": mb, "train.grad_accum": 8 // mb}}
+             for k in (2, 3, 4) for t in (1e6, 3e6) for mb in (2, 8)]
+    points = load_points(write_runs(tmp_path / "runs", TINY_LAW, specs))
+    assert not [k for k in points.knobs if "micro_batch_size" in k or "grad_accum" in k], points.knobs
+
+
 def test_a_damaged_metrics_file_costs_that_run_its_curve_not_the_fit(tmp_path):
     runs = _sweep_runs(tmp_path / "sweep")
     with (runs[1] / "metrics.jsonl").open("a") as f:

@@ -82,9 +82,13 @@ METRIC_LABELS = {"loss": "validation loss (nats/token)", "bpb": "validation bits
 # config keys whose values fix how text becomes tokens: runs that differ in one compare in bits per byte
 _TOKENIZATION_KEYS = ("model.vocab_size", "data.tokenizer_sha256", "data.path", "data.mixture")
 # config keys that are never knobs: the run-neutral ones, those that identify a run or only steer
-# validation, checkpointing and placement, and the data mixture (the mixture law's own input)
+# validation, checkpointing and placement, the data mixture (the mixture law's own input), and how the
+# batch is split into micro-batches (what that split changes is the batch, read as ``batch_size`` in
+# tokens per step; an LR x batch sweep sets it through these two keys)
 _NOT_KNOBS = (
     *RUN_NEUTRAL_KEYS,
+    "train.micro_batch_size",
+    "train.grad_accum",
     "run.",
     "data.val_tokens",
     "data.mixture",

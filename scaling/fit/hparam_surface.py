@@ -183,21 +183,31 @@ def fit_surface(values: np.ndarray, losses: np.ndarray, axes: tuple[str, ...]) -
     if not lacks_fit(u[plausible] - u[best], losses[plausible]):
         surface = _surface_near(u, losses, axes, best, plausible)
         return surface if surface is not None else _best_tried(u, losses, axes)
-    surface = None
+    narrowest = None
     for width in WINDOWS_DEX:
-        centre, seen, surface = best, set(), None
-        while centre not in seen and len(seen) <= RECENTRE_STEPS:
-            seen.add(centre)
-            window = plausible & near(u, centre, width)
-            surface = _surface_near(u, losses, axes, centre, window)
-            if surface is None:
+        surface, window = _following_the_vertex(u, losses, axes, best, plausible, width)
+        if surface is not None:
+            narrowest = surface
+            if not lacks_fit(u[window] - u[best], losses[window]):
                 break
-            surface.window = f"within {width:g} decades of the optimum"
-            vertex = np.log10([surface.optimum[a] for a in axes])
-            centre = int(np.argmin(np.where(plausible, np.sum((u - vertex) ** 2, axis=1), np.inf)))
-        if surface is not None and not lacks_fit(u[window] - u[centre], losses[window]):
-            break
-    return surface if surface is not None else _best_tried(u, losses, axes)
+    return narrowest if narrowest is not None else _best_tried(u, losses, axes)
+
+
+def _following_the_vertex(u, losses, axes, best: int, plausible: np.ndarray, width: float):
+    """The surface over the plausible settings within ``width`` decades of a centre that starts at the
+    best setting and moves to the setting nearest the vertex until it stays; (None, …) when the surface
+    does not open upwards. Returns the surface and the mask of the settings it was fitted to."""
+    centre, seen, surface, window = best, set(), None, plausible
+    while centre not in seen and len(seen) <= RECENTRE_STEPS:
+        seen.add(centre)
+        window = plausible & near(u, centre, width)
+        surface = _surface_near(u, losses, axes, centre, window)
+        if surface is None:
+            return None, window
+        surface.window = f"within {width:g} decade{'' if width == 1 else 's'} of the optimum"
+        vertex = np.log10([surface.optimum[a] for a in axes])
+        centre = int(np.argmin(np.where(plausible, np.sum((u - vertex) ** 2, axis=1), np.inf)))
+    return surface, window
 
 
 def lacks_fit(z: np.ndarray, losses: np.ndarray) -> bool:
