@@ -258,6 +258,20 @@ def test_a_column_under_another_common_name_is_read_as_the_column_it_names(tmp_p
     assert not (tmp_path / "fit").exists()
 
 
+def test_a_compute_column_with_one_count_gives_the_other(tmp_path, capsys):
+    """Published IsoFLOP tables list a budget and a size (Chinchilla's figures) or a budget and a token
+    count (Llama 3's): the other count is the budget over 6 x the one given."""
+    csv = tmp_path / "isoflops.csv"
+    csv.write_text("budget,params,loss\n6e18,1e8,3.1\n6e18,2e8,3.0\n6e18,4e8,3.05\n")
+    points = load_points([csv])
+    assert list(points.tokens) == pytest.approx([1e10, 5e9, 2.5e9]) and list(points.flops) == [6e18] * 3
+    assert any("tokens = flops / (6 x params)" in n for n in points.notes)
+    csv.write_text("compute,tokens,loss\n6e18,1e10,3.1\n6e18,5e9,3.0\n")
+    assert list(load_points([csv]).params) == pytest.approx([1e8, 2e8])
+    csv.write_text("budget,loss\n6e18,3.1\n")  # neither count: nothing to derive from
+    assert "missing column(s) params, tokens" in _cli_error(capsys, str(csv), "--out", str(tmp_path / "fit"))
+
+
 def test_counts_in_other_units_are_refused_in_one_line(tmp_path, capsys):
     """Published tables give sizes in millions, tokens in billions and batches in sequences; read as
     counts they gave a law in the wrong units and a large run of a few hundred parameters."""

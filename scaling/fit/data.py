@@ -11,7 +11,9 @@ its values are per run (more than half as many as rows: a run name, a measuremen
 tokens; these names match in any case (``Loss``, ``FLOPs``). Without one of them, a common other name
 (:data:`COLUMN_ALIASES`: ``learning_rate``, ``val_loss``, ``budget`` as published IsoFLOP tables name each
 run's compute, ...) is read in its place, a compute column after a check that it is of the order of
-6·N·D; a batch column usually counted in sequences is refused.
+6·N·D; a batch column usually counted in sequences is refused. A CSV with each run's compute and only
+one of params and tokens (as published IsoFLOP tables list a budget and a size) gets the other as
+flops / (6 x the one given), with a note.
 
 The fitted metric is the final validation loss in nats per token, or its bits per byte (``val_bpb``)
 when the runs differ in tokenization (vocabulary, tokenizer, data): nats per token of two tokenizers
@@ -281,11 +283,15 @@ def _parse_csv(path: Path) -> tuple[list[dict], list[str]]:
                                f"keep one column of each name")
         sources, left_out, notes = _column_sources(path, header)
         missing = [c for c in REQUIRED_COLUMNS if c not in header and c not in sources]
+        derived = _derived_count(path, missing, "flops" in header or "flops" in sources)
+        if derived:
+            missing.remove(derived[0])
+            notes.append(derived[2])
         if missing:
             raise ScalingError(
                 f"{path}: missing column(s) {', '.join(missing)}; a fit CSV needs "
-                f"params,tokens,loss (optional flops,lr,batch_size,seed,bpb, "
-                f"eval/<task>/<key> and knob columns)"
+                f"params,tokens,loss, or flops and loss with one of params, tokens (optional lr,batch_size,"
+                f"seed,bpb, eval/<task>/<key> and knob columns)"
             )
         rows = []
         for line, raw in enumerate(reader, start=2):
@@ -301,17 +307,32 @@ def _parse_csv(path: Path) -> tuple[list[dict], list[str]]:
             for col in NUMERIC_COLUMNS:
                 source = sources.get(col, col)
                 row[col] = _number(raw.pop(source, None), where, source)
+            if derived:
+                row[derived[0]] = row["flops"] / (6.0 * row[derived[1]])
             row["eval"] = {k: _number(raw.pop(k), where, k) for k in list(raw) if k.startswith("eval/")}
             # w_<domain> and loss_<evalset> columns belong to the mixture law (scaling.fit.mixture_data)
             row["knobs"] = {
                 k: _knob_value(v) for k, v in raw.items() if k and not k.startswith(("w_", "loss_"))
             }
             rows.append(row)
-    if "flops" in sources:
+    if "flops" in sources and not derived:
         _check_flops_alias(path, rows, sources["flops"])
     _check_units(path, rows)
     notes += _drop_per_run_columns(path, rows)
     return rows, notes
+
+
+def _derived_count(path: Path, missing: list[str], has_flops: bool) -> tuple[str, str, str] | None:
+    """(column, the other count, note) when the CSV lacks one of params and tokens but gives each run's
+    compute, as published IsoFLOP tables do (a budget and a size, or a budget and a token count): the
+    missing count is C / (6 x the other). None when nothing is to be derived."""
+    counts = [c for c in missing if c in ("params", "tokens")]
+    if not has_flops or len(counts) != 1:
+        return None
+    column = counts[0]
+    other = "tokens" if column == "params" else "params"
+    return column, other, (f"{path}: no {column} column: {column} = flops / (6 x {other}) per row (the 6·N·D "
+                           f"convention; give a {column} column where the FLOPs were counted otherwise)")
 
 
 def row_status(word: str | None, where: str) -> str:
