@@ -199,3 +199,19 @@ def test_a_symmetric_bowl_keeps_the_quadratic_over_all_plausible_settings():
     s = fit_surface(values[cell], cols["loss"][cell], ("lr", "batch_size"))
     assert s.window == "all plausible settings" and s.n_used > 9
     assert s.optimum["lr"] == pytest.approx(published_optimum("step_law", "lr", n, d), rel=0.05)
+
+
+def test_optima_beyond_the_grid_on_one_side_in_many_cells_are_a_warning(tmp_path):
+    from scaling.fit.options import FitOptions
+    from scaling.fit.pipeline import fit_runs
+
+    near = landscape(seed=0, sizes=(1e8, 3e8))
+    below = landscape(seed=1, sizes=(1e7, 3e7), lr_factors=(1 / 64, 1 / 32, 1 / 16, 1 / 8, 1 / 4))
+    cols = {k: np.concatenate([below[k], near[k]]) for k in near}
+    options = FitOptions(n_boot=0, plots=False, wandb="disabled")
+    warnings = fit_runs(as_points(cols), tmp_path / "fit", options)["warnings"]
+    above = "lr: in 6 of 12 cells the best value lies above the largest tried"
+    assert any(w.startswith(above) and "extend the sweep up" in w for w in warnings)
+    assert not any(w.startswith("batch_size: in") for w in warnings)
+    warnings = fit_runs(as_points(near), tmp_path / "fit2", options)["warnings"]
+    assert not any(w.startswith("lr: in") for w in warnings)

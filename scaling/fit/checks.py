@@ -258,6 +258,24 @@ def knob_one_ratio(ctx: FitContext) -> list[str]:
     ]
 
 
+def hparam_bounds_one_sided(ctx: FitContext) -> list[str]:
+    """A hyperparameter whose optimum lay beyond the values tried, on the same side, in a third or more
+    of the cells: those cells only bound it and are left out of its law, which the others alone set."""
+    out = []
+    for name in ("lr", "batch_size"):
+        cells = (ctx.hparams.get(name) or {}).get("cells") or []
+        sides = {c["bound"] for c in cells if c.get("at_edge")}
+        bounds = sum(c.get("at_edge", False) for c in cells)
+        if bounds >= 2 and 3 * bounds >= len(cells) and len(sides) == 1 and None not in sides:
+            below = sides.pop() == "below"
+            out.append(
+                f"{name}: in {bounds} of {len(cells)} cells the best value lies "
+                f"{'below the smallest' if below else 'above the largest'} tried; those cells are left out "
+                f"of the law, which the others alone set: extend the sweep {'down' if below else 'up'}"
+            )
+    return out
+
+
 def mixture_warnings(ctx: FitContext) -> list[str]:
     """The mixture law's own warnings: capped domains, optima at the edge of the weights tried, weak
     ranking."""
@@ -285,7 +303,8 @@ WARNING_RULES = [
     irreducible_loss_at_bound, too_few_runs, loss_does_not_fall, no_target_given, large_run_base,
     smallest_shape, far_target,
     one_ratio, tokens_per_param_outside, far_predictions, few_bootstrap_fits, implausible_a, backtest_error,
-    approaches_disagree, isoflop_skipped, knob_reverses, knob_one_ratio, mixture_warnings,
+    approaches_disagree, isoflop_skipped, knob_reverses, knob_one_ratio, hparam_bounds_one_sided,
+    mixture_warnings,
 ]
 """Every warning rule, in the order their warnings are listed."""
 
