@@ -286,7 +286,13 @@ def test_counts_in_other_units_are_refused_in_one_line(tmp_path, capsys):
     assert "the runs take 4.22e+07 steps (median)" in err and "sequence length" in err
     assert not (tmp_path / "fit").exists()
     csv.write_text("params,tokens,loss,batch_size\n7e7,1.4e9,3.1,131072\n4e8,8e9,2.8,262144\n")
-    assert list(load_points([csv]).batch_size) == [131072, 262144]
+    points = load_points([csv])
+    assert list(points.batch_size) == [131072, 262144] and not any("small for" in n for n in points.notes)
+    # short runs: sequences are possible as tokens, but small for such models: a note, not a refusal
+    csv.write_text("params,tokens,loss,batch_size\n7e7,1e8,3.1,256\n4e8,2e8,2.8,512\n")
+    points = load_points([csv])
+    assert list(points.batch_size) == [256, 512]
+    assert any("its median 384 is small for models of 2.35e+08 parameters" in n for n in points.notes)
 
 
 def test_a_csvs_status_column_reads_wandbs_run_states_and_refuses_unknown_words(tmp_path, capsys):

@@ -78,6 +78,9 @@ STATUS_WORDS = {
 MIN_LARGEST_COUNT = {"params": 1e4, "tokens": 1e5}
 # tokens / batch_size beyond this (median) means a batch in sequences: no pretraining run takes so many steps
 MAX_MEDIAN_STEPS = 5e6
+# a median batch this small (tokens) for models this large (median params) is more likely in sequences:
+# pretraining batches of 50M+ parameter models are tens of thousands of tokens or more
+SMALL_BATCH = (4096, 5e7)
 METRICS = ("auto", "loss", "bpb")  # and eval/<task>/<key> for a key of EVAL_KEYS
 EVAL_KEYS = ("bpb", "acc", "acc_norm")
 METRIC_LABELS = {"loss": "validation loss (nats/token)", "bpb": "validation bits per byte"}
@@ -317,7 +320,7 @@ def _parse_csv(path: Path) -> tuple[list[dict], list[str]]:
             rows.append(row)
     if "flops" in sources and not derived:
         _check_flops_alias(path, rows, sources["flops"])
-    _check_units(path, rows)
+    notes += _check_units(path, rows)
     notes += _drop_per_run_columns(path, rows)
     return rows, notes
 
@@ -359,8 +362,9 @@ def _check_flops_alias(path: Path, rows: list[dict], column: str) -> None:
                            f"flops column")
 
 
-def _check_units(path: Path, rows: list[dict]) -> None:
-    """Refuse counts in other units: params or tokens in millions or billions, a batch in sequences."""
+def _check_units(path: Path, rows: list[dict]) -> list[str]:
+    """Refuse counts in other units: params or tokens in millions or billions, a batch in sequences; a
+    note where a batch looks like sequences without being impossible in tokens."""
     for column, least in MIN_LARGEST_COUNT.items():
         values = [r[column] for r in rows if math.isfinite(r[column])]
         if values and max(values) < least:
@@ -372,6 +376,13 @@ def _check_units(path: Path, rows: list[dict]) -> None:
         raise ScalingError(f"{path}: batch_size is read in tokens per optimiser step, but then the runs take "
                            f"{float(np.median(steps)):.3g} steps (median); if it counts sequences, multiply "
                            f"it by the sequence length")
+    batches = [r["batch_size"] for r in rows if r["batch_size"] > 0]
+    sizes = [r["params"] for r in rows if math.isfinite(r["params"])]
+    if batches and sizes and np.median(batches) <= SMALL_BATCH[0] and np.median(sizes) >= SMALL_BATCH[1]:
+        return [f"{path}: batch_size is read in tokens per optimiser step, and its median "
+                f"{float(np.median(batches)):g} is small for models of {float(np.median(sizes)):.3g} "
+                f"parameters; if it counts sequences, multiply it by the sequence length"]
+    return []
 
 
 def _drop_per_run_columns(path: Path, rows: list[dict]) -> list[str]:
