@@ -215,3 +215,25 @@ def test_optima_beyond_the_grid_on_one_side_in_many_cells_are_a_warning(tmp_path
     assert not any(w.startswith("batch_size: in") for w in warnings)
     warnings = fit_runs(as_points(near), tmp_path / "fit2", options)["warnings"]
     assert not any(w.startswith("lr: in") for w in warnings)
+
+
+def test_a_run_that_diverged_above_the_best_brackets_the_optimum(tmp_path):
+    # an LR sweep whose largest learning rate blew up (its loss written "nan"): the best finished one is
+    # the top of the finished grid, but not a bound, since the optimum lies below the diverged rate
+    from scaling.fit import load_points
+    from tests.helpers.synthetic import write_csv
+
+    cols = landscape(seed=0, sizes=(1e7, 3e7, 1e8), tokens_per_param=(20,), lr_factors=(1 / 4, 1 / 2, 1, 2),
+                     batch_factors=(1,), offset=(1.0, 1.0))
+    top = cols["lr"] == np.array([cols["lr"][(cols["params"] == n)].max() for n in cols["params"]])
+    cols["loss"] = np.where(top, np.nan, cols["loss"])
+    path = write_csv(tmp_path / "sweep.csv", cols["params"], cols["tokens"], cols["loss"], lr=cols["lr"])
+    points = load_points([path])
+    assert len(points) == 9 and len(points.diverged) == 3
+    out = fit_hparam_laws(points, 1e9, 2e10, n_boot=0)
+    assert not any(c["at_edge"] for c in out["lr"]["cells"])
+    assert all(c["method"] == "best setting tried, below a run that diverged" for c in out["lr"]["cells"])
+    assert out["lr"]["prediction"] == pytest.approx(lr_star(1e9, 2e10), rel=0.1)
+    finished = load_points([path], exclude_diverged=False)  # kept as rows: NaN losses, dropped, no bracket
+    out = fit_hparam_laws(finished, 1e9, 2e10, n_boot=0)
+    assert all(c["bound"] == "above" for c in out["lr"]["cells"])

@@ -158,10 +158,13 @@ def test_target_tokens_gives_the_size_the_law_pairs_with_them(ladder_csv, tmp_pa
 
 def test_nan_rows_are_excluded_with_a_warning(tmp_path):
     n, d, loss = ladder_grid(LAW, np.logspace(7, 9, 4), np.logspace(8.5, 10.5, 3), seed=1)
-    loss[3] = math.nan
-    result = fit_runs([write_csv(tmp_path / "r.csv", n, d, loss)], tmp_path / "fit", quick())
+    loss[3] = math.nan  # written as "nan": a run that diverged
+    csv = write_csv(tmp_path / "r.csv", n, d, loss)
+    csv.write_text(csv.read_text() + f"{n[0]:g},{d[0]:g},\n")  # an empty loss: a missing value
+    result = fit_runs([csv], tmp_path / "fit", quick())
     assert result["inputs"]["n_rows"] == 11
-    assert any("NaN" in w for w in result["warnings"])
+    assert any("excluded 1 diverged run(s)" in w for w in result["warnings"])
+    assert any("1 row(s) with a missing or NaN" in w for w in result["warnings"])
 
 
 def _cli_error(capsys, *argv) -> str:

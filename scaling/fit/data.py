@@ -78,6 +78,8 @@ STATUS_WORDS = {
 MIN_LARGEST_COUNT = {"params": 1e4, "tokens": 1e5}
 # tokens / batch_size beyond this (median) means a batch in sequences: no pretraining run takes so many steps
 MAX_MEDIAN_STEPS = 5e6
+# a CSV loss written as one of these marks a run that diverged (an empty cell is a missing value)
+DIVERGED_LOSS_WORDS = ("nan", "inf", "infinity")
 # a median batch this small (tokens) for models this large (median params) is more likely in sequences:
 # pretraining batches of 50M+ parameter models are tens of thousands of tokens or more
 SMALL_BATCH = (4096, 5e7)
@@ -148,6 +150,9 @@ class Points:
     accuracy: np.ndarray | None = None  # per row, the fitted task accuracy (``accuracy_metric``), or None
     accuracy_metric: str | None = None  # "eval/<task>/acc" or "eval/<task>/acc_norm" when one is fitted
     project: str | None = None  # W&B project of the runs, when they agree
+    # (params, tokens, lr, batch_size) of each run that diverged (left out of the rows): a learning rate
+    # or batch the hyperparameter surfaces count as tried and far worse than any finished run
+    diverged: np.ndarray = field(default_factory=lambda: np.empty((0, 4)))
 
     def __len__(self) -> int:
         return len(self.loss)
@@ -187,6 +192,7 @@ class Points:
             None if self.accuracy is None else self.accuracy[idx],
             self.accuracy_metric,
             self.project,
+            self.diverged,
         )
 
 
@@ -307,6 +313,9 @@ def _parse_csv(path: Path) -> tuple[list[dict], list[str]]:
                 "trunk": where,
                 "status": row_status(raw.pop("status", None), where),
             }
+            loss_text = str(raw.get(sources.get("loss", "loss")) or "").strip().lower()
+            if row["status"] == "done" and loss_text.lstrip("+") in DIVERGED_LOSS_WORDS:
+                row["status"] = "diverged"  # a W&B export or a table writes a blown-up run's loss so
             for col in NUMERIC_COLUMNS:
                 source = sources.get(col, col)
                 row[col] = _number(raw.pop(source, None), where, source)
@@ -625,7 +634,8 @@ def load_points(inputs: list[str | Path], *, params: str = "non-embedding", excl
         notes.append(f"excluded {len(unfinished)} unfinished run(s) (status running, pending or queued): "
                      f"their losses are not final")
     if diverged and exclude_diverged:
-        notes.append(f"excluded {len(diverged)} diverged run(s) (--no-exclude-diverged keeps them)")
+        notes.append(f"excluded {len(diverged)} diverged run(s) (--no-exclude-diverged keeps them; the "
+                     f"learning-rate and batch surfaces count their settings as tried and far worse)")
     rows = [
         r for r in rows
         if r["status"] not in ("failed", "unfinished") and (r["status"] != "diverged" or not exclude_diverged)
@@ -674,6 +684,11 @@ def load_points(inputs: list[str | Path], *, params: str = "non-embedding", excl
                  accuracy=col("accuracy") if accuracy_metric else None, accuracy_metric=accuracy_metric,
                  project=projects.pop() if len(projects) == 1 else None)
     pts.knobs = _swept_knobs(rows, pts)
+    pts.diverged = np.array(
+        [[r[c] for c in ("params", "tokens", "lr", "batch_size")] for r in diverged
+         if exclude_diverged and math.isfinite(r["params"]) and math.isfinite(r["tokens"])],
+        dtype=float,
+    ).reshape(-1, 4)
     return pts
 
 

@@ -33,7 +33,7 @@ import numpy as np
 import scipy.stats
 
 from scaling.fit.basics import window_around, windowed_minimum
-from scaling.fit.data import Points
+from scaling.fit.data import CELL_TOLERANCE_DEX, Points
 
 FAR_ABOVE = 0.05  # settings whose loss is this fraction above the cell's best are left out of a surface
 LACK_OF_FIT_P = 0.05  # cubic terms this significant mean the quadratic misses the bowl's shape
@@ -55,11 +55,12 @@ class Surface:
     loss_at_opt: float
     """The surface's loss at ``optimum``."""
     method: str
-    """"quadratic with cross term", "quadratic without cross term", "parabola" or "best setting tried"."""
+    """"quadratic with cross term", "quadratic without cross term", "parabola" or "best setting tried"
+    (for one axis, "best setting tried, below a run that diverged" where that brackets the optimum)."""
     settings: np.ndarray
     """log10 value of every setting (rows) on every axis (columns), seeds averaged."""
     losses: np.ndarray
-    """Loss of every setting."""
+    """Loss of every setting (infinite for one whose run diverged)."""
     n_used: int
     """Settings the surface was fitted to."""
     coef: np.ndarray | None = None
@@ -81,9 +82,10 @@ class Surface:
         return float((_features(u - self.center, self.coef.size) @ self.coef)[0])
 
     def measured_near(self, values: dict[str, float]) -> float:
-        """Loss of the setting tried nearest to ``values`` (in decades)."""
+        """Loss of the finished setting tried nearest to ``values`` (in decades)."""
         u = np.array([math.log10(values[a]) for a in self.axes])
-        return float(self.losses[np.argmin(np.sum((self.settings - u) ** 2, axis=1))])
+        distance = np.where(np.isfinite(self.losses), np.sum((self.settings - u) ** 2, axis=1), np.inf)
+        return float(self.losses[np.argmin(distance)])
 
     def penalty(self, values: dict[str, float]) -> dict:
         """How much worse ``values`` is than the optimum, relative to the optimum's loss: read off the
@@ -116,7 +118,8 @@ def setting_losses(
     """(values, loss) per setting of ``axes`` in a cell: mean over seeds, best over other knobs.
 
     ``values`` has one row per setting and one column per axis; ``loss`` replaces ``points.loss``
-    (a bootstrap draw). Rows with an unknown axis value or a non-finite loss are skipped.
+    (a bootstrap draw). Rows with an unknown axis value or a non-finite loss are skipped; the settings of
+    runs that diverged in the cell (:attr:`Points.diverged`) are added with an infinite loss.
     """
     loss = points.loss if loss is None else loss
     columns = np.column_stack([getattr(points, a)[idx] for a in axes])
@@ -130,8 +133,27 @@ def setting_losses(
     for key, losses in per_setting.items():
         head = key[: len(axes)]
         best[head] = min(best.get(head, math.inf), float(np.mean(losses)))
+    for key in _diverged_settings(points, idx, axes):
+        best.setdefault(key, math.inf)
     keys = sorted(best)
     return np.array(keys, dtype=float).reshape(-1, len(axes)), np.array([best[k] for k in keys])
+
+
+def _diverged_settings(points: Points, idx: np.ndarray, axes: tuple[str, ...]) -> list[tuple]:
+    """The ``axes`` values of the runs that diverged in the cell ``idx`` (their loss counts as infinite)."""
+    if not len(points.diverged) or not len(idx):
+        return []
+    n, d = np.median(points.params[idx]), np.median(points.tokens[idx])
+    column = {"lr": 2, "batch_size": 3}
+    out = []
+    for row in points.diverged:
+        same_cell = abs(math.log10(row[0] / n)) <= CELL_TOLERANCE_DEX and abs(math.log10(row[1] / d)) <= (
+            CELL_TOLERANCE_DEX
+        )
+        values = tuple(float(row[column[a]]) for a in axes)
+        if same_cell and all(math.isfinite(v) and v > 0 for v in values):
+            out.append(values)
+    return out
 
 
 def swept_axes(points: Points, idx: np.ndarray, columns: tuple[str, ...]) -> tuple[str, ...]:
@@ -175,7 +197,7 @@ def fit_surface(values: np.ndarray, losses: np.ndarray, axes: tuple[str, ...]) -
     """
     if len(axes) == 1:
         return _parabola(np.log10(values), losses, axes)
-    if len(axes) != 2 or losses.size < 6:
+    if len(axes) != 2 or np.isfinite(losses).sum() < 6:
         return None
     u = np.log10(values)
     best = int(np.argmin(losses))
@@ -239,7 +261,8 @@ def _surface_near(u, losses, axes, centre: int, keep: np.ndarray) -> Surface | N
     ``centre``; None when neither opens upwards."""
     keep = keep.copy()
     if keep.sum() < 7:  # a surface needs a few more settings than its 6 coefficients: take the next best
-        keep[np.argsort(losses)[:7]] = True
+        order = np.argsort(losses)
+        keep[order[np.isfinite(losses[order])][:7]] = True
     center = u[centre]
     for n_coef, method in ((6, "quadratic with cross term"), (5, "quadratic without cross term")):
         if keep.sum() < n_coef or np.unique(u[keep, 0]).size < 3 or np.unique(u[keep, 1]).size < 3:
@@ -326,21 +349,29 @@ def _best_tried(u: np.ndarray, losses: np.ndarray, axes: tuple[str, ...]) -> Sur
 
 
 def _parabola(u: np.ndarray, losses: np.ndarray, axes: tuple[str, ...]) -> Surface | None:
-    """One swept hyperparameter: the windowed parabola of :func:`windowed_minimum` and its coefficients."""
-    x = u[:, 0]
-    best = windowed_minimum(x, losses, WINDOW_DEX)
+    """One swept hyperparameter: the windowed parabola of :func:`windowed_minimum` over the finished
+    settings, and its coefficients. A best setting on the edge of the finished ones is a bound, unless a
+    run diverged beyond it: then the optimum lies between the two, and the best setting stands for it."""
+    finite = np.isfinite(losses)
+    x, y = u[finite, 0], losses[finite]
+    best = windowed_minimum(x, y, WINDOW_DEX)
     if best is None:
         return None
     name = axes[0]
     if best.at_edge:
-        side = "below" if best.u <= x.min() else "above"
+        above = best.u >= x.max()
+        diverged = u[~finite, 0]
+        if np.any(diverged > best.u) if above else np.any(diverged < best.u):
+            method = f"best setting tried, {'below' if above else 'above'} a run that diverged"
+            return Surface(axes, {name: float(10**best.u)}, {name: None}, best.value, method, u, losses, 1)
         return Surface(
-            axes, {name: float(10**best.u)}, {name: side}, best.value, "best setting tried", u, losses, 1
+            axes, {name: float(10**best.u)}, {name: "above" if above else "below"}, best.value,
+            "best setting tried", u, losses, 1,
         )
-    center = np.array([x[np.argmin(losses)]])
+    center = np.array([x[np.argmin(y)]])
     used = x[best.used]
-    coef = np.polyfit(used - center[0], losses[best.used], 2)[::-1]
-    residuals = losses[best.used] - _features((used - center[0])[:, None], 3) @ coef
+    coef = np.polyfit(used - center[0], y[best.used], 2)[::-1]
+    residuals = y[best.used] - _features((used - center[0])[:, None], 3) @ coef
     return Surface(
         axes,
         {name: float(10**best.u)},
@@ -365,7 +396,7 @@ def cell_surface(
     if not axes:
         return None
     values, losses = setting_losses(points, idx, axes, loss)
-    if len(axes) == 2 and losses.size < 6:  # too few joint settings: the better-sampled one alone
+    if len(axes) == 2 and np.isfinite(losses).sum() < 6:  # too few joint settings: the better-sampled one
         axes = axes[:1]
         values, losses = setting_losses(points, idx, axes, loss)
     return fit_surface(values, losses, axes)

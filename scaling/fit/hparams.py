@@ -49,10 +49,11 @@ def run_noise(points: Points, surfaces: dict[tuple, Surface | None]) -> tuple[fl
     for s in surfaces.values():
         if s is None:
             continue
-        if len(s.axes) == 1 and s.losses.size >= 4:
-            u = s.settings[:, 0]
-            residuals = s.losses - np.polyval(np.polyfit(u, s.losses, 2), u)
-            squares, dof = squares + float(residuals @ residuals), dof + s.losses.size - 3
+        finite = np.isfinite(s.losses)
+        if len(s.axes) == 1 and finite.sum() >= 4:
+            u, losses = s.settings[finite, 0], s.losses[finite]
+            residuals = losses - np.polyval(np.polyfit(u, losses, 2), u)
+            squares, dof = squares + float(residuals @ residuals), dof + losses.size - 3
         elif len(s.axes) == 2 and s.dof > 0:
             squares, dof, joint = squares + s.residual_squares, dof + s.dof, True
     if dof == 0:

@@ -192,8 +192,9 @@ def _hparams(hp: dict, rec: dict) -> list[str]:
             how = " jointly with the other hyperparameter" if c.get("joint") else ""
             if c.get("window") and c["window"] != "all plausible settings":
                 how += f", fitted {c['window']} (lopsided: one quadratic does not fit all settings)"
-            if c.get("method") == "best setting tried" and not c["at_edge"]:
-                how += ", the best setting tried (no surface through them opens upwards)"
+            if c.get("method", "").startswith("best setting tried") and not c["at_edge"]:
+                how += (", the best setting tried (no surface through them opens upwards)"
+                        if c["method"] == "best setting tried" else f", the {c['method']}")
             lines.append(f"  - N={_g(c['params'])}, D={_g(c['tokens'])}: optimum {_g(c['opt'])} from "
                          f"{c['n_values']} values{how}{edge}")
     return lines + [""] + _hparam_backtest(hp.get("backtest") or {})
