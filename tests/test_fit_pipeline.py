@@ -534,3 +534,11 @@ def test_approaches_apart_are_told_apart_by_their_intervals():
     (apart,) = approaches_disagree(ctx(0.65, [0.60, 0.70], 0.47, [0.44, 0.50]))
     assert apart.endswith("the approaches disagree beyond their intervals")
     assert approaches_disagree(ctx(0.52, [0.4, 0.6], 0.47, [0.44, 0.50])) == []  # within 0.1: no warning
+
+
+def test_error_bars_of_a_point_just_outside_its_interval_are_empty_not_negative():
+    from scaling.fit.plots import error_bars
+
+    bars = error_bars([2.8e-16, 0.5], [3.3e-16, 0.4], [4e-16, 0.7])  # a rounding error below its interval
+    assert bars.shape == (2, 2) and (bars >= 0).all()
+    assert bars[:, 1].tolist() == pytest.approx([0.1, 0.2]) and bars[0, 0] == 0

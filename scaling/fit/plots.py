@@ -11,6 +11,14 @@ from scaling.fit.data import Points, metric_label
 from scaling.fit.parametric import ParametricFit
 
 
+def error_bars(values, lo, hi) -> np.ndarray:
+    """matplotlib's (2, n) ``yerr`` of points ``values`` with intervals [lo, hi]. A point estimate may lie
+    outside its bootstrap percentile interval (by a rounding error, or a skewed bootstrap); its bar on that
+    side is then empty rather than negative, which matplotlib refuses."""
+    values, lo, hi = (np.asarray(x, dtype=float) for x in (values, lo, hi))
+    return np.clip(np.vstack([values - lo, hi - values]), 0.0, None)
+
+
 def _metric_label(points: Points) -> str:
     return "final " + metric_label(points.metric)
 
@@ -87,7 +95,7 @@ def loss_vs_compute_figure(result: dict, points: Points):
     ax.errorbar(
         [rec["flops"]],
         [rec["loss"]],
-        yerr=[[rec["loss"] - rec["lo"]], [rec["hi"] - rec["loss"]]],
+        yerr=error_bars([rec["loss"]], [rec["lo"]], [rec["hi"]]),
         fmt="r*",
         ms=10,
         capsize=3,
@@ -217,7 +225,7 @@ def plot_knob(result: dict, points: Points, knob: str, path: Path) -> str:
         law = ParametricFit.from_constants(**e["laws"][name])
         line, = ax.plot(grid, loss_on_path(law, n_t, d_t, grid / c_t), lw=1.2, label=f"{name} law")
         if lv["lo"] is not None:
-            ax.errorbar([c_t], [lv["loss"]], yerr=[[lv["loss"] - lv["lo"]], [lv["hi"] - lv["loss"]]], fmt="o",
+            ax.errorbar([c_t], [lv["loss"]], yerr=error_bars([lv["loss"]], [lv["lo"]], [lv["hi"]]), fmt="o",
                         color=line.get_color(), capsize=3, ms=4)
         ax.scatter(
             flops[data.level == i], data.loss[data.level == i], color=line.get_color(), s=12, alpha=0.7
@@ -254,12 +262,8 @@ def plot_mixture(mixture: dict, path: Path) -> str:
     x = np.arange(len(domains))
     w = mixture["weights"]
     values = np.array([w[d]["value"] for d in domains])
-    err = np.array(
-        [
-            [w[d]["value"] - w[d]["lo"], w[d]["hi"] - w[d]["value"]] if w[d]["lo"] is not None else [0, 0]
-            for d in domains
-        ]
-    ).T
+    ends = [(w[d]["lo"], w[d]["hi"]) if w[d]["lo"] is not None else (w[d]["value"],) * 2 for d in domains]
+    err = error_bars(values, [lo for lo, _ in ends], [hi for _, hi in ends])
     right.bar(x, values, yerr=err, capsize=4, color="tab:blue", alpha=0.8, label="recommended")
     if mixture.get("natural"):
         right.plot(
