@@ -249,6 +249,13 @@ def test_a_column_under_another_common_name_is_read_as_the_column_it_names(tmp_p
     csv.write_text("params,tokens,loss,optim.lr,train.seed\n1e7,1e9,4.88,1e-3,0\n1e7,1e9,4.9,2e-3,1\n")
     points = load_points([csv])  # a W&B export names the config keys
     assert list(points.lr) == [1e-3, 2e-3] and list(points.seed) == [0, 1] and set(points.knobs) == {"lr"}
+    # a W&B runs-table export: State, config keys, summary metrics named with "/"
+    csv.write_text("Name,State,params,tokens,val/loss,train/loss,optim.lr\nr1,finished,1e7,1e9,4.0,3.9,1e-3\n"
+                   "r2,crashed,1e7,1e9,4.2,4.1,2e-3\nr3,finished,2e7,1e9,3.8,3.7,1e-3\n"
+                   "r4,finished,2e7,1e9,3.85,3.75,2e-3\n")
+    points = load_points([csv])
+    assert list(points.loss) == [4.0, 3.8, 3.85] and set(points.knobs) == {"lr"}
+    assert any("column 'State' read as the status column" in n for n in points.notes)
     csv.write_text("n_params,parameters,tokens,loss\n1e7,1e7,1e9,4.88\n")
     assert "both name the params column" in _cli_error(capsys, str(csv), "--out", str(tmp_path / "fit"))
     # a batch counted in sequences is not guessed into tokens

@@ -47,7 +47,8 @@ REQUIRED_COLUMNS = ("params", "tokens", "loss")
 NUMERIC_COLUMNS = ("params", "tokens", "loss", "flops", "lr", "batch_size", "seed", "bpb")
 _RESERVED_COLUMNS = (*NUMERIC_COLUMNS, "status")
 # Other names published tables and exported run logs give the columns the fit reads (any case; the name
-# after a last "." counts too, as in optimizer.learning_rate or a W&B export's optim.lr). Without the
+# after a last "." counts too, as in optimizer.learning_rate or a W&B export's optim.lr, and a "/" reads
+# as "_", as in W&B's metric val/loss). Without the
 # column itself, its one alias is read in its place, with a note: left as a knob, a learning_rate column
 # would leave the LR law unfitted and split the runs into settings. ``budget`` is what IsoFLOP tables
 # call each run's compute.
@@ -59,6 +60,7 @@ COLUMN_ALIASES = {
     "lr": ("learning_rate", "peak_lr", "max_lr", "lr_max"),
     "batch_size": ("batch_tokens", "tokens_per_batch", "batch_size_tokens"),
     "seed": ("random_seed",),
+    "status": ("state", "run_state"),  # a W&B runs-table export's State
 }
 # batch columns that tables usually count in sequences: the fit reads tokens per optimiser step, so
 # without a batch_size column these are refused rather than guessed
@@ -250,8 +252,9 @@ def _read_csv(path: Path) -> tuple[list[dict], list[str]]:
 
 def _names_column(name: str, column: str, aliases: tuple[str, ...]) -> bool:
     """Whether header ``name`` is another name of ``column``: one of its aliases, or a dotted name ending
-    in the column or an alias (``optim.lr``, ``optimizer.learning_rate``), in any case."""
-    last = name.strip().lower().rsplit(".", 1)[-1]
+    in the column or an alias (``optim.lr``, ``optimizer.learning_rate``), in any case, with "/" read as
+    "_" (W&B's ``val/loss``)."""
+    last = name.strip().lower().rsplit(".", 1)[-1].replace("/", "_")
     return name != column and (last in aliases or ("." in name and last == column))
 
 
@@ -311,7 +314,7 @@ def _parse_csv(path: Path) -> tuple[list[dict], list[str]]:
             row: dict[str, Any] = {
                 "run": where,
                 "trunk": where,
-                "status": row_status(raw.pop("status", None), where),
+                "status": row_status(raw.pop(sources.get("status", "status"), None), where),
             }
             loss_text = str(raw.get(sources.get("loss", "loss")) or "").strip().lower()
             if row["status"] == "done" and loss_text.lstrip("+") in DIVERGED_LOSS_WORDS:
