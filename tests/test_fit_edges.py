@@ -263,6 +263,11 @@ def test_a_column_under_another_common_name_is_read_as_the_column_it_names(tmp_p
     err = _cli_error(capsys, str(csv), "--out", str(tmp_path / "fit"))
     assert "'trainer.train_batch_size' looks like a batch size" in err and "tokens" in err
     assert not (tmp_path / "fit").exists()
+    # with the sequence length beside it, a batch in sequences becomes tokens
+    csv.write_text("params,tokens,loss,bs,seq_len\n1e7,1e9,4.88,256,2048\n2e7,1e9,4.5,512,2048\n")
+    points = load_points([csv])
+    assert list(points.batch_size) == [256 * 2048, 512 * 2048]
+    assert any("batch_size = 'bs' x 'seq_len'" in n for n in points.notes)
 
 
 def test_a_compute_column_with_one_count_gives_the_other(tmp_path, capsys):

@@ -66,6 +66,10 @@ COLUMN_ALIASES = {
 # without a batch_size column these are refused rather than guessed
 SEQUENCE_BATCH_COLUMNS = ("bs", "batch", "global_batch_size", "train_batch_size", "micro_batch_size",
                           "batch_size_sequences")
+# with a column of tokens per sequence beside it, such a batch in sequences becomes tokens: their product
+SEQUENCE_LENGTH_COLUMNS = ("seq_len", "sequence_length", "seq_length", "context_length", "block_size",
+                           "max_seq_len", "ctx_len")
+SEQUENCE_BATCH = "batch_size in sequences"  # the _column_sources key of (batch column, length column)
 # a FLOPs column read from an alias this far from 6·N·D (median ratio) is no training compute (tokens?)
 FLOPS_ALIAS_RANGE = (0.05, 20.0)
 # a CSV's status words (any case), as our run dirs and W&B's run states say them: every other word is refused,
@@ -254,8 +258,13 @@ def _names_column(name: str, column: str, aliases: tuple[str, ...]) -> bool:
     """Whether header ``name`` is another name of ``column``: one of its aliases, or a dotted name ending
     in the column or an alias (``optim.lr``, ``optimizer.learning_rate``), in any case, with "/" read as
     "_" (W&B's ``val/loss``)."""
-    last = name.strip().lower().rsplit(".", 1)[-1].replace("/", "_")
+    last = _last_name(name)
     return name != column and (last in aliases or ("." in name and last == column))
+
+
+def _last_name(header: str) -> str:
+    """A column's name after its last ".", lower case, "/" read as "_" (``optim.lr`` → ``lr``)."""
+    return header.strip().lower().rsplit(".", 1)[-1].replace("/", "_")
 
 
 def _column_sources(path: Path, header: list[str]) -> tuple[dict[str, str], list[str], list[str]]:
@@ -271,9 +280,15 @@ def _column_sources(path: Path, header: list[str]) -> tuple[dict[str, str], list
             raise ScalingError(f"{path}: columns {found[0]!r} and {found[1]!r} both name the {column} "
                                f"column; keep one, or rename one to {column}")
         elif found and aliases is SEQUENCE_BATCH_COLUMNS:
-            raise ScalingError(f"{path}: column {found[0]!r} looks like a batch size, which the fit reads in "
-                               f"tokens per optimiser step: give a batch_size column in tokens (sequences x "
-                               f"sequence length), or rename {found[0]!r} if it is something else")
+            lengths = [h for h in header if _last_name(h) in SEQUENCE_LENGTH_COLUMNS]
+            if len(lengths) != 1:
+                raise ScalingError(
+                    f"{path}: column {found[0]!r} looks like a batch size in sequences, which the fit reads "
+                    f"in tokens per optimiser step: give a batch_size column in tokens (sequences x sequence "
+                    f"length) or a seq_len column, or rename {found[0]!r} if it is something else")
+            sources[SEQUENCE_BATCH] = (found[0], lengths[0])
+            notes.append(f"{path}: batch_size = {found[0]!r} x {lengths[0]!r} (sequences per step x tokens "
+                         f"per sequence; there is no batch_size column)")
         elif found:
             sources[column] = found[0]
             what = "each run's training FLOPs" if column == "flops" else f"the {column} column"
@@ -324,6 +339,10 @@ def _parse_csv(path: Path) -> tuple[list[dict], list[str]]:
                 row[col] = _number(raw.pop(source, None), where, source)
             if derived:
                 row[derived[0]] = row["flops"] / (6.0 * row[derived[1]])
+            if SEQUENCE_BATCH in sources:
+                sequences, length = sources[SEQUENCE_BATCH]
+                row["batch_size"] = _number(raw.pop(sequences, None), where, sequences) * _number(
+                    raw.get(length), where, length)
             row["eval"] = {k: _number(raw.pop(k), where, k) for k in list(raw) if k.startswith("eval/")}
             # w_<domain> and loss_<evalset> columns belong to the mixture law (scaling.fit.mixture_data)
             row["knobs"] = {
