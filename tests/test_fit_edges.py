@@ -352,6 +352,19 @@ def test_how_the_batch_is_split_into_micro_batches_is_no_knob(tmp_path):
     assert not [k for k in points.knobs if "micro_batch_size" in k or "grad_accum" in k], points.knobs
 
 
+def test_a_run_dir_that_diverged_keeps_the_cell_it_was_planned_for(tmp_path):
+    """A diverged run's result counts the tokens trained before it stopped; the hyperparameter surfaces
+    place its learning rate in the cell of its planned budget."""
+    specs = [{"n_layer": 2, "tokens": 1e6, "lr": lr, "seed": 0} for lr in (1e-3, 2e-3, 4e-3)]
+    specs.append({"n_layer": 2, "tokens": 1e6, "lr": 8e-3, "seed": 0, "status": "diverged"})
+    runs = write_runs(tmp_path / "runs", TINY_LAW, specs)
+    result = json.loads((runs[-1] / "result.json").read_text())
+    (runs[-1] / "result.json").write_text(json.dumps({**result, "tokens": 1.2e5}))
+    points = load_points(runs)
+    assert len(points) == 3 and points.diverged.shape == (1, 4)
+    assert points.diverged[0, 1:3].tolist() == [1e6, 8e-3]
+
+
 def test_a_damaged_metrics_file_costs_that_run_its_curve_not_the_fit(tmp_path):
     runs = _sweep_runs(tmp_path / "sweep")
     with (runs[1] / "metrics.jsonl").open("a") as f:

@@ -461,6 +461,8 @@ def _read_run(run_dir: Path, params_kind: str) -> dict:
         "status": result.get("status", "done"),
         "params": _number(result.get(key), where, key),
         "tokens": _number(result.get("tokens", cfg_flat.get("train.tokens")), where, "tokens"),
+        # a run that diverged stopped early: its cell is the budget it was planned for
+        "planned_tokens": _number(cfg_flat.get("train.tokens"), where, "train.tokens"),
         "loss": _number(loss, where, "final_val_loss"),
         "flops": _number(result.get("flops"), where, "flops"),
         "lr": _number(result.get("lr", cfg_flat.get("optim.lr")), where, "lr"),
@@ -706,12 +708,17 @@ def load_points(inputs: list[str | Path], *, params: str = "non-embedding", excl
                  accuracy=col("accuracy") if accuracy_metric else None, accuracy_metric=accuracy_metric,
                  project=projects.pop() if len(projects) == 1 else None)
     pts.knobs = _swept_knobs(rows, pts)
-    pts.diverged = np.array(
-        [[r[c] for c in ("params", "tokens", "lr", "batch_size")] for r in diverged
-         if exclude_diverged and math.isfinite(r["params"]) and math.isfinite(r["tokens"])],
-        dtype=float,
-    ).reshape(-1, 4)
+    settings = np.array([_diverged_setting(r) for r in diverged if exclude_diverged], dtype=float)
+    settings = settings.reshape(-1, 4)
+    pts.diverged = settings[np.isfinite(settings[:, :2]).all(axis=1)]
     return pts
+
+
+def _diverged_setting(row: dict) -> list[float]:
+    """(params, tokens, lr, batch_size) of a run that diverged; its tokens are those it was planned for
+    (a run dir's result counts only the tokens trained before it stopped), as its cell has them."""
+    planned = row.get("planned_tokens", math.nan)
+    return [row["params"], planned if math.isfinite(planned) else row["tokens"], row["lr"], row["batch_size"]]
 
 
 def _swept_knobs(rows: list[dict], pts: Points) -> dict[str, list[Any]]:
