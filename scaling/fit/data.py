@@ -13,7 +13,9 @@ tokens; these names match in any case (``Loss``, ``FLOPs``). Without one of them
 run's compute, ...) is read in its place, a compute column after a check that it is of the order of
 6·N·D; a batch column usually counted in sequences is refused. A CSV with each run's compute and only
 one of params and tokens (as published IsoFLOP tables list a budget and a size) gets the other as
-flops / (6 x the one given), with a note.
+flops / (6 x the one given), with a note. A batch in sequences beside a sequence-length column is their
+product; a loss written nan or inf marks a run that diverged (its setting still bounds the
+hyperparameter surfaces, :attr:`Points.diverged`).
 
 The fitted metric is the final validation loss in nats per token, or its bits per byte (``val_bpb``)
 when the runs differ in tokenization (vocabulary, tokenizer, data): nats per token of two tokenizers
