@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -237,3 +239,20 @@ def test_a_run_that_diverged_above_the_best_brackets_the_optimum(tmp_path):
     finished = load_points([path], exclude_diverged=False)  # kept as rows: NaN losses, dropped, no bracket
     out = fit_hparam_laws(finished, 1e9, 2e10, n_boot=0)
     assert all(c["bound"] == "above" for c in out["lr"]["cells"])
+
+
+def test_the_report_says_which_cells_were_fitted_near_their_optimum(tmp_path):
+    from scaling.fit.options import FitOptions
+    from scaling.fit.pipeline import fit_runs
+
+    cols = published_landscape(**FIXED_GRID, seed=0, noise=0.001)
+    fit_runs(as_points(cols), tmp_path / "fit", FitOptions(n_boot=0, plots=False, wandb="disabled"))
+    report = (tmp_path / "fit" / "report.md").read_text()
+    assert "of the optimum (lopsided: one quadratic does not fit all settings)" in report
+
+
+def test_a_diverged_setting_is_never_the_measured_loss_nearest_a_prediction():
+    values = np.array([[1e-3], [2e-3], [4e-3], [8e-3]])
+    losses = np.array([3.2, 3.1, 3.15, math.inf])  # the largest rate diverged
+    s = fit_surface(values, losses, ("lr",))
+    assert s.measured_near({"lr": 9e-3}) == 3.15 and s.bound["lr"] is None

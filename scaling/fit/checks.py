@@ -264,10 +264,9 @@ def hparam_bounds_one_sided(ctx: FitContext) -> list[str]:
     out = []
     for name in ("lr", "batch_size"):
         cells = (ctx.hparams.get(name) or {}).get("cells") or []
-        sides = {c["bound"] for c in cells if c.get("at_edge")}
-        bounds = sum(c.get("at_edge", False) for c in cells)
-        if bounds >= 2 and 3 * bounds >= len(cells) and len(sides) == 1 and None not in sides:
-            below = sides.pop() == "below"
+        sides = [c["bound"] for c in cells if c["at_edge"]]  # "above" or "below"
+        if len(sides) >= 2 and 3 * len(sides) >= len(cells) and len(set(sides)) == 1:
+            below, bounds = sides[0] == "below", len(sides)
             out.append(
                 f"{name}: in {bounds} of {len(cells)} cells the best value lies "
                 f"{'below the smallest' if below else 'above the largest'} tried; those cells are left out "

@@ -411,11 +411,13 @@ def _check_units(path: Path, rows: list[dict]) -> list[str]:
                            f"it by the sequence length")
     batches = [r["batch_size"] for r in rows if r["batch_size"] > 0]
     sizes = [r["params"] for r in rows if math.isfinite(r["params"])]
-    if batches and sizes and np.median(batches) <= SMALL_BATCH[0] and np.median(sizes) >= SMALL_BATCH[1]:
-        return [f"{path}: batch_size is read in tokens per optimiser step, and its median "
-                f"{float(np.median(batches)):g} is small for models of {float(np.median(sizes)):.3g} "
-                f"parameters; if it counts sequences, multiply it by the sequence length"]
-    return []
+    if not batches or not sizes:
+        return []
+    batch, size = float(np.median(batches)), float(np.median(sizes))
+    if batch > SMALL_BATCH[0] or size < SMALL_BATCH[1]:
+        return []
+    return [f"{path}: batch_size is read in tokens per optimiser step, and its median {batch:g} is small for "
+            f"models of {size:.3g} parameters; if it counts sequences, multiply it by the sequence length"]
 
 
 def _drop_per_run_columns(path: Path, rows: list[dict]) -> list[str]:
@@ -710,7 +712,7 @@ def load_points(inputs: list[str | Path], *, params: str = "non-embedding", excl
                  accuracy=col("accuracy") if accuracy_metric else None, accuracy_metric=accuracy_metric,
                  project=projects.pop() if len(projects) == 1 else None)
     pts.knobs = _swept_knobs(rows, pts)
-    settings = np.array([_diverged_setting(r) for r in diverged if exclude_diverged], dtype=float)
+    settings = np.array([_diverged_setting(r) for r in (diverged if exclude_diverged else [])], dtype=float)
     settings = settings.reshape(-1, 4)
     pts.diverged = settings[np.isfinite(settings[:, :2]).all(axis=1)]
     return pts

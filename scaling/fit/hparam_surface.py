@@ -143,17 +143,10 @@ def _diverged_settings(points: Points, idx: np.ndarray, axes: tuple[str, ...]) -
     """The ``axes`` values of the runs that diverged in the cell ``idx`` (their loss counts as infinite)."""
     if not len(points.diverged) or not len(idx):
         return []
-    n, d = np.median(points.params[idx]), np.median(points.tokens[idx])
-    column = {"lr": 2, "batch_size": 3}
-    out = []
-    for row in points.diverged:
-        same_cell = abs(math.log10(row[0] / n)) <= CELL_TOLERANCE_DEX and abs(math.log10(row[1] / d)) <= (
-            CELL_TOLERANCE_DEX
-        )
-        values = tuple(float(row[column[a]]) for a in axes)
-        if same_cell and all(math.isfinite(v) and v > 0 for v in values):
-            out.append(values)
-    return out
+    cell = np.array([np.median(points.params[idx]), np.median(points.tokens[idx])])
+    here = np.all(np.abs(np.log10(points.diverged[:, :2] / cell)) <= CELL_TOLERANCE_DEX, axis=1)
+    values = points.diverged[here][:, [2 if a == "lr" else 3 for a in axes]]
+    return [tuple(map(float, v)) for v in values if np.all(np.isfinite(v) & (v > 0))]
 
 
 def swept_axes(points: Points, idx: np.ndarray, columns: tuple[str, ...]) -> tuple[str, ...]:
