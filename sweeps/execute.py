@@ -168,7 +168,10 @@ def execute_run(sweep_dir: str | Path, run_id: str, *, train_cmd: list[str] | No
             _LIVE.discard(proc)
         outcome = _outcome(store, run_id, code)
     finally:
-        prune_empty_wandb_runs(run_dir)
+        # a stopped attempt may have started W&B without logging; one that ended by itself finished its
+        # W&B run, whose file W&B's service may still be writing
+        if outcome in ("interrupted", "requeued"):
+            prune_empty_wandb_runs(run_dir)
         heartbeat.remove(run_dir)
         if own_heartbeat:
             heartbeat.stop()
