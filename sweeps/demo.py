@@ -75,8 +75,9 @@ class DemoPlan:
 # every size of the smallest budget, so each of that profile's points is its best LR (a grid over some
 # sizes of a budget would favour those in its profile); it goes down to a quarter of the rule, since
 # demo-3k to demo-5k learn best below half of it (with half as the lowest rate, 3 of its 6 cells only
-# bounded their optimum, and the LR law's interval spanned 3800x; with the quarter, 65x). The knob keeps the parameter count and FLOPs, so
-# each of its runs shares a cell with a grid run; it trains at the middle budget, where both levels learn.
+# bounded their optimum, and the LR law's interval spanned 3800x; with the quarter, 65x). The knob keeps
+# the parameter count and FLOPs, so each of its runs shares a cell with a grid run; it trains at the
+# middle budget, where both levels learn.
 FULL = DemoPlan(
     budgets=(6e11, 1.5e11, 3.75e10),
     sizes=("demo-53k", "demo-25k", "demo-22k", "demo-12k", "demo-9k", "demo-7k", "demo-5k", "demo-4k",

@@ -291,6 +291,7 @@ def test_counts_in_other_units_are_refused_in_one_line(tmp_path, capsys):
     csv.write_text("params,tokens,loss\n70,1.4e9,3.1\n400,8e9,2.8\n")  # params in millions
     err = _cli_error(capsys, str(csv), "--out", str(tmp_path / "fit"))
     assert "every params value is below 10000 (the largest is 400)" in err and "7e7" in err
+    assert "params (M)" in err
     csv.write_text("params,tokens,loss\n7e7,1.4,3.1\n4e8,8,2.8\n")  # tokens in billions
     assert "every tokens value is below" in _cli_error(capsys, str(csv), "--out", str(tmp_path / "fit"))
     csv.write_text("params,tokens,loss,batch_size\n7e7,1.4e9,3.1,64\n4e8,8e9,2.8,128\n")  # sequences
@@ -305,6 +306,34 @@ def test_counts_in_other_units_are_refused_in_one_line(tmp_path, capsys):
     points = load_points([csv])
     assert list(points.batch_size) == [256, 512]
     assert any("its median 384 is small for models of 2.35e+08 parameters" in n for n in points.notes)
+
+
+def test_a_unit_in_a_count_columns_name_scales_it_and_spaced_names_read_as_their_columns(tmp_path):
+    """Published tables name their units in the header (Epoch AI's Chinchilla table: Model Size,
+    Training Tokens, Training FLOP; others: params (M), tokens_B): the same study read either way."""
+    plain = tmp_path / "plain.csv"
+    plain.write_text("params,tokens,flops,loss\n7e7,1.4e9,5.88e17,3.1\n4e8,8e9,1.92e19,2.8\n")
+    expected = load_points([plain])
+    for header, scale in (("Model Size,Training Tokens,Training FLOP,Loss", (1, 1, 1)),
+                          ("params (M),tokens [B],FLOPs (1e18),loss", (1e6, 1e9, 1e18)),
+                          ("n_params_M,Training Tokens (billions),compute (x 1e18),val_loss",
+                           (1e6, 1e9, 1e18))):
+        csv = tmp_path / "units.csv"
+        rows = [(7e7, 1.4e9, 5.88e17, 3.1), (4e8, 8e9, 1.92e19, 2.8)]
+        csv.write_text(header + "\n" + "".join(f"{n / scale[0]:g},{d / scale[1]:g},{c / scale[2]:g},{loss}\n"
+                                                for n, d, c, loss in rows))
+        points = load_points([csv])
+        for column in ("params", "tokens", "flops", "loss"):
+            assert getattr(points, column) == pytest.approx(getattr(expected, column)), (header, column)
+        assert not points.knobs
+        if scale[0] != 1:
+            assert any("read as the params column times 1e+06, the unit its name gives" in n
+                       for n in points.notes)
+    # a unit on a column that is no count is no unit: a knob (or mixture column) keeps its name
+    csv.write_text("params,tokens,loss,width (M)\n7e7,1.4e9,3.1,1\n4e8,8e9,2.8,1\n7e7,1.4e9,3.2,2\n"
+                   "4e8,8e9,2.9,2\n")
+    points = load_points([csv])
+    assert set(points.knobs) == {"width (M)"} and list(points.params) == [7e7, 4e8, 7e7, 4e8]
 
 
 def test_a_csvs_status_column_reads_wandbs_run_states_and_refuses_unknown_words(tmp_path, capsys):

@@ -14,8 +14,9 @@ run's compute, ...) is read in its place, a compute column after a check that it
 6·N·D; a batch column usually counted in sequences is refused. A CSV with each run's compute and only
 one of params and tokens (as published IsoFLOP tables list a budget and a size) gets the other as
 flops / (6 x the one given), with a note. A batch in sequences beside a sequence-length column is their
-product; a loss written nan or inf marks a run that diverged (its setting still bounds the
-hyperparameter surfaces, :attr:`Points.diverged`).
+product. A count column may name its unit (``params (M)``, ``tokens_B``, ``FLOPs (1e18)``), and is read
+times it; a header's spaces and "-" read as "_" (``Model Size``). A loss written nan or inf marks a run
+that diverged (its setting still bounds the hyperparameter surfaces, :attr:`Points.diverged`).
 
 The fitted metric is the final validation loss in nats per token, or its bits per byte (``val_bpb``)
 when the runs differ in tokenization (vocabulary, tokenizer, data): nats per token of two tokenizers
@@ -33,6 +34,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,15 +57,23 @@ _RESERVED_COLUMNS = (*NUMERIC_COLUMNS, "status")
 # would leave the LR law unfitted and split the runs into settings. ``budget`` is what IsoFLOP tables
 # call each run's compute.
 COLUMN_ALIASES = {
-    "params": ("n", "n_params", "num_params", "parameters", "param_count", "parameter_count"),
-    "tokens": ("d", "n_tokens", "num_tokens", "train_tokens", "training_tokens"),
+    "params": ("n", "n_params", "num_params", "parameters", "param_count", "parameter_count", "model_size"),
+    "tokens": ("d", "n_tokens", "num_tokens", "train_tokens", "training_tokens", "dataset_size"),
     "loss": ("val_loss", "eval_loss", "validation_loss"),
-    "flops": ("budget", "c", "compute", "train_flops", "training_flops"),
+    "flops": ("budget", "c", "compute", "train_flops", "training_flops", "flop", "training_flop"),
     "lr": ("learning_rate", "peak_lr", "max_lr", "lr_max"),
     "batch_size": ("batch_tokens", "tokens_per_batch", "batch_size_tokens"),
     "seed": ("random_seed",),
     "status": ("state", "run_state"),  # a W&B runs-table export's State
 }
+# A count's unit written in its header, as published tables give sizes: "params (M)", "Tokens [B]",
+# "tokens_B", "FLOPs (1e18)"; the column is read times the unit (any case)
+COUNT_COLUMNS = ("params", "tokens", "flops", "batch_size")
+COUNT_UNITS = {"k": 1e3, "thousand": 1e3, "thousands": 1e3, "m": 1e6, "million": 1e6, "millions": 1e6,
+               "b": 1e9, "g": 1e9, "billion": 1e9, "billions": 1e9, "t": 1e12, "trillion": 1e12,
+               "trillions": 1e12}
+_UNIT_IN_HEADER = re.compile(r"^(?P<name>.*?\S)\s*(?:[(\[]\s*(?:x|×|in)?\s*(?P<unit>[a-z]+|1e\+?\d+|10\^\d+)"
+                             r"\s*[)\]]|_(?P<suffix>[kmbgt]))$", re.IGNORECASE)
 # batch columns that tables usually count in sequences: the fit reads tokens per optimiser step, so
 # without a batch_size column these are refused rather than guessed
 SEQUENCE_BATCH_COLUMNS = ("bs", "batch", "global_batch_size", "train_batch_size", "micro_batch_size",
@@ -258,21 +268,42 @@ def _read_csv(path: Path) -> tuple[list[dict], list[str]]:
 
 def _names_column(name: str, column: str, aliases: tuple[str, ...]) -> bool:
     """Whether header ``name`` is another name of ``column``: one of its aliases, or a dotted name ending
-    in the column or an alias (``optim.lr``, ``optimizer.learning_rate``), in any case, with "/" read as
-    "_" (W&B's ``val/loss``)."""
-    last = _last_name(name)
-    return name != column and (last in aliases or ("." in name and last == column))
+    in the column or an alias (``optim.lr``, ``optimizer.learning_rate``), in any case, with "/", spaces
+    and "-" read as "_" (W&B's ``val/loss``, ``Model Size``); a count column may carry its unit
+    (``params (M)``, see :func:`count_unit`)."""
+    base, factor = count_unit(name) if column in COUNT_COLUMNS else (name, 1.0)
+    last = _last_name(base)
+    return (base != column or factor != 1.0) and (
+        last in aliases or ("." in base and last == column) or (factor != 1.0 and last == column))
 
 
 def _last_name(header: str) -> str:
-    """A column's name after its last ".", lower case, "/" read as "_" (``optim.lr`` → ``lr``)."""
-    return header.strip().lower().rsplit(".", 1)[-1].replace("/", "_")
+    """A column's name after its last ".", lower case, "/", spaces and "-" read as "_" (``optim.lr`` →
+    ``lr``, ``Model Size`` → ``model_size``)."""
+    last = header.strip().lower().rsplit(".", 1)[-1]
+    return re.sub(r"[/\s-]+", "_", last)
 
 
-def _column_sources(path: Path, header: list[str]) -> tuple[dict[str, str], list[str], list[str]]:
+def count_unit(header: str) -> tuple[str, float]:
+    """A header without the unit it names, and that unit as a factor: ``"params (M)"`` → ``("params",
+    1e6)``, ``"tokens_B"`` → ``("tokens", 1e9)``, ``"FLOPs (1e18)"`` → ``("FLOPs", 1e18)``; a header
+    without one is returned as it is, with 1."""
+    match = _UNIT_IN_HEADER.match(header.strip())
+    if not match:
+        return header, 1.0
+    unit = (match["unit"] or match["suffix"]).lower()
+    if unit in COUNT_UNITS:
+        return match["name"], COUNT_UNITS[unit]
+    power = re.fullmatch(r"(?:1e\+?|10\^)(\d+)", unit)
+    return (match["name"], 10.0 ** int(power[1])) if power else (header, 1.0)
+
+
+def _column_sources(path: Path, header: list[str]
+                    ) -> tuple[dict[str, str], list[str], list[str], dict[str, float]]:
     """Which column each column the fit reads comes from (itself or its one alias), the columns left
-    out because the column they alias is there, and notes on both."""
-    sources, left_out, notes = {}, [], []
+    out because the column they alias is there, notes on both, and the unit a source's header names
+    (``params (M)``: 1e6) where it names one."""
+    sources, left_out, notes, factors = {}, [], [], {}
     for column, aliases in (*COLUMN_ALIASES.items(), ("batch_size", SEQUENCE_BATCH_COLUMNS)):
         found = [h for h in header if _names_column(h, column, aliases)]
         if column in header or column in sources:
@@ -293,9 +324,13 @@ def _column_sources(path: Path, header: list[str]) -> tuple[dict[str, str], list
                          f"per sequence; there is no batch_size column)")
         elif found:
             sources[column] = found[0]
+            factor = count_unit(found[0])[1] if column in COUNT_COLUMNS else 1.0
             what = "each run's training FLOPs" if column == "flops" else f"the {column} column"
-            notes.append(f"{path}: column {found[0]!r} read as {what} (there is no {column} column)")
-    return sources, left_out, notes
+            unit = f" times {factor:g}, the unit its name gives" if factor != 1.0 else ""
+            if factor != 1.0:
+                factors[column] = factor
+            notes.append(f"{path}: column {found[0]!r} read as {what}{unit} (there is no {column} column)")
+    return sources, left_out, notes, factors
 
 
 def _parse_csv(path: Path) -> tuple[list[dict], list[str]]:
@@ -310,7 +345,7 @@ def _parse_csv(path: Path) -> tuple[list[dict], list[str]]:
             name = repeated[0]
             raise ScalingError(f"{path}: column {name!r} appears {header.count(name)} times in the header; "
                                f"keep one column of each name")
-        sources, left_out, notes = _column_sources(path, header)
+        sources, left_out, notes, factors = _column_sources(path, header)
         missing = [c for c in REQUIRED_COLUMNS if c not in header and c not in sources]
         derived = _derived_count(path, missing, "flops" in header or "flops" in sources)
         if derived:
@@ -338,7 +373,7 @@ def _parse_csv(path: Path) -> tuple[list[dict], list[str]]:
                 row["status"] = "diverged"  # a W&B export or a table writes a blown-up run's loss so
             for col in NUMERIC_COLUMNS:
                 source = sources.get(col, col)
-                row[col] = _number(raw.pop(source, None), where, source)
+                row[col] = _number(raw.pop(source, None), where, source) * factors.get(col, 1.0)
             if derived:
                 row[derived[0]] = row["flops"] / (6.0 * row[derived[1]])
             if SEQUENCE_BATCH in sources:
@@ -402,8 +437,8 @@ def _check_units(path: Path, rows: list[dict]) -> list[str]:
         values = [r[column] for r in rows if math.isfinite(r[column])]
         if values and max(values) < least:
             raise ScalingError(f"{path}: every {column} value is below {least:g} (the largest is "
-                               f"{max(values):g}); give {column} as plain counts, not in millions or "
-                               f"billions (70M is 7e7)")
+                               f"{max(values):g}); give {column} as plain counts (70M is 7e7), or name "
+                               f"the unit in the header: {column} (M), {column} (B)")
     steps = [r["tokens"] / r["batch_size"] for r in rows if r["batch_size"] > 0 and r["tokens"] > 0]
     if steps and float(np.median(steps)) > MAX_MEDIAN_STEPS:
         raise ScalingError(f"{path}: batch_size is read in tokens per optimiser step, but then the runs take "
