@@ -70,6 +70,11 @@ def _train_child(args: list[str], log_path: str, env: dict[str, str], launcher: 
     from scaling.cli.main import main
 
     code = main(["train", *args])
+    # W&B's own exit hook waits for its service to write the run's file, but a multiprocessing child
+    # exits without running exit hooks: a run's offline file could be cut short when the service stops
+    import wandb
+
+    wandb.teardown(exit_code=code)
     sys.stdout.flush()
     sys.stderr.flush()
     sys.exit(code)
