@@ -127,9 +127,15 @@ def test_the_full_demo_plans_an_isoflop_grid_a_knob_an_lr_grid_and_seeds(tmp_pat
         others = sorted(x.config.optim.lr for x in lr if x.overrides["model"] == r.overrides["model"])
         assert others[0] < lr_of[(r.overrides["model"], r.tokens)] < others[-1]
     assert sorted(r.config.run.seed for r in planned["demo-seeds"]) == [1, 2, 3, 4]
-    # every run leaves the early plateau (~300 steps here), and the batch grows with the budget
+    # every run leaves the early plateau (170+ steps: the largest sizes of a budget; the rest 300+), and
+    # the batch grows with the budget
     runs = [r for runs in planned.values() for r in runs]
-    assert min(r.tokens / global_batch_tokens(r.config) for r in runs) >= 300
+    steps = sorted(r.tokens / global_batch_tokens(r.config) for r in runs)
+    assert steps[0] >= 170 and steps[len(steps) // 10] >= 300
+    # each budget's sizes span some 0.7 decades of N (approach 3 needs the span to separate N from D)
+    spans = {c: math.log10(max(r.params for r in iso if round(math.log10(r.flops), 1) == c)
+                           / min(r.params for r in iso if round(math.log10(r.flops), 1) == c)) for c in budgets}
+    assert min(spans.values()) >= 0.6, spans
     batch_at = {round(math.log10(r.flops), 1): global_batch_tokens(r.config) for r in runs}
     by_budget = [batch_at[c] for c in sorted(batch_at)]
     assert by_budget == sorted(by_budget) and by_budget[0] < by_budget[-1]
