@@ -74,8 +74,8 @@ class DemoPlan:
 # the tokens-per-parameter range keeps the 6-8 sizes from 1.5 to 300 tokens per non-embedding parameter,
 # some 0.7 decades of N around its optimum, up to 4-5x above it. Approach 3 separates N's term from D's
 # only over a span of N at each budget: stopping at 10 tokens per parameter (4-6 sizes, 0.4-0.5 decades)
-# left its a interval 0.75 wide on the same corpus, this range 0.37, for 9 more runs of the larger and
-# faster widths (about 70 s of CPU). The knob's sequential runs keep 10-300: below that they stay on the
+# left its a interval 0.75 wide on the same corpus, this range 0.37-0.42, for 7 more runs of the larger
+# and faster widths (about 70 s of CPU). The knob's sequential runs keep 10-300: below that they stay on the
 # plateau (demo-80k at 2.2 tokens per parameter: 4.20 nats sequential, 3.75 parallel). The LR grid
 # covers the six smallest sizes of the smallest budget; it goes down to a quarter of the rule, since
 # demo-3k to demo-5k learn best below half of it (with half as the lowest rate, 3 of its 6 cells only
