@@ -2,7 +2,7 @@
 
 1. prepare the ``stdlib`` corpus (the interpreter's own standard-library source, no download) with a
    small vocabulary, so tiny models spend their parameters on the model rather than the embedding;
-2. run the sweeps of tiny models (the batch growing with the budget) through the local launcher,
+2. run the sweeps of tiny models (one batch for every budget) through the local launcher,
    every trainer forked from one process that imported it once (``launcher.local.preload``), each
    size at its own learning rate: an IsoFLOP grid (per compute budget the sizes around its optimum,
    validated often enough for the envelope), one budget's sizes with an architecture knob at its
@@ -51,7 +51,7 @@ class DemoPlan:
     seed_budget: float  # budget of the repeated setting (one of ``budgets``)
     seq_len: int  # training sequence length
     micro_batch_size: int  # sequences per step: seq_len * micro_batch_size tokens per batch
-    # (budget, micro_batch_size) for budgets trained at another batch (the batch grows with compute)
+    # (budget, micro_batch_size) for budgets trained at another batch (a batch that grows with compute)
     budget_micro_batch: tuple[tuple[float, int], ...]
     vocab_size: int  # tokenizer vocabulary trained on the corpus
     corpus_bytes: int | None  # cap on the corpus (None = the whole standard library)
@@ -64,26 +64,27 @@ class DemoPlan:
     params_kind: str
 
 
-# Small batches: at these sizes 1024-token batches learn far more per token than 2048 (demo-22k at
-# 4.8e5 tokens: 3.69 vs 3.85 nats) at about the same CPU time per token; the smallest budget trains at
-# 512, so every run gets 300+ steps. Parallel residual blocks are the base: with sequential blocks the
-# runs of the smallest budget stay on an early plateau (demo-7k at 2.5e5 tokens: 4.13-4.36 nats by seed
-# and LR, against 3.89 parallel), and take about 3x the sequential learning rate, whose rule (optimum
-# >= 1e-2 at 13k, ~6e-3 at 28k, ~4.5e-3 at 56k non-embedding parameters) the knob's sequential runs
-# keep. All sizes have one block, so the ladder has no depth step. Three budgets 16x apart; per budget
-# the tokens-per-parameter range keeps the 6-8 sizes from 1.5 to 300 tokens per non-embedding parameter,
-# some 0.7 decades of N around its optimum, up to 4-5x above it. Approach 3 separates N's term from D's
-# only over a span of N at each budget: stopping at 10 tokens per parameter (4-6 sizes, 0.4-0.5 decades)
-# left its a interval 0.75 wide on the same corpus, this range 0.37-0.42, for 7 more runs of the larger
-# and faster widths (about 70 s of CPU). The knob's sequential runs keep 10-300: below that they stay on the
-# plateau (demo-80k at 2.2 tokens per parameter: 4.20 nats sequential, 3.75 parallel). The LR grid
-# covers the six smallest sizes of the smallest budget; it goes down to a quarter of the rule, since
-# demo-3k to demo-5k learn best below half of it (with half as the lowest rate, 3 of its 6 cells only
-# bounded their optimum, and the LR law's interval spanned 3800x; with the quarter, 65x). The fit keeps
-# the rule's run in each searched cell unless another setting beats it beyond the seed noise, so the
-# cells the grid does not cover are not at a disadvantage. The knob keeps the parameter count and
-# FLOPs, so each of its runs shares a cell with a grid run; it trains at the middle budget, where both
-# levels learn.
+# Small batches: at these sizes 1024-token batches learn far more per token than 2048 (demo-22k at 4.8e5
+# tokens: 3.69 vs 3.85 nats) at about the same CPU time per token. Every budget trains at the same batch:
+# approach 3's L(N, D) has no batch term, and with the smallest budget at 512 tokens (its runs then took
+# 190-780 steps; now 94-390) approach 2's interval of a was 0.22 wide, not 0.14, and approach 3's a lay at
+# 0.37 against approaches 1 and 2's 0.44-0.48, not at 0.46. Parallel residual blocks are the base: with
+# sequential blocks the runs of the smallest budget stay on an early plateau (demo-7k at 2.5e5 tokens:
+# 4.13-4.36 nats by seed and LR, against 3.89 parallel), and take about 3x the sequential learning rate,
+# whose rule (optimum >= 1e-2 at 13k, ~6e-3 at 28k, ~4.5e-3 at 56k non-embedding parameters) the knob's
+# sequential runs keep. All sizes have one block, so the ladder has no depth step. Three budgets 16x apart;
+# per budget the tokens-per-parameter range keeps the 6-8 sizes from 1.5 to 300 tokens per non-embedding
+# parameter, some 0.7 decades of N around its optimum, up to 4-5x above it. Approach 3 separates N's term
+# from D's only over a span of N at each budget: stopping at 10 tokens per parameter (4-6 sizes, 0.4-0.5
+# decades) left its a interval 0.75 wide on the same corpus, this range 0.37-0.42, for 7 more runs of the
+# larger and faster widths (about 70 s of CPU). The knob's sequential runs keep 10-300: below that they stay
+# on the plateau (demo-80k at 2.2 tokens per parameter: 4.20 nats sequential, 3.75 parallel). The LR grid
+# covers the six smallest sizes of the smallest budget; it goes down to a quarter of the rule, since demo-3k
+# to demo-5k learn best below half of it (with half as the lowest rate, 3 of its 6 cells only bounded their
+# optimum, and the LR law's interval spanned 3800x; with the quarter, 65x). The fit keeps the rule's run in
+# each searched cell unless another setting beats it beyond the seed noise, so the cells the grid does not
+# cover are not at a disadvantage. The knob keeps the parameter count and FLOPs, so each of its runs shares
+# a cell with a grid run; it trains at the middle budget, where both levels learn.
 FULL = DemoPlan(
     budgets=(6e11, 1.5e11, 3.75e10),
     sizes=("demo-201k", "demo-111k", "demo-80k", "demo-53k", "demo-25k", "demo-22k", "demo-12k", "demo-9k",
@@ -94,7 +95,7 @@ FULL = DemoPlan(
     knob_budgets=(1.5e11,),
     lr_sizes=("demo-12k", "demo-9k", "demo-7k", "demo-5k", "demo-4k", "demo-3k"), lrs=(4.5e-3, 9e-3, 3.6e-2),
     lr_budget=3.75e10, seeds=(1, 2, 3, 4), seed_size="demo-12k", seed_budget=1.5e11,
-    seq_len=128, micro_batch_size=8, budget_micro_batch=((3.75e10, 4),), vocab_size=512, corpus_bytes=None,
+    seq_len=128, micro_batch_size=8, budget_micro_batch=(), vocab_size=512, corpus_bytes=None,
     val_fraction=0.02, val_tokens=32768, val_every_tokens=131072, n_boot=100,
     params_kind="total",
 )

@@ -156,3 +156,13 @@ def test_a_searched_cells_luck_does_not_displace_the_setting_the_other_cells_ran
     everywhere = _searched_study(luck, search_everywhere=True)  # no cell ran one setting: each its best
     tuned, _ = best_settings(everywhere)
     assert np.allclose(tuned.lr, 0.5 * 0.01 * (tuned.params / 1e7) ** -0.5)
+
+
+def test_a_failed_line_search_with_no_slope_left_is_the_optimum():
+    """L-BFGS-B can end with ABNORMAL_TERMINATION_IN_LNSRCH at the optimum (no descent left to find at
+    machine precision): that is no warning; a stop with the gradient still large is."""
+    from scaling.fit.parametric import STATIONARY_GRADIENT, reached_optimum
+
+    assert reached_optimum(True, 1.0)
+    assert reached_optimum(False, STATIONARY_GRADIENT / 100)
+    assert not reached_optimum(False, STATIONARY_GRADIENT * 100)

@@ -32,6 +32,9 @@ from scaling.fit.basics import single_threaded_blas
 HUBER_DELTA = 1e-3  # Hoffmann et al.'s δ on log loss, the default without a measured noise
 HUBER_EFFICIENCY_FACTOR = 1.345  # δ in units of the noise σ that keeps 95% efficiency under normal noise
 HUBER_DELTA_FLOOR = 1e-4  # repeated seeds that agree exactly do not make δ zero
+# L-BFGS-B may end in a failed line search at a point where the objective it sees (Huber sum / (n·δ))
+# has no slope left to follow: a projected gradient this small is a stationary point, not a failure
+STATIONARY_GRADIENT = 1e-6
 CHINCHILLA = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}  # Hoffmann et al. 2022, eq. 10
 # Hoffmann et al.'s grid of initialisations: α, β ∈ {0, .5, …, 2}, e ∈ {−1, −.5, …, 1}, a, b ∈ {0, 5, …, 25}
 _GRID = np.array(list(itertools.product(np.arange(0, 30, 5.0), np.arange(0, 30, 5.0), np.arange(-1, 1.5, 0.5),
@@ -185,6 +188,7 @@ def fit_parametric(params, tokens, loss, *, init=None, n_starts: int = 5, grid: 
                 best = res
     f, g, r = _objective(best.x, x, y, ll, delta)
     la, lb, le, alpha, beta = best.x
+    grad_norm = float(np.linalg.norm(_free_gradient(best.x, g[0])))
     return ParametricFit(
         E=float(np.exp(le)),
         A=float(np.exp(la)),
@@ -192,15 +196,21 @@ def fit_parametric(params, tokens, loss, *, init=None, n_starts: int = 5, grid: 
         alpha=float(alpha),
         beta=float(beta),
         objective=float(f[0]),
-        grad_norm=float(np.linalg.norm(_free_gradient(best.x, g[0]))),
+        grad_norm=grad_norm,
         n_points=int(n.size),
-        converged=bool(best.success),
+        converged=reached_optimum(bool(best.success), grad_norm / scale),
         message=str(best.message),
         residual_std=float(np.std(r[0], ddof=0)),
         residuals=r[0],
         theta=best.x.copy(),
         delta=float(delta),
     )
+
+
+def reached_optimum(success: bool, scaled_gradient_norm: float) -> bool:
+    """Whether the optimiser's end point is the optimum: it said so, or it stopped (a failed line search)
+    where the objective it minimised has a projected gradient below :data:`STATIONARY_GRADIENT`."""
+    return success or scaled_gradient_norm < STATIONARY_GRADIENT
 
 
 def _free_gradient(theta: np.ndarray, grad: np.ndarray) -> np.ndarray:
