@@ -50,9 +50,7 @@ class DemoPlan:
     seed_size: str  # size of the repeated setting
     seed_budget: float  # budget of the repeated setting (one of ``budgets``)
     seq_len: int  # training sequence length
-    micro_batch_size: int  # sequences per step: seq_len * micro_batch_size tokens per batch
-    # (budget, micro_batch_size) for budgets trained at another batch (a batch that grows with compute)
-    budget_micro_batch: tuple[tuple[float, int], ...]
+    micro_batch_size: int  # sequences per step, at every budget: seq_len * micro_batch_size tokens per batch
     vocab_size: int  # tokenizer vocabulary trained on the corpus
     corpus_bytes: int | None  # cap on the corpus (None = the whole standard library)
     val_fraction: float  # share of documents held out for validation
@@ -95,7 +93,7 @@ FULL = DemoPlan(
     knob_budgets=(1.5e11,),
     lr_sizes=("demo-12k", "demo-9k", "demo-7k", "demo-5k", "demo-4k", "demo-3k"), lrs=(4.5e-3, 9e-3, 3.6e-2),
     lr_budget=3.75e10, seeds=(1, 2, 3, 4), seed_size="demo-12k", seed_budget=1.5e11,
-    seq_len=128, micro_batch_size=8, budget_micro_batch=(), vocab_size=512, corpus_bytes=None,
+    seq_len=128, micro_batch_size=8, vocab_size=512, corpus_bytes=None,
     val_fraction=0.02, val_tokens=32768, val_every_tokens=131072, n_boot=100,
     params_kind="total",
 )
@@ -106,7 +104,7 @@ QUICK = DemoPlan(
     knob_budgets=(2e10,),
     lr_sizes=("demo-25k", "demo-12k"), lrs=(1e-2,), lr_budget=2e10,
     seeds=(1,), seed_size="demo-12k", seed_budget=2e10,
-    seq_len=64, micro_batch_size=16, budget_micro_batch=(), vocab_size=512,
+    seq_len=64, micro_batch_size=16, vocab_size=512,
     corpus_bytes=400_000, val_fraction=0.1,
     val_tokens=4096, val_every_tokens=16384, n_boot=20, params_kind="total",
 )
@@ -147,26 +145,15 @@ def _isoflop(plan: DemoPlan, budgets, sizes, window: tuple[float, float] | None)
     return section
 
 
-def _batches(plan: DemoPlan, budgets) -> list[tuple[int, list[float]]]:
-    """``budgets`` grouped by the micro-batch they train at, the plan's default batch first."""
-    special = dict(plan.budget_micro_batch)
-    groups: dict[int, list[float]] = {}
-    for budget in budgets:
-        groups.setdefault(special.get(budget, plan.micro_batch_size), []).append(budget)
-    return sorted(groups.items(), key=lambda item: item[0] != plan.micro_batch_size)
-
-
 def demo_specs(plan: DemoPlan, data_path: Path, wandb: str = "offline") -> dict[str, dict]:
     """The sweep specs of the demo, by name.
 
     ``demo-isoflop`` is the IsoFLOP grid; ``demo-knob`` the same sizes at ``knob_budgets`` with the knob
     at its other level (the grid's runs are its default level: the fit finds the knob as the setting
     that differs); ``demo-lr`` gives ``lr_sizes`` at ``lr_budget`` the other learning rates (the grid's run
-    there is the middle one); ``demo-seeds`` repeats one IsoFLOP setting with other seeds. A sweep whose
-    budgets train at several batch sizes (``budget_micro_batch``) is split into one sweep per batch, those
-    at another batch than the plan's named ``<sweep>-b<tokens per batch>``.
+    there is the middle one); ``demo-seeds`` repeats one IsoFLOP setting with other seeds.
     """
-    common = _base_overrides(plan, data_path, wandb)
+    common = [*_base_overrides(plan, data_path, wandb), f"train.micro_batch_size={plan.micro_batch_size}"]
     base = [*common, f"{plan.knob}={plan.knob_base_level}"]
     local = {"local": {"preload": True}}
     with_lr = [*base, f"optim.lr={plan.lr}"]
@@ -177,16 +164,9 @@ def demo_specs(plan: DemoPlan, data_path: Path, wandb: str = "offline") -> dict[
         "demo-lr": (base, [plan.lr_budget], plan.lr_sizes, None, {"grid": {"optim.lr": list(plan.lrs)}}),
         "demo-seeds": (with_lr, [plan.seed_budget], [plan.seed_size], None, {"seeds": list(plan.seeds)}),
     }
-    specs = {}
-    for name, (overrides, budgets, sizes, window, extra) in sweeps.items():
-        groups = _batches(plan, budgets)
-        for micro_batch, group in groups:
-            split = len(groups) > 1 and micro_batch != plan.micro_batch_size
-            name_here = f"{name}-b{micro_batch * plan.seq_len}" if split else name
-            specs[name_here] = {"name": name_here, "launcher": local,
-                                "overrides": [*overrides, f"train.micro_batch_size={micro_batch}"],
-                                "isoflop": _isoflop(plan, group, sizes, window), **extra}
-    return specs
+    return {name: {"name": name, "launcher": local, "overrides": overrides,
+                   "isoflop": _isoflop(plan, budgets, sizes, window), **extra}
+            for name, (overrides, budgets, sizes, window, extra) in sweeps.items()}
 
 
 class _Progress:
