@@ -4,10 +4,14 @@ Steps = train.tokens / FAKE_TOKENS_PER_STEP (default 1e5), each sleeping FAKE_ST
 0.05) and writing metrics and checkpoints/last.ckpt; `run.resume=auto` continues from last.ckpt.
 optim.lr >= 1 diverges at step 1 (exit 3), run.seed == 13 crashes (exit 1, result.json failed).
 Every start and finish is appended to $FAKE_TRAIN_LOG as "start|finish <run dir name> <step> <pid>".
+$FAKE_WANDB_HEADER set: each attempt starts an offline W&B folder whose run file holds only its header
+(as W&B's file is before its service writes a record); $FAKE_SELF_KILL set: the trainer then SIGKILLs
+itself.
 """
 
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -33,6 +37,12 @@ def main() -> int:
                 f.write(f"{event} {run_dir.name} {step} {os.getpid()}\n")
 
     note("start")
+    if os.environ.get("FAKE_WANDB_HEADER"):
+        folder = run_dir / "wandb" / f"offline-run-{time.strftime('%Y%m%d_%H%M%S')}-{run_dir.name}"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"run-{run_dir.name}.wandb").write_bytes(b":W&B\xe1\xbe\x00")
+        if os.environ.get("FAKE_SELF_KILL"):
+            os.kill(os.getpid(), signal.SIGKILL)
     (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
     (run_dir / "args.json").write_text(json.dumps(args))
     (run_dir / "gpu.txt").write_text(os.environ.get("CUDA_VISIBLE_DEVICES", "none"))

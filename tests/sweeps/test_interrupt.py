@@ -58,6 +58,25 @@ def test_ctrl_c_stops_the_trainers_at_once_and_exits_130(tmp_path, write_spec, t
     assert len(restarts) == 2 and all(step > 0 for step in restarts)
 
 
+def test_after_an_attempt_only_a_stopped_ones_empty_wandb_folder_is_removed(tmp_path, fake_train, write_spec,
+                                                                              tiny, monkeypatch):
+    """A trainer that ended by itself finished its W&B run, whose file W&B's service may still be writing:
+    its folder stays however small the file is then. A killed one's header-only folder goes."""
+    from sweeps.launch import run_sweep
+    from sweeps.store import SweepStore
+
+    monkeypatch.setenv("FAKE_WANDB_HEADER", "1")
+    spec = write_spec(f"name: kept\noverrides: {tiny}\n")
+    root, outcomes = run_sweep(spec, tmp_path / "kept", train_cmd=fake_train, echo=lambda *_: None)
+    assert list(outcomes.values()) == ["done"]
+    assert len(list((SweepStore(root).run_dir(next(iter(outcomes))) / "wandb").glob("offline-run-*"))) == 1
+    monkeypatch.setenv("FAKE_SELF_KILL", "1")
+    spec = write_spec(f"name: killed\noverrides: {tiny}\n", "killed.yaml")
+    root, outcomes = run_sweep(spec, tmp_path / "killed", train_cmd=fake_train, echo=lambda *_: None)
+    assert list(outcomes.values()) == ["interrupted"]
+    assert not list((SweepStore(root).run_dir(next(iter(outcomes))) / "wandb").glob("offline-run-*"))
+
+
 def test_offline_folders_of_attempts_that_logged_nothing_are_removed(tmp_path):
     wandb_dir = tmp_path / "wandb"
     empty = wandb_dir / "offline-run-20261130_100000-abc"
