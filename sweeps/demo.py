@@ -80,10 +80,10 @@ class DemoPlan:
 # below that they stay on the plateau (demo-80k at 2.2 tokens per parameter: 4.20 nats sequential, 3.75
 # parallel). The LR grid covers six small sizes of the smallest budget; it goes down to a quarter of the
 # rule, since demo-3k to demo-5k learn best below half of it (with half as the lowest rate, 3 of its 6 cells
-# only bounded their optimum, and the LR law's interval spanned 3800x; with the quarter, 65x). The fit keeps the rule's run in
-# each searched cell unless another setting beats it beyond the seed noise, so the cells the grid does not
-# cover are not at a disadvantage. The knob keeps the parameter count and FLOPs, so each of its runs shares
-# a cell with a grid run; it trains at the middle budget, where both levels learn.
+# only bounded their optimum, and the LR law's interval spanned 3800x; with the quarter, 65x). The fit keeps
+# the rule's run in each searched cell unless another setting beats it beyond the seed noise, so the cells
+# the grid does not cover are not at a disadvantage. The knob keeps the parameter count and FLOPs, so each of
+# its runs shares a cell with a grid run; it trains at the middle budget, where both levels learn.
 FULL = DemoPlan(
     budgets=(6e11, 1.5e11, 3.75e10),
     sizes=("demo-201k", "demo-158k", "demo-111k", "demo-80k", "demo-62k", "demo-53k", "demo-25k", "demo-22k",
