@@ -16,7 +16,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet torch==2.13.0 -e .
 	touch $(STAMP)
 
-# the project with the dev extra (test tools, the exact W&B version, transformers for the export tests)
+# the project with the dev extra (test tools, the exact W&B version, transformers for the export tests,
+# lm-eval for the harness tests)
 $(DEV_STAMP): $(STAMP)
 	$(BIN)/pip install --quiet torch==2.13.0 -e '.[dev]'
 	touch $(DEV_STAMP)
