@@ -208,9 +208,20 @@ def combined_half_width(a: float, a_ci, other: float, other_ci) -> float | None:
     return math.hypot(*toward)
 
 
+# why an approach's interval of a is wide, and what narrows it
+_WIDE_BECAUSE = {
+    "approach 3": "these runs determine its five constants loosely (sizes and budgets over a wider range "
+                  "narrow it)",
+    "approach 2": "its budgets' optima are few or scatter about the line beyond the seed noise (more "
+                  "budgets, or more seeds near each optimum, narrow it)",
+    "approach 1": "its envelope's minima are few or scatter about the line beyond the seed noise (more "
+                  "budgets or longer runs narrow it)",
+}
+
+
 def approaches_disagree(ctx: FitContext) -> list[str]:
     """Approaches 2 and 1 give an allocation exponent far from approach 3's: beyond their intervals, or
-    within them only because approach 3's interval is wide."""
+    within them only because one of the two intervals is wide (the warning names which)."""
     a, a_ci = ctx.law.a, ctx.uncertainty.cis.get("a")
     out = []
     for name, fit in (("approach 2 (IsoFLOP)", ctx.isoflop), ("approach 1 (envelope)", ctx.envelope)):
@@ -220,9 +231,9 @@ def approaches_disagree(ctx: FitContext) -> list[str]:
                 f"{format_interval(a_ci)}")
         allowed = combined_half_width(a, a_ci, fit.a, fit.a_ci)
         if allowed is not None and abs(fit.a - a) <= allowed:
+            wide = "approach 3" if a_ci[1] - a_ci[0] >= fit.a_ci[1] - fit.a_ci[0] else name.split(" (")[0]
             out.append(f"{said}: {abs(fit.a - a):.2f} apart, within their combined intervals "
-                       f"({allowed:.2f}) only because approach 3's is wide; these runs determine its five "
-                       f"constants loosely (sizes and budgets over a wider range narrow it); the large "
+                       f"({allowed:.2f}) only because {wide}'s is wide; {_WIDE_BECAUSE[wide]}; the large "
                        f"run's size follows {ctx.target.allocation.approach}")
         else:
             out.append(f"{said}: the approaches disagree beyond their intervals")
