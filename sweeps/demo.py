@@ -46,7 +46,7 @@ class DemoPlan:
     lr_sizes: tuple[str, ...]  # sizes of the learning-rate grid
     lrs: tuple[float, ...]  # the grid's other learning rates at lr_reference_params, scaled like ``lr``
     lr_budget: float  # budget of the learning-rate grid (one of ``budgets``)
-    seeds: tuple[int, ...]  # extra seeds of one setting (the IsoFLOP run is seed 0)
+    seeds: tuple[int, ...]  # extra seeds of one setting, added to --seed (the IsoFLOP run is --seed itself)
     seed_size: str  # size of the repeated setting
     seed_budget: float  # budget of the repeated setting (one of ``budgets``)
     seq_len: int  # training sequence length
@@ -116,8 +116,19 @@ TARGET_FACTOR = 100.0  # recommend for this multiple of the largest run's traini
 WANDB_PROJECT = "scaling-demo"
 
 
+def _seed(text: str) -> int:
+    """``--seed``: a whole number of 0 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text!r}")
+    return value
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Register ``--out``, ``--quick``, ``--workers`` and ``--wandb``."""
+    """Register ``--out``, ``--quick``, ``--workers``, ``--wandb`` and ``--seed``."""
     parser.add_argument("--out", default="demo_out",
                         help="folder for data, runs and the fit (default demo_out/)")
     parser.add_argument("--quick", action="store_true",
@@ -126,6 +137,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="runs trained at once (default 2, one per core)")
     parser.add_argument("--wandb", default="offline", choices=("offline", "disabled"),
                         help="log runs and the fit as offline W&B runs (default) or not at all")
+    parser.add_argument("--seed", type=_seed, default=0,
+                        help="seed of every run (default 0); the repeated setting's extra runs take the "
+                             "next seeds. The same study at another seed shows how much its numbers owe "
+                             "to the draw (use another --out: its runs are new)")
 
 
 def _base_overrides(plan: DemoPlan, data_path: Path, wandb: str) -> list[str]:
@@ -149,15 +164,18 @@ def _isoflop(plan: DemoPlan, budgets, sizes, window: tuple[float, float] | None)
     return section
 
 
-def demo_specs(plan: DemoPlan, data_path: Path, wandb: str = "offline") -> dict[str, dict]:
+def demo_specs(plan: DemoPlan, data_path: Path, wandb: str = "offline", seed: int = 0) -> dict[str, dict]:
     """The sweep specs of the demo, by name.
 
     ``demo-isoflop`` is the IsoFLOP grid; ``demo-knob`` the same sizes at ``knob_budgets`` with the knob
     at its other level (the grid's runs are its default level: the fit finds the knob as the setting
     that differs); ``demo-lr`` gives ``lr_sizes`` at ``lr_budget`` the other learning rates (the grid's run
     there is the middle one); ``demo-seeds`` repeats one IsoFLOP setting with other seeds.
+    ``seed``: every run's seed, the repeated setting's extra ones ``seed`` + ``plan.seeds`` (at 0 the
+    config's default seed, so no override and the same run ids as always).
     """
-    common = [*_base_overrides(plan, data_path, wandb), f"train.micro_batch_size={plan.micro_batch_size}"]
+    common = [*_base_overrides(plan, data_path, wandb), f"train.micro_batch_size={plan.micro_batch_size}",
+              *([f"run.seed={seed}"] if seed else [])]
     base = [*common, f"{plan.knob}={plan.knob_base_level}"]
     local = {"local": {"preload": True}}
     with_lr = [*base, f"optim.lr={plan.lr}"]
@@ -166,7 +184,8 @@ def demo_specs(plan: DemoPlan, data_path: Path, wandb: str = "offline") -> dict[
         "demo-isoflop": (with_lr, plan.budgets, plan.sizes, plan.tokens_per_param_range, {}),
         "demo-knob": (knob_runs, plan.knob_budgets, plan.sizes, plan.knob_tokens_per_param_range, {}),
         "demo-lr": (base, [plan.lr_budget], plan.lr_sizes, None, {"grid": {"optim.lr": list(plan.lrs)}}),
-        "demo-seeds": (with_lr, [plan.seed_budget], [plan.seed_size], None, {"seeds": list(plan.seeds)}),
+        "demo-seeds": (with_lr, [plan.seed_budget], [plan.seed_size], None,
+                       {"seeds": [seed + s for s in plan.seeds]}),
     }
     return {name: {"name": name, "launcher": local, "overrides": overrides,
                    "isoflop": _isoflop(plan, budgets, sizes, window), **extra}
@@ -248,8 +267,9 @@ class _Ticker:
 
 
 def run_demo(out: str | Path = "demo_out", *, quick: bool = False, workers: int = 2, wandb: str = "offline",
-             echo=print) -> dict:
-    """Prepare the corpus, run the demo sweeps, fit, and print the recommendation; returns fit.json."""
+             seed: int = 0, echo=print) -> dict:
+    """Prepare the corpus, run the demo sweeps (every run at ``seed``; see :func:`demo_specs`), fit, and
+    print the recommendation; returns fit.json."""
     import yaml
 
     from data_pipelines import prepare, stdlib_sources
@@ -270,7 +290,7 @@ def run_demo(out: str | Path = "demo_out", *, quick: bool = False, workers: int 
         f"val tokens ({time.time() - t0:.0f} s)"
     )
 
-    specs = demo_specs(plan_, data_path, wandb)
+    specs = demo_specs(plan_, data_path, wandb, seed)
     spec_paths = {}
     for name, spec in specs.items():
         spec_paths[name] = out / "specs" / f"{name}.yaml"
@@ -379,7 +399,7 @@ def run(args: argparse.Namespace) -> int:
     import os
 
     os.environ.setdefault("WANDB_SILENT", "true")  # W&B's own console lines; the one line below replaces them
-    run_demo(args.out, quick=args.quick, workers=args.workers, wandb=args.wandb)
+    run_demo(args.out, quick=args.quick, workers=args.workers, wandb=args.wandb, seed=args.seed)
     if args.wandb == "offline":
         print(wandb_sync_line(Path(args.out).resolve()))
     return 0

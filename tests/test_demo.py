@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 
@@ -140,3 +141,32 @@ def test_the_full_demo_plans_an_isoflop_grid_a_knob_an_lr_grid_and_seeds(tmp_pat
     spans = {c: math.log10(max(sizes) / min(sizes)) for c, sizes in sizes_at.items()}
     assert min(spans.values()) >= 0.6 and min(len(sizes) for sizes in sizes_at.values()) >= 10, sizes_at
     assert len({global_batch_tokens(r.config) for r in runs}) == 1
+
+
+def test_the_demo_at_another_seed_plans_new_runs_and_keeps_its_repeats_apart(tmp_path):
+    from sweeps.demo import FULL, add_arguments, demo_specs
+    from sweeps.launch import plan
+
+    def planned(seed):
+        runs = {}
+        for name, spec in demo_specs(FULL, tmp_path / "data", seed=seed).items():
+            (tmp_path / f"{name}-{seed}.yaml").write_text(yaml.safe_dump(spec))
+            runs[name] = plan(tmp_path / f"{name}-{seed}.yaml", tmp_path / "sweeps" / f"{name}-{seed}")[2]
+        return runs
+
+    default, other = planned(0), planned(7)
+    # at 0 no override: the config's default seed, so the recorded study's run ids stay what they were
+    assert all("run.seed=0" not in spec["overrides"] for spec in demo_specs(FULL, tmp_path / "data").values())
+    assert {r.config.run.seed for r in default["demo-isoflop"]} == {0}
+    assert sorted(r.config.run.seed for r in default["demo-seeds"]) == [1, 2, 3, 4]
+    assert {r.config.run.seed for name, runs in other.items() if name != "demo-seeds" for r in runs} == {7}
+    assert sorted(r.config.run.seed for r in other["demo-seeds"]) == [8, 9, 10, 11]
+    ids = [{r.run_id for runs in p.values() for r in runs} for p in (default, other)]
+    assert not ids[0] & ids[1] and len(ids[1]) == sum(len(runs) for runs in other.values())
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    assert parser.parse_args(["--seed", "7"]).seed == 7
+    for bad in ("-1", "x"):
+        with pytest.raises(SystemExit) as stop:
+            parser.parse_args(["--seed", bad])
+        assert stop.value.code == 2
