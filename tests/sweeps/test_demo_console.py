@@ -22,7 +22,10 @@ def fake_run_demo(out, **_):
     run.finish()
 
 demo.run_demo = fake_run_demo
-sys.exit(demo.run(demo.argparse.Namespace(out=sys.argv[1], quick=True, workers=1, wandb="offline")))
+parser = demo.argparse.ArgumentParser()
+demo.add_arguments(parser)  # every option at its default, as `scaling demo` parses them
+args = parser.parse_args(["--out", sys.argv[1], "--quick", "--workers", "1", "--wandb", "offline"])
+sys.exit(demo.run(args))
 """
 
 
