@@ -214,8 +214,8 @@ _WIDE_BECAUSE = {
                   "narrow it)",
     "approach 2": "its budgets' optima are few or scatter about the line beyond the seed noise (more "
                   "budgets, or more seeds near each optimum, narrow it)",
-    "approach 1": "its envelope's minima are few or scatter about the line beyond the seed noise (more "
-                  "budgets or longer runs narrow it)",
+    "approach 1": "its envelope's winners change with the noise in its copies (more sizes and longer "
+                  "curves narrow it)",
 }
 
 
@@ -224,14 +224,14 @@ def approaches_disagree(ctx: FitContext) -> list[str]:
     within them only because one of the two intervals is wide (the warning names which)."""
     a, a_ci = ctx.law.a, ctx.uncertainty.cis.get("a")
     out = []
-    for name, fit in (("approach 2 (IsoFLOP)", ctx.isoflop), ("approach 1 (envelope)", ctx.envelope)):
+    for name, kind, fit in (("approach 2", "IsoFLOP", ctx.isoflop), ("approach 1", "envelope", ctx.envelope)):
         if fit.a is None or abs(fit.a - a) <= MAX_A_DISAGREEMENT:
             continue
-        said = (f"{name} gives a={fit.a:.3f} {format_interval(fit.a_ci)}, approach 3 a={a:.3f} "
+        said = (f"{name} ({kind}) gives a={fit.a:.3f} {format_interval(fit.a_ci)}, approach 3 a={a:.3f} "
                 f"{format_interval(a_ci)}")
         allowed = combined_half_width(a, a_ci, fit.a, fit.a_ci)
         if allowed is not None and abs(fit.a - a) <= allowed:
-            wide = "approach 3" if a_ci[1] - a_ci[0] >= fit.a_ci[1] - fit.a_ci[0] else name.split(" (")[0]
+            wide = "approach 3" if a_ci[1] - a_ci[0] >= fit.a_ci[1] - fit.a_ci[0] else name
             out.append(f"{said}: {abs(fit.a - a):.2f} apart, within their combined intervals "
                        f"({allowed:.2f}) only because {wide}'s is wide; {_WIDE_BECAUSE[wide]}; the large "
                        f"run's size follows {ctx.target.allocation.approach}")

@@ -324,8 +324,9 @@ def _column_sources(path: Path, header: list[str]
                          f"per sequence; there is no batch_size column)")
         elif found:
             sources[column] = found[0]
-            if column in COUNT_COLUMNS and count_unit(found[0])[1] != 1.0:
-                factors[column] = count_unit(found[0])[1]
+            factor = count_unit(found[0])[1] if column in COUNT_COLUMNS else 1.0
+            if factor != 1.0:
+                factors[column] = factor
             what = "each run's training FLOPs" if column == "flops" else f"the {column} column"
             unit = f" times {factors[column]:g}, the unit its name gives" if column in factors else ""
             notes.append(f"{path}: column {found[0]!r} read as {what}{unit} (there is no {column} column)")
