@@ -6,8 +6,8 @@
    every trainer forked from one process that imported it once (``launcher.local.preload``), each
    size at its own learning rate: an IsoFLOP grid (per compute budget the sizes around its optimum,
    validated often enough for the envelope), one budget's sizes with an architecture knob at its
-   other level, a learning-rate grid over one budget's sizes, and repeated seeds of one setting for
-   the run-to-run noise;
+   other level, a learning-rate grid over one budget's sizes, and repeated seeds of two settings (one
+   of 644 optimizer steps, one among the shortest runs) for the run-to-run noise at both lengths;
 3. fit scaling laws to all of them (approaches 1, 2 and 3, the knob's own law per level, the LR
    law; the largest size is also held out and predicted from the others) and print the
    recommendation for 100x the largest run's compute.
@@ -49,6 +49,10 @@ class DemoPlan:
     seeds: tuple[int, ...]  # extra seeds of one setting, added to --seed (the IsoFLOP run is --seed itself)
     seed_size: str  # size of the repeated setting
     seed_budget: float  # budget of the repeated setting (one of ``budgets``)
+    # a second repeated setting among the shortest runs (None: none), so that the fit measures the seed
+    # noise at two lengths and gives each run the noise of its own length (a seed moves a short run more)
+    short_seed_size: str | None
+    short_seed_budget: float | None
     seq_len: int  # training sequence length
     micro_batch_size: int  # sequences per step, at every budget: seq_len * micro_batch_size tokens per batch
     vocab_size: int  # tokenizer vocabulary trained on the corpus
@@ -86,10 +90,13 @@ class DemoPlan:
 # the quarter, 65x). The fit keeps the rule's run in each searched cell unless another setting beats it
 # beyond the seed noise, so the cells the grid does not cover are not at a disadvantage. The knob keeps the
 # parameter count and FLOPs, so each of its runs shares a cell with a grid run; it trains at the middle
-# budget, where both levels learn. The numbers above are seed 0's. At --seed 7 approach 2's interval of a is
-# 3 wide and approach 3's a 0.58, above approach 1's interval (BENCHMARKS.md): the smallest budget's largest
-# sizes train for only 95-161 steps, and some seeds leave the early plateau later, so those runs vary far
-# more than the seed noise that the repeated setting (644 steps) measures.
+# budget, where both levels learn. The seeds are repeated at two lengths: demo-12k at the middle budget (644
+# steps) and demo-16k at the smallest (142 steps, among its shortest runs, 95-208 steps). A seed moves a
+# short run's loss two to five times as much (0.03-0.07 nats against 0.013-0.015), and the fit gives each
+# run the noise of its length; with only the long setting the intervals of approaches 1 and 2 were too
+# narrow at the smallest budget. The numbers above are seed 0's; at --seed 7 approach 2's interval of a is
+# 3 wide (BENCHMARKS.md): a budget's profile is flat within the noise over 0.3 decades of N, and with three
+# budgets its regression has one degree of freedom. Five budgets 2x apart (85 runs) still left it 0.41 wide.
 FULL = DemoPlan(
     budgets=(6e11, 1.5e11, 3.75e10),
     sizes=("demo-201k", "demo-158k", "demo-111k", "demo-80k", "demo-62k", "demo-53k", "demo-25k", "demo-22k",
@@ -100,6 +107,7 @@ FULL = DemoPlan(
     knob_budgets=(1.5e11,),
     lr_sizes=("demo-12k", "demo-9k", "demo-7k", "demo-5k", "demo-4k", "demo-3k"), lrs=(4.5e-3, 9e-3, 3.6e-2),
     lr_budget=3.75e10, seeds=(1, 2, 3, 4), seed_size="demo-12k", seed_budget=1.5e11,
+    short_seed_size="demo-16k", short_seed_budget=3.75e10,
     seq_len=128, micro_batch_size=8, vocab_size=512, corpus_bytes=None,
     val_fraction=0.02, val_tokens=32768, val_every_tokens=131072, n_boot=400,
     params_kind="total",
@@ -110,7 +118,7 @@ QUICK = DemoPlan(
     knob="model.parallel_residual", knob_base_level="false", knob_level="true", knob_lr=6e-3,
     knob_budgets=(2e10,),
     lr_sizes=("demo-25k", "demo-12k"), lrs=(1e-2,), lr_budget=2e10,
-    seeds=(1,), seed_size="demo-12k", seed_budget=2e10,
+    seeds=(1,), seed_size="demo-12k", seed_budget=2e10, short_seed_size=None, short_seed_budget=None,
     seq_len=64, micro_batch_size=16, vocab_size=512,
     corpus_bytes=400_000, val_fraction=0.1,
     val_tokens=4096, val_every_tokens=16384, n_boot=20, params_kind="total",
@@ -173,7 +181,8 @@ def demo_specs(plan: DemoPlan, data_path: Path, wandb: str = "offline", seed: in
     ``demo-isoflop`` is the IsoFLOP grid; ``demo-knob`` the same sizes at ``knob_budgets`` with the knob
     at its other level (the grid's runs are its default level: the fit finds the knob as the setting
     that differs); ``demo-lr`` gives ``lr_sizes`` at ``lr_budget`` the other learning rates (the grid's run
-    there is the middle one); ``demo-seeds`` repeats one IsoFLOP setting with other seeds.
+    there is the middle one); ``demo-seeds`` repeats one IsoFLOP setting with other seeds, and
+    ``demo-seeds-short`` one of the shortest runs (where the plan names one).
     ``seed``: every run's seed, the repeated setting's extra ones ``seed`` + ``plan.seeds`` (at 0 the
     config's default seed, so no override and the same run ids as always).
     """
@@ -190,6 +199,9 @@ def demo_specs(plan: DemoPlan, data_path: Path, wandb: str = "offline", seed: in
         "demo-seeds": (with_lr, [plan.seed_budget], [plan.seed_size], None,
                        {"seeds": [seed + s for s in plan.seeds]}),
     }
+    if plan.short_seed_size:
+        sweeps["demo-seeds-short"] = (with_lr, [plan.short_seed_budget], [plan.short_seed_size], None,
+                                      {"seeds": [seed + s for s in plan.seeds]})
     return {name: {"name": name, "launcher": local, "overrides": overrides,
                    "isoflop": _isoflop(plan, budgets, sizes, window), **extra}
             for name, (overrides, budgets, sizes, window, extra) in sweeps.items()}
@@ -352,6 +364,16 @@ def _knob_lines(fit: dict) -> list[str]:
     return lines or ["  knobs:          none judged (a knob needs runs of two levels at two sizes or more)"]
 
 
+def _noise_by_length(law: dict | None) -> str:
+    """``; by length 0.034 at 142 steps, 0.013 at 644 (σ ∝ steps^-0.62)`` where the fit has a noise law."""
+    if not law:
+        return ""
+    ends = [law["sigma_ref"] * (s / law["steps_ref"]) ** law["exponent"] for s in law["steps_range"]]
+    lo, hi = law["steps_range"]
+    return (f"; by length {ends[0]:.3f} at {lo:.0f} steps, {ends[1]:.3f} at {hi:.0f} "
+            f"(σ ∝ steps^{law['exponent']:.2f})")
+
+
 def summary(fit: dict, total_s: float, train_s: float) -> str:
     """The recommendation and where to read more, as printed at the end of the demo."""
     from scaling.fit.basics import format_interval
@@ -375,6 +397,7 @@ def summary(fit: dict, total_s: float, train_s: float) -> str:
         f"  a by approach:  {_approaches(fit)}",
         *_knob_lines(fit),
         f"  seed noise:     {noise:.4f} nats (pooled std of the final loss over repeated settings)"
+        + _noise_by_length((fit.get("isoflop") or {}).get("noise_law"))
         if noise is not None else "  seed noise:     n/a (no repeated setting)",
     ]
     if "mean_abs_rel_error" in bt:

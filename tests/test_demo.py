@@ -128,6 +128,13 @@ def test_the_full_demo_plans_an_isoflop_grid_a_knob_an_lr_grid_and_seeds(tmp_pat
         others = sorted(x.config.optim.lr for x in lr if x.overrides["model"] == r.overrides["model"])
         assert others[0] < lr_of[(r.overrides["model"], r.tokens)] < others[-1]
     assert sorted(r.config.run.seed for r in planned["demo-seeds"]) == [1, 2, 3, 4]
+    # the seeds are repeated at two lengths, the second among the shortest runs, so that the fit gives each
+    # run the noise of its own length (a law in steps needs lengths 2x apart or more)
+    lengths = [r.tokens / global_batch_tokens(r.config) for name in ("demo-seeds", "demo-seeds-short")
+               for r in planned[name][:1]]
+    assert sorted(r.config.run.seed for r in planned["demo-seeds-short"]) == [1, 2, 3, 4]
+    shortest = min(r.tokens / global_batch_tokens(r.config) for runs in planned.values() for r in runs)
+    assert lengths[0] >= 2 * lengths[1] and lengths[1] <= 3 * shortest
     # every run leaves the early plateau (90+ steps: the smallest budget's largest sizes; half the runs
     # 300+), and every budget trains at one batch (approach 3's L(N, D) has no batch term)
     runs = [r for runs in planned.values() for r in runs]
@@ -159,8 +166,9 @@ def test_the_demo_at_another_seed_plans_new_runs_and_keeps_its_repeats_apart(tmp
     assert all("run.seed=0" not in spec["overrides"] for spec in demo_specs(FULL, tmp_path / "data").values())
     assert {r.config.run.seed for r in default["demo-isoflop"]} == {0}
     assert sorted(r.config.run.seed for r in default["demo-seeds"]) == [1, 2, 3, 4]
-    assert {r.config.run.seed for name, runs in other.items() if name != "demo-seeds" for r in runs} == {7}
-    assert sorted(r.config.run.seed for r in other["demo-seeds"]) == [8, 9, 10, 11]
+    repeats = ("demo-seeds", "demo-seeds-short")
+    assert {r.config.run.seed for name, runs in other.items() if name not in repeats for r in runs} == {7}
+    assert all(sorted(r.config.run.seed for r in other[name]) == [8, 9, 10, 11] for name in repeats)
     ids = [{r.run_id for runs in p.values() for r in runs} for p in (default, other)]
     assert not ids[0] & ids[1] and len(ids[1]) == sum(len(runs) for runs in other.values())
     parser = argparse.ArgumentParser()

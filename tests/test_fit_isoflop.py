@@ -202,3 +202,35 @@ def test_the_noise_source_says_seeds_only_when_the_runs_have_seeds(tmp_path):
     assert isoflop_noise(load_points([tmp_path / "seeds.csv"]))[1] == "seed spread (1 degrees of freedom)"
     source = isoflop_noise(load_points([tmp_path / "rows.csv"]))[1]
     assert source == "spread of rows sharing a setting (no seeds) (1 degrees of freedom)"
+
+
+def test_a_noise_given_per_run_widens_only_the_budget_whose_runs_are_noisy():
+    n, d, loss, c = isoflop_grid(LAW, BUDGETS[:3], noise=0.0, seed=1)
+    noisy_budget = np.isclose(c, BUDGETS[0], rtol=0.05)
+    flat = fit_isoflop(n, d, loss, c, noise=0.005, n_draws=400)
+    per_run = fit_isoflop(n, d, loss, c, noise=np.where(noisy_budget, 0.05, 0.005), n_draws=400)
+    spread = {m: [b["n_opt_log10_std"] for b in f.budgets] for m, f in (("flat", flat), ("per_run", per_run))}
+    assert spread["per_run"][0] > 3 * spread["flat"][0]  # the first budget (its 10x noisier runs)
+    assert spread["per_run"][1:] == pytest.approx(spread["flat"][1:], rel=0.3)
+
+
+def test_repeated_settings_of_two_lengths_give_each_run_the_noise_of_its_own_length(tmp_path):
+    from scaling.fit.data import load_points
+    from scaling.fit.isoflop import fit_isoflop_points, isoflop_noise
+
+    n, d, loss, c = isoflop_grid(LAW, BUDGETS[:3], noise=0.0, seed=2)
+    batch = 1e6
+    rows = [(size, tokens, value, 0) for size, tokens, value in zip(n, d, loss, strict=True)]
+    rng = np.random.default_rng(0)
+    for i, sigma in ((np.argmin(d), 0.04), (np.argmax(d), 0.01)):  # the shortest and longest: 8 seeds more
+        rows += [(n[i], d[i], loss[i] + sigma * z, s + 1) for s, z in enumerate(rng.standard_normal(8))]
+    lines = ["params,tokens,loss,batch_size,seed",
+             *(f"{size:g},{tokens:g},{value:.6f},{batch:g},{s}" for size, tokens, value, s in rows)]
+    (tmp_path / "runs.csv").write_text("\n".join(lines) + "\n")
+    pts = load_points([tmp_path / "runs.csv"])
+    fit = fit_isoflop_points(pts, pts)
+    law = fit.noise_law
+    assert law is not None
+    assert law["steps_range"] == pytest.approx([d.min() / batch, d.max() / batch], rel=1e-3)
+    assert law["exponent"] < -0.2 and "by optimizer steps" in fit.noise_source
+    assert fit.to_dict()["noise_law"] == law and fit.noise == isoflop_noise(pts)[0]  # the pooled σ, as before

@@ -159,3 +159,33 @@ def test_a_small_effect_in_the_same_direction_in_every_cell_is_real():
     assert across["p"] < 0.05 and knob["verdict"] == "real"
     null = analyze_knobs(_many_cells(effect=0.0, cells=40, seeds=2, noise=0.01, seed=3))["knobs"]["qk_norm"]
     assert null["across_cells"]["p"] > 0.05 and null["verdict"] == "within seed noise"
+
+
+def test_a_noise_law_in_steps_recovers_how_fast_the_seed_noise_falls():
+    from scaling.fit.knobs import seed_noise_by_steps
+
+    rng = np.random.default_rng(3)
+    steps = [100, 200, 400, 800]
+    settings = [{"n": 40, "steps": s, "losses": 3.5 + 0.04 * (s / 100) ** -0.5 * rng.standard_normal(40)}
+                for s in steps]
+    law = seed_noise_by_steps(settings)
+    assert law.exponent == pytest.approx(-0.5, abs=0.15) and law.dof == 4 * 39
+    assert law(100) == pytest.approx(0.04, rel=0.2) and law(800) == pytest.approx(0.04 / 8 ** 0.5, rel=0.2)
+    assert law(10) == law(100) and law(5000) == law(800)  # clamped to the lengths measured
+    # noise that seems to grow with steps is read as constant, not extrapolated upwards
+    growing = [{"n": 40, "steps": s, "losses": 3.5 + 0.01 * (s / 100) * rng.standard_normal(40)}
+               for s in steps]
+    assert seed_noise_by_steps(growing).exponent == 0.0
+    # repeated settings less than 2x apart in steps, or without a batch size, give no law
+    assert seed_noise_by_steps([settings[1], {**settings[2], "steps": 300}]) is None
+    assert seed_noise_by_steps([{**s, "steps": None} for s in settings]) is None
+
+
+def test_each_setting_knows_its_optimizer_steps_where_the_batch_is_known():
+    from scaling.fit.knobs import seed_settings
+
+    pts = _points([1e6, 1e6, 2e6], [1e8, 1e8, 1e8], [3.0, 3.1, 2.9])
+    pts.batch_size = np.array([1e5, 1e5, np.nan])
+    small, large = sorted(seed_settings(pts), key=lambda s: s["params"])
+    assert small["steps"] == 1000 and small["n"] == 2
+    assert large["steps"] is None

@@ -545,3 +545,26 @@ def test_error_bars_of_a_point_just_outside_its_interval_are_empty_not_negative(
     bars = error_bars([2.8e-16, 0.5], [3.3e-16, 0.4], [4e-16, 0.7])  # a rounding error below its interval
     assert bars.shape == (2, 2) and (bars >= 0).all()
     assert bars[:, 1].tolist() == pytest.approx([0.1, 0.2]) and bars[0, 0] == 0
+
+
+def test_seed_noise_measured_only_on_much_longer_runs_is_a_warning():
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from scaling.fit.checks import seed_noise_from_longer_runs
+
+    def ctx(settings, steps):
+        tuned = SimpleNamespace(tokens=np.asarray(steps, float) * 1024,
+                                batch_size=np.full(len(steps), 1024.0))
+        return SimpleNamespace(knobs={"seed_std": 0.015, "settings": settings}, tuned=tuned)
+
+    long_only = [{"n": 5, "steps": 644.0}, {"n": 1, "steps": 95.0}]
+    (warning,) = seed_noise_from_longer_runs(ctx(long_only, [95, 160, 300, 644, 2500]))
+    assert "644 optimizer steps" in warning and "2 fitted run(s) train for only 95–160 steps" in warning
+    assert seed_noise_from_longer_runs(ctx(long_only, [300, 644, 2500])) == []  # none under a third
+    with_short = [*long_only, {"n": 3, "steps": 142.0}]  # a repeated short setting: the noise covers them
+    assert seed_noise_from_longer_runs(ctx(with_short, [95, 160, 300, 644])) == []
+    no_seeds = SimpleNamespace(knobs={"seed_std": None, "settings": long_only},
+                               tuned=ctx(long_only, [95]).tuned)
+    assert seed_noise_from_longer_runs(no_seeds) == []

@@ -36,7 +36,7 @@ from scaling.fit.basics import PowerLaw, cluster_log, fit_power_law
 from scaling.fit.bootstrap import percentile_interval
 from scaling.fit.data import Points
 from scaling.fit.isoflop_profile import METHODS, build_profile, find_minima
-from scaling.fit.knobs import pooled_seed_noise, seed_noise_source, seed_settings
+from scaling.fit.knobs import pooled_seed_noise, seed_noise_by_steps, seed_noise_source, seed_settings
 
 DEFAULT_RELATIVE_NOISE = 0.005  # run-to-run std of a final loss without seeds to measure it: 0.5% of it
 DEFAULT_NOISE_SOURCE = f"default {100 * DEFAULT_RELATIVE_NOISE:g}% of each loss"
@@ -126,8 +126,9 @@ class IsoFlopFit:
     b_ci: list[float] | None = None
     ci_level: float = 0.95
     scatter_ratio: float | None = None  # √(reduced χ²) of the weighted N* regression; > 1 widens a_ci
-    noise: float | None = None
+    noise: float | None = None  # the pooled seed noise (each run's own, where a noise law gives one, below)
     noise_source: str = ""
+    noise_law: dict | None = None  # the :class:`scaling.fit.knobs.NoiseLaw` that set each run's σ, if any
     n_draws: int = 0
     window_dex: float | None = None
     n_lone_runs: int = 0  # runs with no other size at the same compute
@@ -177,7 +178,8 @@ class IsoFlopFit:
 
     def to_dict(self) -> dict:
         return {**self.summary(), "method": self.method, "ci_level": self.ci_level, "noise": self.noise,
-                "noise_source": self.noise_source, "n_draws": self.n_draws, "window_dex": self.window_dex,
+                "noise_source": self.noise_source, "noise_law": self.noise_law, "n_draws": self.n_draws,
+                "window_dex": self.window_dex,
                 "budgets": self.budgets, "skipped": self.skipped, "n_lone_runs": self.n_lone_runs,
                 "n_opt_law": self.n_opt.to_dict() if self.n_opt else None,
                 "d_opt_law": self.d_opt.to_dict() if self.d_opt else None,
@@ -215,22 +217,25 @@ def _widened(interval: list[float] | None, point: float, se: float, n_points: in
 
 
 def fit_isoflop(params, tokens, loss, flops, *, method: str = "interpolate", setting=None,
-                noise: float | None = None, noise_source: str = "", n_draws: int = N_DRAWS, ci: float = 0.95,
+                noise: float | np.ndarray | None = None, noise_source: str = "", n_draws: int = N_DRAWS,
+                ci: float = 0.95,
                 seed: int = 0, window_dex: float | None = 0.75, tolerance_dex: float = 0.05,
                 min_sizes: int = 3) -> IsoFlopFit:
     """Approach 2 by ``method`` (interpolate | parabola); see the module docstring.
 
     ``setting``: per row a hashable key; rows of one size with equal keys are seeds (averaged), with
     different keys swept settings (the best is kept). Default: every row its own setting.
-    ``noise``: σ of a run's loss (None: ``DEFAULT_RELATIVE_NOISE`` of each loss). ``window_dex``: the
-    parabola's half-width in decades of N around the best size (None = all sizes).
+    ``noise``: σ of a run's loss, one for all or one per row (None: ``DEFAULT_RELATIVE_NOISE`` of each
+    loss). ``window_dex``: the parabola's half-width in decades of N around the best size (None = all sizes).
     """
     n, d, lo, c = (np.asarray(v, dtype=float) for v in (params, tokens, loss, flops))
     setting = list(range(n.size)) if setting is None else list(setting)
-    fit = IsoFlopFit(method=method, ci_level=ci, noise=noise, n_draws=n_draws,
+    fit = IsoFlopFit(method=method, ci_level=ci, noise=None if noise is None else float(np.mean(noise)),
+                     n_draws=n_draws,
                      window_dex=window_dex if method == "parabola" else None,
                      noise_source=noise_source or ("given" if noise is not None else DEFAULT_NOISE_SOURCE))
-    sigma = np.full(lo.size, noise) if noise is not None else DEFAULT_RELATIVE_NOISE * lo
+    sigma = np.broadcast_to(np.asarray(noise, dtype=float), lo.shape) if noise is not None \
+        else DEFAULT_RELATIVE_NOISE * lo
     rng = np.random.default_rng(seed)
     draws_u, draws_loss = [], []
     for idx in group_budgets(c, tolerance_dex):
@@ -375,10 +380,23 @@ def fit_isoflop_methods(params, tokens, loss, flops, *, method: str = "interpola
 def fit_isoflop_points(tuned: Points, noise_from: Points, *, method: str = "interpolate",
                        window_dex: float | None = 0.75, ci: float = 0.95, seed: int = 0) -> IsoFlopFit:
     """Approach 2 on the tuned runs (one setting per cell), both methods, with the run-to-run noise
-    measured on ``noise_from`` (all runs: every repeated setting tells how much a seed moves a loss)."""
-    noise, source = isoflop_noise(noise_from)
+    measured on ``noise_from`` (all runs: every repeated setting tells how much a seed moves a loss).
+    Where the repeated settings differ enough in length for a noise law in steps
+    (:func:`scaling.fit.knobs.seed_noise_by_steps`), each run's σ is the law's at its own steps."""
+    pooled, source = isoflop_noise(noise_from)
+    noise = pooled
+    law = seed_noise_by_steps(seed_settings(noise_from))
+    if law is not None:
+        steps = tuned.tokens / tuned.batch_size
+        noise = np.where(np.isfinite(steps), law(np.nan_to_num(steps, nan=1.0)), pooled)
+        source += (f"; by optimizer steps S, σ = {law.sigma_ref:.3g}·(S/{law.steps_ref:.0f})^"
+                   f"{law.exponent:.2f} from repeated settings of {law.steps_range[0]:.0f}-"
+                   f"{law.steps_range[1]:.0f} steps")
     knobs = sorted(tuned.knobs)
     setting = [tuple(repr(tuned.knobs[k][i]) for k in knobs) for i in range(len(tuned))]
-    return fit_isoflop_methods(tuned.params, tuned.tokens, tuned.loss, tuned.flops, method=method,
-                               setting=setting, noise=noise, noise_source=source, ci=ci, seed=seed,
-                               window_dex=window_dex)
+    fit = fit_isoflop_methods(tuned.params, tuned.tokens, tuned.loss, tuned.flops, method=method,
+                              setting=setting, noise=noise, noise_source=source, ci=ci, seed=seed,
+                              window_dex=window_dex)
+    fit.noise = pooled
+    fit.noise_law = law.to_dict() if law is not None else None
+    return fit

@@ -10,6 +10,7 @@ over a knob's comparisons, so a wide LR sweep does not find "real" effects by sh
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats
@@ -23,7 +24,8 @@ def _fmt(value) -> str:
 
 
 def seed_settings(points: Points) -> list[dict]:
-    """Mean, std and count of the final loss per setting (rows identical up to the seed)."""
+    """Mean, std and count of the final loss per setting (rows identical up to the seed), and its optimizer
+    steps (None where the batch size is unknown)."""
     groups: dict[tuple, list[int]] = {}
     keys = sorted(points.knobs)
     cells = points.cells()
@@ -33,10 +35,12 @@ def seed_settings(points: Points) -> list[dict]:
     out = []
     for idx in groups.values():
         loss = points.loss[idx]
+        steps = points.tokens[idx] / points.batch_size[idx]  # NaN where the batch is unknown
         out.append(
             {
                 "params": cells[idx[0]][0],
                 "tokens": cells[idx[0]][1],
+                "steps": float(np.median(steps)) if np.isfinite(steps).all() else None,
                 "knobs": {k: points.knobs[k][idx[0]] for k in keys},
                 "n": len(idx),
                 "mean": float(loss.mean()),
@@ -59,6 +63,58 @@ def _pooled_std(groups: list[np.ndarray]) -> tuple[float | None, int]:
 def pooled_seed_noise(settings: list[dict]) -> tuple[float | None, int]:
     """Pooled within-setting std of the loss and its degrees of freedom (None, 0 without replicates)."""
     return _pooled_std([np.asarray(s["losses"], dtype=float) for s in settings])
+
+
+NOISE_LAW_SPAN = 2.0  # repeated settings must span this factor in optimizer steps for a noise law in steps
+NOISE_LAW_MIN_DOF = 6  # degrees of freedom (over all repeated settings) below which the pooled std stands
+NOISE_LAW_EXPONENTS = np.round(np.arange(-1.5, 0.001, 0.01), 2)  # γ searched: noise never grows with steps
+
+
+@dataclass(frozen=True)
+class NoiseLaw:
+    """σ(S) = sigma_ref · (S / steps_ref)^exponent: the seed noise of a run of S optimizer steps.
+
+    A seed moves a loss more early in training, where it still falls steeply, so a study whose runs
+    differ much in length measures its noise at two lengths or more and reads each run's from this law
+    (clamped to the lengths measured: beyond them the nearest end's σ)."""
+
+    sigma_ref: float
+    steps_ref: float  # geometric mean of the repeated settings' steps, weighted by their degrees of freedom
+    exponent: float  # in [-1.5, 0]
+    steps_range: tuple[float, float]  # shortest and longest repeated setting
+    dof: int
+
+    def __call__(self, steps) -> np.ndarray:
+        s = np.clip(np.asarray(steps, dtype=float), *self.steps_range)
+        return self.sigma_ref * (s / self.steps_ref) ** self.exponent
+
+    def to_dict(self) -> dict:
+        return {"sigma_ref": self.sigma_ref, "steps_ref": self.steps_ref, "exponent": self.exponent,
+                "steps_range": list(self.steps_range), "dof": self.dof}
+
+
+def seed_noise_by_steps(settings: list[dict]) -> NoiseLaw | None:
+    """The seed noise as a power law in optimizer steps (:class:`NoiseLaw`), fitted by maximum likelihood
+    to the repeated settings' variances (each with its degrees of freedom); None when they span less
+    than ``NOISE_LAW_SPAN`` in steps or have fewer than ``NOISE_LAW_MIN_DOF`` degrees of freedom (the
+    pooled std then stands for every run)."""
+    rows = [(s["steps"], float(np.var(s["losses"], ddof=1)), s["n"] - 1) for s in settings
+            if s["n"] > 1 and s.get("steps")]
+    if not rows:
+        return None
+    steps, var, dof = (np.array(v, dtype=float) for v in zip(*rows, strict=True))
+    if steps.max() < NOISE_LAW_SPAN * steps.min() or dof.sum() < NOISE_LAW_MIN_DOF or not (var > 0).any():
+        return None
+    ref = float(np.exp((dof * np.log(steps)).sum() / dof.sum()))
+    best = None
+    for g in NOISE_LAW_EXPONENTS:
+        shape = (steps / ref) ** (2 * g)  # variance ∝ S^2γ; its scale has a closed-form optimum
+        scale = float((dof * var / shape).sum() / dof.sum())
+        nll = float((dof * (np.log(scale * shape) + var / (scale * shape))).sum())
+        if best is None or nll < best[0]:
+            best = (nll, float(g), scale)
+    _, exponent, scale = best
+    return NoiseLaw(math.sqrt(scale), ref, exponent, (float(steps.min()), float(steps.max())), int(dof.sum()))
 
 
 def seed_noise_source(points: Points, dof: int) -> str:
