@@ -74,7 +74,7 @@ class DemoPlan:
 # sequential blocks the runs of the smallest budget stay on an early plateau (demo-7k at 2.5e5 tokens:
 # 4.13-4.36 nats by seed and LR, against 3.89 parallel), and take about 3x the sequential learning rate,
 # whose rule (optimum >= 1e-2 at 13k, ~6e-3 at 28k, ~4.5e-3 at 56k non-embedding parameters) the knob's
-# sequential runs keep. All sizes have one block, so the ladder has no depth step. Three budgets 16x apart;
+# sequential runs keep. All sizes have one block and two heads, so the ladder has no depth step and no head-count step: with one head below width 40 and three or four above 96, demo-12k and demo-16k gained 0.01-0.035 nats from a second head at the middle budget, a kink right at its optimum, and at --seed 7 approach 2's interval of a was 3 wide (with two heads everywhere, 0.22). Three budgets 16x apart;
 # per budget the tokens-per-parameter range keeps the 10-11 sizes from 1.5 to 300 tokens per non-embedding
 # parameter, some 0.7-1 decades of N around its optimum, up to 4-5x above it. Approach 3 separates N's term
 # from D's only over many sizes at each budget, and per-size quirks (residuals twice the seed noise) blur
@@ -84,10 +84,11 @@ class DemoPlan:
 # percentile interval of 100 is itself noisy (approach 3's moved between 0.14 and 0.33 wide over five sets
 # of 100 refits of the same runs; of 400, between 0.18 and 0.21), and 300 more take about 2 s. The knob's
 # sequential runs keep 10-300: below that they stay on the plateau (demo-80k at 2.2 tokens per parameter:
-# 4.20 nats sequential, 3.75 parallel). The LR grid covers six small sizes of the smallest budget; it goes
-# down to a quarter of the rule, since demo-3k to demo-5k learn best below half of it (with half as the
+# 4.20 nats sequential, 3.75 parallel). The LR grid covers six small sizes of the smallest budget from a quarter
+# to four times the rule: with one head, demo-3k to demo-5k learned best below half of it (with half as the
 # lowest rate, 3 of its 6 cells only bounded their optimum, and the LR law's interval spanned 3800x; with
-# the quarter, 65x). The fit keeps the rule's run in each searched cell unless another setting beats it
+# the quarter, 65x); with two heads demo-3k still does, while demo-4k and demo-5k learned best at twice it
+# at seed 0 (2 of 6 cells only bounded with twice as the highest rate). The fit keeps the rule's run in each searched cell unless another setting beats it
 # beyond the seed noise, so the cells the grid does not cover are not at a disadvantage. The knob keeps the
 # parameter count and FLOPs, so each of its runs shares a cell with a grid run; it trains at the middle
 # budget, where both levels learn. The seeds are repeated at two lengths: demo-12k at the middle budget (644
@@ -105,7 +106,7 @@ FULL = DemoPlan(
     lr_exponent=-0.75, lr_reference_params=25000,
     knob="model.parallel_residual", knob_base_level="true", knob_level="false", knob_lr=6e-3,
     knob_budgets=(1.5e11,),
-    lr_sizes=("demo-12k", "demo-9k", "demo-7k", "demo-5k", "demo-4k", "demo-3k"), lrs=(4.5e-3, 9e-3, 3.6e-2),
+    lr_sizes=("demo-12k", "demo-9k", "demo-7k", "demo-5k", "demo-4k", "demo-3k"), lrs=(4.5e-3, 9e-3, 3.6e-2, 7.2e-2),
     lr_budget=3.75e10, seeds=(1, 2, 3, 4), seed_size="demo-12k", seed_budget=1.5e11,
     short_seed_size="demo-16k", short_seed_budget=3.75e10,
     seq_len=128, micro_batch_size=8, vocab_size=512, corpus_bytes=None,
