@@ -212,8 +212,9 @@ def combined_half_width(a: float, a_ci, other: float, other_ci) -> float | None:
 _WIDE_BECAUSE = {
     "approach 3": "these runs determine its five constants loosely (sizes and budgets over a wider range "
                   "narrow it)",
-    "approach 2": "its budgets' optima are few or scatter about the line beyond the seed noise (more "
-                  "budgets, or more seeds near each optimum, narrow it)",
+    "approach 2": "its budgets' optima are few, move with the noise and the per-size quirks of their "
+                  "profiles, or scatter about the line beyond that (more budgets, or more sizes and seeds "
+                  "near each optimum, narrow it)",
     "approach 1": "its envelope's winners change with the noise in its copies (more sizes and longer "
                   "curves narrow it)",
 }

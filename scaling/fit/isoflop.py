@@ -8,7 +8,9 @@ Runs of (nearly) equal training FLOPs form a budget. Per budget:
    :mod:`scaling.fit.isoflop_profile`. A budget whose minimum lies at the smallest or largest size
    tried has no bracketed optimum and is dropped (and listed);
 3. its uncertainty: the whole step repeated on ``n_draws`` copies of the runs with each loss
-   perturbed by the run-to-run noise (the measured seed spread, else 0.5% of the loss). The spread
+   perturbed by the run-to-run noise (the measured seed spread, else 0.5% of the loss) and by the
+   profiles' scatter beyond it: per-size quirks a new seed keeps, measured about a smooth curve through
+   every budget's profile (:func:`scaling.fit.isoflop_profile.excess_scatter`). The spread
    of log N* over the copies, never below a third of the spacing of the sizes (a profile read on a
    grid of sizes cannot place its minimum more finely than that) and scaled up by the share of
    copies whose minimum left the sizes tried, is the budget's uncertainty. A budget whose minimum
@@ -16,8 +18,12 @@ Runs of (nearly) equal training FLOPs form a budget. Per budget:
 
 N*(C) ∝ C^a is then a regression of log N* on log C weighted by 1/uncertainty². The interval of a
 comes from the same fit repeated on every noisy copy; where the optima scatter about the line more
-than their uncertainties explain (reduced χ² > 1), the interval is widened by √χ² and made to cover
-the regression's t-interval too, so a noise level that is too small cannot make it look tight.
+than their uncertainties explain (reduced χ² > 1), the interval is widened by √χ². Where the profiles
+could not measure their own scatter (too few sizes per budget), it is also made to cover the
+regression's t-interval, so a noise level that is too small cannot make it look tight; where they
+could, that t-interval (at budgets - 2 degrees of freedom: 12.7 x its standard error with 3 budgets)
+is not needed, and would widen the interval six-fold whenever √χ² crossed 1 by chance, about one
+study in three with 3 budgets (BENCHMARKS.md, "Approach 2's interval on few budgets").
 L*(C), the loss at each optimum, is fitted as E + A·C^−α (it levels off at the irreducible loss E,
 so a pure power law would mislead far out); its interval comes from the noisy copies too, stretched in
 the same way where the optimal losses scatter about it more than the noise explains.
@@ -35,13 +41,16 @@ from scaling.errors import ScalingError
 from scaling.fit.basics import PowerLaw, cluster_log, fit_power_law
 from scaling.fit.bootstrap import percentile_interval
 from scaling.fit.data import Points
-from scaling.fit.isoflop_profile import METHODS, build_profile, find_minima
+from scaling.fit.isoflop_profile import METHODS, build_profile, excess_scatter, find_minima
 from scaling.fit.knobs import pooled_seed_noise, seed_noise_by_steps, seed_noise_source, seed_settings
 
 DEFAULT_RELATIVE_NOISE = 0.005  # run-to-run std of a final loss without seeds to measure it: 0.5% of it
 DEFAULT_NOISE_SOURCE = f"default {100 * DEFAULT_RELATIVE_NOISE:g}% of each loss"
 N_DRAWS = 1000
 MIN_SPREAD_GAPS = 1 / 3  # floor of a budget's uncertainty in log N, in units of its average size spacing
+# residual degrees of freedom of the profiles' scatter (``isoflop_profile.ExcessScatter``) from which it
+# is trusted to size the copies' noise, so that the optima's remaining scatter widens a's interval ×√χ² only
+MIN_SCATTER_DOF = 6
 LOSS_LAW_DRAWS = 50  # noisy copies refitted for the interval of L*(C)'s constants (a nonlinear fit each)
 METHODS_DIFFER = 0.01  # |Δa| from which the report explains the two methods' difference
 
@@ -129,6 +138,9 @@ class IsoFlopFit:
     noise: float | None = None  # the pooled seed noise (each run's own, where a noise law gives one, below)
     noise_source: str = ""
     noise_law: dict | None = None  # the :class:`scaling.fit.knobs.NoiseLaw` that set each run's σ, if any
+    # the profiles' scatter beyond that noise (:class:`scaling.fit.isoflop_profile.ExcessScatter`), added to
+    # each run's σ in the noisy copies; None where no budget has enough sizes to measure it
+    excess_scatter: dict | None = None
     n_draws: int = 0
     window_dex: float | None = None
     n_lone_runs: int = 0  # runs with no other size at the same compute
@@ -137,6 +149,12 @@ class IsoFlopFit:
     # ln N* per budget (rows, in ``budgets`` order) x noisy copy, NaN where a copy's minimum was not
     # interior: what :meth:`n_opt_at` draws its interval from
     log_n_draws: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def profiles_checked(self) -> bool:
+        """Whether the profiles measured their scatter beyond the noise on enough degrees of freedom
+        (``MIN_SCATTER_DOF``) for the copies to be trusted to carry it."""
+        return bool(self.excess_scatter) and self.excess_scatter["dof"] >= MIN_SCATTER_DOF
 
     @property
     def a(self) -> float | None:
@@ -166,7 +184,8 @@ class IsoFlopFit:
         centre = np.sum(w * cs) / np.sum(w)
         sxx = np.sum(w * (cs - centre) ** 2)
         se = self.n_opt.exponent_se * np.sqrt(sxx / np.sum(w) + (np.log(flops) - centre) ** 2)
-        lo, hi = _widened(interval, np.log(point), se, len(self.budgets), self.scatter_ratio, self.ci_level)
+        lo, hi = _widened(interval, np.log(point), se, len(self.budgets), self.scatter_ratio, self.ci_level,
+                          self.profiles_checked)
         return point, [float(np.exp(lo)), float(np.exp(hi))]
 
     def summary(self) -> dict:
@@ -178,7 +197,8 @@ class IsoFlopFit:
 
     def to_dict(self) -> dict:
         return {**self.summary(), "method": self.method, "ci_level": self.ci_level, "noise": self.noise,
-                "noise_source": self.noise_source, "noise_law": self.noise_law, "n_draws": self.n_draws,
+                "noise_source": self.noise_source, "noise_law": self.noise_law,
+                "excess_scatter": self.excess_scatter, "n_draws": self.n_draws,
                 "window_dex": self.window_dex,
                 "budgets": self.budgets, "skipped": self.skipped, "n_lone_runs": self.n_lone_runs,
                 "n_opt_law": self.n_opt.to_dict() if self.n_opt else None,
@@ -204,29 +224,35 @@ def _weighted_lines(x: np.ndarray, y: np.ndarray, w: np.ndarray,
 
 
 def _widened(interval: list[float] | None, point: float, se: float, n_points: int, ratio: float | None,
-             ci: float) -> list[float] | None:
-    """The noise interval, and where the optima scatter beyond their uncertainties (``ratio`` > 1) also
-    widened ×ratio and stretched to cover the regression's own t-interval (``point`` ± t·``se``), whose
-    standard error is measured from that scatter (a stated noise too small to move the optima cannot
-    make a tight one)."""
+             ci: float, profiles_checked: bool) -> list[float] | None:
+    """The noise interval, widened ×``ratio`` where the optima scatter beyond their uncertainties
+    (``ratio`` > 1). Unless the profiles' own scatter was measured (``profiles_checked``: the copies then
+    carry it, so what remains is checked on many degrees of freedom), it is also stretched to cover the
+    regression's t-interval (``point`` ± t·``se``), whose standard error comes from that scatter alone: a
+    stated noise too small to move the optima cannot then make a tight one."""
     if interval is None or ratio is None or not ratio > 1:
         return interval
+    lo, hi = point - (point - interval[0]) * ratio, point + (interval[1] - point) * ratio
+    if profiles_checked:
+        return [lo, hi]
     half = stats.t.ppf((1 + ci) / 2, n_points - 2) * se
-    return [min(point - (point - interval[0]) * ratio, point - half),
-            max(point + (interval[1] - point) * ratio, point + half)]
+    return [min(lo, point - half), max(hi, point + half)]
 
 
 def fit_isoflop(params, tokens, loss, flops, *, method: str = "interpolate", setting=None,
                 noise: float | np.ndarray | None = None, noise_source: str = "", n_draws: int = N_DRAWS,
                 ci: float = 0.95,
                 seed: int = 0, window_dex: float | None = 0.75, tolerance_dex: float = 0.05,
-                min_sizes: int = 3) -> IsoFlopFit:
+                min_sizes: int = 3, profile_scatter: bool = True) -> IsoFlopFit:
     """Approach 2 by ``method`` (interpolate | parabola); see the module docstring.
 
     ``setting``: per row a hashable key; rows of one size with equal keys are seeds (averaged), with
     different keys swept settings (the best is kept). Default: every row its own setting.
     ``noise``: σ of a run's loss, one for all or one per row (None: ``DEFAULT_RELATIVE_NOISE`` of each
     loss). ``window_dex``: the parabola's half-width in decades of N around the best size (None = all sizes).
+    ``profile_scatter``: measure the profiles' scatter beyond the noise and add it to the copies (False:
+    the copies carry the stated noise alone, and a's interval falls back on the regression's t-interval
+    where the optima scatter beyond it, as approach 2 did before; for comparison).
     """
     n, d, lo, c = (np.asarray(v, dtype=float) for v in (params, tokens, loss, flops))
     setting = list(range(n.size)) if setting is None else list(setting)
@@ -236,11 +262,17 @@ def fit_isoflop(params, tokens, loss, flops, *, method: str = "interpolate", set
                      noise_source=noise_source or ("given" if noise is not None else DEFAULT_NOISE_SOURCE))
     sigma = np.broadcast_to(np.asarray(noise, dtype=float), lo.shape) if noise is not None \
         else DEFAULT_RELATIVE_NOISE * lo
+    profiles = [build_profile(float(np.exp(np.mean(np.log(c[idx])))), idx, n, setting)
+                for idx in group_budgets(c, tolerance_dex)]
+    excess = excess_scatter([(p.log_n, p.best_loss(lo[p.rows]), p.best_sigma(lo[p.rows], sigma[p.rows]))
+                             for p in profiles if p.log_n.size >= min_sizes]) if profile_scatter else None
+    if excess is not None:
+        fit.excess_scatter = excess.to_dict()
+        sigma = np.sqrt(sigma ** 2 + excess.tau ** 2)  # the copies carry the per-size quirks too
     rng = np.random.default_rng(seed)
     draws_u, draws_loss = [], []
-    for idx in group_budgets(c, tolerance_dex):
-        budget = float(np.exp(np.mean(np.log(c[idx]))))
-        prof = build_profile(budget, idx, n, setting)
+    for prof in profiles:
+        idx, budget = prof.rows, prof.flops
         sizes = prof.log_n.size
         if sizes == 1:
             fit.n_lone_runs += int(idx.size)  # a run alone at its compute is no IsoFLOP profile: not a budget
@@ -308,10 +340,10 @@ def _fit_laws(fit: IsoFlopFit, u_draws: np.ndarray, loss_draws: np.ndarray, ci: 
         a_draws = _weighted_lines(x, fit.log_n_draws, w, ok)[0]
         b_draws = _weighted_lines(x, np.log(10) * (icept[:, None] + slope[:, None] * u_draws), w, ok)[0]
         fit.a_ci = _widened(percentile_interval(a_draws, ci), fit.n_opt.exponent, fit.n_opt.exponent_se,
-                            cs.size, fit.scatter_ratio, ci)
+                            cs.size, fit.scatter_ratio, ci, fit.profiles_checked)
         if fit.d_opt is not None:
             fit.b_ci = _widened(percentile_interval(b_draws, ci), fit.d_opt.exponent, fit.d_opt.exponent_se,
-                                cs.size, fit.scatter_ratio, ci)
+                                cs.size, fit.scatter_ratio, ci, fit.profiles_checked)
     loss_opt = np.array([b["loss_opt"] for b in fit.budgets])
     fit.loss_law = fit_loss_law(cs, loss_opt)
     if fit.loss_law is not None and loss_draws.size:

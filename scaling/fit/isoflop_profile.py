@@ -19,12 +19,15 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.interpolate import Akima1DInterpolator
+from scipy.optimize import brentq
 
-from scaling.fit.basics import parabola_vertices, representative, windowed_minimum
+from scaling.fit.basics import parabola_vertices, representative, window_around, windowed_minimum
 from scaling.fit.data import CELL_TOLERANCE_DEX
 
 METHODS = ("interpolate", "parabola")
 GRID_PER_GAP = 50  # fine-grid points per average gap between sizes (the minimum is read to 1/50 of a gap)
+SCATTER_DEGREE = 3  # the smooth curve a profile's excess scatter is measured about: a cubic in log N ...
+SCATTER_WINDOW_DEX = 0.75  # ... through the sizes within this many decades of the best one
 
 
 @dataclass
@@ -41,6 +44,15 @@ class Profile:
         ``rows``, (rows,) or (rows, copies)."""
         return np.stack([np.min([loss[idx].mean(axis=0) for idx in settings], axis=0)
                          for settings in self.groups])
+
+    def best_sigma(self, loss: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+        """Per size, the σ of :meth:`best_loss`'s value: its setting's seeds' mean σ over √seeds
+        (``loss`` and ``sigma`` hold the budget's rows, (rows,))."""
+        out = []
+        for settings in self.groups:
+            best = settings[int(np.argmin([loss[idx].mean() for idx in settings]))]
+            out.append(float(sigma[best].mean() / np.sqrt(best.size)))
+        return np.array(out)
 
     @property
     def mean_gap(self) -> float:
@@ -59,6 +71,53 @@ def build_profile(flops: float, rows: np.ndarray, params: np.ndarray, setting: l
             members.setdefault(setting[rows[pos]], []).append(int(pos))
         groups.append([np.array(v) for v in members.values()])
     return Profile(float(flops), np.log10(levels), groups, rows)
+
+
+@dataclass
+class ExcessScatter:
+    """How far the profiles' losses scatter about smooth curves beyond their stated run-to-run noise.
+
+    Per-size quirks (a width that suits the data better, a learning rate a little off for one size, an
+    extraction error in a published curve) stay when a run is repeated with another seed, so the seed
+    noise does not hold them, yet they move a profile's minimum just as noise does. ``tau`` is their
+    size as the Paule-Mandel estimator of random-effects meta-analysis gives it: the σ that, added in
+    quadrature to every point's noise, makes the residuals' χ² equal their degrees of freedom (0 when the
+    noise explains the scatter). Pooled over every budget, it rests on many degrees of freedom where the
+    optima's scatter about the N*(C) line rests on (budgets - 2)."""
+
+    tau: float  # σ added in quadrature to each run's noise; 0 when the stated noise explains the scatter
+    ratio: float  # √(reduced χ²) of the residuals under the stated noise alone
+    dof: int  # residual degrees of freedom, summed over the budgets that have some
+    n_budgets: int  # budgets with enough sizes in the window to count
+
+    def to_dict(self) -> dict:
+        return {"tau": self.tau, "ratio": self.ratio, "dof": self.dof, "n_budgets": self.n_budgets,
+                "degree": SCATTER_DEGREE, "window_dex": SCATTER_WINDOW_DEX}
+
+
+def excess_scatter(profiles: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> ExcessScatter | None:
+    """:class:`ExcessScatter` of profiles given as (log10 N, loss, σ) per budget, each about its own
+    weighted cubic in log N through the sizes within ``SCATTER_WINDOW_DEX`` of its best size (a budget
+    with too few sizes there leaves no residual and does not count). None when no budget counts."""
+    residuals, sigmas, dof, used = [], [], 0, 0
+    for log_n, loss, sigma in profiles:
+        near = window_around(log_n, int(np.argmin(loss)), SCATTER_WINDOW_DEX)
+        if near.sum() < SCATTER_DEGREE + 2:
+            continue
+        coef = np.polyfit(log_n[near], loss[near], SCATTER_DEGREE, w=1 / sigma[near])
+        residuals.append(loss[near] - np.polyval(coef, log_n[near]))
+        sigmas.append(sigma[near])
+        dof += int(near.sum()) - SCATTER_DEGREE - 1
+        used += 1
+    if not used:
+        return None
+    r, s = np.concatenate(residuals), np.concatenate(sigmas)
+
+    def excess_chi2(tau2: float) -> float:
+        return float(np.sum(r ** 2 / (s ** 2 + tau2))) - dof
+
+    tau2 = brentq(excess_chi2, 0.0, float(np.sum(r ** 2))) if excess_chi2(0.0) > 0 else 0.0
+    return ExcessScatter(float(np.sqrt(tau2)), float(np.sqrt((excess_chi2(0.0) + dof) / dof)), dof, used)
 
 
 @dataclass

@@ -113,12 +113,16 @@ def _isoflop_notes(iso: dict) -> list[str]:
     if iso["budgets"]:
         how = ("an Akima interpolant of log loss in log N" if iso["method"] == "interpolate"
                else "a parabola near the best size")
+        excess = iso.get("excess_scatter")
+        quirks = (f" and by the profiles' scatter beyond it about smooth curves (σ {_g(excess['tau'])} "
+                  f"added to each run's: √χ² {excess['ratio']:.2f} on {excess['dof']} degrees of freedom)"
+                  if excess and excess["tau"] > 0 else "")
         widened = (f", widened ×{iso['scatter_ratio']:.2f} because the optima scatter more than that noise "
                    f"explains" if (iso["scatter_ratio"] or 0) > 1 else "")
         lines.append(f"- Approach 2 ({iso['method']}): per budget the best run per size; N* from {how}; a "
                      f"from a regression of log N* on log C weighted by each budget's uncertainty; the "
                      f"interval from {iso['n_draws']} copies of the runs perturbed by run-to-run noise "
-                     f"(σ {_g(iso['noise'])}: {iso['noise_source']}){widened}.")
+                     f"(σ {_g(iso['noise'])}: {iso['noise_source']}){quirks}{widened}.")
     law = iso["loss_law"]
     if law:
         lines.append(f"- Loss at the optimum: L*(C) = {_g(law['E'], 4)} + {_g(law['A'])}·C^-"
