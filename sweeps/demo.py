@@ -99,9 +99,9 @@ class DemoPlan:
 # two to five times as much (0.03-0.07 nats against 0.013-0.015), and the fit gives each run the noise of its
 # length; with only the long setting the intervals of approaches 1 and 2 were too narrow at the smallest
 # budget. The numbers above are seed 0's; at --seed 7 the short setting's seeds spread 0.05 nats and approach
-# 1's interval of a is 0.35 wide (BENCHMARKS.md). An init std of 0.05 cuts the seed noise four-fold, but with
-# the noise that small the budgets' optima scatter about their line beyond it (per-size quirks) and approach
-# 2's interval widens at both seeds, so the presets keep 0.02.
+# 1's interval of a is 0.35 wide (BENCHMARKS.md). An init std of 0.05 cuts the seed noise four-fold, but its
+# profiles scatter further beyond that noise (per-size quirks, which approach 2's copies carry), and approach
+# 2's interval of a is 0.30-0.51 wide at seeds 7 and 0 against 0.23-0.29 with 0.02, so the presets keep 0.02.
 FULL = DemoPlan(
     budgets=(6e11, 1.5e11, 3.75e10),
     sizes=("demo-201k", "demo-158k", "demo-111k", "demo-80k", "demo-62k", "demo-53k", "demo-25k", "demo-22k",

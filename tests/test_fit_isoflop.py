@@ -110,6 +110,8 @@ def test_a_noise_stated_too_small_is_made_up_by_the_profiles_own_scatter():
     # nats here), which the copies then carry; the honest noise leaves little or nothing over
     true_sigma = 0.01 * float(np.median(loss))
     assert understated.excess_scatter["tau"] == pytest.approx(true_sigma, rel=0.5)
+    none_stated = fit_isoflop(n, d, loss, c, noise=0.0, n_draws=100)  # identical repeats state 0
+    assert none_stated.excess_scatter["tau"] == pytest.approx(understated.excess_scatter["tau"], rel=1e-3)
     assert honest.excess_scatter["tau"] < 0.5 * true_sigma
     width = understated.a_ci[1] - understated.a_ci[0]
     assert width > 0.5 * (honest.a_ci[1] - honest.a_ci[0])

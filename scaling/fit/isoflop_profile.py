@@ -28,6 +28,7 @@ METHODS = ("interpolate", "parabola")
 GRID_PER_GAP = 50  # fine-grid points per average gap between sizes (the minimum is read to 1/50 of a gap)
 SCATTER_DEGREE = 3  # the smooth curve a profile's excess scatter is measured about: a cubic in log N ...
 SCATTER_WINDOW_DEX = 0.75  # ... through the sizes within this many decades of the best one
+MIN_SIGMA = 1e-9  # a stated noise of 0 (identical repeats) weighs the points as this, in nats
 
 
 @dataclass
@@ -101,6 +102,7 @@ def excess_scatter(profiles: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) ->
     with too few sizes there leaves no residual and does not count). None when no budget counts."""
     residuals, sigmas, dof, used = [], [], 0, 0
     for log_n, loss, sigma in profiles:
+        sigma = np.maximum(sigma, MIN_SIGMA)
         near = window_around(log_n, int(np.argmin(loss)), SCATTER_WINDOW_DEX)
         if near.sum() < SCATTER_DEGREE + 2:
             continue
