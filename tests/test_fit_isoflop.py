@@ -241,6 +241,9 @@ def test_a_published_style_csv_with_runs_sharing_budgets(tmp_path, capsys):
     assert "default 0.5% of each loss" in iso["noise_source"]
     report = (tmp_path / "fit" / "report.md").read_text()
     assert "2 IsoFLOP (parabola)" in report and "2 IsoFLOP (interpolate)" in report
+    # noiseless losses on the law: the profiles' own scatter is within the default noise, and says so
+    assert iso["excess_scatter"]["tau"] == 0.0 and iso["excess_scatter"]["dof"] > 0
+    assert "the profiles scatter about smooth curves within that noise" in report
 
 
 def test_the_noise_source_says_seeds_only_when_the_runs_have_seeds(tmp_path):

@@ -114,9 +114,14 @@ def _isoflop_notes(iso: dict) -> list[str]:
         how = ("an Akima interpolant of log loss in log N" if iso["method"] == "interpolate"
                else "a parabola near the best size")
         excess = iso.get("excess_scatter")
-        quirks = (f" and by the profiles' scatter beyond it about smooth curves (σ {_g(excess['tau'])} "
-                  f"added to each run's: √χ² {excess['ratio']:.2f} on {excess['dof']} degrees of freedom)"
-                  if excess and excess["tau"] > 0 else "")
+        quirks = ""
+        if excess and excess["tau"] > 0:
+            quirks = (f" and by the profiles' scatter beyond it about smooth curves (σ {_g(excess['tau'])} "
+                      f"added to each run's: √χ² {excess['ratio']:.2f} on {excess['dof']} degrees of "
+                      f"freedom)")
+        elif excess:
+            quirks = (f"; the profiles scatter about smooth curves within that noise (√χ² "
+                      f"{excess['ratio']:.2f} on {excess['dof']} degrees of freedom)")
         widened = (f", widened ×{iso['scatter_ratio']:.2f} because the optima scatter more than that noise "
                    f"explains" if (iso["scatter_ratio"] or 0) > 1 else "")
         lines.append(f"- Approach 2 ({iso['method']}): per budget the best run per size; N* from {how}; a "
