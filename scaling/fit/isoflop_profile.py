@@ -113,13 +113,11 @@ def excess_scatter(profiles: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) ->
         used += 1
     if not used:
         return None
-    r, s = np.concatenate(residuals), np.concatenate(sigmas)
-
-    def excess_chi2(tau2: float) -> float:
-        return float(np.sum(r ** 2 / (s ** 2 + tau2))) - dof
-
-    tau2 = brentq(excess_chi2, 0.0, float(np.sum(r ** 2))) if excess_chi2(0.0) > 0 else 0.0
-    return ExcessScatter(float(np.sqrt(tau2)), float(np.sqrt((excess_chi2(0.0) + dof) / dof)), dof, used)
+    r2, s2 = np.concatenate(residuals) ** 2, np.concatenate(sigmas) ** 2
+    chi2 = float(np.sum(r2 / s2))
+    # Σ r²/(σ² + τ²) falls from χ² at τ² = 0 to below 1 at τ² = Σ r², so it meets dof (≥ 1) in between
+    tau2 = brentq(lambda t2: float(np.sum(r2 / (s2 + t2))) - dof, 0.0, float(r2.sum())) if chi2 > dof else 0.0
+    return ExcessScatter(float(np.sqrt(tau2)), float(np.sqrt(chi2 / dof)), dof, used)
 
 
 @dataclass
