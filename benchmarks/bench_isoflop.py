@@ -4,12 +4,19 @@
 
 Each grid: the Chinchilla law (E=1.69, A=406.4, B=410.7, α=0.34, β=0.28; true a = β/(α+β) = 0.4516),
 9 budgets from 6e18 to 3e21 FLOPs, 5-9 unevenly spaced sizes per budget spanning 1.4 decades around a
-centre that misses the optimum by up to 0.25 decades, losses times (1 + N(0, noise)). Both methods
+centre that misses the optimum by up to 0.25 decades, losses times (1 + N(0, noise)). The three methods
 run on the same grids and the same noisy copies; the noise they perturb with is the true one (as a
 measured seed spread would give). Printed per method and noise level: mean error of a (bias), mean
 and largest |error|, how often the interval holds the true a, and its mean width. "parabola,
 unweighted" is the parabola's optima through an unweighted regression, as approach 2 was computed
 before the interpolating method.
+
+    python benchmarks/bench_isoflop.py --shapes [--grids 40]
+
+The three methods on other ladders and laws: clean profiles (the 0.5% default noise stated) on a wide
+ladder (7-12 sizes over 2.4 decades, so gaps of up to half a decade next to the optimum), on laws
+whose profiles are far more asymmetric (α=0.2, β=0.5 and α=0.5, β=0.2, centres up to 0.4 decades
+off), and dense studies like the demo's (3 budgets of 10-11 sizes over 1 decade) with 1% and 2% noise.
 
     python benchmarks/bench_isoflop.py --few-budgets [--grids 100]
 
@@ -81,15 +88,61 @@ def few_budgets(grids: int) -> None:
     print(f"{time.perf_counter() - start:.0f} s")
 
 
+# name: (α, β, sizes per budget, half-width and centre offset in decades, budgets, noise levels)
+SHAPES = {
+    "wide ladder, clean": (0.34, 0.28, (7, 12), 1.2, 0.3, BUDGETS, (0.0,)),
+    "α 0.2, β 0.5, clean": (0.2, 0.5, (5, 9), 0.7, 0.4, BUDGETS, (0.0,)),
+    "α 0.5, β 0.2, clean": (0.5, 0.2, (5, 9), 0.7, 0.4, BUDGETS, (0.0,)),
+    "dense, 3 budgets": (0.34, 0.28, (10, 11), 0.5, 0.2, FEW_BUDGETS, (0.01, 0.02)),
+}
+
+
+def shapes(grids: int) -> None:
+    """The --shapes table: each method's error of a on other ladders and laws."""
+    print("| grids | noise | method | mean error of a | mean abs error | max abs error | interval holds a | "
+          "median width |")
+    print("|---|---|---|---|---|---|---|---|")
+    start = time.perf_counter()
+    for name, (alpha, beta, sizes, half_width, offset, budgets, noises) in SHAPES.items():
+        law = ParametricFit.from_constants(**{**CHINCHILLA, "alpha": alpha, "beta": beta})
+        for noise in noises:
+            stats: dict[str, tuple[list, list, list]] = {}
+            for seed in range(grids):
+                n, d, loss, c = isoflop_grid(law, budgets, sizes=sizes, half_width_dex=half_width,
+                                             offset_dex=offset, noise=noise, seed=seed)
+                sigma = noise * float(np.median(loss)) if noise else None
+                fit = fit_isoflop_methods(n, d, loss, c, noise=sigma, seed=seed, n_draws=300 if noise else 0)
+                for method, s in fit.methods.items():
+                    errors, covered, widths = stats.setdefault(method, ([], [], []))
+                    if s["a"] is not None:
+                        errors.append(s["a"] - law.a)
+                    if s["a_ci"]:
+                        covered.append(s["a_ci"][0] <= law.a <= s["a_ci"][1])
+                        widths.append(s["a_ci"][1] - s["a_ci"][0])
+            for method, (errors, covered, widths) in stats.items():
+                e = np.asarray(errors)
+                held = f"{100 * np.mean(covered):.0f}% of {len(covered)}" if covered else "n/a"
+                width = f"{np.median(widths):.3f}" if widths else "n/a"
+                print(f"| {name} (a={law.a:.3f}) | {100 * noise:g}% | {method} | {e.mean():+.4f} | "
+                      f"{np.abs(e).mean():.4f} | {np.abs(e).max():.4f} | {held} | {width} |", flush=True)
+    print(f"{time.perf_counter() - start:.0f} s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--grids", type=int, default=50)
     parser.add_argument("--noise", type=float, nargs="+", default=[0.0, 0.005, 0.01])
     parser.add_argument("--few-budgets", action="store_true",
                         help="compare a's interval rules on 3-budget studies with per-size quirks")
+    parser.add_argument("--shapes", action="store_true",
+                        help="the methods on a wide ladder, strongly asymmetric laws and dense 3-budget "
+                             "studies")
     args = parser.parse_args()
     if args.few_budgets:
         few_budgets(args.grids)
+        return
+    if args.shapes:
+        shapes(args.grids)
         return
     print(f"true a = {LAW.a:.4f}; {args.grids} grids per noise level")
     print("| method | noise | mean error | mean abs error | max abs error | interval holds a | mean width |")

@@ -25,6 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from scaling.fit import FitOptions, fit_runs  # noqa: E402
+from scaling.fit.isoflop_profile import METHODS  # noqa: E402  (the reported method first)
 
 # Published exponents, matched to an experiment by a substring of its name: (approach, a, interval, source)
 PUBLISHED = {
@@ -72,12 +73,12 @@ def summary_row(name: str, fit: dict) -> str:
     """One table row: runs, budgets, a by each approach with its interval, who sets the size, the
     recommendation's tokens per parameter and the backtest error."""
     iso, law, rec = fit["isoflop"], fit["parametric"], fit["recommendation"]
-    parabola = iso["methods"]["parabola"]
+    approach_2 = " | ".join(_a(iso["methods"][m]["a"], iso["methods"][m]["a_ci"]) for m in METHODS)
     a3_ci = (law.get("ci") or {}).get("a")
     backtest = fit["backtest"] or {}
     error = backtest.get("mean_abs_rel_error")
     return (f"| {name} | {fit['inputs']['n_fitted']} | {iso['n_budgets']} (+{iso['n_skipped']} skipped) | "
-            f"{_a(iso['a'], iso['a_ci'])} | {_a(parabola['a'], parabola['a_ci'])} | {_a(law['a'], a3_ci)} | "
+            f"{approach_2} | {_a(law['a'], a3_ci)} | "
             f"{rec['allocation']['approach']} | {rec['tokens_per_param']:.1f} | "
             f"{'n/a' if error is None else f'{100 * error:.2f}%'} |")
 
@@ -111,9 +112,10 @@ def main() -> None:
             start = time.perf_counter()
             fits[name] = fit_experiment(rows, Path(tmp) / str(i), args.bootstrap)
             seconds[name] = time.perf_counter() - start
-    print("| experiment | runs | budgets | a, approach 2 (interpolate) | a, approach 2 (parabola) | "
-          "a, approach 3 | size set by | tokens/param at 10x | backtest |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    methods = " | ".join(f"a, approach 2 ({m}{', reported' if m == METHODS[0] else ''})" for m in METHODS)
+    print(f"| experiment | runs | budgets | {methods} | a, approach 3 | size set by | tokens/param at 10x | "
+          f"backtest |")
+    print("|---|---|---|" + "---|" * len(METHODS) + "---|---|---|---|")
     for name, fit in fits.items():
         print(summary_row(name, fit))
     print("\n| experiment | approach | published a | ours | our interval holds it |")

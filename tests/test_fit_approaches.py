@@ -36,13 +36,13 @@ def test_isoflop_window_recovers_the_exponent_where_a_global_parabola_does_not()
         assert b["n_opt"] == pytest.approx(LAW.n_opt(b["flops"]), rel=0.1)
 
 
-@pytest.mark.parametrize("method", ["parabola", "interpolate"])
+@pytest.mark.parametrize("method", ["polynomial", "parabola", "interpolate"])
 def test_isoflop_stays_close_with_noise(method):
     n, d, loss, c = _isoflop_grid(noise=0.003, seed=4)
     assert fit_isoflop(n, d, loss, c, method=method, noise=0.003 * 3).a == pytest.approx(LAW.a, abs=0.03)
 
 
-@pytest.mark.parametrize("method", ["parabola", "interpolate"])
+@pytest.mark.parametrize("method", ["polynomial", "parabola", "interpolate"])
 def test_isoflop_skips_a_budget_whose_minimum_is_at_the_edge_of_the_sizes(method):
     n, d, loss, c = _isoflop_grid()
     keep = ~((c == 1e18) & (n < 1e8))  # the smallest budget keeps only sizes above its optimum

@@ -60,12 +60,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="leave diverged runs out (default on; the count is reported)")
     parser.add_argument("--gpu-throughput", type=_positive_float, metavar="FLOP/S",
                         help="achieved training FLOP/s per GPU, for a GPU-hours estimate")
-    parser.add_argument("--isoflop-method", choices=["interpolate", "parabola"], default="interpolate",
-                        help="approach 2's minimum per budget: an interpolant of the profile (default, as "
-                             "published IsoFLOP studies compute it) or a parabola near the best size; both "
-                             "are in fit.json")
+    parser.add_argument("--isoflop-method", choices=["polynomial", "interpolate", "parabola"],
+                        default="polynomial",
+                        help="approach 2's minimum per budget: a weighted parabola near the best size, or a "
+                             "cubic where the profile's asymmetry shows beyond the noise (default); an "
+                             "interpolant through every size; or an unweighted parabola; all are in fit.json")
     parser.add_argument("--isoflop-window", type=float, default=0.75, metavar="DEX",
-                        help="IsoFLOP parabola half-width in decades of N around each minimum (default 0.75)")
+                        help="half-width in decades of N of the sizes around each budget's best that the "
+                             "polynomial and the parabola are fitted to (default 0.75)")
     parser.add_argument(
         "--metric",
         default="auto",

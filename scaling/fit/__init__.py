@@ -7,7 +7,8 @@ Public API:
 - :class:`FitContext` — what the steps of a fit found; :data:`WARNING_RULES` — the checks run on it.
 - :func:`load_points` / :class:`Points` — the one loader of fit inputs.
 - :func:`fit_parametric` / :class:`ParametricFit` / :data:`CHINCHILLA` — approach 3.
-- :func:`fit_isoflop` / :func:`fit_isoflop_methods` — approach 2 (interpolated or parabola profiles);
+- :func:`fit_isoflop` / :func:`fit_isoflop_methods` — approach 2 (polynomial, interpolated or parabola
+  profiles);
   :func:`fit_envelope` — approach 1.
 - :func:`fit_hparam_laws` — LR and batch-size laws; :func:`analyze_knobs` — seeds and Welch's t-tests.
 - :func:`bootstrap`, :func:`backtest`, :func:`prediction_interval` — uncertainty.

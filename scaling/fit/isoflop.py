@@ -1,12 +1,14 @@
-"""Chinchilla approach 2: IsoFLOP profiles, computed as published IsoFLOP studies compute them.
+"""Chinchilla approach 2: IsoFLOP profiles, the minimum of each, and the power law through the minima.
 
 Runs of (nearly) equal training FLOPs form a budget. Per budget:
 
 1. the profile: per model size, the best setting's loss (seeds averaged first);
-2. its minimum N*: by default an Akima interpolant of log loss in log N minimised on a fine grid
-   (``method="interpolate"``), or a parabola near the best size (``method="parabola"``), see
-   :mod:`scaling.fit.isoflop_profile`. A budget whose minimum lies at the smallest or largest size
-   tried has no bracketed optimum and is dropped (and listed);
+2. its minimum N*: by default a polynomial in log N through the sizes near the best one, weighted by
+   each size's noise: a parabola, or a cubic where the profile's asymmetry shows beyond the noise
+   (``method="polynomial"``); else an Akima interpolant through every size (``"interpolate"``) or an
+   unweighted parabola near the best size (``"parabola"``), see :mod:`scaling.fit.isoflop_profile`.
+   A budget whose minimum lies at the smallest or largest size tried has no bracketed optimum and is
+   dropped (and listed);
 3. its uncertainty: the whole step repeated on ``n_draws`` copies of the runs with each loss
    perturbed by the run-to-run noise (the measured seed spread, else 0.5% of the loss) and by the
    profiles' scatter beyond it: per-size quirks a new seed keeps, measured about a smooth curve through
@@ -52,7 +54,7 @@ MIN_SPREAD_GAPS = 1 / 3  # floor of a budget's uncertainty in log N, in units of
 # is trusted to size the copies' noise, so that the optima's remaining scatter widens a's interval ×√χ² only
 MIN_SCATTER_DOF = 6
 LOSS_LAW_DRAWS = 50  # noisy copies refitted for the interval of L*(C)'s constants (a nonlinear fit each)
-METHODS_DIFFER = 0.01  # |Δa| from which the report explains the two methods' difference
+METHODS_DIFFER = 0.01  # |Δa| from which the report explains how the methods differ
 
 
 def group_budgets(flops, tolerance_dex: float = 0.05) -> list[np.ndarray]:
@@ -125,7 +127,7 @@ def fit_loss_law(flops, loss, start: LossLaw | None = None) -> LossLaw | None:
 class IsoFlopFit:
     """Per-budget optima, the laws through them and their intervals, for one method."""
 
-    method: str = "interpolate"
+    method: str = "polynomial"
     budgets: list[dict] = field(default_factory=list)  # flops, n_opt, d_opt, loss_opt, n_opt_log10_std, ...
     skipped: list[dict] = field(default_factory=list)  # flops, n_runs, reason (and sizes, losses if any)
     n_opt: PowerLaw | None = None
@@ -229,27 +231,31 @@ def _widened(interval: list[float] | None, point: float, se: float, n_points: in
     (``ratio`` > 1). Unless the profiles' own scatter was measured (``profiles_checked``: the copies then
     carry it, so what remains is checked on many degrees of freedom), it is also stretched to cover the
     regression's t-interval (``point`` ± t·``se``), whose standard error comes from that scatter alone: a
-    stated noise too small to move the optima cannot then make a tight one."""
-    if interval is None or ratio is None or not ratio > 1:
-        return interval
-    lo, hi = point - (point - interval[0]) * ratio, point + (interval[1] - point) * ratio
-    if profiles_checked:
+    stated noise too small to move the optima cannot then make a tight one, even where the optima's
+    uncertainties, floored at a third of the sizes' spacing, hide how little the copies moved."""
+    if interval is None:
+        return None
+    lo, hi = interval
+    if ratio is not None and ratio > 1:
+        lo, hi = point - (point - lo) * ratio, point + (hi - point) * ratio
+    if profiles_checked or n_points < 3 or not np.isfinite(se):
         return [lo, hi]
     half = stats.t.ppf((1 + ci) / 2, n_points - 2) * se
     return [min(lo, point - half), max(hi, point + half)]
 
 
-def fit_isoflop(params, tokens, loss, flops, *, method: str = "interpolate", setting=None,
+def fit_isoflop(params, tokens, loss, flops, *, method: str = "polynomial", setting=None,
                 noise: float | np.ndarray | None = None, noise_source: str = "", n_draws: int = N_DRAWS,
                 ci: float = 0.95,
                 seed: int = 0, window_dex: float | None = 0.75, tolerance_dex: float = 0.05,
                 min_sizes: int = 3, profile_scatter: bool = True) -> IsoFlopFit:
-    """Approach 2 by ``method`` (interpolate | parabola); see the module docstring.
+    """Approach 2 by ``method`` (polynomial | interpolate | parabola); see the module docstring.
 
     ``setting``: per row a hashable key; rows of one size with equal keys are seeds (averaged), with
     different keys swept settings (the best is kept). Default: every row its own setting.
     ``noise``: σ of a run's loss, one for all or one per row (None: ``DEFAULT_RELATIVE_NOISE`` of each
-    loss). ``window_dex``: the parabola's half-width in decades of N around the best size (None = all sizes).
+    loss). ``window_dex``: half-width in decades of N of the sizes around the best one that the polynomial
+    and the parabola are fitted to (None = all sizes).
     ``profile_scatter``: measure the profiles' scatter beyond the noise and add it to the copies (False:
     the copies carry the stated noise alone, and a's interval falls back on the regression's t-interval
     where the optima scatter beyond it, as approach 2 did before; for comparison).
@@ -258,7 +264,7 @@ def fit_isoflop(params, tokens, loss, flops, *, method: str = "interpolate", set
     setting = list(range(n.size)) if setting is None else list(setting)
     fit = IsoFlopFit(method=method, ci_level=ci, noise=None if noise is None else float(np.mean(noise)),
                      n_draws=n_draws,
-                     window_dex=window_dex if method == "parabola" else None,
+                     window_dex=window_dex if method in ("parabola", "polynomial") else None,
                      noise_source=noise_source or ("given" if noise is not None else DEFAULT_NOISE_SOURCE))
     sigma = np.broadcast_to(np.asarray(noise, dtype=float), lo.shape) if noise is not None \
         else DEFAULT_RELATIVE_NOISE * lo
@@ -283,10 +289,11 @@ def fit_isoflop(params, tokens, loss, flops, *, method: str = "interpolate", set
             continue
         best = prof.best_loss(lo[idx])
         noisy = lo[idx, None] + sigma[idx, None] * rng.standard_normal((idx.size, n_draws))
-        entry.update(sizes=(10 ** prof.log_n).tolist(), losses=best.tolist())
-        point = find_minima(method, prof.log_n, best, window_dex)
+        size_sigma = prof.best_sigma(lo[idx], sigma[idx])
+        entry.update(sizes=(10 ** prof.log_n).tolist(), losses=best.tolist(), loss_sigmas=size_sigma.tolist())
+        point = find_minima(method, prof.log_n, best, window_dex, size_sigma)
         if not np.isfinite(point.log_n[0]):
-            fit.skipped.append({**entry, "reason": "no parabola with a minimum"})
+            fit.skipped.append({**entry, "reason": "the fit near the best size has no minimum"})
             continue
         if not point.interior[0]:
             end = "smallest" if point.log_n[0] <= prof.log_n[0] else "largest"
@@ -296,7 +303,7 @@ def fit_isoflop(params, tokens, loss, flops, *, method: str = "interpolate", set
         spread = MIN_SPREAD_GAPS * prof.mean_gap
         u_draws = loss_draws = np.zeros(0)
         if n_draws:
-            draws = find_minima(method, prof.log_n, prof.best_loss(noisy), window_dex)
+            draws = find_minima(method, prof.log_n, prof.best_loss(noisy), window_dex, size_sigma)
             ok = draws.interior
             if ok.sum() < n_draws / 2:
                 fit.skipped.append({**entry, "reason": f"the minimum leaves the sizes tried in "
@@ -378,40 +385,54 @@ def _scatter_ratio(residuals: np.ndarray, sigma: np.ndarray, n_constants: int) -
     return float(np.sqrt(r @ r / dof))
 
 
-def _method_note(fits: dict[str, IsoFlopFit]) -> str:
-    """Why the two methods' exponents differ, in words ('' when they agree within METHODS_DIFFER)."""
-    interp, parab = fits["interpolate"], fits["parabola"]
-    if interp.a is None or parab.a is None or abs(interp.a - parab.a) < METHODS_DIFFER:
+_METHOD_NAMES = {"polynomial": "the local polynomial", "interpolate": "the interpolant",
+                 "parabola": "the unweighted parabola"}
+_METHOD_TRAITS = {
+    "polynomial": "The polynomial averages over the sizes near the best one, each weighed by its noise, "
+                  "and turns cubic only where the profile's asymmetry shows beyond that noise.",
+    "interpolate": "The interpolant passes through every size, so with noisy losses it follows the noise "
+                   "too.",
+    "parabola": "A parabola assumes a profile symmetric in log N about its minimum; real profiles rise "
+                "faster towards small models, so its vertex shifts with how the sizes tried sit around the "
+                "optimum (uneven spacing, more sizes on one side).",
+}
+
+
+def _method_note(fits: dict[str, IsoFlopFit], method: str) -> str:
+    """How the other methods' exponents differ from ``method``'s, in words ('' when all agree within
+    METHODS_DIFFER)."""
+    chosen = fits[method]
+    others = [m for m, f in fits.items() if m != method and chosen.a is not None and f.a is not None
+              and abs(f.a - chosen.a) >= METHODS_DIFFER]
+    if not others:
         return ""
+    parts = [f"{_METHOD_NAMES[method]} gives a={chosen.a:.3f} (reported), "
+             + ", ".join(f"{_METHOD_NAMES[m]} a={fits[m].a:.3f}" for m in others) + "."]
     used = {m: {round(np.log10(b["flops"]), 3) for b in f.budgets} for m, f in fits.items()}
-    parts = [f"the interpolated profile gives a={interp.a:.3f}, the parabola a={parab.a:.3f} "
-             f"(difference {parab.a - interp.a:+.3f})."]
-    if used["interpolate"] != used["parabola"]:
-        parts.append(f"They use different budgets ({len(interp.budgets)} vs {len(parab.budgets)}): a "
-                     f"budget whose minimum is bracketed for one method but not the other moves the fit.")
-    parts.append("A parabola assumes a profile symmetric in log N about its minimum; real profiles rise "
-                 "faster towards small models, so its vertex shifts with how the sizes tried sit around the "
-                 "optimum (uneven spacing, more sizes on one side). The interpolant follows the measured "
-                 "profile, as published IsoFLOP studies read it, but with noisy losses it follows the noise "
-                 "too, where the parabola averages over nearby sizes: compare the two intervals.")
+    if any(used[m] != used[method] for m in others):
+        counts = ", ".join(f"{m} {len(fits[m].budgets)}" for m in (method, *others))
+        parts.append(f"They use different budgets ({counts}): a budget whose minimum is bracketed for one "
+                     f"method but not another moves the fit.")
+    parts += [_METHOD_TRAITS[m] for m in (method, *others)]
+    parts.append("Compare the intervals.")
     return " ".join(parts)
 
 
-def fit_isoflop_methods(params, tokens, loss, flops, *, method: str = "interpolate", **options) -> IsoFlopFit:
-    """Both methods on the same noisy copies; returns ``method``'s fit with ``methods`` (each method's
+def fit_isoflop_methods(params, tokens, loss, flops, *, method: str = "polynomial", **options) -> IsoFlopFit:
+    """Every method on the same noisy copies; returns ``method``'s fit with ``methods`` (each method's
     summary) and ``method_note`` filled in. ``options`` go to :func:`fit_isoflop`."""
     if method not in METHODS:
         raise ScalingError(f"unknown IsoFLOP method {method!r}; use one of {', '.join(METHODS)}")
     fits = {m: fit_isoflop(params, tokens, loss, flops, method=m, **options) for m in METHODS}
     chosen = fits[method]
     chosen.methods = {m: f.summary() for m, f in fits.items()}
-    chosen.method_note = _method_note(fits)
+    chosen.method_note = _method_note(fits, method)
     return chosen
 
 
-def fit_isoflop_points(tuned: Points, noise_from: Points, *, method: str = "interpolate",
+def fit_isoflop_points(tuned: Points, noise_from: Points, *, method: str = "polynomial",
                        window_dex: float | None = 0.75, ci: float = 0.95, seed: int = 0) -> IsoFlopFit:
-    """Approach 2 on the tuned runs (one setting per cell), both methods, with the run-to-run noise
+    """Approach 2 on the tuned runs (one setting per cell), every method, with the run-to-run noise
     measured on ``noise_from`` (all runs: every repeated setting tells how much a seed moves a loss).
     Where the repeated settings differ enough in length for a noise law in steps
     (:func:`scaling.fit.knobs.seed_noise_by_steps`), each run's σ is the law's at its own steps."""

@@ -1,15 +1,21 @@
 """One IsoFLOP budget's profile (the best loss per model size) and where its minimum lies.
 
-Two ways to place the minimum between the sizes tried:
+Three ways to place the minimum between the sizes tried:
 
-- ``interpolate`` (the default, as published IsoFLOP studies compute it): an Akima interpolant of
-  log loss in log N through every size, minimised on a fine grid. Akima follows the asymmetric shape
-  of a real profile (too small a model loses far more than too large a one) without a global form,
-  and does not overshoot between points the way a cubic spline does.
-- ``parabola``: a parabola in log N fitted near the best size only (``window_dex`` decades around it),
-  the classic Chinchilla reading; the window keeps the asymmetry from dragging the vertex.
+- ``polynomial`` (the default): a least-squares polynomial in log N through the sizes within
+  ``window_dex`` decades of the best one and the two that bracket it, each size weighed by its noise.
+  A parabola, the classic Chinchilla reading, which averages the noise of the sizes near the minimum;
+  or a cubic where the profile's asymmetry (too small a model loses far more than too large a one)
+  shows beyond that noise, which a parabola would read as a shifted vertex. On Chinchilla-like
+  grids it is several times more accurate than the other two on clean profiles and as steady as the
+  parabola on noisy ones (BENCHMARKS.md).
+- ``interpolate``: an Akima interpolant of log loss in log N through every size, minimised on a fine
+  grid. It follows the profile's shape without a global form and does not overshoot between points
+  the way a cubic spline does, but with noisy losses it follows the noise too.
+- ``parabola``: an unweighted parabola in log N fitted near the best size only (``window_dex``
+  decades around it); the window keeps the asymmetry from dragging the vertex.
 
-Both work on many noisy copies of a profile at once (one column per copy), so the spread of the
+All work on many noisy copies of a profile at once (one column per copy), so the spread of the
 minimum under run-to-run noise costs one call.
 """
 
@@ -24,10 +30,16 @@ from scipy.optimize import brentq
 from scaling.fit.basics import parabola_vertices, representative, window_around, windowed_minimum
 from scaling.fit.data import CELL_TOLERANCE_DEX
 
-METHODS = ("interpolate", "parabola")
+METHODS = ("polynomial", "interpolate", "parabola")
 GRID_PER_GAP = 50  # fine-grid points per average gap between sizes (the minimum is read to 1/50 of a gap)
 SCATTER_DEGREE = 3  # the smooth curve a profile's excess scatter is measured about: a cubic in log N ...
 SCATTER_WINDOW_DEX = 0.75  # ... through the sizes within this many decades of the best one
+# how much lower a cubic's χ² must be than the parabola's for the polynomial method to use it: the 99.9%
+# point of χ² with 1 degree of freedom. A cubic read off pure noise puts its minimum far more at random
+# than a parabola (at the 95% point, the 5% of noisy copies that took one widened a symmetric profile's
+# spread of minima by 44%), while a real asymmetry clears any such bar once the noise is small enough
+# for it to move the minimum
+CUBIC_CHI2 = 10.83
 MIN_SIGMA = 1e-9  # a stated noise of 0 (identical repeats) weighs the points as this, in nats
 
 
@@ -141,14 +153,81 @@ def interpolated_minima(log_n: np.ndarray, loss: np.ndarray) -> Minima:
     return Minima(grid[best], np.exp(curves[best, cols]), (best > 0) & (best < grid.size - 1))
 
 
+def local_window(log_n: np.ndarray, best: int, window_dex: float | None) -> np.ndarray:
+    """Mask of the sizes a local fit around ``best`` uses: those within ``window_dex`` decades of it and,
+    wherever they lie, the two that bracket it (a sparse ladder must not leave the fit one-sided)."""
+    chosen = window_around(log_n, best, window_dex)
+    chosen[max(best - 1, 0)] = chosen[min(best + 1, log_n.size - 1)] = True
+    return chosen
+
+
+def polynomial_minima(log_n: np.ndarray, loss: np.ndarray, window_dex: float | None,
+                      sigma: np.ndarray | None = None) -> Minima:
+    """Minimum per column of ``loss`` (sizes × copies) of :func:`local_polynomial` around the column's
+    best size. Where that has no minimum (a profile too noisy near its best size for either curve) the
+    best size stands for it: the noisy copies then scatter as widely as the best size does, and the
+    budget weighs little in the regression rather than being dropped."""
+    loss = loss.reshape(log_n.size, -1)
+    best = np.argmin(loss, axis=0)
+    cols = np.arange(loss.shape[1])
+    u, value = log_n[best].astype(float), loss[best, cols].astype(float)
+    interior = (best > 0) & (best < log_n.size - 1)
+    for b in np.unique(best[interior]):
+        which = np.flatnonzero(best == b)
+        grid, curves, has_minimum = local_polynomial(log_n, loss[:, which], int(b), window_dex, sigma)
+        at = np.argmin(curves, axis=0)
+        u[which] = np.where(has_minimum, grid[at], u[which])
+        value[which] = np.where(has_minimum, curves[at, np.arange(which.size)], value[which])
+    return Minima(u, value, interior)
+
+
+def local_polynomial(log_n: np.ndarray, loss: np.ndarray, best: int, window_dex: float | None,
+                     sigma: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Least-squares polynomials in log N through each column of ``loss`` (sizes × columns) at the
+    sizes of :func:`local_window` around ``best``, each size weighed by its σ (``sigma``; None: equally).
+
+    A parabola, or a cubic where the profile's asymmetry shows beyond its noise: where the cubic lowers
+    χ² by more than ``CUBIC_CHI2`` (or the parabola opens downwards) and has its minimum between the
+    sizes it was fitted to. The choice is made per column, so the noisy copies' spread includes it.
+    Returns the fine grid over the sizes used (log10 N), the curves on it (grid × columns; their minimum
+    on the grid clamps a parabola's vertex beyond the sizes to them, as :func:`parabola_minima` does) and
+    per column whether the curve has a minimum (False: a parabola that opens downwards, and no cubic
+    with a minimum inside the sizes)."""
+    sigma = np.ones(log_n.size) if sigma is None else np.maximum(np.asarray(sigma, dtype=float), MIN_SIGMA)
+    chosen = local_window(log_n, best, window_dex)
+    x, y, w = log_n[chosen] - log_n[best], loss[chosen], 1 / sigma[chosen]
+    grid = np.linspace(x.min(), x.max(), int(GRID_PER_GAP * np.ptp(x) / np.mean(np.diff(x))) + 1)
+    coef, chi2 = _weighted_polynomial(x, y, w, 2)
+    curves, has_minimum = np.vander(grid, 3) @ coef, coef[0] > 0
+    if x.size >= 5:  # a cubic with a degree of freedom left over
+        cubic, cubic_chi2 = _weighted_polynomial(x, y, w, 3)
+        cubic_curves = np.vander(grid, 4) @ cubic
+        at = np.argmin(cubic_curves, axis=0)
+        # a parabola that opens downwards cannot describe a profile whose best size is inside it
+        use = ((chi2 - cubic_chi2 > CUBIC_CHI2) | ~has_minimum) & (at > 0) & (at < grid.size - 1)
+        curves, has_minimum = np.where(use, cubic_curves, curves), has_minimum | use
+    return log_n[best] + grid, curves, has_minimum
+
+
+def _weighted_polynomial(x: np.ndarray, y: np.ndarray, w: np.ndarray, degree: int):
+    """Weighted least-squares polynomials of ``degree`` through each column of ``y`` at ``x``: their
+    coefficients (highest power first; degree+1 × columns) and each column's χ²."""
+    coef = np.polyfit(x, y, degree, w=w)
+    return coef, np.sum(((y - np.vander(x, degree + 1) @ coef) * w[:, None]) ** 2, axis=0)
+
+
 def parabola_minima(log_n: np.ndarray, loss: np.ndarray, window_dex: float | None) -> Minima:
     """The windowed parabola's vertex per column of ``loss`` (sizes × copies)."""
     u, value, at_edge = parabola_vertices(log_n, loss.reshape(log_n.size, -1), window_dex)
     return Minima(u, value, ~at_edge & np.isfinite(u))
 
 
-def find_minima(method: str, log_n: np.ndarray, loss: np.ndarray, window_dex: float | None = 0.75) -> Minima:
-    """Minima of the profile columns by ``method`` (interpolate | parabola)."""
+def find_minima(method: str, log_n: np.ndarray, loss: np.ndarray, window_dex: float | None = 0.75,
+                sigma: np.ndarray | None = None) -> Minima:
+    """Minima of the profile columns by ``method`` (polynomial | interpolate | parabola); ``sigma``: each
+    size's σ, which weighs the polynomial's points."""
+    if method == "polynomial":
+        return polynomial_minima(log_n, loss, window_dex, sigma)
     if method == "interpolate":
         return interpolated_minima(log_n, loss)
     if method == "parabola":
@@ -156,12 +235,19 @@ def find_minima(method: str, log_n: np.ndarray, loss: np.ndarray, window_dex: fl
     raise ValueError(f"unknown IsoFLOP method {method!r}; expected one of {', '.join(METHODS)}")
 
 
-def profile_curve(method: str, log_n, loss, window_dex: float | None = 0.75, points: int = 100):
-    """(N, loss) along the fitted profile, for plots: the interpolant, or the windowed parabola."""
+def profile_curve(method: str, log_n, loss, window_dex: float | None = 0.75, sigma=None, points: int = 100):
+    """(N, loss) along the fitted profile, for plots: the interpolant, or the local polynomial or
+    windowed parabola near the best size (``sigma``: each size's σ, which weighs the polynomial)."""
     log_n, loss = np.asarray(log_n, dtype=float), np.asarray(loss, dtype=float)
     if method == "interpolate":
         grid = np.linspace(log_n[0], log_n[-1], points)
         return 10 ** grid, np.exp(Akima1DInterpolator(log_n, np.log(loss))(grid))
+    if method == "polynomial":
+        best = int(np.argmin(loss))
+        if best in (0, log_n.size - 1):
+            return np.zeros(0), np.zeros(0)
+        grid, curves, has_minimum = local_polynomial(log_n, loss[:, None], best, window_dex, sigma)
+        return (10 ** grid, curves[:, 0]) if has_minimum[0] else (np.zeros(0), np.zeros(0))
     best = windowed_minimum(log_n, loss, window_dex)
     if best is None or best.at_edge:
         return np.zeros(0), np.zeros(0)

@@ -31,10 +31,12 @@ class FitOptions:
     gpu_throughput: float | None = None
     """Achieved training FLOP/s per GPU, for the GPU-hours estimate (none: no estimate)."""
     isoflop_window_dex: float | None = 0.75
-    """IsoFLOP parabola half-width in decades of N around each budget's minimum."""
-    isoflop_method: str = "interpolate"
-    """Approach 2's minimum per budget: ``interpolate`` (an Akima interpolant of the profile, as published
-    IsoFLOP studies compute it) or ``parabola`` (near the best size); fit.json holds both."""
+    """Half-width in decades of N of the sizes around each budget's best that the polynomial and the
+    parabola are fitted to."""
+    isoflop_method: str = "polynomial"
+    """Approach 2's minimum per budget: ``polynomial`` (a weighted parabola near the best size, or a cubic
+    where the profile's asymmetry shows beyond the noise), ``interpolate`` (an Akima interpolant through
+    every size) or ``parabola`` (unweighted, near the best size); fit.json holds all three."""
     seed: int = 0
     """Seed of the bootstrap resamples."""
     plots: bool = True
@@ -85,9 +87,9 @@ class FitOptions:
             raise ScalingError("give --target-flops alone, or --target-params and/or --target-tokens")
         if self.n_boot < 0:
             raise ScalingError(f"--bootstrap must be >= 0, got {self.n_boot}")
-        if self.isoflop_method not in ("interpolate", "parabola"):
+        if self.isoflop_method not in ("polynomial", "interpolate", "parabola"):
             raise ScalingError(
-                f"--isoflop-method must be interpolate or parabola, not {self.isoflop_method!r}"
+                f"--isoflop-method must be polynomial, interpolate or parabola, not {self.isoflop_method!r}"
             )
         self.predictions()
         if not self.max_epochs > 0:

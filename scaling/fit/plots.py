@@ -130,7 +130,7 @@ def isoflop_figure(result: dict, points: Points):
     for b, colour in zip(fitted, colours, strict=True):
         ax.plot(b["sizes"], b["losses"], "o", ms=3, color=colour, label=f"C={b['flops']:.2g}")
         curve_n, curve_loss = profile_curve(iso["method"], np.log10(b["sizes"]), b["losses"],
-                                            iso["window_dex"])
+                                            iso["window_dex"], b.get("loss_sigmas"))
         ax.plot(curve_n, curve_loss, "-", lw=0.8, color=colour)
         ax.plot([b["n_opt"]], [b["loss_opt"]], "kx", ms=8)
     for b in skipped:  # no usable minimum: its runs only, so nothing looks like a fitted optimum

@@ -100,7 +100,7 @@ def _approaches(result: dict) -> list[str]:
 
 
 def _isoflop_rows(iso: dict) -> list[str]:
-    """Approach 2's rows: the method reported first, then the other for comparison."""
+    """Approach 2's rows: the method reported first, then the others for comparison."""
     order = [iso["method"]] + [m for m in iso["methods"] if m != iso["method"]]
     return [f"| 2 IsoFLOP ({name}) | {_g(m['a'])} | "
             f"{'reported' if name == iso['method'] else 'for comparison'}; interval {_ci(m['a_ci'])}; "
@@ -111,8 +111,11 @@ def _isoflop_rows(iso: dict) -> list[str]:
 def _isoflop_notes(iso: dict) -> list[str]:
     lines = []
     if iso["budgets"]:
-        how = ("an Akima interpolant of log loss in log N" if iso["method"] == "interpolate"
-               else "a parabola near the best size")
+        how = {"polynomial": "a polynomial in log N through the sizes near the best one, weighted by their "
+                             "noise (a parabola, or a cubic where the profile's asymmetry shows beyond the "
+                             "noise)",
+               "interpolate": "an Akima interpolant of log loss in log N",
+               "parabola": "an unweighted parabola near the best size"}[iso["method"]]
         excess = iso.get("excess_scatter")
         quirks = ""
         if excess and excess["tau"] > 0:
@@ -134,7 +137,7 @@ def _isoflop_notes(iso: dict) -> list[str]:
                      f"{_g(law['alpha'])} (E {_ci(law['ci'].get('E'), 4)}, α {_ci(law['ci'].get('alpha'))}; "
                      f"{law['n_points']} budgets).")
     if iso["method_note"]:
-        lines.append(f"- The two IsoFLOP methods differ: {iso['method_note']}")
+        lines.append(f"- The IsoFLOP methods differ: {iso['method_note']}")
     lines += [f"- IsoFLOP budget C={_g(s['flops'])} skipped: {s['reason']}" for s in iso["skipped"]]
     return lines
 
