@@ -164,20 +164,25 @@ def local_window(log_n: np.ndarray, best: int, window_dex: float | None) -> np.n
 def polynomial_minima(log_n: np.ndarray, loss: np.ndarray, window_dex: float | None,
                       sigma: np.ndarray | None = None) -> Minima:
     """Minimum per column of ``loss`` (sizes × copies) of :func:`local_polynomial` around the column's
-    best size. Where that has no minimum (a profile too noisy near its best size for either curve) the
-    best size stands for it: the noisy copies then scatter as widely as the best size does, and the
-    budget weighs little in the regression rather than being dropped."""
+    best size. The curve, not the best size, says whether the minimum is interior: a best size at the
+    first or last size tried (a tie or a noisy point) still has one where the curve turns inside the
+    sizes, and a curve whose minimum is the first or last size is only a bound. Where the curve has no
+    minimum (a profile too noisy near its best size for either curve) an interior best size stands
+    for it: the noisy copies then scatter as widely as the best size does, and the budget weighs
+    little in the regression rather than being dropped."""
     loss = loss.reshape(log_n.size, -1)
     best = np.argmin(loss, axis=0)
     cols = np.arange(loss.shape[1])
     u, value = log_n[best].astype(float), loss[best, cols].astype(float)
     interior = (best > 0) & (best < log_n.size - 1)
-    for b in np.unique(best[interior]):
+    for b in np.unique(best):
         which = np.flatnonzero(best == b)
         grid, curves, has_minimum = local_polynomial(log_n, loss[:, which], int(b), window_dex, sigma)
         at = np.argmin(curves, axis=0)
+        inside = has_minimum & (grid[at] > log_n[0] + 1e-9) & (grid[at] < log_n[-1] - 1e-9)
         u[which] = np.where(has_minimum, grid[at], u[which])
         value[which] = np.where(has_minimum, curves[at, np.arange(which.size)], value[which])
+        interior[which] = np.where(has_minimum, inside, interior[which])
     return Minima(u, value, interior)
 
 
@@ -243,10 +248,8 @@ def profile_curve(method: str, log_n, loss, window_dex: float | None = 0.75, sig
         grid = np.linspace(log_n[0], log_n[-1], points)
         return 10 ** grid, np.exp(Akima1DInterpolator(log_n, np.log(loss))(grid))
     if method == "polynomial":
-        best = int(np.argmin(loss))
-        if best in (0, log_n.size - 1):
-            return np.zeros(0), np.zeros(0)
-        grid, curves, has_minimum = local_polynomial(log_n, loss[:, None], best, window_dex, sigma)
+        grid, curves, has_minimum = local_polynomial(log_n, loss[:, None], int(np.argmin(loss)), window_dex,
+                                                     sigma)
         return (10 ** grid, curves[:, 0]) if has_minimum[0] else (np.zeros(0), np.zeros(0))
     best = windowed_minimum(log_n, loss, window_dex)
     if best is None or best.at_edge:
