@@ -151,8 +151,10 @@ def test_with_too_few_sizes_to_check_the_profiles_optima_beyond_the_noise_take_t
     honest = fit_isoflop(n, d, loss, c, noise=0.01 * float(np.median(loss)), n_draws=400)
     understated = fit_isoflop(n, d, loss, c, noise=1e-5, n_draws=400)
     assert understated.excess_scatter is None  # a cubic through 4 sizes leaves no residual
-    # the copies hardly move, and the optima's uncertainties, floored at a third of the sizes' spacing,
-    # hide it (√χ² under 1 here): only the line's own scatter tells how far off the optima are
+    # the copies hardly move: every optimum's uncertainty sits at its floor, a third of the sizes'
+    # spacing, which hides it (√χ² under 1 here); only the line's own scatter tells how far off they are
+    assert all(b["n_opt_at_floor"] for b in understated.budgets) and understated.scatter_ratio < 1
+    assert understated.needs_t_interval
     half = stats.t.ppf(0.975, BUDGETS.size - 2) * understated.n_opt.exponent_se
     assert understated.a_ci[0] <= understated.a - half + 1e-12
     assert understated.a_ci[1] >= understated.a + half - 1e-12

@@ -159,6 +159,17 @@ class IsoFlopFit:
         return bool(self.excess_scatter) and self.excess_scatter["dof"] >= MIN_SCATTER_DOF
 
     @property
+    def needs_t_interval(self) -> bool:
+        """Whether a's interval must also cover the regression's t-interval: only where the profiles did
+        not measure their own scatter, and either the optima scatter about their line beyond their
+        uncertainties (√χ² > 1) or the noisy copies moved no budget's optimum beyond its floor (a third
+        of the sizes' spacing): then a stated noise too small to move the optima is all the copies carry,
+        and only the line's own scatter tells how uncertain they are."""
+        if self.profiles_checked:
+            return False
+        return (self.scatter_ratio or 0.0) > 1 or all(b["n_opt_at_floor"] for b in self.budgets)
+
+    @property
     def a(self) -> float | None:
         """Exponent of N*(C) ∝ C^a."""
         return self.n_opt.exponent if self.n_opt else None
@@ -187,7 +198,7 @@ class IsoFlopFit:
         sxx = np.sum(w * (cs - centre) ** 2)
         se = self.n_opt.exponent_se * np.sqrt(sxx / np.sum(w) + (np.log(flops) - centre) ** 2)
         lo, hi = _widened(interval, np.log(point), se, len(self.budgets), self.scatter_ratio, self.ci_level,
-                          self.profiles_checked)
+                          self.needs_t_interval)
         return point, [float(np.exp(lo)), float(np.exp(hi))]
 
     def summary(self) -> dict:
@@ -226,19 +237,17 @@ def _weighted_lines(x: np.ndarray, y: np.ndarray, w: np.ndarray,
 
 
 def _widened(interval: list[float] | None, point: float, se: float, n_points: int, ratio: float | None,
-             ci: float, profiles_checked: bool) -> list[float] | None:
+             ci: float, needs_t: bool) -> list[float] | None:
     """The noise interval, widened ×``ratio`` where the optima scatter beyond their uncertainties
-    (``ratio`` > 1). Unless the profiles' own scatter was measured (``profiles_checked``: the copies then
-    carry it, so what remains is checked on many degrees of freedom), it is also stretched to cover the
-    regression's t-interval (``point`` ± t·``se``), whose standard error comes from that scatter alone: a
-    stated noise too small to move the optima cannot then make a tight one, even where the optima's
-    uncertainties, floored at a third of the sizes' spacing, hide how little the copies moved."""
-    if interval is None:
-        return None
+    (``ratio`` > 1), and where ``needs_t`` (:attr:`IsoFlopFit.needs_t_interval`) stretched to cover the
+    regression's t-interval (``point`` ± t·``se``), whose standard error comes from the optima's scatter
+    alone: a stated noise too small to move the optima cannot then make a tight one."""
+    if interval is None or ratio is None:
+        return interval
     lo, hi = interval
-    if ratio is not None and ratio > 1:
+    if ratio > 1:
         lo, hi = point - (point - lo) * ratio, point + (hi - point) * ratio
-    if profiles_checked or n_points < 3 or not np.isfinite(se):
+    if not needs_t or n_points < 3 or not np.isfinite(se):
         return [lo, hi]
     half = stats.t.ppf((1 + ci) / 2, n_points - 2) * se
     return [min(lo, point - half), max(hi, point + half)]
@@ -300,7 +309,8 @@ def fit_isoflop(params, tokens, loss, flops, *, method: str = "polynomial", sett
             fit.skipped.append({**entry, "reason": f"the minimum is at the {end} size tried: add sizes "
                                                    f"beyond it"})
             continue
-        spread = MIN_SPREAD_GAPS * prof.mean_gap
+        floor = spread = MIN_SPREAD_GAPS * prof.mean_gap
+        at_floor = True  # no copy moved the optimum further than the floor (or none was drawn)
         u_draws = loss_draws = np.zeros(0)
         if n_draws:
             draws = find_minima(method, prof.log_n, prof.best_loss(noisy), window_dex, size_sigma)
@@ -310,14 +320,17 @@ def fit_isoflop(params, tokens, loss, flops, *, method: str = "polynomial", sett
                                                        f"{n_draws - ok.sum()} of {n_draws} noisy copies: "
                                                        f"add sizes around it"})
                 continue
-            spread = max(float(np.std(draws.log_n[ok])), spread) * n_draws / ok.sum()
+            moved = float(np.std(draws.log_n[ok]))
+            at_floor = moved <= floor
+            spread = max(moved, floor) * n_draws / ok.sum()
             u_draws, loss_draws = np.where(ok, draws.log_n, np.nan), np.where(ok, draws.loss, np.nan)
         # tokens at the optimum: log D is (nearly) linear in log N along an IsoFLOP line
         slope, icept = np.polyfit(np.log10(n[idx]), np.log10(d[idx]), 1)
         fit.budgets.append({**entry, "n_opt": float(10 ** point.log_n[0]),
                             "d_opt": float(10 ** (icept + slope * point.log_n[0])),
                             "loss_opt": float(point.loss[0]),
-                            "n_opt_log10_std": spread, "n_sizes": sizes, "d_per_n_slope": float(slope),
+                            "n_opt_log10_std": spread, "n_opt_at_floor": at_floor, "n_sizes": sizes,
+                            "d_per_n_slope": float(slope),
                             "n_draws_ok": int(np.isfinite(u_draws).sum())})
         draws_u.append(u_draws)
         draws_loss.append(loss_draws)
@@ -347,10 +360,10 @@ def _fit_laws(fit: IsoFlopFit, u_draws: np.ndarray, loss_draws: np.ndarray, ci: 
         a_draws = _weighted_lines(x, fit.log_n_draws, w, ok)[0]
         b_draws = _weighted_lines(x, np.log(10) * (icept[:, None] + slope[:, None] * u_draws), w, ok)[0]
         fit.a_ci = _widened(percentile_interval(a_draws, ci), fit.n_opt.exponent, fit.n_opt.exponent_se,
-                            cs.size, fit.scatter_ratio, ci, fit.profiles_checked)
+                            cs.size, fit.scatter_ratio, ci, fit.needs_t_interval)
         if fit.d_opt is not None:
             fit.b_ci = _widened(percentile_interval(b_draws, ci), fit.d_opt.exponent, fit.d_opt.exponent_se,
-                                cs.size, fit.scatter_ratio, ci, fit.profiles_checked)
+                                cs.size, fit.scatter_ratio, ci, fit.needs_t_interval)
     loss_opt = np.array([b["loss_opt"] for b in fit.budgets])
     fit.loss_law = fit_loss_law(cs, loss_opt)
     if fit.loss_law is not None and loss_draws.size:
