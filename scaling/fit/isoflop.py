@@ -21,8 +21,9 @@ Runs of (nearly) equal training FLOPs form a budget. Per budget:
 N*(C) ∝ C^a is then a regression of log N* on log C weighted by 1/uncertainty². The interval of a
 comes from the same fit repeated on every noisy copy; where the optima scatter about the line more
 than their uncertainties explain (reduced χ² > 1), the interval is widened by √χ². Where the profiles
-could not measure their own scatter (too few sizes per budget), it is also made to cover the
-regression's t-interval, so a noise level that is too small cannot make it look tight; where they
+could not measure their own scatter (too few sizes per budget) and either the optima scatter so or
+no copy moved any optimum beyond its floor, it is also made to cover the regression's t-interval, so
+a noise level that is too small cannot make it look tight; where they
 could, that t-interval (at budgets - 2 degrees of freedom: 12.7 x its standard error with 3 budgets)
 is not needed, and would widen the interval six-fold whenever √χ² crossed 1 by chance, about one
 study in three with 3 budgets (BENCHMARKS.md, "Approach 2's interval on few budgets").
