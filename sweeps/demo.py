@@ -101,7 +101,10 @@ class DemoPlan:
 # budget. The numbers above are seed 0's; at --seed 7 the short setting's seeds spread 0.05 nats and approach
 # 1's interval of a is 0.35 wide (BENCHMARKS.md). An init std of 0.05 cuts the seed noise four-fold, but its
 # profiles scatter further beyond that noise (per-size quirks, which approach 2's copies carry), and approach
-# 2's interval of a is 0.30-0.51 wide at seeds 7 and 0 against 0.23-0.29 with 0.02, so the presets keep 0.02.
+# 2's interval of a (then read by the interpolant) was 0.30-0.51 wide at seeds 7 and 0 against 0.23-0.29 with
+# 0.02, so the presets keep 0.02. Each budget's 10-11 sizes let approach 2's local polynomial average the
+# quirks near its optimum: 0.11-0.17 wide at seeds 7 and 0, where the interpolant through every size is
+# 0.23-0.29.
 FULL = DemoPlan(
     budgets=(6e11, 1.5e11, 3.75e10),
     sizes=("demo-201k", "demo-158k", "demo-111k", "demo-80k", "demo-62k", "demo-53k", "demo-25k", "demo-22k",

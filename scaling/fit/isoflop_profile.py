@@ -179,6 +179,7 @@ def polynomial_minima(log_n: np.ndarray, loss: np.ndarray, window_dex: float | N
         which = np.flatnonzero(best == b)
         grid, curves, has_minimum = local_polynomial(log_n, loss[:, which], int(b), window_dex, sigma)
         at = np.argmin(curves, axis=0)
+        # strictly between the first and last sizes tried (the grid ends on sizes, up to rounding)
         inside = has_minimum & (grid[at] > log_n[0] + 1e-9) & (grid[at] < log_n[-1] - 1e-9)
         u[which] = np.where(has_minimum, grid[at], u[which])
         value[which] = np.where(has_minimum, curves[at, np.arange(which.size)], value[which])
