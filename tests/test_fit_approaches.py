@@ -119,3 +119,7 @@ def test_the_envelope_interval_holds_the_true_exponent_and_widens_with_the_run_t
     assert noisy.a_ci[0] <= LAW.a <= noisy.a_ci[1]
     assert np.ptp(noisy.a_ci) > np.ptp(quiet.a_ci)
     assert fit_envelope(curves, n_bins=40, n_draws=0).a_ci is None  # no copies, no interval
+    # per-size quirks beyond the noise widen it as that much more noise would
+    quirky = fit_envelope(curves, n_bins=40, noise=0.005, excess_scatter=0.05)
+    assert quirky.to_dict()["excess_scatter"] == 0.05 and np.ptp(quirky.a_ci) > np.ptp(quiet.a_ci)
+    assert np.ptp(quirky.a_ci) == pytest.approx(np.ptp(noisy.a_ci), rel=0.1)

@@ -44,6 +44,7 @@ class EnvelopeFit:
     a_ci: list[float] | None = None
     b_ci: list[float] | None = None
     n_draws: int = 0  # noisy copies behind the intervals
+    excess_scatter: float = 0.0  # σ of the per-size quirks the copies carry on top of the noise (nats)
 
     @property
     def a(self) -> float | None:
@@ -51,7 +52,8 @@ class EnvelopeFit:
 
     def to_dict(self) -> dict:
         return {"a": self.a, "a_ci": self.a_ci, "b": self.d_opt.exponent if self.d_opt else None,
-                "b_ci": self.b_ci, "n_draws": self.n_draws, "n_runs": self.n_runs, "note": self.note,
+                "b_ci": self.b_ci, "n_draws": self.n_draws, "excess_scatter": self.excess_scatter,
+                "n_runs": self.n_runs, "note": self.note,
                 "points": self.points,
                 "n_opt_law": self.n_opt.to_dict() if self.n_opt else None,
                 "d_opt_law": self.d_opt.to_dict() if self.d_opt else None}
@@ -95,11 +97,14 @@ def _laws(grid: np.ndarray, winners: list[tuple[int, int]], params: np.ndarray,
 
 
 def fit_envelope(curves: list[Curve], *, n_bins: int = 30, noise: float | None = None, n_draws: int = N_DRAWS,
-                 ci: float = 0.95, seed: int = 0) -> EnvelopeFit:
+                 ci: float = 0.95, seed: int = 0, excess_scatter: float = 0.0) -> EnvelopeFit:
     """Fit approach 1 to validation curves; the result is empty (with a note) when they cannot support it.
 
     ``noise``: σ of a run's final loss in nats (None: ``DEFAULT_RELATIVE_NOISE`` of it), by which the
     ``n_draws`` noisy copies shift each curve for the intervals (0 copies: no interval).
+    ``excess_scatter``: σ in nats of per-size quirks beyond that noise (what approach 2's profiles
+    measured, :func:`scaling.fit.isoflop_profile.excess_scatter`), added to it in quadrature: a quirk
+    that a seed keeps moves the envelope's winners just as noise does.
     """
     curves = [c for c in curves if c.tokens.size >= 2]
     fit = EnvelopeFit(n_runs=len(curves))
@@ -123,7 +128,8 @@ def fit_envelope(curves: list[Curve], *, n_bins: int = 30, noise: float | None =
         return fit
     if n_draws:
         final = np.array([c.loss[np.argmax(c.tokens)] for c in curves])
-        sigma = (noise if noise is not None else DEFAULT_RELATIVE_NOISE * final) / final  # relative
+        base = noise if noise is not None else DEFAULT_RELATIVE_NOISE * final
+        sigma = np.hypot(base, excess_scatter) / final  # relative
         rng = np.random.default_rng(seed)
         a_draws, b_draws = [], []
         for _ in range(n_draws):
@@ -132,7 +138,7 @@ def fit_envelope(curves: list[Curve], *, n_bins: int = 30, noise: float | None =
             if n_law is not None:
                 a_draws.append(n_law.exponent)
                 b_draws.append(d_law.exponent)
-        fit.n_draws = n_draws
+        fit.n_draws, fit.excess_scatter = n_draws, float(excess_scatter)
         fit.a_ci = percentile_interval(np.array(a_draws), ci)
         fit.b_ci = percentile_interval(np.array(b_draws), ci)
     return fit

@@ -86,10 +86,7 @@ def _approaches(result: dict) -> list[str]:
         f"| 3 parametric | {_g(result['parametric']['a'])} | "
         f"interval {_ci(result['parametric']['ci'].get('a'))} |",
         *_isoflop_rows(iso),
-        f"| 1 envelope | {_g(env['a'])} | {len(env['points'])} envelope point(s); "
-        f"{env['note'] or 'from val curves'}"
-        + (f"; interval {_ci(env['a_ci'])} from {env['n_draws']} copies shifted by the run-to-run noise"
-           if env.get("a_ci") else "") + " |",
+        _envelope_row(env),
         "",
     ]
     lines += _isoflop_notes(iso)
@@ -97,6 +94,17 @@ def _approaches(result: dict) -> list[str]:
         lines.append("- Approach 1 uses mid-training points of runs whose LR had not decayed there; "
                      "it leans toward larger models.")
     return lines + [""]
+
+
+def _envelope_row(env: dict) -> str:
+    """Approach 1's row: a, the envelope's points, and what its interval's copies were shifted by."""
+    notes = f"{len(env['points'])} envelope point(s); {env['note'] or 'from val curves'}"
+    if env.get("a_ci"):
+        shifted = "the run-to-run noise"
+        if env.get("excess_scatter"):
+            shifted += f" and the profiles' quirks (σ {_g(env['excess_scatter'])})"
+        notes += f"; interval {_ci(env['a_ci'])} from {env['n_draws']} copies shifted by {shifted}"
+    return f"| 1 envelope | {_g(env['a'])} | {notes} |"
 
 
 def _isoflop_rows(iso: dict) -> list[str]:

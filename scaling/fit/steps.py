@@ -269,8 +269,11 @@ def isoflop_step(tuned: Points, points: Points, options: FitOptions) -> IsoFlopF
 
 def envelope_step(points: Points, isoflop: IsoFlopFit, options: FitOptions) -> EnvelopeFit:
     """Approach 1, from the validation curves of every run; its interval from copies shifted by the
-    run-to-run noise approach 2 measured (``isoflop.noise``; None: its default)."""
-    return fit_envelope(points.curves, noise=isoflop.noise, ci=options.ci, seed=options.seed)
+    run-to-run noise approach 2 measured (``isoflop.noise``; None: its default) and by the profiles'
+    per-size quirks beyond it (``isoflop.excess_scatter``)."""
+    tau = isoflop.excess_scatter["tau"] if isoflop.profiles_checked else 0.0  # measured on enough dof
+    return fit_envelope(points.curves, noise=isoflop.noise, ci=options.ci, seed=options.seed,
+                        excess_scatter=tau)
 
 
 def hparams_step(points: Points, target: Target, options: FitOptions,
