@@ -60,8 +60,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="leave diverged runs out (default on; the count is reported)")
     parser.add_argument("--gpu-throughput", type=_positive_float, metavar="FLOP/S",
                         help="achieved training FLOP/s per GPU, for a GPU-hours estimate")
-    parser.add_argument("--isoflop-method", choices=["polynomial", "interpolate", "parabola"],
-                        default="polynomial",
+    from scaling.fit.options import ISOFLOP_METHODS
+
+    parser.add_argument("--isoflop-method", choices=ISOFLOP_METHODS, default=ISOFLOP_METHODS[0],
                         help="approach 2's minimum per budget: a weighted parabola near the best size, or a "
                              "cubic where the profile's asymmetry shows beyond the noise (default); an "
                              "interpolant through every size; or an unweighted parabola; all are in fit.json")

@@ -29,8 +29,8 @@ from scipy.optimize import brentq
 
 from scaling.fit.basics import parabola_vertices, representative, window_around, windowed_minimum
 from scaling.fit.data import CELL_TOLERANCE_DEX
+from scaling.fit.options import ISOFLOP_METHODS as METHODS
 
-METHODS = ("polynomial", "interpolate", "parabola")
 GRID_PER_GAP = 50  # fine-grid points per average gap between sizes (the minimum is read to 1/50 of a gap)
 SCATTER_DEGREE = 3  # the smooth curve a profile's excess scatter is measured about: a cubic in log N ...
 SCATTER_WINDOW_DEX = 0.75  # ... through the sizes within this many decades of the best one
@@ -115,11 +115,12 @@ def excess_scatter(profiles: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) ->
     residuals, sigmas, dof, used = [], [], 0, 0
     for log_n, loss, sigma in profiles:
         sigma = np.maximum(sigma, MIN_SIGMA)
-        near = window_around(log_n, int(np.argmin(loss)), SCATTER_WINDOW_DEX)
+        best = int(np.argmin(loss))
+        near = window_around(log_n, best, SCATTER_WINDOW_DEX)
         if near.sum() < SCATTER_DEGREE + 2:
             continue
-        coef = np.polyfit(log_n[near], loss[near], SCATTER_DEGREE, w=1 / sigma[near])
-        residuals.append(loss[near] - np.polyval(coef, log_n[near]))
+        residuals.append(_weighted_polynomial(log_n[near] - log_n[best], loss[near, None], 1 / sigma[near],
+                                              SCATTER_DEGREE)[1][:, 0])
         sigmas.append(sigma[near])
         dof += int(near.sum()) - SCATTER_DEGREE - 1
         used += 1
@@ -203,10 +204,12 @@ def local_polynomial(log_n: np.ndarray, loss: np.ndarray, best: int, window_dex:
     chosen = local_window(log_n, best, window_dex)
     x, y, w = log_n[chosen] - log_n[best], loss[chosen], 1 / sigma[chosen]
     grid = np.linspace(x.min(), x.max(), int(GRID_PER_GAP * np.ptp(x) / np.mean(np.diff(x))) + 1)
-    coef, chi2 = _weighted_polynomial(x, y, w, 2)
+    coef, residuals = _weighted_polynomial(x, y, w, 2)
+    chi2 = np.sum((residuals * w[:, None]) ** 2, axis=0)
     curves, has_minimum = np.vander(grid, 3) @ coef, coef[0] > 0
     if x.size >= 5:  # a cubic with a degree of freedom left over
-        cubic, cubic_chi2 = _weighted_polynomial(x, y, w, 3)
+        cubic, cubic_residuals = _weighted_polynomial(x, y, w, 3)
+        cubic_chi2 = np.sum((cubic_residuals * w[:, None]) ** 2, axis=0)
         cubic_curves = np.vander(grid, 4) @ cubic
         at = np.argmin(cubic_curves, axis=0)
         # a parabola that opens downwards cannot describe a profile whose best size is inside it
@@ -216,10 +219,10 @@ def local_polynomial(log_n: np.ndarray, loss: np.ndarray, best: int, window_dex:
 
 
 def _weighted_polynomial(x: np.ndarray, y: np.ndarray, w: np.ndarray, degree: int):
-    """Weighted least-squares polynomials of ``degree`` through each column of ``y`` at ``x``: their
-    coefficients (highest power first; degree+1 × columns) and each column's χ²."""
+    """Weighted least-squares polynomials of ``degree`` through each column of ``y`` at ``x`` (weights
+    ``w`` = 1/σ): their coefficients (highest power first; degree+1 × columns) and residuals (like ``y``)."""
     coef = np.polyfit(x, y, degree, w=w)
-    return coef, np.sum(((y - np.vander(x, degree + 1) @ coef) * w[:, None]) ** 2, axis=0)
+    return coef, y - np.vander(x, degree + 1) @ coef
 
 
 def parabola_minima(log_n: np.ndarray, loss: np.ndarray, window_dex: float | None) -> Minima:

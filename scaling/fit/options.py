@@ -7,6 +7,9 @@ from dataclasses import dataclass
 
 from scaling.errors import ScalingError
 
+# approach 2's ways to read a budget's minimum (scaling.fit.isoflop_profile), the default first
+ISOFLOP_METHODS = ("polynomial", "interpolate", "parabola")
+
 
 @dataclass(frozen=True)
 class FitOptions:
@@ -33,7 +36,7 @@ class FitOptions:
     isoflop_window_dex: float | None = 0.75
     """Half-width in decades of N of the sizes around each budget's best that the polynomial and the
     parabola are fitted to."""
-    isoflop_method: str = "polynomial"
+    isoflop_method: str = ISOFLOP_METHODS[0]
     """Approach 2's minimum per budget: ``polynomial`` (a weighted parabola near the best size, or a cubic
     where the profile's asymmetry shows beyond the noise), ``interpolate`` (an Akima interpolant through
     every size) or ``parabola`` (unweighted, near the best size); fit.json holds all three."""
@@ -87,10 +90,9 @@ class FitOptions:
             raise ScalingError("give --target-flops alone, or --target-params and/or --target-tokens")
         if self.n_boot < 0:
             raise ScalingError(f"--bootstrap must be >= 0, got {self.n_boot}")
-        if self.isoflop_method not in ("polynomial", "interpolate", "parabola"):
-            raise ScalingError(
-                f"--isoflop-method must be polynomial, interpolate or parabola, not {self.isoflop_method!r}"
-            )
+        if self.isoflop_method not in ISOFLOP_METHODS:
+            raise ScalingError(f"--isoflop-method must be one of {', '.join(ISOFLOP_METHODS)}, "
+                               f"not {self.isoflop_method!r}")
         self.predictions()
         if not self.max_epochs > 0:
             raise ScalingError(f"--max-epochs must be positive, got {self.max_epochs}")
