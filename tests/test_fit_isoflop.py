@@ -15,6 +15,7 @@ from scaling.fit.isoflop import fit_isoflop, fit_isoflop_methods, fit_loss_law
 from scaling.fit.isoflop_profile import (
     excess_scatter,
     interpolated_minima,
+    local_polynomial,
     parabola_minima,
     polynomial_minima,
 )
@@ -47,6 +48,21 @@ def test_polynomial_minimum_of_an_asymmetric_profile_sampled_off_centre_and_spar
     sparse = np.array([-0.3, -0.1, 0.1, 0.3, 0.5, 0.75, 1.9, 2.2])
     found = polynomial_minima(sparse, profile(sparse), 0.75, sigma)
     assert found.interior[0] and 0.75 < found.log_n[0] < 1.9
+
+
+def test_polynomial_judges_an_interior_minimum_by_its_curve_not_by_the_best_size():
+    u, sigma = np.linspace(0.0, 1.0, 7), np.full(7, 0.01)
+    tied = np.array([2.49, 2.55, 2.50, 2.49, 2.52, 2.58, 2.66])  # the first size ties the middle one
+    found = polynomial_minima(u, tied, 0.75, sigma)
+    assert found.interior[0] and 0.3 < found.log_n[0] < 0.7
+    rising = polynomial_minima(u, 3.0 + 0.3 * u, 0.75, sigma)  # still falling below the smallest size
+    assert not rising.interior[0] and rising.log_n[0] == 0.0
+    # a W near the best size: the parabola opens downwards and no cubic turns inside the sizes, so the
+    # best size itself stands for the minimum rather than the budget being dropped
+    w_shape = np.array([3.007, 2.987, 2.997, 3.016, 3.03, 2.975, 3.03])
+    assert not local_polynomial(u, w_shape[:, None], 5, 0.75, sigma)[2][0]
+    found = polynomial_minima(u, w_shape, 0.75, sigma)
+    assert found.interior[0] and found.log_n[0] == u[5] and found.loss[0] == w_shape[5]
 
 
 def test_polynomial_minimum_averages_noise_like_a_parabola():
