@@ -58,6 +58,18 @@ def _row(name: str, noise: float, errors: list[float], covered: list[bool], widt
             f"{np.abs(e).max():.4f} | {cover} | {width} |")
 
 
+def _tally(stats: dict, fit, true_a: float, intervals: bool = True) -> None:
+    """Add each method of ``fit`` (``fit_isoflop_methods``) to ``stats``: its error of a and, with
+    ``intervals``, whether its interval holds ``true_a`` and how wide it is."""
+    for method, s in fit.methods.items():
+        errors, covered, widths = stats.setdefault(method, ([], [], []))
+        if s["a"] is not None:
+            errors.append(s["a"] - true_a)
+        if intervals and s["a_ci"]:
+            covered.append(s["a_ci"][0] <= true_a <= s["a_ci"][1])
+            widths.append(s["a_ci"][1] - s["a_ci"][0])
+
+
 FEW_BUDGETS = BUDGETS[::4]
 STATED_NOISE = 0.01  # what the few-budget study states (a seed spread)
 
@@ -112,13 +124,7 @@ def shapes(grids: int) -> None:
                                              offset_dex=offset, noise=noise, seed=seed)
                 sigma = noise * float(np.median(loss)) if noise else None
                 fit = fit_isoflop_methods(n, d, loss, c, noise=sigma, seed=seed, n_draws=300 if noise else 0)
-                for method, s in fit.methods.items():
-                    errors, covered, widths = stats.setdefault(method, ([], [], []))
-                    if s["a"] is not None:
-                        errors.append(s["a"] - law.a)
-                    if s["a_ci"]:
-                        covered.append(s["a_ci"][0] <= law.a <= s["a_ci"][1])
-                        widths.append(s["a_ci"][1] - s["a_ci"][0])
+                _tally(stats, fit, law.a)
             for method, (errors, covered, widths) in stats.items():
                 e = np.asarray(errors)
                 held = f"{100 * np.mean(covered):.0f}% of {len(covered)}" if covered else "n/a"
@@ -154,12 +160,7 @@ def main() -> None:
             n, d, loss, c = isoflop_grid(LAW, BUDGETS, noise=noise, seed=seed)
             sigma = noise * float(np.median(loss)) if noise else None  # None: the default 0.5%
             fit = fit_isoflop_methods(n, d, loss, c, noise=sigma, seed=seed)
-            for method, s in fit.methods.items():
-                errors, covered, widths = stats.setdefault(method, ([], [], []))
-                errors.append(s["a"] - LAW.a)
-                if noise and s["a_ci"]:
-                    covered.append(s["a_ci"][0] <= LAW.a <= s["a_ci"][1])
-                    widths.append(s["a_ci"][1] - s["a_ci"][0])
+            _tally(stats, fit, LAW.a, intervals=bool(noise))
             parabola = fit_isoflop(n, d, loss, c, method="parabola", n_draws=0)
             optima = [(b["flops"], b["n_opt"]) for b in parabola.budgets]
             law = fit_power_law(*zip(*optima, strict=True))
