@@ -19,6 +19,7 @@ from scaling.counting import flops_per_token, mfu
 from scaling.errors import ScalingError
 from scaling.model import build_model
 from scaling.training.callbacks_common import synchronize
+from scaling.training.host_memory import reuse_freed_memory
 from scaling.training.lightning_module import attention_kernel, check_attention_kernel, resolve_compile
 from scaling.training.optim import build_optimizer
 
@@ -136,6 +137,8 @@ def run_benchmark(
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     torch.set_float32_matmul_precision("high")
+    if device == "cpu":
+        reuse_freed_memory()  # as `train` does on a CPU; both loops run in this process, so both have it
     batches = _batches(cfg, 16, device)
     best = {"plain": 0.0, "trainer": 0.0}
     for _ in range(rounds):

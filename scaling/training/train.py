@@ -247,6 +247,7 @@ def train(cfg, callbacks=(), run_dir: str | Path | None = None, overwrite: bool 
     from scaling.training.checkpointing import TokenCheckpoints
     from scaling.training.data_module import TokenDataModule
     from scaling.training.divergence import DivergenceMonitor
+    from scaling.training.host_memory import reuse_freed_memory
     from scaling.training.lightning_module import LanguageModel, as_config, check_attention_kernel
     from scaling.training.metrics import MetricsLogger
     from scaling.training.progress import ProgressLine
@@ -270,6 +271,8 @@ def train(cfg, callbacks=(), run_dir: str | Path | None = None, overwrite: bool 
 
     # 2. Everything the Trainer needs, resolved before it is built (fast one-line errors first).
     plan = _plan(cfg)  # a strategy or accelerator this machine cannot run fails here, in one line
+    if plan.accelerator == "cpu":
+        reuse_freed_memory()  # the step's buffers stay in the heap instead of page-faulting back each step
     datamodule = TokenDataModule.from_config(cfg)  # missing or unprepared data fails here, in one line
     require_wandb_login(cfg.logging.wandb, "logging.wandb")
     if main:  # one probe, on the device rank 0 will use (no CUDA context on others' GPUs)
