@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from scaling.fit.basics import fit_power_law, parabola_vertices, windowed_minimum
-from scaling.fit.data import Curve
-from scaling.fit.envelope import fit_envelope
+from scaling.fit.data import Curve, Points
+from scaling.fit.envelope import average_curves, fit_envelope, one_curve_per_cell
 from scaling.fit.isoflop import fit_isoflop, group_budgets
 from scaling.fit.parametric import CHINCHILLA, ParametricFit
 
@@ -123,3 +123,42 @@ def test_the_envelope_interval_holds_the_true_exponent_and_widens_with_the_run_t
     quirky = fit_envelope(curves, n_bins=40, noise=0.005, excess_scatter=0.05)
     assert quirky.to_dict()["excess_scatter"] == 0.05 and np.ptp(quirky.a_ci) > np.ptp(quiet.a_ci)
     assert np.ptp(quirky.a_ci) == pytest.approx(np.ptp(noisy.a_ci), rel=0.1)
+
+
+def test_average_curves_means_the_seeds_at_the_tokens_they_share():
+    a = Curve("a", 1e6, 6e6, np.array([1.0, 2.0, 3.0]), np.array([4.0, 3.0, 2.0]), np.array([2.0, 1.5, 1.0]))
+    b = Curve("b", 1e6, 6e6, np.array([3.0, 2.0, 5.0]), np.array([3.0, 4.0, 1.0]), np.array([1.5, 2.0, 0.5]))
+    mean = average_curves([a, b])
+    assert mean.tokens.tolist() == [2.0, 3.0] and mean.n_runs == 2 and mean.run == "a"
+    assert mean.loss.tolist() == [3.5, 2.5] and mean.bpb.tolist() == [1.75, 1.25]
+    assert average_curves([a]) is a
+    lone = Curve("c", 1e6, 6e6, np.array([3.0, 9.0]), np.array([2.0, 1.0]))
+    assert average_curves([a, lone]) is a  # one token count in common: no curve to average
+    assert average_curves([a, Curve("d", 1e6, 6e6, a.tokens, a.loss)]).bpb is None
+
+
+def test_the_envelope_reads_one_curve_per_setting_so_the_luckiest_seed_does_not_win_it():
+    """Five seeds of one size each compete for the envelope when read apart, and the luckiest (2σ below
+    its setting's mean) wins compute that belongs to other sizes; averaged, they take only their own."""
+    curves = _curves(np.logspace(7, 10, 16))
+    lucky_size = curves[7]
+    seeds = [Curve(f"seed{z}", lucky_size.params, lucky_size.flops_per_token, lucky_size.tokens,
+                   lucky_size.loss * np.exp(0.03 * z)) for z in (-2, -1, 0, 1, 2)]
+    curves = curves[:7] + seeds + curves[8:]
+    n = np.array([c.params for c in curves])
+    tokens = np.array([c.tokens.max() for c in curves])
+    nan = np.full(n.size, np.nan)
+    runs = [c.run for c in curves]
+    tuned = Points(n, tokens, np.array([c.loss[-1] for c in curves]), 6 * n * tokens, nan, nan.copy(),
+                   nan.copy(), runs, list(runs), curves=curves)
+    apart = fit_envelope(curves, n_bins=40, n_draws=0)
+    merged_curves = one_curve_per_cell(tuned)
+    assert len(merged_curves) == 16 and max(c.n_runs for c in merged_curves) == 5
+    merged = fit_envelope(merged_curves, n_bins=40, n_draws=0)
+    won_apart = sum(p["params"] == lucky_size.params for p in apart.points)
+    won_merged = sum(p["params"] == lucky_size.params for p in merged.points)
+    assert won_apart > won_merged + 3
+    assert abs(merged.a - LAW.a) < abs(apart.a - LAW.a)
+    # a mean of n seeds is shifted by σ/√n in the noisy copies: one curve per size, noise given per curve
+    noise = np.array([0.02 * (c.n_runs == 1) + 0.02 / np.sqrt(5) * (c.n_runs == 5) for c in merged_curves])
+    assert fit_envelope(merged_curves, n_bins=40, noise=noise).a_ci is not None

@@ -142,6 +142,7 @@ class Curve:
     tokens: np.ndarray
     loss: np.ndarray
     bpb: np.ndarray | None = None  # val bits per byte at the same points (NaN where not logged)
+    n_runs: int = 1  # runs averaged into this curve (one setting's seeds: envelope.one_curve_per_cell)
 
 
 @dataclass

@@ -5,10 +5,15 @@ per token × tokens seen. At each of a set of log-spaced compute values, the run
 (log-log interpolated) loss among the runs whose curve covers it is the compute-optimal size there.
 Power laws through those winners give N_opt(C), D_opt(C) = C / (FLOPs per token of the winner).
 
-The interval of a (and b) comes from noisy copies, as approach 2's does: each copy shifts every run's
-whole curve by its own draw of the run-to-run noise (a seed moves a run's loss all along its curve,
-not point by point), finds the envelope again and refits the power laws; the percentile interval over
-the copies says how much the winners depend on luck.
+The curves are those approaches 2 and 3 read: one setting per (size, tokens) cell (the tuned runs; a
+learning-rate sweep's worse rates and a knob's other level stay out), and the seeds of that setting
+averaged into one curve. Left separate, five seeds of one setting would each compete for the envelope
+and the luckiest would win it, some 1.2 σ below that setting's mean.
+
+The interval of a (and b) comes from noisy copies, as approach 2's does: each copy shifts every
+curve by its own draw of the run-to-run noise (a seed moves a run's loss all along its curve, not
+point by point; σ/√n for a mean of n seeds), finds the envelope again and refits the power laws; the
+percentile interval over the copies says how much the winners depend on luck.
 
 Caveat printed in the report: a mid-training point of a cosine run has not decayed its LR yet, so it
 is worse than a run trained to exactly that many tokens; Chinchilla used many runs of different
@@ -23,7 +28,7 @@ import numpy as np
 
 from scaling.fit.basics import PowerLaw, fit_power_law
 from scaling.fit.bootstrap import percentile_interval
-from scaling.fit.data import Curve
+from scaling.fit.data import Curve, Points
 from scaling.fit.isoflop import DEFAULT_RELATIVE_NOISE
 
 # noisy copies for the interval of a and b: with 200, the 2.5% tail is 5 copies, and on the demo's runs the
@@ -57,6 +62,41 @@ class EnvelopeFit:
                 "points": self.points,
                 "n_opt_law": self.n_opt.to_dict() if self.n_opt else None,
                 "d_opt_law": self.d_opt.to_dict() if self.d_opt else None}
+
+
+def average_curves(curves: list[Curve]) -> Curve:
+    """One curve, the mean loss of ``curves`` (seeds of one setting) at the token counts they all
+    logged; the first curve alone where they share fewer than two."""
+    common = curves[0].tokens
+    for c in curves[1:]:
+        common = np.intersect1d(common, c.tokens)
+    if len(curves) == 1 or common.size < 2:
+        return curves[0]
+
+    def mean_at_common(name: str) -> np.ndarray | None:
+        columns = []
+        for c in curves:
+            values = getattr(c, name)
+            if values is None:
+                return None
+            order = np.argsort(c.tokens)
+            columns.append(values[order][np.searchsorted(c.tokens[order], common)])
+        return np.mean(columns, axis=0)
+
+    first = curves[0]
+    return Curve(first.run, first.params, first.flops_per_token, common, mean_at_common("loss"),
+                 mean_at_common("bpb"), n_runs=sum(c.n_runs for c in curves))
+
+
+def one_curve_per_cell(tuned: Points) -> list[Curve]:
+    """The curves of ``tuned``'s runs (one setting per (size, tokens) cell), those of one cell averaged
+    into one (:func:`average_curves`)."""
+    by_run = {c.run: c for c in tuned.curves}
+    cells: dict[tuple, list[Curve]] = {}
+    for run, cell in zip(tuned.run, tuned.cells(), strict=True):
+        if run in by_run:
+            cells.setdefault(cell, []).append(by_run[run])
+    return [average_curves(group) for group in cells.values()]
 
 
 def _log_loss_on_grid(curves: list[Curve], grid: np.ndarray) -> np.ndarray:
@@ -96,17 +136,22 @@ def _laws(grid: np.ndarray, winners: list[tuple[int, int]], params: np.ndarray,
     return fit_power_law(cs, ns), fit_power_law(cs, cs / np.array([fpt[w] for _, w in winners]))
 
 
-def fit_envelope(curves: list[Curve], *, n_bins: int = 30, noise: float | None = None, n_draws: int = N_DRAWS,
-                 ci: float = 0.95, seed: int = 0, excess_scatter: float = 0.0) -> EnvelopeFit:
+def fit_envelope(curves: list[Curve], *, n_bins: int = 30, noise: float | np.ndarray | None = None,
+                 n_draws: int = N_DRAWS, ci: float = 0.95, seed: int = 0,
+                 excess_scatter: float = 0.0) -> EnvelopeFit:
     """Fit approach 1 to validation curves; the result is empty (with a note) when they cannot support it.
 
-    ``noise``: σ of a run's final loss in nats (None: ``DEFAULT_RELATIVE_NOISE`` of it), by which the
-    ``n_draws`` noisy copies shift each curve for the intervals (0 copies: no interval).
+    ``noise``: σ of a run's final loss in nats, one for all or one per curve (None:
+    ``DEFAULT_RELATIVE_NOISE`` of it), by which the ``n_draws`` noisy copies shift each curve for the
+    intervals (0 copies: no interval); a curve averaged over n seeds (``Curve.n_runs``) by σ/√n.
     ``excess_scatter``: σ in nats of per-size quirks beyond that noise (what approach 2's profiles
     measured, :func:`scaling.fit.isoflop_profile.excess_scatter`), added to it in quadrature: a quirk
     that a seed keeps moves the envelope's winners just as noise does.
     """
-    curves = [c for c in curves if c.tokens.size >= 2]
+    keep = [i for i, c in enumerate(curves) if c.tokens.size >= 2]
+    curves = [curves[i] for i in keep]
+    if noise is not None and np.ndim(noise):
+        noise = np.asarray(noise, dtype=float)[keep]
     fit = EnvelopeFit(n_runs=len(curves))
     sizes = sorted({c.params for c in curves})
     if len(sizes) < 3:
@@ -129,7 +174,8 @@ def fit_envelope(curves: list[Curve], *, n_bins: int = 30, noise: float | None =
     if n_draws:
         final = np.array([c.loss[np.argmax(c.tokens)] for c in curves])
         base = noise if noise is not None else DEFAULT_RELATIVE_NOISE * final
-        sigma = np.hypot(base, excess_scatter) / final  # relative
+        n_runs = np.array([c.n_runs for c in curves])
+        sigma = np.hypot(base / np.sqrt(n_runs), excess_scatter) / final  # relative; a quirk is not averaged
         rng = np.random.default_rng(seed)
         a_draws, b_draws = [], []
         for _ in range(n_draws):

@@ -141,6 +141,7 @@ class IsoFlopFit:
     noise: float | None = None  # the pooled seed noise (each run's own, where a noise law gives one, below)
     noise_source: str = ""
     noise_law: dict | None = None  # the :class:`scaling.fit.knobs.NoiseLaw` that set each run's σ, if any
+    run_noise: dict = field(default_factory=dict)  # run id -> that run's σ (from fit_isoflop_points)
     # the profiles' scatter beyond that noise (:class:`scaling.fit.isoflop_profile.ExcessScatter`), added to
     # each run's σ in the noisy copies; None where no budget has enough sizes to measure it
     excess_scatter: dict | None = None
@@ -466,4 +467,6 @@ def fit_isoflop_points(tuned: Points, noise_from: Points, *, method: str = "poly
                               window_dex=window_dex)
     fit.noise = pooled
     fit.noise_law = law.to_dict() if law is not None else None
+    if pooled is not None:
+        fit.run_noise = dict(zip(tuned.run, np.broadcast_to(noise, (len(tuned),)).tolist(), strict=True))
     return fit

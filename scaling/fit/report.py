@@ -98,7 +98,8 @@ def _approaches(result: dict) -> list[str]:
 
 def _envelope_row(env: dict) -> str:
     """Approach 1's row: a, the envelope's points, and what its interval's copies were shifted by."""
-    notes = f"{len(env['points'])} envelope point(s); {env['note'] or 'from val curves'}"
+    source = env["note"] or "from the val curves of the tuned runs (a setting's seeds averaged)"
+    notes = f"{len(env['points'])} envelope point(s); {source}"
     if env.get("a_ci"):
         shifted = "the run-to-run noise"
         if env.get("excess_scatter"):

@@ -25,7 +25,7 @@ from scaling.fit.bootstrap import (
 )
 from scaling.fit.data import Points, load_points
 from scaling.fit.downstream import downstream_section
-from scaling.fit.envelope import EnvelopeFit, fit_envelope
+from scaling.fit.envelope import EnvelopeFit, fit_envelope, one_curve_per_cell
 from scaling.fit.hparams import fit_hparam_laws
 from scaling.fit.isoflop import IsoFlopFit, fit_isoflop_points
 from scaling.fit.knob_effects import knob_effects
@@ -267,13 +267,16 @@ def isoflop_step(tuned: Points, points: Points, options: FitOptions) -> IsoFlopF
     )
 
 
-def envelope_step(points: Points, isoflop: IsoFlopFit, options: FitOptions) -> EnvelopeFit:
-    """Approach 1, from the validation curves of every run; its interval from copies shifted by the
-    run-to-run noise approach 2 measured (``isoflop.noise``; None: its default) and by the profiles'
-    per-size quirks beyond it (``isoflop.excess_scatter``)."""
+def envelope_step(tuned: Points, isoflop: IsoFlopFit, options: FitOptions) -> EnvelopeFit:
+    """Approach 1, from the validation curves of the tuned runs (one per cell, seeds averaged); its interval
+    from copies shifted by the run-to-run noise approach 2 measured (each run's own, ``isoflop.run_noise``;
+    none measured: the envelope's default) and by the profiles' per-size quirks beyond it
+    (``isoflop.excess_scatter``)."""
     tau = isoflop.excess_scatter["tau"] if isoflop.profiles_checked else 0.0  # measured on enough dof
-    return fit_envelope(points.curves, noise=isoflop.noise, ci=options.ci, seed=options.seed,
-                        excess_scatter=tau)
+    curves = one_curve_per_cell(tuned)
+    noise = (None if isoflop.noise is None
+             else np.array([isoflop.run_noise.get(c.run, isoflop.noise) for c in curves]))
+    return fit_envelope(curves, noise=noise, ci=options.ci, seed=options.seed, excess_scatter=tau)
 
 
 def hparams_step(points: Points, target: Target, options: FitOptions,
