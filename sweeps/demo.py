@@ -96,10 +96,11 @@ class DemoPlan:
 # count and FLOPs, so each of its runs shares a cell with a grid run; it trains at the middle budget, where
 # both levels learn. The seeds are repeated at two lengths: demo-12k at the middle budget (644 steps) and
 # demo-16k at the smallest (142 steps, among its shortest runs, 95-208 steps). A seed moves a short run's loss
-# two to five times as much (0.03-0.07 nats against 0.013-0.015), and the fit gives each run the noise of its
-# length; with only the long setting the intervals of approaches 1 and 2 were too narrow at the smallest
-# budget. The numbers above are seed 0's; at --seed 7 the short setting's seeds spread 0.05 nats and approach
-# 1's interval of a is 0.35 wide (BENCHMARKS.md). An init std of 0.05 cuts the seed noise four-fold, but its
+# about twice as much (24 seeds of the short setting spread 0.036 nats, 12 of the long one 0.016; five seeds
+# read anywhere from 0.015 to 0.05), and the fit gives each run the noise of its length; with only the long
+# setting the intervals of approaches 1 and 2 were too narrow at the smallest budget. The numbers above are
+# seed 0's, whose five short seeds happen to spread only 0.015; at --seed 7 they spread 0.049 and the pooled
+# noise is 0.037 (BENCHMARKS.md). An init std of 0.05 cuts the seed noise four-fold, but its
 # profiles scatter further beyond that noise (per-size quirks, which approach 2's copies carry), and approach
 # 2's interval of a (then read by the interpolant) was 0.30-0.51 wide at seeds 7 and 0 against 0.23-0.29 with
 # 0.02, so the presets keep 0.02. Each budget's 10-11 sizes let approach 2's local polynomial average the
