@@ -1,13 +1,14 @@
 """Keep freed host memory for reuse, so CPU training does not page-fault its buffers back in every step.
 
-glibc's allocator returns large blocks to the operating system when they are freed: a buffer of more
-than a few hundred KiB comes from a fresh ``mmap`` each time, and the heap's free top is trimmed once it
-passes a few MiB. A training step allocates and frees the same buffers over and over (the logits and
-their gradient alone are 2 MiB at a 512-token vocabulary and 1,024 tokens per batch), so on a CPU each
-step page-faults megabytes back in: on the 2-core dev box (a KVM guest, where a fault is dear), 300-500
-faults per step of a demo-sized model and 2-12% of its step time (``benchmarks/bench_host_memory.py``). Raising the two thresholds
-keeps those blocks in the heap; the process then holds on to its peak working set, which a training
-process reaches every step anyway. Losses are unchanged bit for bit: only where memory comes from moves.
+glibc's allocator hands large blocks back to the operating system: a block above its mmap threshold
+(128 KiB at start, raised as it sees such blocks freed) is a fresh ``mmap`` each time, and the heap's
+free top is trimmed once it passes twice that. A training step allocates and frees the same buffers
+over and over (the logits and their gradient alone are 2 MiB at a 512-token vocabulary and 1,024 tokens
+per batch), so on a CPU a step often page-faults megabytes back in: on the 2-core dev box (a KVM guest,
+where a fault is dear), 300-500 faults per step of a demo-sized model and 2-12% of its step time
+(``benchmarks/bench_host_memory.py``). Raising the two thresholds keeps those blocks in the heap; the
+process then holds on to its peak working set, which a training process reaches every step anyway.
+Losses are unchanged bit for bit: only where memory comes from moves.
 """
 
 from __future__ import annotations
