@@ -152,7 +152,7 @@ def fit_envelope(curves: list[Curve], *, n_bins: int = 30, noise: float | np.nda
     curves = [curves[i] for i in keep]
     if noise is not None and np.ndim(noise):
         noise = np.asarray(noise, dtype=float)[keep]
-    fit = EnvelopeFit(n_runs=len(curves))
+    fit = EnvelopeFit(n_runs=sum(c.n_runs for c in curves))  # runs behind the curves (seeds averaged)
     sizes = sorted({c.params for c in curves})
     if len(sizes) < 3:
         fit.note = f"needs validation curves of at least 3 model sizes; got {len(sizes)}"
