@@ -204,12 +204,15 @@ def local_polynomial(log_n: np.ndarray, loss: np.ndarray, best: int, window_dex:
     chosen = local_window(log_n, best, window_dex)
     x, y, w = log_n[chosen] - log_n[best], loss[chosen], 1 / sigma[chosen]
     grid = np.linspace(x.min(), x.max(), int(GRID_PER_GAP * np.ptp(x) / np.mean(np.diff(x))) + 1)
-    coef, residuals = _weighted_polynomial(x, y, w, 2)
-    chi2 = np.sum((residuals * w[:, None]) ** 2, axis=0)
+
+    def fit_with_chi2(degree: int) -> tuple[np.ndarray, np.ndarray]:
+        coef, residuals = _weighted_polynomial(x, y, w, degree)
+        return coef, np.sum((residuals * w[:, None]) ** 2, axis=0)
+
+    coef, chi2 = fit_with_chi2(2)
     curves, has_minimum = np.vander(grid, 3) @ coef, coef[0] > 0
     if x.size >= 5:  # a cubic with a degree of freedom left over
-        cubic, cubic_residuals = _weighted_polynomial(x, y, w, 3)
-        cubic_chi2 = np.sum((cubic_residuals * w[:, None]) ** 2, axis=0)
+        cubic, cubic_chi2 = fit_with_chi2(3)
         cubic_curves = np.vander(grid, 4) @ cubic
         at = np.argmin(cubic_curves, axis=0)
         # a parabola that opens downwards cannot describe a profile whose best size is inside it
