@@ -137,9 +137,8 @@ def test_average_curves_means_the_seeds_at_the_tokens_they_share():
     assert average_curves([a, Curve("d", 1e6, 6e6, a.tokens, a.loss)]).bpb is None
 
 
-def test_the_envelope_reads_one_curve_per_setting_so_the_luckiest_seed_does_not_win_it():
-    """Five seeds of one size each compete for the envelope when read apart, and the luckiest (2σ below
-    its setting's mean) wins compute that belongs to other sizes; averaged, they take only their own."""
+def _ladder_with_seeds() -> tuple[Points, Curve]:
+    """Tuned runs of 16 sizes, one of them (returned) as five seeds 2σ apart (σ = 3%)."""
     curves = _curves(np.logspace(7, 10, 16))
     lucky_size = curves[7]
     seeds = [Curve(f"seed{z}", lucky_size.params, lucky_size.flops_per_token, lucky_size.tokens,
@@ -151,14 +150,49 @@ def test_the_envelope_reads_one_curve_per_setting_so_the_luckiest_seed_does_not_
     runs = [c.run for c in curves]
     tuned = Points(n, tokens, np.array([c.loss[-1] for c in curves]), 6 * n * tokens, nan, nan.copy(),
                    nan.copy(), runs, list(runs), curves=curves)
-    apart = fit_envelope(curves, n_bins=40, n_draws=0)
+    return tuned, lucky_size
+
+
+def test_the_envelope_reads_one_curve_per_setting_so_the_luckiest_seed_does_not_win_it():
+    """Five seeds of one size each compete for the envelope when read apart, and the luckiest (2σ below
+    its setting's mean) wins compute that belongs to other sizes; averaged, they take only their own."""
+    tuned, lucky_size = _ladder_with_seeds()
+    apart = fit_envelope(tuned.curves, n_bins=40, n_draws=0)
     merged_curves = one_curve_per_cell(tuned)
     assert len(merged_curves) == 16 and max(c.n_runs for c in merged_curves) == 5
     merged = fit_envelope(merged_curves, n_bins=40, n_draws=0)
+    assert merged.n_runs == 20
     won_apart = sum(p["params"] == lucky_size.params for p in apart.points)
     won_merged = sum(p["params"] == lucky_size.params for p in merged.points)
     assert won_apart > won_merged + 3
     assert abs(merged.a - LAW.a) < abs(apart.a - LAW.a)
-    # a mean of n seeds is shifted by σ/√n in the noisy copies: one curve per size, noise given per curve
-    noise = np.array([0.02 * (c.n_runs == 1) + 0.02 / np.sqrt(5) * (c.n_runs == 5) for c in merged_curves])
-    assert fit_envelope(merged_curves, n_bins=40, noise=noise).a_ci is not None
+
+
+def test_the_envelope_shifts_a_mean_of_n_seeds_by_its_own_noise_over_root_n():
+    merged = one_curve_per_cell(_ladder_with_seeds()[0])
+    noise = np.linspace(0.01, 0.03, len(merged))  # one σ per curve, in their order
+    as_means = fit_envelope(merged, n_bins=40, noise=noise, n_draws=300)
+    singles = [Curve(c.run, c.params, c.flops_per_token, c.tokens, c.loss) for c in merged]
+    roots = np.sqrt([c.n_runs for c in merged])
+    assert as_means.a_ci == fit_envelope(singles, n_bins=40, noise=noise / roots, n_draws=300).a_ci
+    assert as_means.a_ci != fit_envelope(singles, n_bins=40, noise=noise, n_draws=300).a_ci
+    # a curve too short to read is dropped with its σ, not shifting the others' onto the wrong curves
+    short = Curve("short", 5e7, 3e8, np.array([1e9]), np.array([3.0]))
+    with_short = fit_envelope([short, *merged], n_bins=40, noise=np.r_[9.0, noise], n_draws=300)
+    assert with_short.a_ci == as_means.a_ci
+
+
+def test_approach_1_takes_each_runs_noise_from_approach_2(monkeypatch):
+    """The envelope step hands each curve the σ approach 2 gave its run (the noise law at its steps)."""
+    import scaling.fit.steps as steps
+    from scaling.fit.isoflop import IsoFlopFit
+    from scaling.fit.options import FitOptions
+
+    tuned, _ = _ladder_with_seeds()
+    run_noise = {run: 0.01 + 0.001 * i for i, run in enumerate(tuned.run)}
+    seen = {}
+    monkeypatch.setattr(steps, "fit_envelope", lambda curves, **kw: seen.update(curves=curves, **kw))
+    steps.envelope_step(tuned, IsoFlopFit(noise=0.02, run_noise=run_noise), FitOptions())
+    assert list(seen["noise"]) == [run_noise[c.run] for c in seen["curves"]]
+    steps.envelope_step(tuned, IsoFlopFit(), FitOptions())  # no seeds repeated: the envelope's default
+    assert seen["noise"] is None
